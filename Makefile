@@ -1,0 +1,27 @@
+# Everyday actions. `make demo` and `make test` work on a fresh machine (Python 3.11+).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test test-fast lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed  ## sync a local fixture index end to end on embedded defaults
+	$(PY) scripts/demo.py
+
+test: $(VENV)/.installed  ## the whole suite (needs PostgreSQL on 127.0.0.1:5432; see .ci/run)
+	$(VENV)/bin/pytest
+
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/pytest -m "not slow"
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf .mirrorflow-demo .pytest_cache

@@ -1,0 +1,142 @@
+"""Render the pages of a fixture index: PEP 503 HTML and PEP 691 JSON (with PEP 592, 658/714 and 700).
+
+The pages are written the way a real index serves them: HTML anchors carry ``#sha256=``,
+``data-requires-python`` (escaped), ``data-yanked`` and ``data-core-metadata`` /
+``data-dist-info-metadata``, with a bandersnatch-style ``<!--SERIAL n-->`` comment; JSON pages carry
+``meta._last-serial``, ``size``, ``upload-time`` and ``versions``. File URLs are relative to the page
+(``../../files/ab/<file>``) so that clients must resolve them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+if TYPE_CHECKING:
+    from fixtureindex.builder import FixtureFile
+
+__all__ = ["API_VERSION", "render_listing", "render_project"]
+
+#: The simple API version the fixture pages declare (PEP 700 fields need 1.1).
+API_VERSION = "1.1"
+
+Entry = tuple["FixtureFile", str, "bytes | None"]
+
+
+def _version_of(filename: str) -> Version | None:
+    try:
+        if filename.endswith(".whl"):
+            return parse_wheel_filename(filename)[1]
+        return parse_sdist_filename(filename)[1]
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None  # Legacy .egg / .exe / ... files: no version PEP 700 can list from the name.
+
+
+def _file_url(filename: str, digest: str) -> str:
+    return f"../../files/{digest[:2]}/{quote(filename)}"
+
+
+def _json_file(file: FixtureFile, digest: str, metadata: bytes | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "filename": file.filename,
+        "url": _file_url(file.filename, digest),
+        "hashes": {"sha256": digest},
+        "requires-python": file.requires_python,
+        "size": len(file.content),
+    }
+    if file.yanked is not False:
+        entry["yanked"] = file.yanked if isinstance(file.yanked, str) and file.yanked else True
+    if file.upload_time is not None:
+        entry["upload-time"] = file.upload_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if metadata is not None:
+        # PEP 714: serve both keys, the new one and the one older clients look for.
+        hashes = {"sha256": hashlib.sha256(metadata).hexdigest()}
+        entry["core-metadata"] = hashes
+        entry["dist-info-metadata"] = hashes
+    return entry
+
+
+def _html_anchor(file: FixtureFile, digest: str, metadata: bytes | None) -> str:
+    attrs = [f'href="{html.escape(_file_url(file.filename, digest))}#sha256={digest}"']
+    if file.requires_python is not None:
+        attrs.append(f'data-requires-python="{html.escape(file.requires_python)}"')
+    if file.yanked is not False:
+        reason = file.yanked if isinstance(file.yanked, str) else ""
+        attrs.append(f'data-yanked="{html.escape(reason)}"')
+    if metadata is not None:
+        value = f"sha256={hashlib.sha256(metadata).hexdigest()}"
+        attrs += [f'data-core-metadata="{value}"', f'data-dist-info-metadata="{value}"']
+    return f"    <a {' '.join(attrs)}>{html.escape(file.filename)}</a><br />"
+
+
+def render_project(display_name: str, entries: Sequence[Entry], *, last_serial: int) -> tuple[str, str]:
+    """Return ``(html, json)`` for one project's page."""
+    versions = {v for v in (_version_of(file.filename) for file, _, _ in entries) if v is not None}
+    document = {
+        "meta": {"api-version": API_VERSION, "_last-serial": last_serial},
+        "name": canonicalize_name(display_name),
+        "versions": [str(version) for version in sorted(versions)],
+        "files": [_json_file(file, digest, metadata) for file, digest, metadata in entries],
+    }
+    title = html.escape(f"Links for {display_name}")
+    page = "\n".join(
+        [
+            "<!DOCTYPE html>",
+            "<html>",
+            "  <head>",
+            f'    <meta name="pypi:repository-version" content="{API_VERSION}">',
+            f"    <title>{title}</title>",
+            "  </head>",
+            "  <body>",
+            f"    <h1>{title}</h1>",
+            *(_html_anchor(file, digest, metadata) for file, digest, metadata in entries),
+            "  </body>",
+            "</html>",
+            f"<!--SERIAL {last_serial}-->",
+            "",
+        ]
+    )
+    return page, json.dumps(document, indent=1) + "\n"
+
+
+def render_listing(projects: Iterable[tuple[str, int]], *, last_serial: int) -> tuple[str, str]:
+    """Return ``(html, json)`` for the ``/simple/`` listing of ``(display name, last serial)`` pairs."""
+    projects = sorted(projects, key=lambda item: canonicalize_name(item[0]))
+    document = {
+        "meta": {"api-version": API_VERSION, "_last-serial": last_serial},
+        "projects": [{"name": name, "_last-serial": serial} for name, serial in projects],
+    }
+    anchors = [
+        f'    <a href="{quote(canonicalize_name(name))}/">{html.escape(name)}</a><br />'
+        for name, _ in projects
+    ]
+    page = "\n".join(
+        [
+            "<!DOCTYPE html>",
+            "<html>",
+            "  <head>",
+            f'    <meta name="pypi:repository-version" content="{API_VERSION}">',
+            "    <title>Simple index</title>",
+            "  </head>",
+            "  <body>",
+            *anchors,
+            "  </body>",
+            "</html>",
+            "",
+        ]
+    )
+    return page, json.dumps(document, indent=1) + "\n"

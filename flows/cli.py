@@ -1,0 +1,254 @@
+"""The ``mirrorflow`` command line, in the grammar of Pulp's CLI.
+
+Output is JSON on stdout. Errors are one line on stderr and a non-zero exit; nothing changes.
+Prefect is imported only by the commands that run flows (it takes seconds to import).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from flows.remote_spec import RemoteFields, describe_validation_error
+from flows.runtime import catalog_for
+from flows.settings import Settings
+from flows.views import package_view, remote_view, repository_view, version_view
+from storage.catalog import Catalog, CatalogError
+from storage.content import ContentWriter
+from tasks.filters import InvalidFilter
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+repository_app = typer.Typer(no_args_is_help=True, help="Create, show, sync repositories.")
+version_app = typer.Typer(no_args_is_help=True, help="Show the versions of a repository.")
+remote_app = typer.Typer(no_args_is_help=True, help="Create, show, update upstream remotes.")
+content_app = typer.Typer(no_args_is_help=True, help="List the packages of a repository version.")
+app.add_typer(repository_app, name="repository")
+repository_app.add_typer(version_app, name="version")
+app.add_typer(remote_app, name="remote")
+app.add_typer(content_app, name="content")
+
+
+class UsageError(ValueError):
+    """Bad input on the command line, already phrased for the user."""
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _emit(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _catalog() -> Catalog:
+    return catalog_for(Settings())
+
+
+def _json_list(field: str, text: str | None) -> list[Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{field}: {text!r} is not valid JSON ({exc.msg})") from None
+    if not isinstance(value, list):
+        raise UsageError(f"{field}: {text!r} must be a JSON list, e.g. '[\"shelf-reader\"]'")
+    return value
+
+
+Name = Annotated[str, typer.Option("--name", help="Name of the object.")]
+JsonList = Annotated[str | None, typer.Option(help="A JSON list.")]
+
+# -- remotes ---------------------------------------------------------------------------------
+
+
+@remote_app.command("create")
+@remote_app.command("update")
+def remote_create_or_update(
+    ctx: typer.Context,
+    name: Name,
+    url: Annotated[str | None, typer.Option(help="Root of the upstream simple index.")] = None,
+    includes: JsonList = None,
+    excludes: JsonList = None,
+    prereleases: Annotated[bool | None, typer.Option("--prereleases/--no-prereleases")] = None,
+    package_types: JsonList = None,
+    exclude_platforms: JsonList = None,
+    keep_latest_packages: int | None = None,
+    exclude_newer_than: Annotated[str | None, typer.Option(help="Minimum upload age, e.g. 7d.")] = None,
+    missing_upload_time: Annotated[str | None, typer.Option(help="take or skip.")] = None,
+    python_versions: JsonList = None,
+    skip_yanked: Annotated[bool | None, typer.Option("--skip-yanked/--keep-yanked")] = None,
+    policy: Annotated[str | None, typer.Option(help="immediate, on_demand or streamed.")] = None,
+    download_concurrency: int | None = None,
+    max_retries: int | None = None,
+    total_timeout: float | None = None,
+    connect_timeout: float | None = None,
+    sock_connect_timeout: float | None = None,
+    sock_read_timeout: float | None = None,
+    headers: JsonList = None,
+    rate_limit: int | None = None,
+    tls_validation: Annotated[bool | None, typer.Option("--tls-validation/--no-tls-validation")] = None,
+    proxy_url: str | None = None,
+    ca_cert: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    proxy_username: str | None = None,
+    proxy_password: str | None = None,
+) -> None:
+    """Create a remote, or update the fields given."""
+    given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
+    for field in ("includes", "excludes", "package_types", "exclude_platforms", "python_versions", "headers"):
+        if field in given:
+            given[field] = _json_list(field, given[field])
+    catalog = _catalog()
+    if ctx.info_name == "create":
+        if "url" not in given:
+            raise UsageError("url: missing; a remote needs --url")
+        fields = RemoteFields.model_validate(given)
+        row = catalog.create_remote(name, **fields.to_columns())
+    else:
+        merged = RemoteFields.from_row(catalog.get_remote(name)).model_dump() | given
+        fields = RemoteFields.model_validate(merged)
+        row = catalog.update_remote(name, **fields.to_columns())
+    _emit(remote_view(row))
+
+
+@remote_app.command("show")
+def remote_show(name: Name) -> None:
+    _emit(remote_view(_catalog().get_remote(name)))
+
+
+@remote_app.command("list")
+def remote_list() -> None:
+    _emit([remote_view(row) for row in _catalog().list_remotes()])
+
+
+@remote_app.command("delete")
+def remote_delete(name: Name) -> None:
+    _catalog().delete_remote(name)
+
+
+# -- repositories ----------------------------------------------------------------------------
+
+
+def _show_repository(catalog: Catalog, row: Any) -> None:
+    _emit(repository_view(row, catalog.remote_name_of(row)))
+
+
+@repository_app.command("create")
+def repository_create(
+    name: Name,
+    description: str | None = None,
+    retain_repo_versions: int | None = None,
+    remote: Annotated[str | None, typer.Option(help="Default remote for syncs.")] = None,
+) -> None:
+    if retain_repo_versions is not None and retain_repo_versions < 1:
+        raise UsageError(f"retain_repo_versions: must be at least 1 (got {retain_repo_versions!r})")
+    catalog = _catalog()
+    row = catalog.create_repository(
+        name, description=description, retain_repo_versions=retain_repo_versions, remote=remote
+    )
+    _show_repository(catalog, row)
+
+
+@repository_app.command("update")
+def repository_update(
+    ctx: typer.Context,
+    name: Name,
+    description: str | None = None,
+    retain_repo_versions: int | None = None,
+    remote: Annotated[str | None, typer.Option(help="Default remote ('' to detach).")] = None,
+) -> None:
+    given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
+    if given.get("retain_repo_versions", 1) < 1:
+        raise UsageError(f"retain_repo_versions: must be at least 1 (got {retain_repo_versions!r})")
+    if given.get("remote") == "":
+        given["remote"] = None
+    catalog = _catalog()
+    _show_repository(catalog, catalog.update_repository(name, **given))
+
+
+@repository_app.command("show")
+def repository_show(name: Name) -> None:
+    catalog = _catalog()
+    _show_repository(catalog, catalog.get_repository(name))
+
+
+@repository_app.command("list")
+def repository_list() -> None:
+    catalog = _catalog()
+    _emit([repository_view(row, catalog.remote_name_of(row)) for row in catalog.list_repositories()])
+
+
+@repository_app.command("delete")
+def repository_delete(name: Name) -> None:
+    _catalog().delete_repository(name)
+
+
+@repository_app.command("sync")
+def repository_sync(
+    name: Name,
+    remote: Annotated[str | None, typer.Option(help="Remote to sync from (default: the repository's).")] = None,
+    mirror: Annotated[bool, typer.Option("--mirror/--additive", help="Remove what the remote no longer has.")] = False,
+) -> None:
+    """Sync a repository from a remote and print the resulting version."""
+    settings = Settings()
+    catalog = catalog_for(settings)
+    catalog.get_repository(name)  # fail fast, before Prefect starts, on unknown names
+    if remote is not None:
+        catalog.get_remote(remote)
+    from flows.progress import progress_bar
+    from flows.sync_repository import run_sync
+
+    with progress_bar():
+        result = run_sync(name, remote, mirror=mirror, settings=settings)
+    version = catalog.get_version(name, result["version"])
+    _emit(version_view(version, with_report=True) | {"report": result["report"]})
+
+
+# -- versions and content --------------------------------------------------------------------
+
+Repo = Annotated[str, typer.Option("--repository", help="Repository name.")]
+Number = Annotated[int | None, typer.Option("--version", help="Version number (default: latest).")]
+
+
+@version_app.command("show")
+def version_show(repository: Repo, version: Number = None) -> None:
+    _emit(version_view(_catalog().get_version(repository, version)))
+
+
+@version_app.command("list")
+def version_list(repository: Repo) -> None:
+    _emit([version_view(v) for v in _catalog().list_versions(repository)])
+
+
+@content_app.command("list")
+def content_list(repository: Repo, version: Number = None) -> None:
+    packages = ContentWriter(_catalog()).content_at(repository, version)
+    _emit([package_view(p) for p in packages])
+
+
+def main() -> None:
+    """Console entry point: run the app, turning known errors into one line and exit code 1."""
+    from tasks.batch import SyncFailed
+
+    try:
+        app()
+    except ValidationError as exc:
+        _exit_with(describe_validation_error(exc))
+    except (CatalogError, InvalidFilter, UsageError, SyncFailed, ValueError) as exc:
+        _exit_with(str(exc))
+
+
+def _exit_with(message: str) -> NoReturn:
+    print(f"Error: {message}", file=sys.stderr)
+    sys.exit(1)

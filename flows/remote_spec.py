@@ -1,0 +1,124 @@
+"""The remote's fields, validated at the wire (CLI options, flow parameters) with pydantic.
+
+Filter fields are checked by ``tasks.filters.FilterSpec.build`` so that a remote that was
+accepted always builds a filter. Errors name the field and show the value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tasks.filenames import PACKAGE_TYPES
+from tasks.filters import PLATFORMS, FilterSpec, InvalidFilter
+
+__all__ = ["RemoteFields", "SECRET_FIELDS", "describe_validation_error", "filter_spec_of"]
+
+#: Stored, never printed: shown as ``hidden_fields`` with ``is_set``, in the seed's order.
+SECRET_FIELDS = ("client_key", "proxy_username", "proxy_password", "username", "password")
+
+#: Filters beyond Pulp's set, stored together in the ``extra_filters`` column.
+EXTRA_FILTERS = ("exclude_newer_than", "missing_upload_time", "python_versions", "skip_yanked")
+
+Policy = Literal["immediate", "on_demand", "streamed"]
+
+
+class RemoteFields(BaseModel):
+    """Every field of a remote. On update, only the fields given are applied (``exclude_unset``)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    url: str = Field(description="Root of the upstream simple index, as pip's --index-url.")
+    includes: list[str] = Field(default_factory=list, description="PEP 508 requirements to sync.")
+    excludes: list[str] = Field(default_factory=list, description="PEP 508 requirements to leave out.")
+    prereleases: bool = Field(default=True, description="Sync pre- and dev releases.")
+    package_types: list[str] = Field(default_factory=list, description=f"Any of {', '.join(PACKAGE_TYPES)}.")
+    exclude_platforms: list[str] = Field(default_factory=list, description=f"Any of {', '.join(PLATFORMS)}.")
+    keep_latest_packages: int = Field(default=0, ge=0, description="Newest versions kept per project; 0: all.")
+    exclude_newer_than: str | None = Field(
+        default=None, description="Minimum upload age, e.g. '7d': newer files wait for a later sync."
+    )
+    missing_upload_time: Literal["take", "skip"] = Field(
+        default="take", description="With exclude_newer_than: what to do with files without upload time."
+    )
+    python_versions: list[str] = Field(default_factory=list, description="Keep files installable on these.")
+    skip_yanked: bool = Field(default=False, description="Leave out files the upstream yanked.")
+    policy: Policy = Field(default="on_demand", description="immediate, on_demand or streamed.")
+    download_concurrency: int | None = Field(default=None, ge=1, le=100)
+    max_retries: int | None = Field(default=None, ge=0, le=20)
+    total_timeout: float | None = Field(default=None, gt=0)
+    connect_timeout: float | None = Field(default=None, gt=0)
+    sock_connect_timeout: float | None = Field(default=None, gt=0)
+    sock_read_timeout: float | None = Field(default=None, gt=0)
+    headers: list[dict[str, str]] | None = None
+    rate_limit: int | None = Field(default=None, ge=0)
+    tls_validation: bool = True
+    proxy_url: str | None = None
+    ca_cert: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    proxy_username: str | None = None
+    proxy_password: str | None = None
+
+    @field_validator("url", "proxy_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _filters_build(self) -> RemoteFields:
+        try:
+            filter_spec_of(self.model_dump())
+        except InvalidFilter as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def to_columns(self, *, only_set: bool = False) -> dict[str, Any]:
+        """Return the catalog columns for these fields (extra filters folded into one)."""
+        data = self.model_dump(exclude_unset=only_set)
+        extras = {key: data.pop(key) for key in EXTRA_FILTERS if key in data}
+        if extras or not only_set:
+            data["extra_filters"] = extras
+        return data
+
+    @classmethod
+    def from_row(cls, row: Any) -> RemoteFields:
+        data = {name: getattr(row, name) for name in cls.model_fields if name not in EXTRA_FILTERS}
+        data.update(row.extra_filters or {})
+        return cls.model_validate(data)
+
+
+def filter_spec_of(fields: dict[str, Any]) -> FilterSpec:
+    """Build the pure filter spec from a remote's fields (raises ``InvalidFilter``)."""
+    return FilterSpec.build(
+        includes=fields.get("includes") or (),
+        excludes=fields.get("excludes") or (),
+        prereleases=fields.get("prereleases", True),
+        package_types=fields.get("package_types") or (),
+        exclude_platforms=fields.get("exclude_platforms") or (),
+        keep_latest_packages=fields.get("keep_latest_packages") or 0,
+        min_upload_age=fields.get("exclude_newer_than"),
+        missing_upload_time=fields.get("missing_upload_time") or "take",
+        python_versions=fields.get("python_versions") or (),
+        skip_yanked=fields.get("skip_yanked", False),
+    )
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem: ``field: message (got value)``."""
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "remote"
+        message = error["msg"].removeprefix("Value error, ")
+        shown = "" if error["type"] in ("value_error", "missing") else f" (got {error.get('input')!r})"
+        lines.append(f"{field}: {message}{shown}")
+    return "; ".join(lines)

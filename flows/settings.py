@@ -1,0 +1,55 @@
+"""Settings, read once from the environment (``MIRRORFLOW_*``) at the entry point.
+
+Every setting is documented in the README. Nothing below ``flows`` reads the environment:
+the values travel as constructor arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_home"]
+
+
+def default_home() -> Path:
+    """The per-user data directory: ``$XDG_DATA_HOME/mirrorflow`` or ``~/.local/share/mirrorflow``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mirrorflow"
+
+
+class Settings(BaseSettings):
+    """mirrorflow's settings. Embedded defaults: SQLite catalog and directory store in ``home``."""
+
+    model_config = SettingsConfigDict(env_prefix="MIRRORFLOW_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="Where embedded state lives.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the catalog, e.g. postgresql+psycopg://user@host/db. "
+        "Default: sqlite:///<home>/catalog.db.",
+    )
+    s3_endpoint: str | None = Field(
+        default=None, description="host:port of an S3 endpoint (MinIO); when unset, artifacts go to <home>/artifacts."
+    )
+    s3_bucket: str = Field(default="mirrorflow", description="Bucket for artifacts (created if missing).")
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_secure: bool = Field(default=True, description="Use https to reach the S3 endpoint.")
+    s3_region: str | None = None
+    s3_prefix: str = Field(default="", description="Key prefix inside the bucket.")
+    task_workers: int = Field(default=4, ge=1, le=64, description="Threads of the flow's task runner.")
+    batch_size: int = Field(default=200, ge=1, description="Projects per mapped sync task.")
+    max_page_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, description="Largest project page accepted.")
+    max_file_bytes: int | None = Field(default=None, description="Largest distribution file accepted.")
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'catalog.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"

@@ -1,0 +1,267 @@
+"""The catalog: repositories, remotes and repository versions, on PostgreSQL or SQLite.
+
+Each public method is one short transaction. Errors::
+
+    CatalogError
+     ├── NotFound          (.kind, .name)  no repository / remote / version of that name
+     └── AlreadyExists     (.kind, .name)  a repository or remote of that name exists
+
+Content writes (packages, artifacts, staging, the version commit) live in ``storage.content``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.models import Remote, Repository, RepositoryVersion
+
+__all__ = ["Catalog", "CatalogError", "NotFound", "AlreadyExists", "VersionView"]
+
+
+class CatalogError(Exception):
+    """Base of the catalog's errors."""
+
+
+class NotFound(CatalogError, LookupError):
+    def __init__(self, kind: str, name: object) -> None:
+        self.kind, self.name = kind, name
+        super().__init__(f"{kind} {name!r} does not exist")
+
+
+class AlreadyExists(CatalogError):
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind, self.name = kind, name
+        super().__init__(f"{kind} {name!r} already exists")
+
+
+@dataclass(frozen=True, slots=True)
+class VersionView:
+    """A repository version as the CLI and the server show it."""
+
+    repository: str
+    repository_uuid: str
+    uuid: str
+    number: int
+    base_version: int | None
+    created: Any
+    added: int
+    removed: int
+    present: int
+    report: dict[str, Any]
+
+
+_KIND: dict[type[Any], str] = {Remote: "remote", Repository: "repository"}
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Return an engine for ``url`` (``sqlite:///...`` or ``postgresql+psycopg://...``)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own transaction handling defers BEGIN; take the write lock up front instead,
+        # so that two writers queue on busy_timeout rather than deadlock on a lock upgrade.
+        event.listen(engine, "connect", lambda conn, _rec: setattr(conn, "isolation_level", None))
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Catalog:
+    """Repositories, remotes and versions. Built once per process from the database URL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str, *, migrate: bool = True) -> Catalog:
+        catalog = cls(make_engine(url))
+        if migrate:
+            catalog.migrate()
+        return catalog
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (idempotent)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    # -- remotes -----------------------------------------------------------------------------
+
+    def create_remote(self, name: str, **fields: Any) -> Remote:
+        try:
+            with self.session() as session:
+                remote = Remote(name=name, **fields)
+                session.add(remote)
+                session.flush()
+                return remote
+        except IntegrityError:
+            if self._exists(Remote, name):
+                raise AlreadyExists("remote", name) from None
+            raise
+
+    def get_remote(self, name: str) -> Remote:
+        with self.session() as session:
+            return self._get(session, Remote, name)
+
+    def list_remotes(self) -> list[Remote]:
+        with self.session() as session:
+            return list(session.scalars(select(Remote).order_by(Remote.name)))
+
+    def update_remote(self, name: str, **fields: Any) -> Remote:
+        with self.session() as session:
+            remote = self._get(session, Remote, name)
+            for key, value in fields.items():
+                setattr(remote, key, value)
+            session.flush()
+            return remote
+
+    def delete_remote(self, name: str) -> None:
+        with self.session() as session:
+            session.delete(self._get(session, Remote, name))
+
+    # -- repositories ------------------------------------------------------------------------
+
+    def create_repository(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        retain_repo_versions: int | None = None,
+        remote: str | None = None,
+    ) -> Repository:
+        """Create a repository and its empty version 0, as Pulp does."""
+        try:
+            with self.session() as session:
+                remote_id = self._get(session, Remote, remote).id if remote else None
+                repository = Repository(
+                    name=name,
+                    description=description,
+                    retain_repo_versions=retain_repo_versions,
+                    remote_id=remote_id,
+                    latest_version=0,
+                )
+                session.add(repository)
+                session.flush()
+                session.add(RepositoryVersion(repository_id=repository.id, number=0))
+                return repository
+        except IntegrityError:
+            if self._exists(Repository, name):
+                raise AlreadyExists("repository", name) from None
+            raise
+
+    def get_repository(self, name: str) -> Repository:
+        with self.session() as session:
+            return self._get(session, Repository, name)
+
+    def list_repositories(self) -> list[Repository]:
+        with self.session() as session:
+            return list(session.scalars(select(Repository).order_by(Repository.name)))
+
+    def update_repository(self, name: str, **fields: Any) -> Repository:
+        """Update fields; ``remote`` takes a remote name (or None to detach)."""
+        with self.session() as session:
+            repository = self._get(session, Repository, name)
+            if "remote" in fields:
+                remote = fields.pop("remote")
+                repository.remote_id = self._get(session, Remote, remote).id if remote else None
+            for key, value in fields.items():
+                setattr(repository, key, value)
+            session.flush()
+            return repository
+
+    def delete_repository(self, name: str) -> None:
+        with self.session() as session:
+            session.delete(self._get(session, Repository, name))
+
+    def remote_name_of(self, repository: Repository) -> str | None:
+        if repository.remote_id is None:
+            return None
+        with self.session() as session:
+            remote = session.get(Remote, repository.remote_id)
+            return remote.name if remote else None
+
+    # -- versions ----------------------------------------------------------------------------
+
+    def get_version(self, repository: str, number: int | None = None) -> VersionView:
+        """Return version ``number`` of ``repository`` (the latest when None)."""
+        with self.session() as session:
+            repo = self._get(session, Repository, repository)
+            wanted = repo.latest_version if number is None else number
+            row = session.scalar(
+                select(RepositoryVersion).where(
+                    RepositoryVersion.repository_id == repo.id, RepositoryVersion.number == wanted
+                )
+            )
+            if row is None:
+                raise NotFound("version", f"{repository}/{wanted}")
+            return _view(repo, row)
+
+    def list_versions(self, repository: str) -> list[VersionView]:
+        with self.session() as session:
+            repo = self._get(session, Repository, repository)
+            rows = session.scalars(
+                select(RepositoryVersion)
+                .where(RepositoryVersion.repository_id == repo.id)
+                .order_by(RepositoryVersion.number.desc())
+            )
+            return [_view(repo, row) for row in rows]
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _get(session: Session, model: type[Any], name: str) -> Any:
+        row = session.scalar(select(model).where(model.name == name))
+        if row is None:
+            raise NotFound(_KIND[model], name)
+        return row
+
+    def _exists(self, model: type[Any], name: str) -> bool:
+        with self.session() as session:
+            return bool(session.scalar(select(func.count()).where(model.name == name)))
+
+
+def _view(repo: Repository, row: RepositoryVersion) -> VersionView:
+    return VersionView(
+        repository=repo.name,
+        repository_uuid=repo.uuid,
+        uuid=row.uuid,
+        number=row.number,
+        base_version=row.base_version,
+        created=row.created,
+        added=row.added_count,
+        removed=row.removed_count,
+        present=row.present_count,
+        report=row.report or {},
+    )

@@ -1,0 +1,264 @@
+"""Content writes: packages, artifacts, a sync's staging rows, and the version commit.
+
+A sync writes in two phases, so that no reader ever sees half of it:
+
+1. batch by batch, ``upsert_packages`` + ``stage`` record what the sync selected (packages are
+   shared, idempotent rows; staging rows are private to the sync);
+2. ``commit_version`` turns the staged set into the next repository version in ONE transaction:
+   lock the repository, close intervals of what leaves, open intervals for what arrives, write
+   the version row. A commit that would change nothing writes nothing and uses no number.
+
+A sync killed before step 2 leaves only staging rows (invisible, cleared later) and packages or
+artifacts that no version references yet (reused by the rerun).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, literal, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from storage.catalog import Catalog, NotFound, VersionView, _view
+from storage.models import (
+    Artifact,
+    Package,
+    Repository,
+    RepositoryContent,
+    RepositoryVersion,
+    SyncStaging,
+)
+
+__all__ = ["NewPackage", "ContentWriter", "STALE_STAGING_AFTER"]
+
+#: Staging rows older than this belong to a sync that died; a later commit clears them.
+STALE_STAGING_AFTER = timedelta(hours=24)
+
+_BATCH = 1000  # rows per statement: 16 columns x 1000 stays far below 65,535 parameters
+
+
+@dataclass(frozen=True, slots=True)
+class NewPackage:
+    """A package row to record: one distribution file, as the sync selected it."""
+
+    name: str
+    normalized_name: str
+    version: str
+    filename: str
+    packagetype: str
+    python_version: str
+    requires_python: str | None
+    sha256: str
+    size: int | None
+    upload_time: datetime | None
+    yanked: bool
+    yanked_reason: str | None
+    metadata_sha256: str | None
+    has_metadata: bool
+    url: str
+
+
+def _chunks(items: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ContentWriter:
+    """Writes content for syncs. Each method is one short transaction."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        dialect = catalog.engine.dialect.name
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    # -- packages and artifacts --------------------------------------------------------------
+
+    def upsert_packages(self, packages: Sequence[NewPackage]) -> dict[tuple[str, str], int]:
+        """Record packages (idempotent) and return their ids by ``(filename, sha256)``.
+
+        An existing row keeps its identity; the upstream's yank status is refreshed.
+        """
+        ids: dict[tuple[str, str], int] = {}
+        unique = list({(p.filename, p.sha256): p for p in packages}.values())
+        with self.catalog.session() as session:
+            for chunk in _chunks(unique):
+                stmt = self._insert(Package).values([asdict(p) for p in chunk])
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["filename", "sha256"],
+                    set_={"yanked": stmt.excluded.yanked, "yanked_reason": stmt.excluded.yanked_reason},
+                )
+                session.execute(stmt)
+                keys = [(p.filename, p.sha256) for p in chunk]
+                rows = session.execute(
+                    select(Package.filename, Package.sha256, Package.id).where(
+                        tuple_(Package.filename, Package.sha256).in_(keys)
+                    )
+                )
+                ids.update({(f, s): i for f, s, i in rows})
+        return ids
+
+    def known_artifacts(self, sha256s: Iterable[str]) -> set[str]:
+        """Return the digests among ``sha256s`` that already have an artifact row."""
+        wanted = sorted(set(sha256s))
+        found: set[str] = set()
+        with self.catalog.session() as session:
+            for chunk in _chunks(wanted):
+                found.update(session.scalars(select(Artifact.sha256).where(Artifact.sha256.in_(chunk))))
+        return found
+
+    def record_artifacts(self, artifacts: Sequence[tuple[str, int, str]]) -> None:
+        """Record stored artifacts ``(sha256, size, key)`` and link every package with that digest.
+
+        Call only after the object is in the store: a row never points at a missing object.
+        """
+        if not artifacts:
+            return
+        with self.catalog.session() as session:
+            for chunk in _chunks(list(artifacts)):
+                rows = [{"sha256": s, "size": n, "storage_key": k} for s, n, k in chunk]
+                session.execute(self._insert(Artifact).values(rows).on_conflict_do_nothing())
+                session.execute(
+                    update(Package)
+                    .where(Package.sha256.in_([s for s, _, _ in chunk]), Package.artifact_sha256.is_(None))
+                    .values(artifact_sha256=Package.sha256)
+                )
+
+    # -- staging and commit ------------------------------------------------------------------
+
+    def stage(self, sync_id: str, repository_id: int, package_ids: Iterable[int]) -> None:
+        """Remember that sync ``sync_id`` selected these packages (idempotent)."""
+        rows = [{"sync_id": sync_id, "repository_id": repository_id, "package_id": i} for i in package_ids]
+        with self.catalog.session() as session:
+            for chunk in _chunks(rows):
+                session.execute(self._insert(SyncStaging).values(chunk).on_conflict_do_nothing())
+
+    def discard(self, sync_id: str) -> None:
+        """Drop a sync's staging rows (a failed sync calls this; a crashed one is cleared later)."""
+        with self.catalog.session() as session:
+            session.execute(delete(SyncStaging).where(SyncStaging.sync_id == sync_id))
+
+    def commit_version(
+        self,
+        *,
+        repository: str,
+        sync_id: str,
+        mirror: bool,
+        remote_name: str | None = None,
+        report: dict[str, Any] | None = None,
+    ) -> VersionView | None:
+        """Turn the staged set into the next version; None when nothing would change.
+
+        Additive (``mirror=False``): staged packages are added; a present package whose filename a
+        staged package now takes (same name, other digest) is replaced. Mirror: additionally,
+        everything present that was not staged is removed.
+        """
+        with self.catalog.session() as session:
+            repo = session.scalar(select(Repository).where(Repository.name == repository).with_for_update())
+            if repo is None:
+                raise NotFound("repository", repository)
+            number = repo.latest_version + 1
+            staged = select(SyncStaging.package_id).where(SyncStaging.sync_id == sync_id)
+            is_open = and_(
+                RepositoryContent.repository_id == repo.id, RepositoryContent.version_removed.is_(None)
+            )
+            removed = self._close(session, is_open, number, replaced_by(staged))
+            if mirror:
+                removed += self._close(session, is_open, number, RepositoryContent.package_id.not_in(staged))
+            present_ids = select(RepositoryContent.package_id).where(is_open)
+            added = len(
+                session.execute(
+                    RepositoryContent.__table__.insert()
+                    .from_select(
+                        ["repository_id", "package_id", "version_added"],
+                        select(literal(repo.id), SyncStaging.package_id, literal(number)).where(
+                            SyncStaging.sync_id == sync_id, SyncStaging.package_id.not_in(present_ids)
+                        ),
+                    )
+                    .returning(RepositoryContent.id)
+                ).all()
+            )
+            self._clear_staging(session, repo.id, sync_id)
+            if added == 0 and removed == 0:
+                return None
+            previous = session.scalar(
+                select(RepositoryVersion.present_count).where(
+                    RepositoryVersion.repository_id == repo.id,
+                    RepositoryVersion.number == repo.latest_version,
+                )
+            )
+            version = RepositoryVersion(
+                repository_id=repo.id,
+                number=number,
+                added_count=added,
+                removed_count=removed,
+                present_count=(previous or 0) + added - removed,
+                remote_name=remote_name,
+                report=report or {},
+            )
+            session.add(version)
+            repo.latest_version = number
+            session.flush()
+            return _view(repo, version)
+
+    @staticmethod
+    def _close(session: Session, is_open: Any, number: int, condition: Any) -> int:
+        result = session.execute(
+            update(RepositoryContent)
+            .where(is_open, condition)
+            .values(version_removed=number)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount)
+
+    @staticmethod
+    def _clear_staging(session: Session, repository_id: int, sync_id: str) -> None:
+        stale = datetime.now(UTC) - STALE_STAGING_AFTER
+        session.execute(
+            delete(SyncStaging).where(
+                SyncStaging.repository_id == repository_id,
+                or_(SyncStaging.sync_id == sync_id, SyncStaging.staged_at < stale),
+            )
+        )
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def content_at(self, repository: str, number: int | None = None) -> list[Package]:
+        """Return the packages of a version (the latest when None), by project and filename."""
+        with self.catalog.session() as session:
+            repo = session.scalar(select(Repository).where(Repository.name == repository))
+            if repo is None:
+                raise NotFound("repository", repository)
+            wanted = repo.latest_version if number is None else number
+            if not 0 <= wanted <= repo.latest_version:
+                raise NotFound("version", f"{repository}/{wanted}")
+            return list(
+                session.scalars(
+                    select(Package)
+                    .join(RepositoryContent, RepositoryContent.package_id == Package.id)
+                    .where(
+                        RepositoryContent.repository_id == repo.id,
+                        RepositoryContent.version_added <= wanted,
+                        or_(
+                            RepositoryContent.version_removed.is_(None),
+                            RepositoryContent.version_removed > wanted,
+                        ),
+                    )
+                    .order_by(Package.normalized_name, Package.filename)
+                )
+            )
+
+    def count_packages(self) -> int:
+        with self.catalog.session() as session:
+            return int(session.scalar(select(func.count()).select_from(Package)) or 0)
+
+
+def replaced_by(staged: Any) -> Any:
+    """Condition on open content: a package whose filename a staged package (other digest) takes."""
+    staged_filenames = select(Package.filename).where(Package.id.in_(staged))
+    return RepositoryContent.package_id.in_(
+        select(Package.id).where(Package.filename.in_(staged_filenames), Package.id.not_in(staged))
+    )

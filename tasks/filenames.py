@@ -1,0 +1,234 @@
+"""Parse the filename of a distribution file: project name, version, package type, Python and platform.
+
+The upstream index lists files by name; this module turns a name into a :class:`ParsedFilename` or refuses
+it. Wheels and ``.tar.gz`` / ``.zip`` sdists are parsed by ``packaging``; the legacy formats that the index
+still serves (eggs, Windows installers, disk images, RPMs, "dumb" binary archives and the other sdist
+archive suffixes) get small parsers here that split off their platform and release parts and then leave
+the name and the version to ``packaging`` as well. PEP 440 is never re-implemented.
+
+Exception tree::
+
+    ValueError
+    └── InvalidFilename      .filename, .reason
+
+Pure: imports only the standard library and ``packaging``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    is_normalized_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+__all__ = ["PACKAGE_TYPES", "InvalidFilename", "ParsedFilename", "parse_filename"]
+
+#: Every package type the index's JSON API reports, sorted.
+PACKAGE_TYPES = (
+    "bdist_dmg",
+    "bdist_dumb",
+    "bdist_egg",
+    "bdist_msi",
+    "bdist_rpm",
+    "bdist_wheel",
+    "bdist_wininst",
+    "sdist",
+)
+
+#: Archive suffixes shared by sdists and bdist_dumb archives.
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".zip", ".tar")
+
+#: What separates the version from the platform in a bdist_dumb name (``foo-1.0.linux-x86_64.tar.gz``).
+_DUMB_PLATFORM_MARKERS = (".linux-", ".macosx-", ".win", ".freebsd-", ".cygwin-")
+
+
+class InvalidFilename(ValueError):
+    """A filename that is not a distribution filename we understand (or is unsafe to store)."""
+
+    def __init__(self, filename: str, reason: str) -> None:
+        super().__init__(f"invalid distribution filename {filename!r}: {reason}")
+        self.filename = filename
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFilename:
+    """What a distribution filename says about its file.
+
+    ``python_version`` is what the JSON API reports: ``"source"`` for sdists, the wheel's python tag(s)
+    (``"py3"``, ``"cp311"``, ``"py2.py3"``), an egg's ``"py2.7"``, else ``"any"``. ``platforms`` holds the
+    wheel's platform tags (``("any",)`` for pure wheels and eggs), a legacy binary's platform string from
+    the filename (``("win-amd64",)``, ``("noarch",)``), or ``()`` for sdists and platform-less files.
+    """
+
+    name: NormalizedName
+    version: Version
+    packagetype: str
+    python_version: str
+    platforms: tuple[str, ...]
+
+
+def parse_filename(filename: str) -> ParsedFilename:
+    """Parse a distribution filename.
+
+    Returns a :class:`ParsedFilename`; raises :class:`InvalidFilename` for unsafe names (path separators,
+    NUL and other control characters, ``.``/``..``-like names), unknown extensions, invalid project names
+    and invalid versions.
+
+    >>> parsed = parse_filename("Foo_Bar.baz-1.0c1.tar.gz")
+    >>> parsed.name, parsed.version, parsed.packagetype, parsed.python_version, parsed.platforms
+    ('foo-bar-baz', <Version('1.0rc1')>, 'sdist', 'source', ())
+    """
+    _check_safe(filename)
+    lowered = filename.lower()
+    for suffix, parse in _PARSERS:
+        if lowered.endswith(suffix):
+            return parse(filename, filename[: -len(suffix)])
+    raise InvalidFilename(filename, "unknown file extension")
+
+
+def _check_safe(filename: str) -> None:
+    # Filenames become object keys and paths on disk: refuse anything that could leave a directory.
+    if not filename.strip("."):
+        raise InvalidFilename(filename, "is empty or only dots")
+    for char in ("/", "\\", "\x00"):
+        if char in filename:
+            raise InvalidFilename(filename, f"contains {char!r}")
+    if any(ord(char) < 0x20 or char == "\x7f" for char in filename):
+        raise InvalidFilename(filename, "contains a control character")
+
+
+def _project_name(filename: str, raw: str) -> NormalizedName:
+    name = canonicalize_name(raw)
+    if not is_normalized_name(name):
+        raise InvalidFilename(filename, f"{raw!r} is not a valid project name")
+    return name
+
+
+def _split_name_version(filename: str, head: str) -> tuple[NormalizedName, Version]:
+    # A PEP 440 version holds no dash, so the last dash separates name and version (as packaging does).
+    name_part, dash, version_part = head.rpartition("-")
+    if not dash or not name_part:
+        raise InvalidFilename(filename, "no '-' between project name and version")
+    try:
+        version = Version(version_part)
+    except InvalidVersion:
+        raise InvalidFilename(filename, f"invalid version {version_part!r}") from None
+    return _project_name(filename, name_part), version
+
+
+def _is_python_tag(part: str) -> bool:
+    """Return True for an egg's or installer's python part such as ``py2.7``.
+
+    >>> _is_python_tag("py2.7"), _is_python_tag("py3"), _is_python_tag("pyyaml")
+    (True, True, False)
+    """
+    rest = part[2:]
+    return part.startswith("py") and bool(rest) and all(c.isdigit() or c == "." for c in rest)
+
+
+def _parse_wheel(filename: str, stem: str) -> ParsedFilename:
+    try:
+        name, version, _build, _tags = parse_wheel_filename(f"{stem}.whl")
+    except InvalidWheelFilename as exc:
+        raise InvalidFilename(filename, str(exc)) from exc
+    # parse_wheel_filename checked the layout; read the tags back in filename order (its set is unordered).
+    parts = stem.split("-")
+    return ParsedFilename(
+        name=_project_name(filename, name),
+        version=version,
+        packagetype="bdist_wheel",
+        python_version=parts[-3],
+        platforms=tuple(parts[-1].split(".")),
+    )
+
+
+def _parse_egg(filename: str, stem: str) -> ParsedFilename:
+    # name-version-pyX.Y[-platform].egg; the platform may itself hold dashes (macosx-10.9-x86_64).
+    parts = stem.split("-")
+    index = next((i for i in range(2, len(parts)) if _is_python_tag(parts[i])), None)
+    if index is None:
+        raise InvalidFilename(filename, "an egg needs a 'pyX.Y' part after its version")
+    name, version = _split_name_version(filename, "-".join(parts[:index]))
+    platform = "-".join(parts[index + 1 :])
+    return ParsedFilename(name, version, "bdist_egg", parts[index], (platform,) if platform else ("any",))
+
+
+def _parse_windows_installer(filename: str, stem: str, packagetype: str) -> ParsedFilename:
+    # bdist_wininst / bdist_msi: name-version.win32[-pyX.Y] or name-version.win-amd64[-pyX.Y]
+    head, dot, tail = stem.rpartition(".win")
+    if not dot:
+        raise InvalidFilename(filename, "a Windows installer needs a '.win32' or '.win-amd64' platform part")
+    platform, dash, python = f"win{tail}".partition("-py")
+    if dash and not _is_python_tag(f"py{python}"):
+        raise InvalidFilename(filename, f"invalid python part {'py' + python!r}")
+    name, version = _split_name_version(filename, head)
+    return ParsedFilename(name, version, packagetype, "any", (platform,))
+
+
+def _parse_dmg(filename: str, stem: str) -> ParsedFilename:
+    # name-version[-macosx-10.9-x86_64].dmg
+    head, dash, tail = stem.rpartition("-macosx")
+    if not dash:
+        name, version = _split_name_version(filename, stem)
+        return ParsedFilename(name, version, "bdist_dmg", "any", ())
+    name, version = _split_name_version(filename, head)
+    return ParsedFilename(name, version, "bdist_dmg", "any", (f"macosx{tail}",))
+
+
+def _parse_rpm(filename: str, stem: str) -> ParsedFilename:
+    # name-version-release.arch.rpm; the source rpm (arch "src") is bdist_rpm's too.
+    rest, dot, arch = stem.rpartition(".")
+    head, dash, release = rest.rpartition("-")
+    if not (dot and arch and dash and release):
+        raise InvalidFilename(filename, "an rpm needs a 'name-version-release.arch.rpm' name")
+    name, version = _split_name_version(filename, head)
+    return ParsedFilename(name, version, "bdist_rpm", "any", (arch,))
+
+
+def _parse_dumb(filename: str, stem: str) -> ParsedFilename | None:
+    """Parse ``name-version.platform`` or return None when no platform marker splits off a valid version."""
+    for marker in _DUMB_PLATFORM_MARKERS:
+        head, found, tail = stem.rpartition(marker)
+        if not found:
+            continue
+        try:
+            name, version = _split_name_version(filename, head)
+        except InvalidFilename:
+            continue
+        return ParsedFilename(name, version, "bdist_dumb", "any", (f"{marker[1:]}{tail}",))
+    return None
+
+
+def _parse_archive(filename: str, stem: str) -> ParsedFilename:
+    # packaging knows only the .tar.gz and .zip suffixes: the caller split the real one off already.
+    try:
+        name, version = parse_sdist_filename(f"{stem}.tar.gz")
+    except InvalidSdistFilename as exc:
+        # Not an sdist; a "dumb" binary archive has a platform after its version.
+        dumb = _parse_dumb(filename, stem)
+        if dumb is not None:
+            return dumb
+        _split_name_version(filename, stem)  # raises with the precise reason
+        raise InvalidFilename(filename, str(exc)) from exc  # pragma: no cover - kept for safety
+    return ParsedFilename(_project_name(filename, name), version, "sdist", "source", ())
+
+
+_PARSERS: tuple[tuple[str, Callable[[str, str], ParsedFilename]], ...] = (
+    (".whl", _parse_wheel),
+    (".egg", _parse_egg),
+    (".exe", lambda filename, stem: _parse_windows_installer(filename, stem, "bdist_wininst")),
+    (".msi", lambda filename, stem: _parse_windows_installer(filename, stem, "bdist_msi")),
+    (".dmg", _parse_dmg),
+    (".rpm", _parse_rpm),
+    *((suffix, _parse_archive) for suffix in _ARCHIVE_SUFFIXES),
+)

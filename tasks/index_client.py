@@ -1,0 +1,283 @@
+"""The HTTP shell over an upstream simple index: fetch a page, hand its body to ``tasks.simple``.
+
+All decisions about page content live in ``tasks.simple`` (pure); this module only negotiates the
+format (PEP 691), bounds how much it reads, and translates httpx's errors into ours.
+
+Errors::
+
+    IndexClientError                .url: the request that failed
+     ├── ProjectNotFound            .project: the index answered 404 / 410 for a project page
+     ├── UpstreamError              .status, .reason: a non-2xx answer, an unusable Content-Type,
+     │    │                         too many redirects or another request error (.status None)
+     │    └── PageTooLarge          .limit: a page above max_page_bytes
+     └── TransientError             .status (None for network errors), .reason: 429, 5xx, timeouts
+                                    and connection errors; worth retrying with backoff
+    tasks.simple.InvalidPage        (a ValueError) the page came back but cannot be parsed
+
+``index_url`` is the simple index root, as pip's ``--index-url`` (``https://index.example/simple/``);
+nothing is guessed from a bare host name.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from packaging.utils import canonicalize_name
+
+from tasks.distributions import ProjectListing, ProjectPage
+from tasks.simple import (
+    InvalidPage,
+    parse_listing_html,
+    parse_listing_json,
+    parse_project_html,
+    parse_project_json,
+)
+
+__all__ = [
+    "ACCEPT",
+    "DEFAULT_MAX_PAGE_BYTES",
+    "IndexClient",
+    "IndexClientError",
+    "PageTooLarge",
+    "ProjectNotFound",
+    "TransientError",
+    "UpstreamError",
+    "build_http_client",
+]
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_TYPES = frozenset({"text/html", "application/vnd.pypi.simple.v1+html"})
+#: What page requests accept: JSON first, then the versioned HTML type, then plain HTML (PEP 691).
+ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
+DEFAULT_MAX_PAGE_BYTES = 50 * 1024 * 1024
+
+
+class IndexClientError(Exception):
+    """Base of the index client's errors; ``url`` is the request that failed."""
+
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class ProjectNotFound(IndexClientError):
+    """The index has no page for ``project`` (404 or 410)."""
+
+    def __init__(self, url: str, project: str) -> None:
+        super().__init__(url, f"project {project!r} not found on the index ({url!r})")
+        self.project = project
+
+
+class UpstreamError(IndexClientError):
+    """The index answered, but not with something usable: a non-2xx status or a wrong Content-Type.
+
+    ``status`` is None when there was no final response to blame (too many redirects, a bad URL).
+    """
+
+    def __init__(self, url: str, status: int | None, reason: str) -> None:
+        where = f"answered {status}" if status is not None else "failed"
+        super().__init__(url, f"{url!r} {where}: {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class PageTooLarge(UpstreamError):
+    """A page was larger than the client's ``max_page_bytes``."""
+
+    def __init__(self, url: str, status: int, limit: int) -> None:
+        super().__init__(url, status, f"page larger than the {limit}-byte limit (max_page_bytes)")
+        self.limit = limit
+
+
+class TransientError(IndexClientError):
+    """A failure worth retrying: 429, 5xx, a timeout or a connection error (``status`` None)."""
+
+    def __init__(self, url: str, status: int | None, reason: str) -> None:
+        where = f"answered {status}" if status is not None else "failed"
+        super().__init__(url, f"{url!r} {where}: {reason} (transient, retry later)")
+        self.status = status
+        self.reason = reason
+
+
+def _user_agent() -> str:
+    try:
+        return f"mirrorflow/{version('mirrorflow')}"
+    except PackageNotFoundError:  # Running from a checkout that was never installed.
+        return "mirrorflow/0+unknown"
+
+
+def _raise_for_status(response: httpx.Response, *, project: str | None = None) -> None:
+    status = response.status_code
+    url = str(response.request.url)
+    if 200 <= status < 300:
+        return
+    if project is not None and status in (404, 410):
+        raise ProjectNotFound(url, project)
+    if status == 429 or status >= 500:
+        raise TransientError(url, status, response.reason_phrase or "server error")
+    raise UpstreamError(url, status, response.reason_phrase or "unexpected status")
+
+
+@contextmanager
+def _translate_transport_errors(url: str) -> Iterator[None]:
+    """Turn httpx's request errors into ``TransientError`` (worth a retry) or ``UpstreamError``."""
+    try:
+        yield
+    except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
+        raise TransientError(url, None, f"{type(exc).__name__}: {exc}") from exc
+    except (httpx.RequestError, httpx.TooManyRedirects) as exc:
+        raise UpstreamError(url, None, f"{type(exc).__name__}: {exc}") from exc
+
+
+class IndexClient:
+    """Reads one upstream simple index through a shared ``httpx.Client`` (the caller owns and closes it).
+
+    ``index_url`` is the simple root (pip's ``--index-url``); a missing trailing slash is added.
+    """
+
+    def __init__(
+        self, index_url: str, *, client: httpx.Client, max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
+    ) -> None:
+        self.index_url = index_url if index_url.endswith("/") else index_url + "/"
+        self._client = client
+        self.max_page_bytes = max_page_bytes
+
+    def __repr__(self) -> str:
+        return f"IndexClient({self.index_url!r})"
+
+    def project_url(self, name: str) -> str:
+        """Return the URL of a project's page: ``<root>/<normalized name>/``.
+
+        Raises ``packaging.utils.InvalidName`` (a ValueError) for a name that is not a valid project name.
+        """
+        return f"{self.index_url}{quote(canonicalize_name(name, validate=True))}/"
+
+    def get_listing(self) -> ProjectListing:
+        """Fetch and parse the ``/simple/`` listing. Raises the errors in the module docstring."""
+        page = self._get_page(self.index_url, project=None)
+        if page.media_type == JSON_TYPE:
+            return parse_listing_json(page.body, page_url=page.url, last_serial_header=page.serial)
+        return parse_listing_html(page.text(), page_url=page.url, last_serial_header=page.serial)
+
+    def get_project(self, name: str) -> ProjectPage:
+        """Fetch and parse one project's page.
+
+        Raises ``ProjectNotFound`` on 404/410, and the other errors in the module docstring.
+        """
+        page = self._get_page(self.project_url(name), project=name)
+        if page.media_type == JSON_TYPE:
+            return parse_project_json(page.body, page_url=page.url, last_serial_header=page.serial)
+        return parse_project_html(page.text(), page_url=page.url, last_serial_header=page.serial)
+
+    @contextmanager
+    def stream_file(self, url: str) -> Iterator[httpx.Response]:
+        """Stream a distribution file: ``with client.stream_file(url) as response: response.iter_bytes()``.
+
+        Raises ``UpstreamError`` / ``TransientError`` on a non-2xx status, and ``TransientError`` for
+        network errors, also while the caller reads the body.
+        """
+        with _translate_transport_errors(url), self._client.stream("GET", url) as response:
+            _raise_for_status(response)
+            yield response
+
+    def _get_page(self, url: str, *, project: str | None) -> _Page:
+        """GET a page with PEP 691 negotiation, reading at most ``max_page_bytes``."""
+        headers = {"Accept": ACCEPT}
+        with _translate_transport_errors(url), self._client.stream("GET", url, headers=headers) as response:
+            _raise_for_status(response, project=project)
+            final_url = str(response.url)
+            media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+            charset = response.charset_encoding or "utf-8"
+            if media_type != JSON_TYPE and media_type not in HTML_TYPES:
+                reason = f"Content-Type {response.headers.get('Content-Type')!r} is not a simple page"
+                raise UpstreamError(final_url, response.status_code, reason)
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self.max_page_bytes:
+                raise PageTooLarge(final_url, response.status_code, self.max_page_bytes)
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > self.max_page_bytes:
+                    raise PageTooLarge(final_url, response.status_code, self.max_page_bytes)
+                chunks.append(chunk)
+            serial = response.headers.get("X-PyPI-Last-Serial")
+            return _Page(b"".join(chunks), media_type, charset, final_url, serial)
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """A fetched page body with what the parse step needs to know about the response."""
+
+    body: bytes
+    media_type: str
+    charset: str
+    url: str
+    serial: str | None
+
+    def text(self) -> str:
+        """Decode an HTML body with its declared charset (UTF-8 by default); raise InvalidPage."""
+        try:
+            return self.body.decode(self.charset)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise InvalidPage(self.url, f"body does not decode as {self.charset!r} ({exc})") from exc
+
+
+def _ssl_context(verify: bool | str, cert: str | tuple[str, str] | None) -> ssl.SSLContext | bool:
+    # httpx 0.28 deprecates verify=<path> and cert=...: build the SSLContext it asks for instead.
+    if cert is None and isinstance(verify, bool):
+        return verify
+    if isinstance(verify, str):
+        context = ssl.create_default_context(cafile=verify)
+    else:
+        context = httpx.create_ssl_context(verify=verify)
+    if cert is not None:
+        certfile, keyfile = (cert, None) if isinstance(cert, str) else cert
+        context.load_cert_chain(certfile, keyfile)
+    return context
+
+
+def build_http_client(
+    *,
+    concurrency: int = 10,
+    timeout: float | None = 60.0,
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
+    headers: Mapping[str, str] | None = None,
+    proxy_url: str | None = None,
+    verify: bool | str = True,
+    cert: str | tuple[str, str] | None = None,
+    auth: tuple[str, str] | None = None,
+    http2: bool = True,
+    transport: httpx.BaseTransport | None = None,
+) -> httpx.Client:
+    """Return one pooled ``httpx.Client`` for an index: keep-alive, up to ``concurrency`` connections.
+
+    ``timeout`` applies to every phase; ``connect_timeout`` / ``read_timeout`` override one phase.
+    ``verify`` is a bool or a CA bundle path; ``cert`` a client certificate (path, or (cert, key)).
+    Redirects are followed (at most 5). ``transport`` is a test seam (``httpx.MockTransport``); when
+    given, httpx ignores the connection settings. The caller closes the client.
+    """
+    timeouts: dict[str, Any] = {}
+    if connect_timeout is not None:
+        timeouts["connect"] = connect_timeout
+    if read_timeout is not None:
+        timeouts["read"] = read_timeout
+    return httpx.Client(
+        http2=http2,
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        timeout=httpx.Timeout(timeout, **timeouts),
+        headers={"User-Agent": _user_agent(), **(headers or {})},
+        proxy=proxy_url,
+        verify=_ssl_context(verify, cert),
+        auth=auth,
+        follow_redirects=True,
+        max_redirects=5,
+        transport=transport,
+    )

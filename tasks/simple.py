@@ -1,0 +1,398 @@
+"""Pure parsers for simple-repository pages: PEP 503 HTML and PEP 691 JSON (with PEP 592, 658/714, 700).
+
+The index client (``tasks.index_client``) fetches a page and hands its body here; nothing in this
+module does I/O. Each parser returns the records of ``tasks.distributions``:
+
+- ``parse_project_json`` / ``parse_project_html`` -> ``ProjectPage`` (one project's files);
+- ``parse_listing_json`` / ``parse_listing_html`` -> ``ProjectListing`` (the ``/simple/`` root).
+
+Errors::
+
+    ValueError
+     └── InvalidPage      .url, .reason: the page is not a simple page we can read
+
+A page is rejected as a whole when it is structurally broken (bad JSON, not UTF-8, an API major version
+above 1, a file entry without ``filename`` / ``url``, a known key holding the wrong type). Unknown keys
+are ignored, as PEP 691 asks. Hashes that are not valid lowercase-able sha256 digests become ``None``
+rather than errors: the file is still listed, and later steps decide what an unverifiable file means.
+
+Imports only the standard library and ``packaging``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+
+from packaging.utils import canonicalize_name
+
+from tasks.distributions import DistFile, ListedProject, ProjectListing, ProjectPage, Sha256, is_sha256
+
+__all__ = [
+    "InvalidPage",
+    "SUPPORTED_API_MAJOR",
+    "parse_project_json",
+    "parse_project_html",
+    "parse_listing_json",
+    "parse_listing_html",
+]
+
+#: The simple API major version these parsers understand (PEP 629: refuse a higher major).
+SUPPORTED_API_MAJOR = 1
+
+_API_VERSION_RE = re.compile(r"(\d+)\.(\d+)")
+
+
+class InvalidPage(ValueError):
+    """A simple page that cannot be parsed; ``url`` is the page, ``reason`` says what is wrong."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"invalid simple page {url!r}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+def _check_api_version(value: object, *, page_url: str) -> None:
+    """Raise InvalidPage when ``value`` is not ``"<major>.<minor>"`` with a major we support."""
+    if value is None:
+        return  # PEP 503 HTML pages before PEP 629 carry no version; treat them as 1.0.
+    match = _API_VERSION_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidPage(page_url, f"api-version {value!r} is not '<major>.<minor>'")
+    if int(match.group(1)) > SUPPORTED_API_MAJOR:
+        raise InvalidPage(
+            page_url, f"api-version {value!r} is newer than the supported {SUPPORTED_API_MAJOR}.x"
+        )
+
+
+def _sha256_or_none(value: object) -> Sha256 | None:
+    """Return the lowercased digest when it is a sha256 hex string, else None."""
+    if not isinstance(value, str):
+        return None
+    digest = value.strip().lower()
+    return Sha256(digest) if is_sha256(digest) else None
+
+
+def _resolve(page_url: str, href: str) -> str:
+    """Resolve ``href`` against ``page_url`` and drop the fragment."""
+    return urldefrag(urljoin(page_url, href.strip())).url
+
+
+def _check_filename(filename: str, *, page_url: str, where: str) -> str:
+    # A filename becomes a storage key and a path component later on: refuse anything that is not one
+    # plain path segment, rather than trusting every later step to sanitise it.
+    if not filename or filename in {".", ".."} or "/" in filename or "\\" in filename or "\0" in filename:
+        raise InvalidPage(page_url, f"{where}: filename {filename!r} is not a plain file name")
+    return filename
+
+
+def _serial_from_header(value: str | None) -> int | None:
+    """Parse an ``X-PyPI-Last-Serial`` header; a missing or garbled header gives None."""
+    value = (value or "").strip()
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def _serial(value: object, *, page_url: str, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidPage(page_url, f"{where}: _last-serial {value!r} is not a non-negative integer")
+    return value
+
+
+# -- JSON (PEP 691) ---------------------------------------------------------------------------------
+
+
+def _load_json(data: bytes, *, page_url: str) -> Mapping[str, Any]:
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidPage(page_url, f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidPage(page_url, f"body is not JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(document, dict):
+        raise InvalidPage(page_url, f"top level is {type(document).__name__}, not an object")
+    meta = document.get("meta", {})
+    if not isinstance(meta, dict):
+        raise InvalidPage(page_url, f"'meta' is {meta!r}, not an object")
+    _check_api_version(meta.get("api-version"), page_url=page_url)
+    return document
+
+
+def _typed(entry: Mapping[str, Any], key: str, kinds: tuple[type, ...], *, page_url: str, where: str) -> Any:
+    """Return ``entry[key]`` (None when absent or null), raising InvalidPage when it has another type."""
+    value = entry.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        expected = " or ".join(kind.__name__ for kind in kinds)
+        raise InvalidPage(page_url, f"{where}: {key!r} is {value!r}, expected {expected}")
+    return value
+
+
+def _json_upload_time(value: str | None, *, page_url: str, where: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidPage(page_url, f"{where}: upload-time {value!r} is not ISO 8601") from None
+    # PEP 700 mandates UTC ("Z"); a naive value from a sloppy index is read as UTC too.
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _json_file(entry: object, index: int, *, page_url: str) -> DistFile:
+    where = f"files[{index}]"
+    if not isinstance(entry, dict):
+        raise InvalidPage(page_url, f"{where} is {entry!r}, not an object")
+    get = functools.partial(_typed, entry, page_url=page_url, where=where)
+    filename, url = get("filename", (str,)), get("url", (str,))
+    if filename is None or url is None:
+        raise InvalidPage(page_url, f"{where} has no {'filename' if filename is None else 'url'!r}")
+    hashes = get("hashes", (dict,)) or {}
+    yanked = get("yanked", (bool, str))
+    # PEP 714 renamed dist-info-metadata to core-metadata; prefer the new key when both are present.
+    metadata = get(
+        "core-metadata" if entry.get("core-metadata") is not None else "dist-info-metadata", (bool, dict)
+    )
+    size = get("size", (int,))
+    if size is not None and size < 0:
+        raise InvalidPage(page_url, f"{where}: size {size!r} is negative")
+    return DistFile(
+        filename=_check_filename(filename, page_url=page_url, where=where),
+        url=_resolve(page_url, url),
+        sha256=_sha256_or_none(hashes.get("sha256")),
+        requires_python=get("requires-python", (str,)) or None,
+        yanked=yanked is not None and yanked is not False,
+        yanked_reason=yanked if isinstance(yanked, str) and yanked else None,
+        size=size,
+        upload_time=_json_upload_time(get("upload-time", (str,)), page_url=page_url, where=where),
+        core_metadata=bool(metadata),
+        core_metadata_sha256=_sha256_or_none(metadata.get("sha256")) if isinstance(metadata, dict) else None,
+    )
+
+
+def parse_project_json(data: bytes, *, page_url: str, last_serial_header: str | None = None) -> ProjectPage:
+    """Parse a PEP 691 project page (``application/vnd.pypi.simple.v1+json``).
+
+    ``page_url`` is the URL the page was served from (after redirects): file URLs are resolved against
+    it. ``last_serial_header`` is the response's ``X-PyPI-Last-Serial``, used when the body has no
+    ``meta._last-serial``. Returns a ``ProjectPage``; raises ``InvalidPage``.
+    """
+    document = _load_json(data, page_url=page_url)
+    name = _typed(document, "name", (str,), page_url=page_url, where="page")
+    if not name:
+        raise InvalidPage(page_url, "page has no 'name'")
+    files = _typed(document, "files", (list,), page_url=page_url, where="page")
+    if files is None:
+        raise InvalidPage(page_url, "page has no 'files' list")
+    versions = _typed(document, "versions", (list,), page_url=page_url, where="page") or []
+    if not all(isinstance(version, str) for version in versions):
+        raise InvalidPage(page_url, f"'versions' is {versions!r}, expected a list of strings")
+    serial = _serial(document.get("meta", {}).get("_last-serial"), page_url=page_url, where="meta")
+    return ProjectPage(
+        name=canonicalize_name(name),
+        display_name=name,
+        files=tuple(_json_file(entry, index, page_url=page_url) for index, entry in enumerate(files)),
+        last_serial=serial if serial is not None else _serial_from_header(last_serial_header),
+        versions=tuple(versions),
+    )
+
+
+def parse_listing_json(
+    data: bytes, *, page_url: str, last_serial_header: str | None = None
+) -> ProjectListing:
+    """Parse a PEP 691 ``/simple/`` listing. Returns a ``ProjectListing``; raises ``InvalidPage``."""
+    document = _load_json(data, page_url=page_url)
+    entries = _typed(document, "projects", (list,), page_url=page_url, where="page")
+    if entries is None:
+        raise InvalidPage(page_url, "listing has no 'projects' list")
+    projects = []
+    for index, entry in enumerate(entries):
+        where = f"projects[{index}]"
+        if not isinstance(entry, dict):
+            raise InvalidPage(page_url, f"{where} is {entry!r}, not an object")
+        name = _typed(entry, "name", (str,), page_url=page_url, where=where)
+        if not name:
+            raise InvalidPage(page_url, f"{where} has no 'name'")
+        serial = _serial(entry.get("_last-serial"), page_url=page_url, where=where)
+        projects.append(ListedProject(canonicalize_name(name), name, serial))
+    meta = document.get("meta", {})
+    serial = _serial(meta.get("_last-serial"), page_url=page_url, where="meta")
+    api_version = meta.get("api-version")
+    return ProjectListing(
+        projects=tuple(projects),
+        last_serial=serial if serial is not None else _serial_from_header(last_serial_header),
+        extra={"api-version": api_version} if api_version else {},
+    )
+
+
+# -- HTML (PEP 503) ---------------------------------------------------------------------------------
+
+
+class _SimpleHTMLParser(HTMLParser):
+    """Collects what a simple page holds: anchors (attributes and text), ``<meta>``, ``<title>``,
+    ``<base href>`` and a bandersnatch ``<!--SERIAL n-->`` comment. Entities are already unescaped."""
+
+    _SERIAL_RE = re.compile(r"\s*SERIAL\s+(\d+)\s*")
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.anchors: list[tuple[dict[str, str | None], str]] = []
+        self.meta: dict[str, str] = {}
+        self.title = ""
+        self.base_href: str | None = None
+        self.serial: int | None = None
+        self._anchor: tuple[dict[str, str | None], list[str]] | None = None
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "a":
+            self._close_anchor()
+            self._anchor = (values, [])
+        elif tag == "meta" and values.get("name") and values.get("content") is not None:
+            self.meta[str(values["name"]).lower()] = str(values["content"]).strip()
+        elif tag == "base" and self.base_href is None and values.get("href"):
+            self.base_href = values["href"]
+        elif tag == "title":
+            self._in_title = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._close_anchor()
+        elif tag == "title":
+            self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._anchor is not None:
+            self._anchor[1].append(data)
+        if self._in_title:
+            self.title += data
+
+    def handle_comment(self, data: str) -> None:
+        match = self._SERIAL_RE.fullmatch(data)
+        if match is not None:
+            self.serial = int(match.group(1))
+
+    def close(self) -> None:
+        super().close()
+        self._close_anchor()
+
+    def _close_anchor(self) -> None:
+        if self._anchor is not None:
+            attrs, text = self._anchor
+            self.anchors.append((attrs, "".join(text)))
+            self._anchor = None
+
+
+def _html_hash(fragment: str) -> Sha256 | None:
+    """Return the sha256 of a ``#sha256=<hex>`` URL fragment; other algorithms give None."""
+    algorithm, _, digest = fragment.partition("=")
+    return _sha256_or_none(digest) if algorithm.strip().lower() == "sha256" else None
+
+
+def _html_metadata(attrs: Mapping[str, str | None]) -> tuple[bool, Sha256 | None]:
+    """Read PEP 658/714 ``data-core-metadata`` (or the older ``data-dist-info-metadata``)."""
+    value = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
+    if value is None:
+        return False, None
+    if value.strip().lower() == "true":
+        return True, None
+    algorithm, sep, _ = value.strip().partition("=")
+    # Neither "true" nor "<hashname>=<hashvalue>" (PEP 714): treat the metadata as not available.
+    return (True, _html_hash(value.strip())) if sep and algorithm else (False, None)
+
+
+def _html_file(attrs: Mapping[str, str | None], text: str, base_url: str, *, page_url: str) -> DistFile:
+    href = attrs["href"] or ""
+    url, fragment = urldefrag(urljoin(base_url, href.strip()))
+    # PEP 503: the anchor text is the filename; fall back to the URL's last segment when it is empty.
+    filename = text.strip() or unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    yanked_value = attrs.get("data-yanked", False)
+    core_metadata, core_metadata_sha256 = _html_metadata(attrs)
+    return DistFile(
+        filename=_check_filename(filename, page_url=page_url, where=f"anchor {href!r}"),
+        url=url,
+        sha256=_html_hash(fragment),
+        requires_python=(attrs.get("data-requires-python") or "").strip() or None,
+        yanked=yanked_value is not False,
+        yanked_reason=yanked_value or None,
+        core_metadata=core_metadata,
+        core_metadata_sha256=core_metadata_sha256,
+    )
+
+
+def _parse_html(text: str, page_url: str) -> _SimpleHTMLParser:
+    parser = _SimpleHTMLParser()
+    parser.feed(text)
+    parser.close()
+    _check_api_version(parser.meta.get("pypi:repository-version"), page_url=page_url)
+    return parser
+
+
+def _html_display_name(parser: _SimpleHTMLParser, page_url: str) -> str:
+    # PEP 503 gives no name field: use "Links for <name>" when the page has it (it keeps the
+    # display spelling), else the last path segment of the page URL.
+    title = " ".join(parser.title.split())
+    if title.lower().startswith("links for ") and title[10:].strip():
+        return title[10:].strip()
+    segment = unquote(urlsplit(page_url).path.rstrip("/").rsplit("/", 1)[-1])
+    if not segment:
+        raise InvalidPage(page_url, "cannot tell the project name: no title and no name in the URL")
+    return segment
+
+
+def parse_project_html(text: str, *, page_url: str, last_serial_header: str | None = None) -> ProjectPage:
+    """Parse a PEP 503 project page (``text/html`` or ``application/vnd.pypi.simple.v1+html``).
+
+    Reads each ``<a href>``: the ``#sha256=`` fragment, ``data-requires-python``, ``data-yanked``
+    (present and empty: yanked without a reason) and ``data-core-metadata`` /
+    ``data-dist-info-metadata``; a ``<base href>`` is honoured. The serial is taken from a
+    bandersnatch ``<!--SERIAL n-->`` comment, else from ``last_serial_header``.
+    Returns a ``ProjectPage``; raises ``InvalidPage``.
+    """
+    parser = _parse_html(text, page_url)
+    base_url = urljoin(page_url, parser.base_href) if parser.base_href else page_url
+    display_name = _html_display_name(parser, page_url)
+    files = tuple(
+        _html_file(attrs, anchor_text, base_url, page_url=page_url)
+        for attrs, anchor_text in parser.anchors
+        if attrs.get("href")
+    )
+    serial = parser.serial if parser.serial is not None else _serial_from_header(last_serial_header)
+    return ProjectPage(
+        name=canonicalize_name(display_name),
+        display_name=display_name,
+        files=files,
+        last_serial=serial,
+    )
+
+
+def parse_listing_html(text: str, *, page_url: str, last_serial_header: str | None = None) -> ProjectListing:
+    """Parse a PEP 503 ``/simple/`` listing: one anchor per project, its text the display name.
+
+    Returns a ``ProjectListing`` (no per-project serials: HTML has none); raises ``InvalidPage``.
+    """
+    parser = _parse_html(text, page_url)
+    projects = []
+    for attrs, anchor_text in parser.anchors:
+        href = attrs.get("href")
+        if not href:
+            continue
+        name = anchor_text.strip() or unquote(urlsplit(href).path.rstrip("/").rsplit("/", 1)[-1])
+        if name:
+            projects.append(ListedProject(canonicalize_name(name), name))
+    serial = parser.serial if parser.serial is not None else _serial_from_header(last_serial_header)
+    api_version = parser.meta.get("pypi:repository-version")
+    return ProjectListing(
+        projects=tuple(projects),
+        last_serial=serial,
+        extra={"api-version": api_version} if api_version else {},
+    )

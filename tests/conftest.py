@@ -1,0 +1,13 @@
+"""Shared test fixtures.
+
+Each support module keeps the fixtures of one real component; they are imported here so that
+every test module sees them:
+
+- ``support_index``: fixture indexes (real tiny wheels and sdists) served over loopback HTTP;
+- ``support_s3``: a moto S3 server on a loopback port, driven by the real minio client;
+- ``support_catalog``: SQLite and PostgreSQL catalogs.
+"""
+
+from support_catalog import *  # noqa: F403
+from support_index import *  # noqa: F403
+from support_s3 import *  # noqa: F403
