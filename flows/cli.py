@@ -1,4 +1,4 @@
-"""The ``mirrorflow`` command line, in the grammar of Pulp's CLI.
+"""The ``mirrorflow`` command line, in the grammar of Pulp's CLI: repositories, remotes, syncs.
 
 Output is JSON on stdout. Errors are one line on stderr and a non-zero exit; nothing changes.
 Prefect is imported only by the commands that run flows (it takes seconds to import).
@@ -6,13 +6,25 @@ Prefect is imported only by the commands that run flows (it takes seconds to imp
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 
+from flows.cli_app import (
+    JsonList,
+    Name,
+    UsageError,
+    app,
+    content_app,
+    emit,
+    json_list,
+    open_catalog,
+    remote_app,
+    repository_app,
+    version_app,
+)
 from flows.remote_spec import RemoteFields, describe_validation_error
 from flows.runtime import catalog_for
 from flows.settings import Settings
@@ -22,49 +34,6 @@ from storage.content import ContentWriter
 from tasks.filters import InvalidFilter
 
 __all__ = ["app", "main"]
-
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-repository_app = typer.Typer(no_args_is_help=True, help="Create, show, sync repositories.")
-version_app = typer.Typer(no_args_is_help=True, help="Show the versions of a repository.")
-remote_app = typer.Typer(no_args_is_help=True, help="Create, show, update upstream remotes.")
-content_app = typer.Typer(no_args_is_help=True, help="List the packages of a repository version.")
-app.add_typer(repository_app, name="repository")
-repository_app.add_typer(version_app, name="version")
-app.add_typer(remote_app, name="remote")
-app.add_typer(content_app, name="content")
-
-
-class UsageError(ValueError):
-    """Bad input on the command line, already phrased for the user."""
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-def _emit(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
-
-
-def _catalog() -> Catalog:
-    return catalog_for(Settings())
-
-
-def _json_list(field: str, text: str | None) -> list[Any] | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{field}: {text!r} is not valid JSON ({exc.msg})") from None
-    if not isinstance(value, list):
-        raise UsageError(f"{field}: {text!r} must be a JSON list, e.g. '[\"shelf-reader\"]'")
-    return value
-
-
-Name = Annotated[str, typer.Option("--name", help="Name of the object.")]
-JsonList = Annotated[str | None, typer.Option(help="A JSON list.")]
 
 # -- remotes ---------------------------------------------------------------------------------
 
@@ -108,8 +77,8 @@ def remote_create_or_update(
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
     for field in ("includes", "excludes", "package_types", "exclude_platforms", "python_versions", "headers"):
         if field in given:
-            given[field] = _json_list(field, given[field])
-    catalog = _catalog()
+            given[field] = json_list(field, given[field])
+    catalog = open_catalog()
     if ctx.info_name == "create":
         if "url" not in given:
             raise UsageError("url: missing; a remote needs --url")
@@ -119,29 +88,29 @@ def remote_create_or_update(
         merged = RemoteFields.from_row(catalog.get_remote(name)).model_dump() | given
         fields = RemoteFields.model_validate(merged)
         row = catalog.update_remote(name, **fields.to_columns())
-    _emit(remote_view(row))
+    emit(remote_view(row))
 
 
 @remote_app.command("show")
 def remote_show(name: Name) -> None:
-    _emit(remote_view(_catalog().get_remote(name)))
+    emit(remote_view(open_catalog().get_remote(name)))
 
 
 @remote_app.command("list")
 def remote_list() -> None:
-    _emit([remote_view(row) for row in _catalog().list_remotes()])
+    emit([remote_view(row) for row in open_catalog().list_remotes()])
 
 
 @remote_app.command("delete")
 def remote_delete(name: Name) -> None:
-    _catalog().delete_remote(name)
+    open_catalog().delete_remote(name)
 
 
 # -- repositories ----------------------------------------------------------------------------
 
 
 def _show_repository(catalog: Catalog, row: Any) -> None:
-    _emit(repository_view(row, catalog.remote_name_of(row)))
+    emit(repository_view(row, catalog.remote_name_of(row)))
 
 
 @repository_app.command("create")
@@ -153,7 +122,7 @@ def repository_create(
 ) -> None:
     if retain_repo_versions is not None and retain_repo_versions < 1:
         raise UsageError(f"retain_repo_versions: must be at least 1 (got {retain_repo_versions!r})")
-    catalog = _catalog()
+    catalog = open_catalog()
     row = catalog.create_repository(
         name, description=description, retain_repo_versions=retain_repo_versions, remote=remote
     )
@@ -173,32 +142,36 @@ def repository_update(
         raise UsageError(f"retain_repo_versions: must be at least 1 (got {retain_repo_versions!r})")
     if given.get("remote") == "":
         given["remote"] = None
-    catalog = _catalog()
+    catalog = open_catalog()
     _show_repository(catalog, catalog.update_repository(name, **given))
 
 
 @repository_app.command("show")
 def repository_show(name: Name) -> None:
-    catalog = _catalog()
+    catalog = open_catalog()
     _show_repository(catalog, catalog.get_repository(name))
 
 
 @repository_app.command("list")
 def repository_list() -> None:
-    catalog = _catalog()
-    _emit([repository_view(row, catalog.remote_name_of(row)) for row in catalog.list_repositories()])
+    catalog = open_catalog()
+    emit([repository_view(row, catalog.remote_name_of(row)) for row in catalog.list_repositories()])
 
 
 @repository_app.command("delete")
 def repository_delete(name: Name) -> None:
-    _catalog().delete_repository(name)
+    open_catalog().delete_repository(name)
 
 
 @repository_app.command("sync")
 def repository_sync(
     name: Name,
-    remote: Annotated[str | None, typer.Option(help="Remote to sync from (default: the repository's).")] = None,
-    mirror: Annotated[bool, typer.Option("--mirror/--additive", help="Remove what the remote no longer has.")] = False,
+    remote: Annotated[
+        str | None, typer.Option(help="Remote to sync from (default: the repository's).")
+    ] = None,
+    mirror: Annotated[
+        bool, typer.Option("--mirror/--additive", help="Remove what the remote no longer has.")
+    ] = False,
 ) -> None:
     """Sync a repository from a remote and print the resulting version."""
     settings = Settings()
@@ -212,7 +185,7 @@ def repository_sync(
     with progress_bar():
         result = run_sync(name, remote, mirror=mirror, settings=settings)
     version = catalog.get_version(name, result["version"])
-    _emit(version_view(version, with_report=True) | {"report": result["report"]})
+    emit(version_view(version, with_report=True) | {"report": result["report"]})
 
 
 # -- versions and content --------------------------------------------------------------------
@@ -223,18 +196,18 @@ Number = Annotated[int | None, typer.Option("--version", help="Version number (d
 
 @version_app.command("show")
 def version_show(repository: Repo, version: Number = None) -> None:
-    _emit(version_view(_catalog().get_version(repository, version)))
+    emit(version_view(open_catalog().get_version(repository, version)))
 
 
 @version_app.command("list")
 def version_list(repository: Repo) -> None:
-    _emit([version_view(v) for v in _catalog().list_versions(repository)])
+    emit([version_view(v) for v in open_catalog().list_versions(repository)])
 
 
 @content_app.command("list")
 def content_list(repository: Repo, version: Number = None) -> None:
-    packages = ContentWriter(_catalog()).content_at(repository, version)
-    _emit([package_view(p) for p in packages])
+    packages = ContentWriter(open_catalog()).content_at(repository, version)
+    emit([package_view(p) for p in packages])
 
 
 def main() -> None:

@@ -32,7 +32,13 @@ def progress_bar() -> Iterator[None]:
     if not console.is_terminal:
         yield
         return
-    columns = (TextColumn("syncing"), BarColumn(), MofNCompleteColumn(), TextColumn("projects"), TimeElapsedColumn())
+    columns = (
+        TextColumn("syncing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("projects"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         token = PROGRESS.set(_RichProgress(progress))
         try:

@@ -36,7 +36,9 @@ class RemoteFields(BaseModel):
     prereleases: bool = Field(default=True, description="Sync pre- and dev releases.")
     package_types: list[str] = Field(default_factory=list, description=f"Any of {', '.join(PACKAGE_TYPES)}.")
     exclude_platforms: list[str] = Field(default_factory=list, description=f"Any of {', '.join(PLATFORMS)}.")
-    keep_latest_packages: int = Field(default=0, ge=0, description="Newest versions kept per project; 0: all.")
+    keep_latest_packages: int = Field(
+        default=0, ge=0, description="Newest versions kept per project; 0: all."
+    )
     exclude_newer_than: str | None = Field(
         default=None, description="Minimum upload age, e.g. '7d': newer files wait for a later sync."
     )

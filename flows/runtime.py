@@ -75,7 +75,9 @@ def _verify(remote: Any) -> ssl.SSLContext | bool:
     """TLS settings: Pulp-style PEM *contents* for ca_cert / client_cert / client_key."""
     if not remote.tls_validation:
         return False
-    context = ssl.create_default_context(cadata=remote.ca_cert) if remote.ca_cert else ssl.create_default_context()
+    context = (
+        ssl.create_default_context(cadata=remote.ca_cert) if remote.ca_cert else ssl.create_default_context()
+    )
     if remote.client_cert:
         with tempfile.TemporaryDirectory() as tmp:
             cert_path, key_path = Path(tmp, "cert.pem"), Path(tmp, "key.pem")

@@ -33,7 +33,8 @@ class Settings(BaseSettings):
         "Default: sqlite:///<home>/catalog.db.",
     )
     s3_endpoint: str | None = Field(
-        default=None, description="host:port of an S3 endpoint (MinIO); when unset, artifacts go to <home>/artifacts."
+        default=None,
+        description="host:port of an S3 endpoint (MinIO); when unset, artifacts go to <home>/artifacts.",
     )
     s3_bucket: str = Field(default="mirrorflow", description="Bucket for artifacts (created if missing).")
     s3_access_key: str | None = None
@@ -43,7 +44,9 @@ class Settings(BaseSettings):
     s3_prefix: str = Field(default="", description="Key prefix inside the bucket.")
     task_workers: int = Field(default=4, ge=1, le=64, description="Threads of the flow's task runner.")
     batch_size: int = Field(default=200, ge=1, description="Projects per mapped sync task.")
-    max_page_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, description="Largest project page accepted.")
+    max_page_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1024, description="Largest project page accepted."
+    )
     max_file_bytes: int | None = Field(default=None, description="Largest distribution file accepted.")
 
     @property

@@ -84,7 +84,9 @@ def sync_repository(repository: str, remote: str | None = None, mirror: bool = F
             on_progress=progress.advance if progress else None,
         )
         names = list_projects_task(plan.spec, index, plan.attempts)
-        logger.info("syncing %d project(s) of %s into %r (policy %s)", len(names), fields.url, repository, plan.policy)
+        logger.info(
+            "syncing %d project(s) of %s into %r (policy %s)", len(names), fields.url, repository, plan.policy
+        )
         if progress:
             progress.start(len(names))
         batches = [names[i : i + settings.batch_size] for i in range(0, len(names), settings.batch_size)]
@@ -106,13 +108,22 @@ def sync_repository(repository: str, remote: str | None = None, mirror: bool = F
     else:
         logger.info(
             "%r version %d: %d added, %d removed, %d present",
-            repository, version.number, version.added, version.removed, version.present,
+            repository,
+            version.number,
+            version.added,
+            version.removed,
+            version.present,
         )
-    return {"repository": repository, "version": None if version is None else version.number, "report": summary}
+    return {
+        "repository": repository,
+        "version": None if version is None else version.number,
+        "report": summary,
+    }
 
 
 def run_sync(repository: str, remote: str | None, *, mirror: bool, settings: Settings) -> dict[str, Any]:
     """Run the flow in this process with the task runner sized by the settings."""
     runner = ThreadPoolTaskRunner(max_workers=settings.task_workers)
-    return sync_repository.with_options(task_runner=runner)(repository=repository, remote=remote, mirror=mirror)
-
+    return sync_repository.with_options(task_runner=runner)(
+        repository=repository, remote=remote, mirror=mirror
+    )

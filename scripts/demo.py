@@ -24,7 +24,9 @@ HOME = Path(".mirrorflow-demo").resolve()
 
 def run(*args: str) -> str:
     print(f"\n$ {shlex.join(args)}", flush=True)
-    done = subprocess.run(args, capture_output=True, text=True, env=os.environ | {"MIRRORFLOW_HOME": str(HOME)})
+    done = subprocess.run(
+        args, capture_output=True, text=True, env=os.environ | {"MIRRORFLOW_HOME": str(HOME)}
+    )
     print(done.stdout, end="")
     if done.returncode:
         print(done.stderr, file=sys.stderr)
@@ -41,8 +43,19 @@ def main() -> None:
         with serve_index(Path(tmp)) as index:
             print(f"fixture index serving on {index.url}")
             run(mirrorflow, "repository", "create", "--name", "foo")
-            run(mirrorflow, "remote", "create", "--name", "bar", "--url", index.url,
-                "--includes", '["shelf-reader"]', "--policy", "immediate")
+            run(
+                mirrorflow,
+                "remote",
+                "create",
+                "--name",
+                "bar",
+                "--url",
+                index.url,
+                "--includes",
+                '["shelf-reader"]',
+                "--policy",
+                "immediate",
+            )
             run(mirrorflow, "repository", "sync", "--name", "foo", "--remote", "bar")
             run(mirrorflow, "repository", "version", "show", "--repository", "foo")
             run(mirrorflow, "content", "list", "--repository", "foo")

@@ -98,7 +98,7 @@ class Catalog:
         return catalog
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent)."""
+        """Bring the schema to the newest Alembic revisions (idempotent; every head, if branches exist)."""
         from alembic import command
         from alembic.config import Config
 
@@ -106,7 +106,7 @@ class Catalog:
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, "heads")
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -169,7 +169,11 @@ def _sync_project(name: str, plan: SyncPlan, services: SyncServices) -> _Project
     selection = select_files(canonicalize_name(name), page.files, plan.spec, now=plan.now)
     result.skipped.update(skip.reason.value for skip in selection.skipped)
     immediate = plan.policy == "immediate"
-    known = services.writer.known_artifacts(c.file.sha256 for c in selection.kept if c.file.sha256) if immediate else set()
+    known = (
+        services.writer.known_artifacts(c.file.sha256 for c in selection.kept if c.file.sha256)
+        if immediate
+        else set()
+    )
     for candidate in selection.kept:
         file = candidate.file
         sha256, size = file.sha256, file.size

@@ -8,9 +8,7 @@ members, as ``docs/filters.md`` explains with examples.
 Exception tree::
 
     ValueError
-    └── InvalidFilter        .field, .value, .reason (raised by FilterSpec.build and its helpers)
-
-A bad filename never raises here: it becomes a ``Skip`` with reason ``invalid-filename``.
+    └── InvalidFilter    .field, .value, .reason (FilterSpec.build; a bad filename is a Skip)
 
 Pure: imports only the standard library, ``packaging`` and other pure ``tasks`` modules.
 """
@@ -200,11 +198,9 @@ def included_project_names(spec: FilterSpec) -> list[NormalizedName]:
 
 
 def wanted_projects(names: Iterable[NormalizedName], spec: FilterSpec) -> list[NormalizedName]:
-    """Return the listed projects to sync, sorted and deduplicated.
+    """Return the listed projects to sync, sorted and deduplicated: all of them, or only the included ones.
 
-    Without includes every listed project is wanted; with includes only the listed ones that are included.
-    Either way a name-only exclude (``"scipy"``) removes its project; an exclude with a specifier does not,
-    since it drops only some versions.
+    A name-only exclude (``"scipy"``) removes its project; an exclude with a specifier drops only versions.
     """
     dropped = {canonicalize_name(r.name) for r in spec.excludes if not r.specifier}
     included = set(included_project_names(spec)) if spec.includes else None
@@ -214,11 +210,9 @@ def wanted_projects(names: Iterable[NormalizedName], spec: FilterSpec) -> list[N
 def select_files(
     project: NormalizedName, files: Sequence[DistFile], spec: FilterSpec, *, now: datetime
 ) -> Selection:
-    """Decide which of one project's files to keep.
+    """Return which of one project's files to keep, and one :class:`Skip` (first rule) per other file.
 
-    Returns a :class:`Selection` whose ``kept`` is sorted by (version, filename) and whose ``skipped``
-    holds exactly one :class:`Skip` per other file (the first rule that dropped it). The result does not
-    depend on the order of ``files``. Naive datetimes (``now``, upload times) are taken as UTC.
+    The result does not depend on the order of ``files``. Naive datetimes are taken as UTC.
     """
     context = _Context.create(canonicalize_name(project), spec, now)
     survivors: list[Candidate] = []
@@ -341,14 +335,10 @@ def _keep_latest(survivors: list[Candidate], count: int) -> tuple[list[Candidate
     if count == 0:
         return survivors, []
     newest = set(sorted({c.parsed.version for c in survivors}, reverse=True)[:count])
-    kept = [c for c in survivors if c.parsed.version in newest]
-    detail = f"not among the {count} newest versions"
-    dropped = [
-        Skip(c.file, SkipReason.KEEP_LATEST, f"{c.parsed.version} {detail}")
-        for c in survivors
-        if c.parsed.version not in newest
-    ]
-    return kept, dropped
+    older = [c for c in survivors if c.parsed.version not in newest]
+    why = f"not among the {count} newest versions"
+    skips = [Skip(c.file, SkipReason.KEEP_LATEST, f"{c.parsed.version} {why}") for c in older]
+    return [c for c in survivors if c.parsed.version in newest], skips
 
 
 def _utc(moment: datetime) -> datetime:

@@ -15,7 +15,9 @@ __all__ = ["backoff_delays", "call_with_retries"]
 T = TypeVar("T")
 
 
-def backoff_delays(attempts: int, *, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None) -> list[float]:
+def backoff_delays(
+    attempts: int, *, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None
+) -> list[float]:
     """Return the sleeps between ``attempts`` tries: full jitter over ``base * 2**n``, capped.
 
     >>> len(backoff_delays(4))

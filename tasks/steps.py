@@ -38,5 +38,9 @@ def commit_version_task(
 ) -> VersionView | None:
     """Turn what the sync staged into the next repository version (one transaction)."""
     return services.writer.commit_version(
-        repository=plan.repository, sync_id=plan.sync_id, mirror=mirror, remote_name=plan.remote, report=report
+        repository=plan.repository,
+        sync_id=plan.sync_id,
+        mirror=mirror,
+        remote_name=plan.remote,
+        report=report,
     )

@@ -1,0 +1,76 @@
+"""The ``mirrorflow`` Typer apps and the helpers every command module shares.
+
+Command modules (``flows.cli`` and the ``flows.cli_*`` modules) register their commands on these
+apps; ``flows.cli.main`` imports them all.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from flows.runtime import catalog_for
+from flows.settings import Settings
+from storage.catalog import Catalog
+
+__all__ = [
+    "app",
+    "repository_app",
+    "version_app",
+    "remote_app",
+    "content_app",
+    "UsageError",
+    "emit",
+    "open_catalog",
+    "json_list",
+    "Name",
+    "JsonList",
+]
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+repository_app = typer.Typer(no_args_is_help=True, help="Create, show, sync repositories.")
+version_app = typer.Typer(no_args_is_help=True, help="Show the versions of a repository.")
+remote_app = typer.Typer(no_args_is_help=True, help="Create, show, update upstream remotes.")
+content_app = typer.Typer(no_args_is_help=True, help="List the packages of a repository version.")
+app.add_typer(repository_app, name="repository")
+repository_app.add_typer(version_app, name="version")
+app.add_typer(remote_app, name="remote")
+app.add_typer(content_app, name="content")
+
+
+class UsageError(ValueError):
+    """Bad input on the command line, already phrased for the user."""
+
+
+def emit(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=_json_default))
+
+
+def open_catalog() -> Catalog:
+    return catalog_for(Settings())
+
+
+def json_list(field: str, text: str | None) -> list[Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{field}: {text!r} is not valid JSON ({exc.msg})") from None
+    if not isinstance(value, list):
+        raise UsageError(f"{field}: {text!r} must be a JSON list, e.g. '[\"shelf-reader\"]'")
+    return value
+
+
+Name = Annotated[str, typer.Option("--name", help="Name of the object.")]
+JsonList = Annotated[str | None, typer.Option(help="A JSON list.")]
+
+
+def _json_default(value: Any) -> str:
+    """Datetimes as ISO 8601 UTC with a ``Z``, as Pulp prints them; anything else as text."""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)
