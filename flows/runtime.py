@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ssl
 import tempfile
-from functools import lru_cache
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +20,30 @@ from storage.filesystem_store import FileSystemStore
 from storage.s3_store import S3Store
 from tasks.index_client import build_http_client
 
-__all__ = ["catalog_for", "store_for", "http_client_for"]
+__all__ = ["catalog_for", "store_for", "http_client_for", "reset_caches"]
 
 
-@lru_cache(maxsize=8)
-def _catalog(url: str) -> Catalog:
-    return Catalog.from_url(url)
+_catalogs: dict[str, Catalog] = {}
+_catalogs_lock = threading.Lock()
 
 
 def catalog_for(settings: Settings) -> Catalog:
     """The catalog named by the settings, migrated to the newest schema (once per process)."""
-    if settings.database_url is None:
-        settings.home.mkdir(parents=True, exist_ok=True)
-    return _catalog(settings.catalog_url)
+    url = settings.catalog_url
+    with _catalogs_lock:
+        if url not in _catalogs:
+            if settings.database_url is None:
+                settings.home.mkdir(parents=True, exist_ok=True)
+            _catalogs[url] = Catalog.from_url(url)
+        return _catalogs[url]
+
+
+def reset_caches() -> None:
+    """Dispose of the catalogs built so far (tests, and processes that change settings)."""
+    with _catalogs_lock:
+        for catalog in _catalogs.values():
+            catalog.dispose()
+        _catalogs.clear()
 
 
 def store_for(settings: Settings) -> ArtifactStore:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from storage.catalog import Catalog
 
-__all__ = ["postgres_url", "catalog_url", "catalog", "sqlite_url"]
+__all__ = ["postgres_url", "catalog_url", "catalog_url_postgres", "catalog", "sqlite_url"]
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -50,18 +50,23 @@ def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'catalog.db'}"
 
 
+@pytest.fixture
+def catalog_url_postgres(postgres_url) -> str:
+    """The session's PostgreSQL database, emptied for this test."""
+    engine = create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return postgres_url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def catalog_url(request, tmp_path) -> str:
     """A catalog URL per backend; the PostgreSQL one is emptied before each test."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'catalog.db'}"
-    url = request.getfixturevalue("postgres_url")
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return url
+    return request.getfixturevalue("catalog_url_postgres")
 
 
 @pytest.fixture
