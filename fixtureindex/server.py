@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import threading
 from collections import Counter
 from http import HTTPStatus
@@ -175,6 +176,12 @@ class _IndexServer(ThreadingHTTPServer):
         finally:
             with self._lock:
                 self._connections.discard(request)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hangs up mid-answer (or stop() shutting its socket) is normal here.
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     def drop_connections(self) -> None:
         """Shut down open keep-alive connections so that their threads end now."""

@@ -81,7 +81,8 @@ class RemoteFields(BaseModel):
         try:
             filter_spec_of(self.model_dump())
         except InvalidFilter as exc:
-            raise ValueError(str(exc)) from None
+            field = "exclude_newer_than" if exc.field == "min_upload_age" else exc.field
+            raise ValueError(f"{field}: {exc.value!r} {exc.reason}") from None
         return self
 
     def to_columns(self, *, only_set: bool = False) -> dict[str, Any]:
