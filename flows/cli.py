@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from flows.cli_app import (
     JsonList,
@@ -25,12 +26,15 @@ from flows.cli_app import (
     repository_app,
     version_app,
 )
-from flows.remote_spec import RemoteFields, describe_validation_error
+from flows.remote_spec import MAX_INT, RemoteFields, describe_validation_error
 from flows.runtime import catalog_for
 from flows.settings import Settings
 from flows.views import package_view, remote_view, repository_view, version_view
+from storage.artifacts import ArtifactStoreError
 from storage.catalog import Catalog, CatalogError
 from storage.content import ContentWriter
+from storage.maintenance import apply_retention
+from storage.secrets import SecretError
 from tasks.filters import InvalidFilter
 
 __all__ = ["app", "main"]
@@ -120,8 +124,8 @@ def repository_create(
     retain_repo_versions: int | None = None,
     remote: Annotated[str | None, typer.Option(help="Default remote for syncs.")] = None,
 ) -> None:
-    if retain_repo_versions is not None and retain_repo_versions < 1:
-        raise UsageError(f"retain_repo_versions: must be at least 1 (got {retain_repo_versions!r})")
+    if retain_repo_versions is not None and not 1 <= retain_repo_versions <= MAX_INT:
+        raise UsageError(f"retain_repo_versions: must be 1 to {MAX_INT} (got {retain_repo_versions!r})")
     catalog = open_catalog()
     row = catalog.create_repository(
         name, description=description, retain_repo_versions=retain_repo_versions, remote=remote
@@ -138,12 +142,15 @@ def repository_update(
     remote: Annotated[str | None, typer.Option(help="Default remote ('' to detach).")] = None,
 ) -> None:
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
-    if given.get("retain_repo_versions", 1) < 1:
-        raise UsageError(f"retain_repo_versions: must be at least 1 (got {retain_repo_versions!r})")
+    if not 1 <= given.get("retain_repo_versions", 1) <= MAX_INT:
+        raise UsageError(f"retain_repo_versions: must be 1 to {MAX_INT} (got {retain_repo_versions!r})")
     if given.get("remote") == "":
         given["remote"] = None
     catalog = open_catalog()
-    _show_repository(catalog, catalog.update_repository(name, **given))
+    row = catalog.update_repository(name, **given)
+    if "retain_repo_versions" in given:
+        apply_retention(catalog, name)  # a lowered limit takes effect now, not at the next sync
+    _show_repository(catalog, row)
 
 
 @repository_app.command("show")
@@ -172,13 +179,23 @@ def repository_sync(
     mirror: Annotated[
         bool, typer.Option("--mirror/--additive", help="Remove what the remote no longer has.")
     ] = False,
+    background: Annotated[
+        bool, typer.Option("--background", help="Hand the run to the repository's Prefect deployment.")
+    ] = False,
 ) -> None:
     """Sync a repository from a remote and print the resulting version."""
     settings = Settings()
     catalog = catalog_for(settings)
-    catalog.get_repository(name)  # fail fast, before Prefect starts, on unknown names
+    repo = catalog.get_repository(name)  # fail fast, before Prefect starts, on unknown names
     if remote is not None:
         catalog.get_remote(remote)
+    elif catalog.remote_name_of(repo) is None:
+        raise UsageError(f"remote: repository {name!r} has no remote; pass one (--remote NAME)")
+    if background:
+        from flows.cli_schedule import submit_sync
+
+        emit(submit_sync(name, remote, mirror=mirror))
+        return
     from flows.progress import progress_bar
     from flows.sync_repository import run_sync
 
@@ -212,16 +229,47 @@ def content_list(repository: Repo, version: Number = None) -> None:
 
 def main() -> None:
     """Console entry point: run the app, turning known errors into one line and exit code 1."""
+    import flows.cli_maintenance  # noqa: F401  (registers repository verify and orphans cleanup)
+    import flows.cli_schedule  # noqa: F401  (registers repository schedule)
+    import flows.cli_serve  # noqa: F401  (registers serve and repository pull-through)
     from tasks.batch import SyncFailed
 
     try:
-        app()
+        code = app(standalone_mode=False)  # click's own usage errors come here, not to a boxed panel
+    except typer.TyperException as exc:  # Typer's (vendored click's) usage errors
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]  # a bare group: its help, as before
+            sys.exit(2)
+        _exit_with(_usage_message(exc), code=getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        _exit_with("aborted")
     except ValidationError as exc:
         _exit_with(describe_validation_error(exc))
-    except (CatalogError, InvalidFilter, UsageError, SyncFailed, ValueError) as exc:
+    except (CatalogError, InvalidFilter, UsageError, SyncFailed, SecretError, ValueError) as exc:
         _exit_with(str(exc))
+    except ArtifactStoreError as exc:  # the store is down or refused a write
+        _exit_with(str(exc))
+    except DBAPIError as exc:  # the database went away, refused us, or rejected a value
+        _exit_with(f"the catalog database failed: {exc.orig or exc}")
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
-def _exit_with(message: str) -> NoReturn:
-    print(f"Error: {message}", file=sys.stderr)
-    sys.exit(1)
+def _usage_message(exc: typer.TyperException) -> str:
+    """Click's message, with the value the user gave for the option it names (when it names one)."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    param = getattr(exc, "param", None)
+    if type(exc).__name__ == "BadParameter" and param is not None:
+        args = sys.argv[1:]
+        for i, arg in enumerate(args[:-1]):
+            if arg in param.opts:
+                shown = repr(args[i + 1])
+                return message if shown in message else f"{message} (got {shown})"
+    return message
+
+
+def _exit_with(message: str, *, code: int = 1) -> NoReturn:
+    # One line: some messages (packaging's requirement errors) add a caret diagram below.
+    lines = message.strip().splitlines() or ["unknown error"]
+    print(f"Error: {lines[0]}", file=sys.stderr)
+    sys.exit(code)

@@ -65,7 +65,22 @@ def json_list(field: str, text: str | None) -> list[Any] | None:
     return value
 
 
-Name = Annotated[str, typer.Option("--name", help="Name of the object.")]
+#: Names are stored in a 255-character column and printed in one-line messages.
+MAX_NAME_LENGTH = 255
+
+
+def _check_name(value: str) -> str:
+    """Refuse names no catalog row should carry: empty, too long, or holding control characters."""
+    if not value.strip():
+        raise typer.BadParameter(f"{value!r} is empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise typer.BadParameter(f"{value[:20]!r}... is longer than {MAX_NAME_LENGTH} characters")
+    if any(ord(char) < 0x20 or char == "\x7f" for char in value):
+        raise typer.BadParameter(f"{value!r} holds a control character")
+    return value
+
+
+Name = Annotated[str, typer.Option("--name", help="Name of the object.", callback=_check_name)]
 JsonList = Annotated[str | None, typer.Option(help="A JSON list.")]
 
 

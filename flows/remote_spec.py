@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tasks.filenames import PACKAGE_TYPES
 from tasks.filters import PLATFORMS, FilterSpec, InvalidFilter
 
-__all__ = ["RemoteFields", "SECRET_FIELDS", "describe_validation_error", "filter_spec_of"]
+__all__ = ["MAX_INT", "RemoteFields", "SECRET_FIELDS", "describe_validation_error", "filter_spec_of"]
 
 #: Stored, never printed: shown as ``hidden_fields`` with ``is_set``, in the seed's order.
 SECRET_FIELDS = ("client_key", "proxy_username", "proxy_password", "username", "password")
@@ -23,6 +23,9 @@ SECRET_FIELDS = ("client_key", "proxy_username", "proxy_password", "username", "
 EXTRA_FILTERS = ("exclude_newer_than", "missing_upload_time", "python_versions", "skip_yanked")
 
 Policy = Literal["immediate", "on_demand", "streamed"]
+
+#: The largest value an integer column holds (PostgreSQL ``integer``).
+MAX_INT = 2**31 - 1
 
 
 class RemoteFields(BaseModel):
@@ -37,7 +40,7 @@ class RemoteFields(BaseModel):
     package_types: list[str] = Field(default_factory=list, description=f"Any of {', '.join(PACKAGE_TYPES)}.")
     exclude_platforms: list[str] = Field(default_factory=list, description=f"Any of {', '.join(PLATFORMS)}.")
     keep_latest_packages: int = Field(
-        default=0, ge=0, description="Newest versions kept per project; 0: all."
+        default=0, ge=0, le=MAX_INT, description="Newest versions kept per project; 0: all."
     )
     exclude_newer_than: str | None = Field(
         default=None, description="Minimum upload age, e.g. '7d': newer files wait for a later sync."
@@ -55,7 +58,7 @@ class RemoteFields(BaseModel):
     sock_connect_timeout: float | None = Field(default=None, gt=0)
     sock_read_timeout: float | None = Field(default=None, gt=0)
     headers: list[dict[str, str]] | None = None
-    rate_limit: int | None = Field(default=None, ge=0)
+    rate_limit: int | None = Field(default=None, ge=0, le=MAX_INT)
     tls_validation: bool = True
     proxy_url: str | None = None
     ca_cert: str | None = None

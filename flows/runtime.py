@@ -18,9 +18,10 @@ from storage.artifacts import ArtifactStore
 from storage.catalog import Catalog
 from storage.filesystem_store import FileSystemStore
 from storage.s3_store import S3Store
+from storage.secrets import SecretBox, load_or_create_key
 from tasks.index_client import build_http_client
 
-__all__ = ["catalog_for", "store_for", "http_client_for", "reset_caches"]
+__all__ = ["catalog_for", "store_for", "http_client_for", "reset_caches", "secret_box_for"]
 
 
 _catalogs: dict[str, Catalog] = {}
@@ -34,8 +35,16 @@ def catalog_for(settings: Settings) -> Catalog:
         if url not in _catalogs:
             if settings.database_url is None:
                 settings.home.mkdir(parents=True, exist_ok=True)
-            _catalogs[url] = Catalog.from_url(url)
+            _catalogs[url] = Catalog.from_url(url, secrets=secret_box_for(settings))
         return _catalogs[url]
+
+
+def secret_box_for(settings: Settings) -> SecretBox:
+    """The box sealing remote secrets: ``MIRRORFLOW_SECRET_KEY``, else the key file in ``home``."""
+    if settings.secret_key is not None:
+        return SecretBox(settings.secret_key.get_secret_value(), source="MIRRORFLOW_SECRET_KEY")
+    path = settings.secret_key_file
+    return SecretBox(load_or_create_key(path), source=str(path))
 
 
 def reset_caches() -> None:

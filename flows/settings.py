@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         default=50 * 1024 * 1024, ge=1024, description="Largest project page accepted."
     )
     max_file_bytes: int | None = Field(default=None, description="Largest distribution file accepted.")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key sealing remote secrets in the catalog. Unset: a key is made once and kept "
+        "in <home>/secret.key (embedded default only; production sets it).",
+    )
 
     @property
     def catalog_url(self) -> str:
@@ -56,3 +61,7 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.home / "artifacts"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.home / "secret.key"

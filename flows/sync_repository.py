@@ -1,13 +1,18 @@
-"""The sync flow: list projects -> fetch and resolve -> filter -> download or record -> commit.
+"""The sync flow: lock -> list projects -> fetch and resolve -> filter -> download or record -> commit.
 
 Run it from Python (``sync_repository(repository="foo", remote="bar")``), from the CLI
-(``mirrorflow repository sync --name foo --remote bar``) or from a Prefect deployment.
-Projects are mapped in batches (a flow run must not hold tens of thousands of task runs);
-the new version is committed in one database transaction, or not at all.
+(``mirrorflow repository sync --name foo --remote bar``) or from a Prefect deployment (a schedule,
+or the Prefect UI's form: the parameters are typed in ``flows.params``). One sync per repository
+runs at a time, whoever started it (``storage.locks``). Projects are mapped in batches (a flow run
+must not hold tens of thousands of task runs); the new version is committed in one database
+transaction, or not at all. The tasks receive plain values only, so any task runner works,
+Dask included (``flows.runners``).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
 from contextvars import ContextVar
@@ -15,20 +20,30 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from prefect import flow, get_run_logger, unmapped
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.futures import as_completed
 
+from flows.params import DEFAULT_LOCK_WAIT, RemoteChoice, RepositoryName
 from flows.remote_spec import RemoteFields, filter_spec_of
+from flows.report import SyncProgress, publish_report
+from flows.runners import RunnerSettings, task_runner_for
 from flows.runtime import catalog_for, http_client_for, store_for
 from flows.settings import Settings
+from storage.catalog import Catalog
 from storage.content import ContentWriter
+from storage.locks import holding
+from storage.maintenance import apply_retention
 from tasks.batch import BatchReport, SyncFailed, SyncPlan, SyncServices
 from tasks.index_client import IndexClient
-from tasks.steps import commit_version_task, list_projects_task, sync_batch_task
+from tasks.planning import filter_fingerprint
+from tasks.services import HttpSpec, ServicesSpec, StoreSpec, hosting
+from tasks.steps import commit_version_task, plan_work_task, sync_batch_task
 
-__all__ = ["sync_repository", "run_sync", "Progress", "PROGRESS", "NoRemote"]
+__all__ = ["sync_repository", "run_sync", "Progress", "PROGRESS", "NoRemote", "INLINE_REMOTE"]
 
 DEFAULT_CONCURRENCY = 10
 DEFAULT_RETRIES = 3
+#: The remote name recorded on versions made from an inline remote (a flow parameter).
+INLINE_REMOTE = "(inline)"
 
 
 class Progress(Protocol):
@@ -45,21 +60,64 @@ class NoRemote(ValueError):
         super().__init__(f"repository {repository!r} has no remote: pass one (--remote NAME)")
 
 
-@flow(name="sync-repository", task_runner=ThreadPoolTaskRunner(max_workers=4))
-def sync_repository(repository: str, remote: str | None = None, mirror: bool = False) -> dict[str, Any]:
-    """Sync ``repository`` from ``remote`` (default: the repository's remote).
+# The default runner is read from the environment when the module loads: a served deployment's
+# runs load the flow from its entrypoint, so this is where MIRRORFLOW_TASK_RUNNER takes effect.
+@flow(name="sync-repository", task_runner=task_runner_for(RunnerSettings()))
+def sync_repository(
+    repository: RepositoryName,
+    remote: RemoteChoice | None = None,
+    mirror: bool = False,
+    lock_wait_s: float = DEFAULT_LOCK_WAIT,
+) -> dict[str, Any]:
+    """Sync ``repository`` from ``remote`` (a remote's name or an inline remote; default: the repository's).
 
-    Returns ``{"repository", "version", "report"}``; ``version`` is None when nothing changed.
-    Raises ``SyncFailed`` (no new version) when any project could not be synced.
+    Args:
+        repository: The repository to sync ('mirrorflow repository list').
+        remote: A remote's name, or an inline remote (url, includes, excludes, filters); empty: the
+            repository's own remote.
+        mirror: Remove what the remote no longer selects (default: only add).
+        lock_wait_s: Seconds to wait while another sync of this repository runs, then give up.
+
+    Waits up to ``lock_wait_s`` seconds while another sync of the repository runs. Returns
+    ``{"repository", "version", "report"}``; ``version`` is None when nothing changed. Raises
+    ``SyncFailed`` (no new version) when any project could not be synced, ``RepositoryBusy`` when
+    the other sync did not finish in time.
     """
     logger = get_run_logger()
     settings = Settings()
     catalog = catalog_for(settings)
     repo = catalog.get_repository(repository)
+    remote_name, fields = _resolve_remote(catalog, repository, repo, remote)
+    started = time.monotonic()
+    with holding(catalog, repository, holder=_holder(), wait=lock_wait_s) as lease:
+        if lease.waited >= 1:
+            logger.info("waited %.1fs for another sync of %r to finish", lease.waited, repository)
+        return _sync(settings, catalog, repository, remote_name, fields, mirror, started, lease.waited)
+
+
+def _resolve_remote(
+    catalog: Catalog, repository: str, repo: Any, remote: str | RemoteFields | None
+) -> tuple[str, RemoteFields]:
+    if isinstance(remote, RemoteFields):
+        return INLINE_REMOTE, remote
     remote_name = remote or catalog.remote_name_of(repo)
     if remote_name is None:
         raise NoRemote(repository)
-    fields = RemoteFields.from_row(catalog.get_remote(remote_name))
+    return remote_name, RemoteFields.from_row(catalog.get_remote(remote_name))
+
+
+def _sync(
+    settings: Settings,
+    catalog: Catalog,
+    repository: str,
+    remote_name: str,
+    fields: RemoteFields,
+    mirror: bool,
+    started: float,
+    lock_wait: float,
+) -> dict[str, Any]:
+    logger = get_run_logger()
+    repo = catalog.get_repository(repository)  # read again under the lock: another sync may have committed
     concurrency = fields.download_concurrency or DEFAULT_CONCURRENCY
     plan = SyncPlan(
         sync_id=str(uuid.uuid4()),
@@ -71,38 +129,78 @@ def sync_repository(repository: str, remote: str | None = None, mirror: bool = F
         now=datetime.now(UTC),
         concurrency=concurrency,
         attempts=1 + (fields.max_retries if fields.max_retries is not None else DEFAULT_RETRIES),
+        max_file_bytes=settings.max_file_bytes,
     )
     progress = PROGRESS.get()
-    started = time.monotonic()
     writer = ContentWriter(catalog)
+    spec = services_spec(settings, fields, concurrency=concurrency, token=plan.sync_id)
     with http_client_for(fields, concurrency=concurrency) as http:
         index = IndexClient(fields.url, client=http, max_page_bytes=settings.max_page_bytes)
-        services = SyncServices(
-            index=index,
-            store=store_for(settings),
-            writer=writer,
-            on_progress=progress.advance if progress else None,
-        )
-        names = list_projects_task(plan.spec, index, plan.attempts)
-        logger.info(
-            "syncing %d project(s) of %s into %r (policy %s)", len(names), fields.url, repository, plan.policy
-        )
-        if progress:
-            progress.start(len(names))
-        batches = [names[i : i + settings.batch_size] for i in range(0, len(names), settings.batch_size)]
-        futures = sync_batch_task.map(batches, unmapped(plan), unmapped(services))
-        report = BatchReport()
-        try:
-            for future in futures:
-                report = report + future.result()
-        except BaseException:
-            writer.discard(plan.sync_id)
-            raise
-        if report.failures:
-            writer.discard(plan.sync_id)
-            raise SyncFailed(repository, report.failures)
-        summary = report.as_dict() | {"duration_s": round(time.monotonic() - started, 3), "mirror": mirror}
-        version = commit_version_task(plan, services, mirror=mirror, report=summary)
+        services = SyncServices(index=index, store=store_for(settings), writer=writer)
+        with hosting(spec, services):
+            fingerprint = filter_fingerprint(fields.model_dump(), mirror=mirror)
+            accepted = [fingerprint, filter_fingerprint(fields.model_dump(), mirror=True)]
+            work = plan_work_task(plan, spec, accepted)  # serials: fetch only what changed
+            names = work.fetch
+            logger.info(
+                "%s sync (%s): %d unchanged, %d gone", work.mode, work.reason, work.unchanged, len(work.gone)
+            )
+            logger.info(
+                "syncing %d project(s) of %s into %r (policy %s)",
+                len(names),
+                fields.url,
+                repository,
+                plan.policy,
+            )
+            if progress:
+                progress.start(len(names))
+            artifact = SyncProgress(repository, len(names))
+            batches = [names[i : i + settings.batch_size] for i in range(0, len(names), settings.batch_size)]
+            futures = sync_batch_task.map(batches, unmapped(plan), unmapped(spec))
+            report = BatchReport()
+            try:
+                for future in as_completed(futures):
+                    batch = future.result()
+                    report = report + batch
+                    artifact.advance(batch.projects)
+                    if progress:
+                        progress.advance(batch.projects)
+            except BaseException:
+                writer.discard(plan.sync_id)
+                raise
+            summary = report.as_dict() | {
+                "duration_s": round(time.monotonic() - started, 3),
+                "lock_wait_s": round(lock_wait, 3),
+                "mirror": mirror,
+                "incremental": {"mode": work.mode, "unchanged": work.unchanged, "gone": len(work.gone)},
+            }
+            if report.failures:
+                writer.discard(plan.sync_id)
+                publish_report(
+                    repository, version=None, previous=repo.latest_version, summary=summary, counts=None
+                )
+                raise SyncFailed(repository, report.failures)
+            version = commit_version_task(
+                plan,
+                spec,
+                mirror=mirror,
+                report=summary,
+                scope=work.scope,
+                fingerprint=fingerprint,
+            )
+            apply_retention(catalog, repository)  # retain_repo_versions: drop versions beyond the newest N
+    counts = (
+        None
+        if version is None
+        else {"added": version.added, "removed": version.removed, "present": version.present}
+    )
+    publish_report(
+        repository,
+        version=None if version is None else version.number,
+        previous=repo.latest_version,
+        summary=summary,
+        counts=counts,
+    )
     if version is None:
         logger.info("nothing changed: %r stays at version %d", repository, repo.latest_version)
     else:
@@ -121,9 +219,60 @@ def sync_repository(repository: str, remote: str | None = None, mirror: bool = F
     }
 
 
-def run_sync(repository: str, remote: str | None, *, mirror: bool, settings: Settings) -> dict[str, Any]:
-    """Run the flow in this process with the task runner sized by the settings."""
-    runner = ThreadPoolTaskRunner(max_workers=settings.task_workers)
+def services_spec(settings: Settings, fields: RemoteFields, *, concurrency: int, token: str) -> ServicesSpec:
+    """The picklable description of a sync's services, from the settings and the remote."""
+    secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else ""
+    store = StoreSpec(
+        root=None if settings.s3_endpoint else str(settings.artifacts_dir),
+        endpoint=settings.s3_endpoint,
+        access_key=settings.s3_access_key or "",
+        secret_key=secret,
+        bucket=settings.s3_bucket,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+        prefix=settings.s3_prefix,
+        max_size=settings.max_file_bytes,
+    )
+    headers: dict[str, str] = {}
+    for entry in fields.headers or []:
+        headers.update(entry)
+    http = HttpSpec(
+        index_url=fields.url,
+        concurrency=concurrency,
+        max_page_bytes=settings.max_page_bytes,
+        timeout=fields.total_timeout or 300.0,
+        connect_timeout=fields.connect_timeout or fields.sock_connect_timeout,
+        read_timeout=fields.sock_read_timeout,
+        headers=tuple(sorted(headers.items())),
+        proxy_url=fields.proxy_url,
+        tls_validation=fields.tls_validation,
+        ca_cert=fields.ca_cert,
+        client_cert=fields.client_cert,
+        client_key=fields.client_key,
+        username=fields.username,
+        password=fields.password,
+    )
+    return ServicesSpec(catalog_url=settings.catalog_url, store=store, http=http, token=token)
+
+
+def _holder() -> str:
+    """Who holds the lock, for the message a second sync shows: flow run, host and pid."""
+    from prefect.runtime import flow_run
+
+    return f"flow run {flow_run.name} ({flow_run.id}) on {socket.gethostname()} pid {os.getpid()}"[:255]
+
+
+def run_sync(
+    repository: str,
+    remote: str | None,
+    *,
+    mirror: bool,
+    settings: Settings,
+    task_runner: Any = None,
+    lock_wait_s: float = DEFAULT_LOCK_WAIT,
+) -> dict[str, Any]:
+    """Run the flow in this process, with ``task_runner`` or the one ``MIRRORFLOW_TASK_RUNNER`` names."""
+    runner = task_runner or task_runner_for(RunnerSettings(task_workers=settings.task_workers))
     return sync_repository.with_options(task_runner=runner)(
-        repository=repository, remote=remote, mirror=mirror
+        repository=repository, remote=remote, mirror=mirror, lock_wait_s=lock_wait_s
     )

@@ -22,8 +22,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Remote, Repository, RepositoryVersion
+from storage.secrets import NoSecretKey, SecretBox
 
-__all__ = ["Catalog", "CatalogError", "NotFound", "AlreadyExists", "VersionView"]
+__all__ = ["Catalog", "CatalogError", "NotFound", "AlreadyExists", "VersionView", "SECRET_COLUMNS"]
+
+#: Remote columns stored encrypted (``flows.remote_spec.SECRET_FIELDS`` names the same fields).
+SECRET_COLUMNS = ("client_key", "proxy_username", "proxy_password", "username", "password")
 
 
 class CatalogError(Exception):
@@ -86,19 +90,21 @@ def make_engine(url: str) -> Engine:
 class Catalog:
     """Repositories, remotes and versions. Built once per process from the database URL."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, secrets: SecretBox | None = None) -> None:
+        """``secrets`` seals remote secrets at rest; without it, storing or reading one raises."""
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._secrets = secrets
 
     @classmethod
-    def from_url(cls, url: str, *, migrate: bool = True) -> Catalog:
-        catalog = cls(make_engine(url))
+    def from_url(cls, url: str, *, migrate: bool = True, secrets: SecretBox | None = None) -> Catalog:
+        catalog = cls(make_engine(url), secrets=secrets)
         if migrate:
             catalog.migrate()
         return catalog
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revisions (idempotent; every head, if branches exist)."""
+        """Bring the schema to the newest Alembic revision (idempotent)."""
         from alembic import command
         from alembic.config import Config
 
@@ -106,7 +112,7 @@ class Catalog:
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, "heads")
+            command.upgrade(config, "head")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -122,30 +128,57 @@ class Catalog:
     def create_remote(self, name: str, **fields: Any) -> Remote:
         try:
             with self.session() as session:
-                remote = Remote(name=name, **fields)
+                remote = Remote(name=name, **self._sealed(fields))
                 session.add(remote)
                 session.flush()
-                return remote
         except IntegrityError:
             if self._exists(Remote, name):
                 raise AlreadyExists("remote", name) from None
             raise
+        return self._opened(remote)
 
     def get_remote(self, name: str) -> Remote:
+        """Return the remote with its secrets decrypted (a copy detached from the database)."""
         with self.session() as session:
-            return self._get(session, Remote, name)
+            remote = self._get(session, Remote, name)
+        return self._opened(remote)
 
     def list_remotes(self) -> list[Remote]:
         with self.session() as session:
-            return list(session.scalars(select(Remote).order_by(Remote.name)))
+            remotes = list(session.scalars(select(Remote).order_by(Remote.name)))
+        return [self._opened(remote) for remote in remotes]
 
     def update_remote(self, name: str, **fields: Any) -> Remote:
         with self.session() as session:
             remote = self._get(session, Remote, name)
-            for key, value in fields.items():
+            for key, value in self._sealed(fields).items():
                 setattr(remote, key, value)
             session.flush()
-            return remote
+        return self._opened(remote)
+
+    def _sealed(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields`` with each secret encrypted: only ciphertext reaches the database."""
+        sealed = dict(fields)
+        for key in SECRET_COLUMNS:
+            if sealed.get(key) is not None:
+                if self._secrets is None:
+                    raise NoSecretKey(key)
+                sealed[key] = self._secrets.encrypt(sealed[key])
+        return sealed
+
+    def _opened(self, row: Remote) -> Remote:
+        """A transient copy of ``row`` with its secrets decrypted.
+
+        A copy, not the loaded row: adding it to a session fails on the unique name instead of
+        writing plaintext over the ciphertext. Raises ``WrongSecretKey`` or ``NoSecretKey``.
+        """
+        values = {column.key: getattr(row, column.key) for column in Remote.__table__.columns}
+        for key in SECRET_COLUMNS:
+            if values[key] is not None:
+                if self._secrets is None:
+                    raise NoSecretKey(key)
+                values[key] = self._secrets.decrypt(values[key], field=key)
+        return Remote(**values)
 
     def delete_remote(self, name: str) -> None:
         with self.session() as session:

@@ -3,10 +3,16 @@
 A sync writes in two phases, so that no reader ever sees half of it:
 
 1. batch by batch, ``upsert_packages`` + ``stage`` record what the sync selected (packages are
-   shared, idempotent rows; staging rows are private to the sync);
+   shared, idempotent rows; staging rows are private to the sync), and
+   ``storage.serials.SerialMemory.touch`` records which projects the sync evaluated;
 2. ``commit_version`` turns the staged set into the next repository version in ONE transaction:
    lock the repository, close intervals of what leaves, open intervals for what arrives, write
-   the version row. A commit that would change nothing writes nothing and uses no number.
+   the version row, fold the touched projects into the serial memory. A commit that would change
+   nothing writes no version and uses no number.
+
+An incremental sync (``scope="touched"``) stages only the projects it fetched: an untouched
+project keeps its content without a staging row, so a sync's cost follows what changed upstream,
+not the size of the repository. Writes are executemany of one cached statement per chunk.
 
 A sync killed before step 2 leaves only staging rows (invisible, cleared later) and packages or
 artifacts that no version references yet (reused by the rerun).
@@ -15,11 +21,11 @@ artifacts that no version references yet (reused by the rerun).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, literal, or_, select, tuple_, update
+from sqlalchemy import Table, and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,11 +33,14 @@ from storage.catalog import Catalog, NotFound, VersionView, _view
 from storage.models import (
     Artifact,
     Package,
+    Remote,
     Repository,
     RepositoryContent,
     RepositoryVersion,
     SyncStaging,
 )
+from storage.models_serials import SyncProject
+from storage.serials import apply_touched, touched_names
 
 __all__ = ["NewPackage", "ContentWriter", "STALE_STAGING_AFTER"]
 
@@ -62,6 +71,20 @@ class NewPackage:
     url: str
 
 
+def _table(model: Any) -> Table:
+    return cast(Table, model.__table__)
+
+
+_PACKAGE_FIELDS = tuple(f.name for f in fields(NewPackage))
+
+
+def _row(package: NewPackage, now: datetime) -> dict[str, Any]:
+    # dataclasses.asdict deep-copies every value: ten times slower, and these are all scalars
+    row = {name: getattr(package, name) for name in _PACKAGE_FIELDS}
+    row["created"] = now
+    return row
+
+
 def _chunks(items: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -84,21 +107,26 @@ class ContentWriter:
         """
         ids: dict[tuple[str, str], int] = {}
         unique = list({(p.filename, p.sha256): p for p in packages}.values())
+        # executemany of one cached statement (SQLAlchemy batches it as "insertmanyvalues"):
+        # building a multi-row VALUES clause per chunk recompiles the statement every time,
+        # which cost more than the whole HTTP side of a sync.
+        stmt = self._insert(_table(Package))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["filename", "sha256"],
+            set_={"yanked": stmt.excluded.yanked, "yanked_reason": stmt.excluded.yanked_reason},
+        )
+        now = datetime.now(UTC)
         with self.catalog.session() as session:
+            connection = session.connection()
             for chunk in _chunks(unique):
-                stmt = self._insert(Package).values([asdict(p) for p in chunk])
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["filename", "sha256"],
-                    set_={"yanked": stmt.excluded.yanked, "yanked_reason": stmt.excluded.yanked_reason},
-                )
-                session.execute(stmt)
-                keys = [(p.filename, p.sha256) for p in chunk]
-                rows = session.execute(
+                connection.execute(stmt, [_row(p, now) for p in chunk])
+                wanted = {(p.filename, p.sha256) for p in chunk}
+                rows = connection.execute(
                     select(Package.filename, Package.sha256, Package.id).where(
-                        tuple_(Package.filename, Package.sha256).in_(keys)
+                        Package.filename.in_(sorted({f for f, _ in wanted}))
                     )
                 )
-                ids.update({(f, s): i for f, s, i in rows})
+                ids.update({(f, s): i for f, s, i in rows if (f, s) in wanted})
         return ids
 
     def known_artifacts(self, sha256s: Iterable[str]) -> set[str]:
@@ -117,10 +145,12 @@ class ContentWriter:
         """
         if not artifacts:
             return
+        now = datetime.now(UTC)
+        stmt = self._insert(_table(Artifact)).on_conflict_do_nothing()
         with self.catalog.session() as session:
             for chunk in _chunks(list(artifacts)):
-                rows = [{"sha256": s, "size": n, "storage_key": k} for s, n, k in chunk]
-                session.execute(self._insert(Artifact).values(rows).on_conflict_do_nothing())
+                rows = [{"sha256": s, "size": n, "storage_key": k, "created": now} for s, n, k in chunk]
+                session.connection().execute(stmt, rows)
                 session.execute(
                     update(Package)
                     .where(Package.sha256.in_([s for s, _, _ in chunk]), Package.artifact_sha256.is_(None))
@@ -131,15 +161,21 @@ class ContentWriter:
 
     def stage(self, sync_id: str, repository_id: int, package_ids: Iterable[int]) -> None:
         """Remember that sync ``sync_id`` selected these packages (idempotent)."""
-        rows = [{"sync_id": sync_id, "repository_id": repository_id, "package_id": i} for i in package_ids]
+        now = datetime.now(UTC)
+        rows = [
+            {"sync_id": sync_id, "repository_id": repository_id, "package_id": i, "staged_at": now}
+            for i in package_ids
+        ]
+        stmt = self._insert(_table(SyncStaging)).on_conflict_do_nothing()
         with self.catalog.session() as session:
             for chunk in _chunks(rows):
-                session.execute(self._insert(SyncStaging).values(chunk).on_conflict_do_nothing())
+                session.connection().execute(stmt, chunk)
 
     def discard(self, sync_id: str) -> None:
         """Drop a sync's staging rows (a failed sync calls this; a crashed one is cleared later)."""
         with self.catalog.session() as session:
             session.execute(delete(SyncStaging).where(SyncStaging.sync_id == sync_id))
+            session.execute(delete(SyncProject).where(SyncProject.sync_id == sync_id))
 
     def commit_version(
         self,
@@ -149,13 +185,24 @@ class ContentWriter:
         mirror: bool,
         remote_name: str | None = None,
         report: dict[str, Any] | None = None,
+        scope: str = "all",
+        fingerprint: str | None = None,
     ) -> VersionView | None:
         """Turn the staged set into the next version; None when nothing would change.
 
         Additive (``mirror=False``): staged packages are added; a present package whose filename a
         staged package now takes (same name, other digest) is replaced. Mirror: additionally,
-        everything present that was not staged is removed.
+        present packages that were not staged are removed: all of them (``scope="all"``, a full
+        sync) except those of projects the sync marked ``stale``; or only those of projects the
+        sync marked ``fetched`` or ``gone`` (``scope="touched"``, an incremental sync: untouched
+        projects keep their content without being staged).
+
+        With ``remote_name``, the sync's touched projects are folded into the serial memory in the
+        same transaction (``storage.serials.apply_touched``), and ``fingerprint`` (when given)
+        becomes the memory's filter fingerprint. Raises ``NotFound`` for an unknown repository.
         """
+        if scope not in ("all", "touched"):
+            raise ValueError(f"scope {scope!r} is not 'all' or 'touched'")
         with self.catalog.session() as session:
             repo = session.scalar(select(Repository).where(Repository.name == repository).with_for_update())
             if repo is None:
@@ -167,11 +214,12 @@ class ContentWriter:
             )
             removed = self._close(session, is_open, number, replaced_by(staged))
             if mirror:
-                removed += self._close(session, is_open, number, RepositoryContent.package_id.not_in(staged))
+                removed += self._close_unstaged(session, is_open, number, staged, sync_id, scope)
             present_ids = select(RepositoryContent.package_id).where(is_open)
             added = len(
                 session.execute(
-                    RepositoryContent.__table__.insert()
+                    _table(RepositoryContent)
+                    .insert()
                     .from_select(
                         ["repository_id", "package_id", "version_added"],
                         select(literal(repo.id), SyncStaging.package_id, literal(number)).where(
@@ -181,6 +229,17 @@ class ContentWriter:
                     .returning(RepositoryContent.id)
                 ).all()
             )
+            if remote_name is not None:
+                remote_id = session.scalar(select(Remote.id).where(Remote.name == remote_name))
+                if remote_id is not None:
+                    apply_touched(
+                        session,
+                        repository_id=repo.id,
+                        remote_id=remote_id,
+                        sync_id=sync_id,
+                        fingerprint=fingerprint,
+                        full=scope == "all",
+                    )
             self._clear_staging(session, repo.id, sync_id)
             if added == 0 and removed == 0:
                 return None
@@ -212,7 +271,23 @@ class ContentWriter:
             .values(version_removed=number)
             .execution_options(synchronize_session=False)
         )
-        return int(result.rowcount)
+        return int(cast(Any, result).rowcount)
+
+    @classmethod
+    def _close_unstaged(
+        cls, session: Session, is_open: Any, number: int, staged: Any, sync_id: str, scope: str
+    ) -> int:
+        if scope == "all":
+            kept = select(Package.id).where(Package.normalized_name.in_(touched_names(sync_id, ("stale",))))
+            condition = and_(
+                RepositoryContent.package_id.not_in(staged), RepositoryContent.package_id.not_in(kept)
+            )
+            return cls._close(session, is_open, number, condition)
+        touched = touched_names(sync_id, ("fetched", "gone"))
+        if session.scalar(select(func.count()).select_from(touched.subquery())) == 0:
+            return 0  # the common no-change case: skip scanning the repository's content
+        leaving = select(Package.id).where(Package.normalized_name.in_(touched), Package.id.not_in(staged))
+        return cls._close(session, is_open, number, RepositoryContent.package_id.in_(leaving))
 
     @staticmethod
     def _clear_staging(session: Session, repository_id: int, sync_id: str) -> None:
@@ -221,6 +296,12 @@ class ContentWriter:
             delete(SyncStaging).where(
                 SyncStaging.repository_id == repository_id,
                 or_(SyncStaging.sync_id == sync_id, SyncStaging.staged_at < stale),
+            )
+        )
+        session.execute(
+            delete(SyncProject).where(
+                SyncProject.repository_id == repository_id,
+                or_(SyncProject.sync_id == sync_id, SyncProject.staged_at < stale),
             )
         )
 

@@ -44,6 +44,8 @@ __all__ = [
     "RepositoryVersion",
     "RepositoryContent",
     "SyncStaging",
+    "PullThroughPackage",
+    "CoreMetadata",
     "POLICIES",
 ]
 
@@ -148,6 +150,8 @@ class Repository(Base):
     description: Mapped[str | None] = mapped_column(Text)
     retain_repo_versions: Mapped[int | None] = mapped_column(Integer)
     remote_id: Mapped[int | None] = mapped_column(ForeignKey("remotes.id", ondelete="SET NULL"))
+    # serving (migration 0002_serve): projects missing here are looked up on this remote
+    pull_through_remote_id: Mapped[int | None] = mapped_column(ForeignKey("remotes.id", ondelete="SET NULL"))
     latest_version: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[datetime] = mapped_column(default=_now)
     last_updated: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
@@ -166,6 +170,8 @@ class Artifact(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     storage_key: Mapped[str] = mapped_column(Text)
     created: Mapped[datetime] = mapped_column(default=_now)
+    # when ``repository verify`` last re-hashed the stored object and found it intact (0004_verify)
+    verified_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (CheckConstraint(_SHA256_CHECK.format(col="sha256"), name="sha256"),)
 
@@ -264,3 +270,43 @@ class SyncStaging(Base):
     package_id: Mapped[int] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True)
     repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"), index=True)
     staged_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class PullThroughPackage(Base):
+    """A package the server fetched on request for a repository with a pull-through remote (0002_serve).
+
+    Not repository content: no version is created per request. ``fetched_at`` is when the project
+    page was last read from ``remote_id``; the server refreshes a project after its cache time.
+    """
+
+    __tablename__ = "pull_through_packages"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True)
+    normalized_name: Mapped[str] = mapped_column(Text)
+    remote_id: Mapped[int | None] = mapped_column(ForeignKey("remotes.id", ondelete="SET NULL"))
+    fetched_at: Mapped[datetime] = mapped_column(default=_now)
+
+    __table_args__ = (Index("ix_pull_through_repo_name", "repository_id", "normalized_name"),)
+
+
+class CoreMetadata(Base):
+    """Where a package's PEP 658 core metadata is stored: an artifact, by digest (0002_serve).
+
+    ``source`` is ``upstream`` (the index's ``.metadata`` file) or ``wheel`` (read from the wheel).
+    """
+
+    __tablename__ = "core_metadata"
+
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("artifacts.sha256"))
+    source: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (CheckConstraint("source IN ('upstream', 'wheel')", name="source"),)
+
+
+# Incremental-sync tables live in their own module (same Base); importing it here puts them in
+# Base.metadata for every user of the models.
+import storage.models_serials  # noqa: E402, F401

@@ -1,6 +1,10 @@
 """One batch of a sync: fetch project pages, select files, download or record, stage.
 
-This is the thin I/O shell around the pure decisions (``tasks.filters``). A batch is idempotent:
+This is the thin I/O shell around the pure decisions (``tasks.filters``, ``tasks.planning``).
+``plan_work`` reads the listing and the serial memory once and decides which pages to fetch;
+``sync_projects`` fetches one batch of them (conditionally where the index gives no serials,
+retrying pages older than the listing promised) and stages what they contribute, plus the
+projects it touched, so that the commit needs no staging of untouched projects. A batch is idempotent:
 packages and artifacts are content-addressed and written with ``ON CONFLICT DO NOTHING``, so a
 batch that is retried, or a sync that is rerun after a crash, reuses what is already there.
 
@@ -11,22 +15,44 @@ store -> package rows -> artifact rows (linking packages) -> staging rows.
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
+from urllib.parse import urlsplit
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from storage.artifacts import ArtifactStore, DigestMismatch, StoreUnavailable
+from storage.artifacts import (
+    ArtifactStore,
+    ArtifactTooLarge,
+    DigestMismatch,
+    StoredArtifact,
+    StoreUnavailable,
+)
 from storage.content import ContentWriter, NewPackage
+from storage.serials import SerialMemory, Touched
 from tasks.distributions import DistFile, ProjectPage
 from tasks.filters import Candidate, FilterSpec, included_project_names, select_files, wanted_projects
-from tasks.index_client import IndexClient, ProjectNotFound, TransientError
+from tasks.index_client import ConditionalPage, IndexClient, ProjectNotFound, TransientError
+from tasks.planning import Wanted, Work, is_stale, plan_projects, stale_delays
 from tasks.retrying import call_with_retries
 
-__all__ = ["SyncPlan", "SyncServices", "BatchReport", "list_projects", "sync_projects", "SyncFailed"]
+__all__ = [
+    "SyncPlan",
+    "SyncServices",
+    "BatchReport",
+    "list_projects",
+    "plan_work",
+    "record_gone",
+    "sync_projects",
+    "SyncFailed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +85,10 @@ class SyncPlan:
     now: datetime
     concurrency: int
     attempts: int
+    #: First wait before refetching a page older than the listing promised (doubles each time).
+    stale_backoff: float = 1.0
+    #: Largest file accepted (settings.max_file_bytes): a larger declared size is skipped unfetched.
+    max_file_bytes: int | None = None
 
 
 @dataclass(slots=True)
@@ -69,6 +99,11 @@ class SyncServices:
     store: ArtifactStore
     writer: ContentWriter
     on_progress: Callable[[int], None] | None = None
+
+    @property
+    def memory(self) -> SerialMemory:
+        """The serial memory, in the writer's catalog."""
+        return SerialMemory(self.writer.catalog)
 
 
 @dataclass(slots=True)
@@ -82,6 +117,8 @@ class BatchReport:
     failures: dict[str, str] = field(default_factory=dict)
     downloaded_files: int = 0
     downloaded_bytes: int = 0
+    not_modified: int = 0
+    stale: list[str] = field(default_factory=list)
 
     def __add__(self, other: BatchReport) -> BatchReport:
         return BatchReport(
@@ -92,6 +129,8 @@ class BatchReport:
             failures={**self.failures, **other.failures},
             downloaded_files=self.downloaded_files + other.downloaded_files,
             downloaded_bytes=self.downloaded_bytes + other.downloaded_bytes,
+            not_modified=self.not_modified + other.not_modified,
+            stale=sorted(self.stale + other.stale),
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -103,6 +142,8 @@ class BatchReport:
             "failures": self.failures,
             "downloaded_files": self.downloaded_files,
             "downloaded_bytes": self.downloaded_bytes,
+            "not_modified": self.not_modified,
+            "stale": self.stale,
         }
 
 
@@ -114,9 +155,44 @@ def list_projects(spec: FilterSpec, index: IndexClient, *, attempts: int) -> lis
     return wanted_projects((p.name for p in listing.projects), spec)
 
 
+def plan_work(plan: SyncPlan, services: SyncServices, *, accepted: Collection[str]) -> Work:
+    """Read the listing (unless includes name the projects) and the memory; decide what to fetch.
+
+    ``accepted``: the filter fingerprints the memory may carry (``tasks.planning.plan_projects``).
+    Raises the index client's errors when the listing cannot be read.
+    """
+    spec = plan.spec
+    if spec.includes:
+        wanted: list[tuple[str, int | None]] = [(n, None) for n in included_project_names(spec)]
+        has_serials = False
+    else:
+        listing = call_with_retries(services.index.get_listing, attempts=plan.attempts, transient=_TRANSIENT)
+        serial_of = {p.name: p.last_serial for p in listing.projects}
+        wanted = [(n, serial_of[n]) for n in wanted_projects(serial_of, spec)]
+        has_serials = True
+    memory = services.memory
+    remembered = memory.remembered(plan.repository_id, plan.remote)
+    previous = memory.fingerprint(plan.repository_id, plan.remote)
+    return plan_projects(
+        wanted,
+        remembered,
+        accepted=accepted,
+        remembered_fingerprint=previous,
+        listing_has_serials=has_serials,
+    )
+
+
+def record_gone(names: Sequence[str], plan: SyncPlan, services: SyncServices) -> None:
+    """Mark projects gone from the listing: the commit forgets them (and removes them in mirror mode)."""
+    if names:
+        services.memory.touch(plan.sync_id, plan.repository_id, (Touched(n, "gone") for n in names))
+
+
 @dataclass(slots=True)
 class _ProjectResult:
     name: str
+    touched: Touched | None = None
+    not_modified: bool = False
     packages: list[NewPackage] = field(default_factory=list)
     stored: list[tuple[str, int, str]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
@@ -125,15 +201,24 @@ class _ProjectResult:
     downloaded_bytes: int = 0
 
 
-def sync_projects(names: Sequence[str], plan: SyncPlan, services: SyncServices) -> BatchReport:
-    """Sync one batch of projects and stage what they contribute. Returns the batch's report."""
-    with ThreadPoolExecutor(max_workers=min(plan.concurrency, max(len(names), 1))) as pool:
-        results = list(pool.map(lambda name: _sync_project(name, plan, services), names))
+def sync_projects(names: Sequence[str | Wanted], plan: SyncPlan, services: SyncServices) -> BatchReport:
+    """Sync one batch of projects and stage what they contribute. Returns the batch's report.
+
+    ``names`` are project names (fetched unconditionally) or ``Wanted`` entries from the plan.
+    """
+    items = [n if isinstance(n, Wanted) else Wanted(n) for n in names]
+    results = list(_pool(plan.concurrency).map(lambda item: _sync_project(item, plan, services), items))
     report = BatchReport(projects=len(names))
     packages: list[NewPackage] = []
     stored: list[tuple[str, int, str]] = []
+    touched: list[Touched] = []
     for result in results:
         report.skipped += result.skipped
+        report.not_modified += result.not_modified
+        if result.touched is not None:
+            touched.append(result.touched)
+            if result.touched.state == "stale":
+                report.stale.append(result.name)
         if result.not_found:
             report.not_found.append(result.name)
         if result.failure is not None:
@@ -149,23 +234,85 @@ def sync_projects(names: Sequence[str], plan: SyncPlan, services: SyncServices) 
     ids = services.writer.upsert_packages(packages)
     services.writer.record_artifacts(stored)
     services.writer.stage(plan.sync_id, plan.repository_id, ids.values())
+    services.memory.touch(plan.sync_id, plan.repository_id, touched)
     if services.on_progress is not None:
         services.on_progress(len(names))
     return report
 
 
-def _sync_project(name: str, plan: SyncPlan, services: SyncServices) -> _ProjectResult:
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+# A forked child inherits the dict but not the threads: it must build its own pools.
+os.register_at_fork(after_in_child=_pools.clear)
+
+
+def _pool(concurrency: int) -> ThreadPoolExecutor:
+    """One fetch pool per process and concurrency, shared by the batches that run at once.
+
+    Batches run side by side (the flow's task runner); a pool each would multiply the threads
+    that contend for the GIL by the number of task workers, while the HTTP pool lets only
+    ``concurrency`` requests out at a time anyway. Its threads are daemon-like workers that
+    idle between syncs.
+    """
+    with _pools_lock:
+        pool = _pools.get(concurrency)
+        if pool is None:
+            pool = _pools[concurrency] = ThreadPoolExecutor(
+                concurrency, thread_name_prefix="mirrorflow-fetch"
+            )
+        return pool
+
+
+def _fetch(item: Wanted, plan: SyncPlan, services: SyncServices) -> ConditionalPage:
+    """Fetch a page (conditionally when validators are known), refetching it while it is stale.
+
+    Returns the last answer: a stale page when the retries ran out (the caller checks).
+    """
+    delays = stale_delays(plan.attempts, plan.stale_backoff)
+    while True:
+        answer = call_with_retries(
+            lambda: services.index.get_project_if_changed(
+                item.name, etag=item.etag, last_modified=item.last_modified
+            ),
+            attempts=plan.attempts,
+            transient=_TRANSIENT,
+        )
+        page = answer.page
+        if page is None or not is_stale(page.last_serial, item.expected_serial) or not delays:
+            return answer
+        log.info(
+            "page of %r is older than the listing (serial %s < %s): retrying",
+            item.name,
+            page.last_serial,
+            item.expected_serial,
+        )
+        time.sleep(delays.pop(0))
+
+
+def _sync_project(item: Wanted, plan: SyncPlan, services: SyncServices) -> _ProjectResult:
+    name = item.name
     result = _ProjectResult(name=name)
     try:
-        page = call_with_retries(
-            lambda: services.index.get_project(name), attempts=plan.attempts, transient=_TRANSIENT
-        )
+        answer = _fetch(item, plan, services)
     except ProjectNotFound:
         result.not_found = True
+        result.touched = Touched(name, "gone")
         return result
     except Exception as exc:  # reported per project; the sync fails as a whole below
         result.failure = _describe(exc)
         return result
+    page = answer.page
+    if page is None:
+        result.not_modified = True  # 304: untouched, keeps its content and its memory
+        return result
+    if is_stale(page.last_serial, item.expected_serial):
+        result.touched = Touched(name, "stale")  # left as it was; the next sync retries it
+        return result
+    if page.name != canonicalize_name(name):
+        # A page that names another project (or garbage): file it under the project we asked for.
+        page = replace(page, name=canonicalize_name(name), display_name=name)
+    serial = page.last_serial if page.last_serial is not None else item.expected_serial
+    result.touched = Touched(name, "fetched", serial, answer.etag, answer.last_modified)
     selection = select_files(canonicalize_name(name), page.files, plan.spec, now=plan.now)
     result.skipped.update(skip.reason.value for skip in selection.skipped)
     immediate = plan.policy == "immediate"
@@ -176,12 +323,24 @@ def _sync_project(name: str, plan: SyncPlan, services: SyncServices) -> _Project
     )
     for candidate in selection.kept:
         file = candidate.file
-        sha256, size = file.sha256, file.size
+        refused = _refuse(file, plan.max_file_bytes)
+        if refused is not None:
+            log.warning("%s: skipping %r (%s): %s", name, file.filename, refused, file.url[:200])
+            result.skipped[refused] += 1
+            continue
+        sha256: str | None = file.sha256
+        size = file.size
         if immediate and (sha256 is None or sha256 not in known):
             try:
                 artifact = call_with_retries(
-                    lambda f=file: _download(f, services), attempts=plan.attempts, transient=_TRANSIENT
+                    partial(_download, file, services, plan.max_file_bytes),
+                    attempts=plan.attempts,
+                    transient=_TRANSIENT,
                 )
+            except ArtifactTooLarge:  # no size was declared, or the store's own limit is lower
+                log.warning("%s: skipping %r (too-large while downloading)", name, file.filename)
+                result.skipped["too-large"] += 1
+                continue
             except Exception as exc:
                 result.failure = f"{file.filename}: {_describe(exc)}"
                 return result
@@ -195,9 +354,43 @@ def _sync_project(name: str, plan: SyncPlan, services: SyncServices) -> _Project
     return result
 
 
-def _download(file: DistFile, services: SyncServices):  # type: ignore[no-untyped-def]
+def _download(file: DistFile, services: SyncServices, max_file_bytes: int | None) -> StoredArtifact:
     with services.index.stream_file(file.url) as response:
-        return services.store.put_chunks(response.iter_bytes(), sha256=file.sha256, size=file.size)
+        chunks = response.iter_bytes()
+        if max_file_bytes is not None:
+            chunks = _at_most(chunks, max_file_bytes)
+        return services.store.put_chunks(chunks, sha256=file.sha256, size=file.size)
+
+
+def _at_most(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+    """Pass ``chunks`` through; raise ``ArtifactTooLarge`` once more than ``limit`` bytes came (every store)."""
+    received = 0
+    for chunk in chunks:
+        received += len(chunk)
+        if received > limit:
+            raise ArtifactTooLarge(max_size=limit, received=received)
+        yield chunk
+
+
+def _refuse(file: DistFile, max_file_bytes: int | None) -> str | None:
+    """Return the skip reason for a file no index may make us fetch or record, else None.
+
+    ``unsafe-url``: not http(s) with a host (``file://`` would read the mirror's own disk; other
+    hosts are fine: indexes often serve files from a separate host). ``too-large``: a declared size
+    above ``max_file_bytes``, refused before any byte is fetched. ``invalid-field``: text holding
+    NUL, which no catalog column may store.
+    """
+    try:
+        parts = urlsplit(file.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return "unsafe-url"
+    except ValueError:  # e.g. a malformed IPv6 host or port
+        return "unsafe-url"
+    if max_file_bytes is not None and file.size is not None and file.size > max_file_bytes:
+        return "too-large"
+    if any("\x00" in (text or "") for text in (file.url, file.requires_python, file.yanked_reason)):
+        return "invalid-field"
+    return None
 
 
 def _package(page: ProjectPage, candidate: Candidate, sha256: str, size: int | None) -> NewPackage:

@@ -30,7 +30,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["PACKAGE_TYPES", "InvalidFilename", "ParsedFilename", "parse_filename"]
+__all__ = ["MAX_FILENAME_LENGTH", "PACKAGE_TYPES", "InvalidFilename", "ParsedFilename", "parse_filename"]
 
 #: Every package type the index's JSON API reports, sorted.
 PACKAGE_TYPES = (
@@ -77,6 +77,10 @@ class ParsedFilename:
     platforms: tuple[str, ...]
 
 
+#: The longest filename accepted (a common file system limit).
+MAX_FILENAME_LENGTH = 255
+
+
 def parse_filename(filename: str) -> ParsedFilename:
     """Parse a distribution filename.
 
@@ -100,6 +104,9 @@ def _check_safe(filename: str) -> None:
     # Filenames become object keys and paths on disk: refuse anything that could leave a directory.
     if not filename.strip("."):
         raise InvalidFilename(filename, "is empty or only dots")
+    if len(filename) > MAX_FILENAME_LENGTH:
+        # Also bounds versions: a 5,000-digit release number would overflow int() in packaging.
+        raise InvalidFilename(filename, f"is longer than {MAX_FILENAME_LENGTH} characters")
     for char in ("/", "\\", "\x00"):
         if char in filename:
             raise InvalidFilename(filename, f"contains {char!r}")

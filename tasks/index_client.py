@@ -50,6 +50,7 @@ __all__ = [
     "TransientError",
     "UpstreamError",
     "build_http_client",
+    "ConditionalPage",
 ]
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -176,21 +177,50 @@ class IndexClient:
             return parse_project_json(page.body, page_url=page.url, last_serial_header=page.serial)
         return parse_project_html(page.text(), page_url=page.url, last_serial_header=page.serial)
 
+    def get_project_if_changed(
+        self, name: str, *, etag: str | None, last_modified: str | None
+    ) -> ConditionalPage:
+        """Fetch a project's page unless it is unchanged since ``etag`` / ``last_modified``.
+
+        Sends If-None-Match / If-Modified-Since for the validators given; a 304 answer gives a
+        ``ConditionalPage`` whose ``page`` is None. Raises like ``get_project``.
+        """
+        headers = {"If-None-Match": etag} if etag else {}
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        page = self._get_page(self.project_url(name), project=name, conditional=headers)
+        if page.not_modified:
+            return ConditionalPage(None, etag, last_modified)
+        if page.media_type == JSON_TYPE:
+            parsed = parse_project_json(page.body, page_url=page.url, last_serial_header=page.serial)
+        else:
+            parsed = parse_project_html(page.text(), page_url=page.url, last_serial_header=page.serial)
+        return ConditionalPage(parsed, page.etag, page.last_modified)
+
     @contextmanager
     def stream_file(self, url: str) -> Iterator[httpx.Response]:
         """Stream a distribution file: ``with client.stream_file(url) as response: response.iter_bytes()``.
 
         Raises ``UpstreamError`` / ``TransientError`` on a non-2xx status, and ``TransientError`` for
-        network errors, also while the caller reads the body.
+        network errors, also while the caller reads the body. Only http(s) URLs are fetched
+        (``UpstreamError`` otherwise, as for a redirect to another scheme). The client's credentials
+        go to the index's own origin only: a file on another host (a separate file host, or one a
+        hostile page names) is fetched without them, as pip does.
         """
-        with _translate_transport_errors(url), self._client.stream("GET", url) as response:
+        origin = _origin(url)
+        if origin is None:
+            raise UpstreamError(url, None, "not an http(s) URL with a host; refusing to fetch it")
+        extra: dict[str, Any] = {} if origin == _origin(self.index_url) else {"auth": None}
+        with _translate_transport_errors(url), self._client.stream("GET", url, **extra) as response:
             _raise_for_status(response)
             yield response
 
-    def _get_page(self, url: str, *, project: str | None) -> _Page:
+    def _get_page(self, url: str, *, project: str | None, conditional: dict[str, str] | None = None) -> _Page:
         """GET a page with PEP 691 negotiation, reading at most ``max_page_bytes``."""
-        headers = {"Accept": ACCEPT}
+        headers = {"Accept": ACCEPT, **(conditional or {})}
         with _translate_transport_errors(url), self._client.stream("GET", url, headers=headers) as response:
+            if conditional and response.status_code == 304:
+                return _Page(b"", "", "utf-8", str(response.url), None, not_modified=True)
             _raise_for_status(response, project=project)
             final_url = str(response.url)
             media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
@@ -208,7 +238,25 @@ class IndexClient:
                     raise PageTooLarge(final_url, response.status_code, self.max_page_bytes)
                 chunks.append(chunk)
             serial = response.headers.get("X-PyPI-Last-Serial")
-            return _Page(b"".join(chunks), media_type, charset, final_url, serial)
+            etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
+            return _Page(
+                b"".join(chunks), media_type, charset, final_url, serial, etag=etag, last_modified=modified
+            )
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """Return ``(scheme, host, port)`` of an http(s) URL, or None for anything else.
+
+    >>> _origin("https://index.example/simple/"), _origin("file:///etc/passwd")
+    (('https', 'index.example', 443), None)
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return None
+    return parsed.scheme, parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +268,9 @@ class _Page:
     charset: str
     url: str
     serial: str | None
+    etag: str | None = None
+    last_modified: str | None = None
+    not_modified: bool = False
 
     def text(self) -> str:
         """Decode an HTML body with its declared charset (UTF-8 by default); raise InvalidPage."""
@@ -227,6 +278,18 @@ class _Page:
             return self.body.decode(self.charset)
         except (UnicodeDecodeError, LookupError) as exc:
             raise InvalidPage(self.url, f"body does not decode as {self.charset!r} ({exc})") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionalPage:
+    """A conditional fetch: ``page`` is None when the index answered 304 Not Modified.
+
+    ``etag`` / ``last_modified`` are the validators to send next time (the old ones on a 304).
+    """
+
+    page: ProjectPage | None
+    etag: str | None
+    last_modified: str | None
 
 
 def _ssl_context(verify: bool | str, cert: str | tuple[str, str] | None) -> ssl.SSLContext | bool:

@@ -13,7 +13,10 @@ Errors::
 
 A page is rejected as a whole when it is structurally broken (bad JSON, not UTF-8, an API major version
 above 1, a file entry without ``filename`` / ``url``, a known key holding the wrong type). Unknown keys
-are ignored, as PEP 691 asks. Hashes that are not valid lowercase-able sha256 digests become ``None``
+are ignored, as PEP 691 asks. A filename is kept as the index wrote it, even a hostile one (``../x``,
+``a\\b``, NUL): that is a per-file problem, and ``tasks.filters.select_files`` skips such a file with
+reason ``invalid-filename`` (``tasks.filenames.parse_filename`` refuses it) while the page's other
+files are synced. Hashes that are not valid lowercase-able sha256 digests become ``None``
 rather than errors: the file is still listed, and later steps decide what an unverifiable file means.
 
 Imports only the standard library and ``packaging``.
@@ -82,14 +85,6 @@ def _sha256_or_none(value: object) -> Sha256 | None:
 def _resolve(page_url: str, href: str) -> str:
     """Resolve ``href`` against ``page_url`` and drop the fragment."""
     return urldefrag(urljoin(page_url, href.strip())).url
-
-
-def _check_filename(filename: str, *, page_url: str, where: str) -> str:
-    # A filename becomes a storage key and a path component later on: refuse anything that is not one
-    # plain path segment, rather than trusting every later step to sanitise it.
-    if not filename or filename in {".", ".."} or "/" in filename or "\\" in filename or "\0" in filename:
-        raise InvalidPage(page_url, f"{where}: filename {filename!r} is not a plain file name")
-    return filename
 
 
 def _serial_from_header(value: str | None) -> int | None:
@@ -165,7 +160,7 @@ def _json_file(entry: object, index: int, *, page_url: str) -> DistFile:
     if size is not None and size < 0:
         raise InvalidPage(page_url, f"{where}: size {size!r} is negative")
     return DistFile(
-        filename=_check_filename(filename, page_url=page_url, where=where),
+        filename=filename,
         url=_resolve(page_url, url),
         sha256=_sha256_or_none(hashes.get("sha256")),
         requires_python=get("requires-python", (str,)) or None,
@@ -318,7 +313,7 @@ def _html_file(attrs: Mapping[str, str | None], text: str, base_url: str, *, pag
     yanked_value = attrs.get("data-yanked", False)
     core_metadata, core_metadata_sha256 = _html_metadata(attrs)
     return DistFile(
-        filename=_check_filename(filename, page_url=page_url, where=f"anchor {href!r}"),
+        filename=filename,
         url=url,
         sha256=_html_hash(fragment),
         requires_python=(attrs.get("data-requires-python") or "").strip() or None,

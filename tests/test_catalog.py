@@ -14,9 +14,20 @@ from storage.content import ContentWriter, NewPackage
 def _pkg(filename: str, content: bytes | None = None, *, version: str = "1.0") -> NewPackage:
     digest = hashlib.sha256(content if content is not None else filename.encode()).hexdigest()
     return NewPackage(
-        name="Foo", normalized_name="foo", version=version, filename=filename, packagetype="sdist",
-        python_version="source", requires_python=None, sha256=digest, size=10, upload_time=None,
-        yanked=False, yanked_reason=None, metadata_sha256=None, has_metadata=False,
+        name="Foo",
+        normalized_name="foo",
+        version=version,
+        filename=filename,
+        packagetype="sdist",
+        python_version="source",
+        requires_python=None,
+        sha256=digest,
+        size=10,
+        upload_time=None,
+        yanked=False,
+        yanked_reason=None,
+        metadata_sha256=None,
+        has_metadata=False,
         url=f"https://index.example/files/{filename}",
     )
 

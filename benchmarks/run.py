@@ -1,0 +1,210 @@
+"""The scale benchmark: ``python -m benchmarks.run --projects 20000``.
+
+Serves a ``benchmarks.synthetic`` index from a separate process on loopback and prints, in one run:
+
+1. the raw ceiling: a plain async httpx client fetching the listing and every project page at the
+   sync's concurrency (pages/s);
+2. a whole-index on_demand sync (mirror mode): projects/s, as a ratio of the raw page rate, and the
+   process's peak RSS;
+3. a no-change resync (serials unchanged: no page is fetched);
+4. an incremental resync after the index moves to its later state (~1% of projects touched);
+5. the raw download ceiling (the "big" projects' files) and an immediate-policy sync of the same
+   projects into the directory store: MB/s and the ratio.
+
+The catalog is SQLite in a temporary home (``--database-url`` for PostgreSQL). Prefect runs on its
+temporary test server, started once. Figures go to stdout; nothing is timed inside tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.synthetic import SyntheticIndex
+
+__all__ = ["main"]
+
+ACCEPT = "application/vnd.pypi.simple.v1+json"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _fetch_all(urls: list[str], concurrency: int, *, accept: str | None) -> int:
+    """GET every URL with ``concurrency`` workers over one pooled AsyncClient; return the bytes read."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    total = 0
+    headers = {"Accept": accept} if accept else {}
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        pending = iter(urls)
+
+        async def worker() -> None:
+            nonlocal total
+            for url in pending:
+                async with client.stream("GET", url, headers=headers) as response:
+                    response.raise_for_status()
+                    async for chunk in response.aiter_bytes():
+                        total += len(chunk)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return total
+
+
+def _raw(urls: list[str], concurrency: int, accept: str | None = None) -> tuple[float, int]:
+    started = time.perf_counter()
+    size = asyncio.run(_fetch_all(urls, concurrency, accept=accept))
+    return time.perf_counter() - started, size
+
+
+class _Server:
+    def __init__(self, projects: int, seed: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.server", "--projects", str(projects), "--seed", str(seed)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        port = int(self.process.stdout.readline().split()[1])
+        self.base = f"http://127.0.0.1:{port}"
+        self.url = f"{self.base}/simple/"
+
+    def set_state(self, state: int) -> None:
+        httpx.get(f"{self.base}/_state/{state}").raise_for_status()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def _sync(repository: str, remote: str, *, mirror: bool) -> tuple[float, dict[str, Any]]:
+    from flows.settings import Settings
+    from flows.sync_repository import run_sync
+
+    started = time.perf_counter()
+    result = run_sync(repository, remote, mirror=mirror, settings=Settings())
+    return time.perf_counter() - started, result
+
+
+def _line(label: str, value: str) -> None:
+    print(f"{label:<44} {value}", flush=True)
+
+
+def run(projects: int, seed: int, concurrency: int, database_url: str | None, skip_raw: bool) -> None:
+    home = Path(tempfile.mkdtemp(prefix="mirrorflow-bench-"))
+    os.environ["MIRRORFLOW_HOME"] = str(home)
+    if database_url:
+        os.environ["MIRRORFLOW_DATABASE_URL"] = database_url
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    index = SyntheticIndex(projects, seed=seed)
+    server = _Server(projects, seed)
+    print(f"synthetic index: {projects} projects, seed {seed}, concurrency {concurrency}, home {home}")
+    try:
+        from prefect.testing.utilities import prefect_test_harness
+
+        from flows.runtime import catalog_for
+        from flows.settings import Settings
+
+        with prefect_test_harness(server_startup_timeout=60):
+            _bench(index, server, concurrency, skip_raw, catalog_for(Settings()))
+    finally:
+        server.stop()
+
+
+def _bench(index: SyntheticIndex, server: _Server, concurrency: int, skip_raw: bool, catalog: Any) -> None:
+    catalog.create_remote("synthetic", url=server.url, policy="on_demand", download_concurrency=concurrency)
+    catalog.create_repository("all", remote="synthetic")
+    names = [index.name(i) for i in index.indices()]
+    page_urls = [server.url] + [f"{server.url}{name}/" for name in names]
+    raw_rate = 0.0
+    if not skip_raw:
+        seconds, size = _raw(page_urls, concurrency, ACCEPT)
+        raw_rate = len(names) / seconds
+        _line("raw: listing + project pages", f"{seconds:.1f} s, {raw_rate:.0f} pages/s, {size / 1e6:.0f} MB")
+    rss_before = _rss_mb()
+    seconds, result = _sync("all", "synthetic", mirror=True)
+    rate = len(names) / seconds
+    ratio = f" = {rate / raw_rate:.0%} of raw" if raw_rate else ""
+    _line("on_demand whole-index sync (mirror)", f"{seconds:.1f} s, {rate:.0f} projects/s{ratio}")
+    _line("  in-flow", f"{result['report'].get('duration_s')} s")
+    _line("  version / files kept", f"{result['version']} / {result['report']['files_kept']}")
+    _line(
+        "  peak RSS (process, so far)", f"{_peak_rss_mb():.0f} MB (RSS before the sync {rss_before:.0f} MB)"
+    )
+    seconds, result = _sync("all", "synthetic", mirror=True)
+    in_flow = result["report"].get("duration_s")
+    _line("no-change resync", f"{seconds:.2f} s (in-flow {in_flow} s), version {result['version']}")
+    server.set_state(1)
+    index.state = 1
+    seconds, result = _sync("all", "synthetic", mirror=True)
+    report = result["report"]
+    touched = report["projects"] + report.get("incremental", {}).get("gone", 0)
+    _line(
+        "incremental resync (later state)",
+        f"{seconds:.2f} s (in-flow {report.get('duration_s')} s), {touched} projects touched, "
+        f"version {result['version']}",
+    )
+    big = [i for i in index.indices() if index.is_big(i)]
+    file_urls = [f"{server.base}/files/{i}/{f.filename}" for i in big for _, f in index.files(i)]
+    raw_mbps = 0.0
+    if not skip_raw:
+        seconds, size = _raw(file_urls, concurrency)
+        raw_mbps = size / 1e6 / seconds
+        _line(
+            "raw: download big projects' files",
+            f"{seconds:.1f} s, {len(file_urls)} files, {raw_mbps:.0f} MB/s",
+        )
+    catalog.create_remote(
+        "synthetic-big",
+        url=server.url,
+        policy="immediate",
+        download_concurrency=concurrency,
+        includes=[index.name(i) for i in big],
+    )
+    catalog.create_repository("big", remote="synthetic-big")
+    seconds, result = _sync("big", "synthetic-big", mirror=False)
+    size = result["report"]["downloaded_bytes"]
+    mbps = size / 1e6 / seconds
+    ratio = f" = {mbps / raw_mbps:.0%} of raw" if raw_mbps else ""
+    in_flow = result["report"].get("duration_s") or seconds
+    flow_mbps = size / 1e6 / in_flow
+    flow_ratio = f" = {flow_mbps / raw_mbps:.0%} of raw" if raw_mbps else ""
+    _line(
+        "immediate sync into the directory store",
+        f"{seconds:.1f} s, {size / 1e6:.0f} MB, {mbps:.0f} MB/s{ratio}",
+    )
+    _line("  in-flow (without Prefect's run overhead)", f"{in_flow:.1f} s, {flow_mbps:.0f} MB/s{flow_ratio}")
+    _line("peak RSS (process, whole run)", f"{_peak_rss_mb():.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="mirrorflow scale benchmark")
+    parser.add_argument("--projects", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--database-url", default=None, help="a PostgreSQL URL (default: SQLite)")
+    parser.add_argument("--skip-raw", action="store_true", help="skip the raw httpx ceilings")
+    args = parser.parse_args()
+    run(args.projects, args.seed, args.concurrency, args.database_url, args.skip_raw)
+
+
+if __name__ == "__main__":
+    main()

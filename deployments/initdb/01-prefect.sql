@@ -1,0 +1,2 @@
+-- Prefect's own database, next to mirrorflow's catalog in the same PostgreSQL server.
+CREATE DATABASE prefect OWNER mirrorflow;

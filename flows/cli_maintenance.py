@@ -1,0 +1,127 @@
+"""Maintenance commands: ``repository verify`` (and ``--repair``) and ``orphans cleanup``.
+
+Registered on the shared Typer apps when ``flows.cli.main`` imports this module. Output is JSON
+on stdout; a verify that leaves problems exits 1 after printing its report.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+from flows.cli_app import Name, UsageError, app, emit, repository_app
+from flows.remote_spec import RemoteFields
+from flows.runtime import catalog_for, http_client_for, store_for
+from flows.settings import Settings
+from storage.catalog import Catalog
+from storage.maintenance import cleanup_orphans
+from tasks.index_client import IndexClient, build_http_client
+from tasks.verify import Fetch, verify_version
+
+__all__ = ["orphans_app", "repository_verify", "orphans_cleanup"]
+
+orphans_app = typer.Typer(no_args_is_help=True, help="Delete what no repository version references.")
+app.add_typer(orphans_app, name="orphans")
+
+#: Default of ``--skip-verified-within``: a rerun within a day resumes instead of starting over.
+DEFAULT_SKIP_HOURS = 24.0
+#: Pulp's default orphan protection time.
+DEFAULT_PROTECTION_MINUTES = 60
+
+
+@repository_app.command("verify")
+def repository_verify(
+    name: Name,
+    version: Annotated[
+        int | None, typer.Option("--version", help="Version number (default: latest).")
+    ] = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Fetch corrupt or missing files again.")] = False,
+    workers: Annotated[int, typer.Option(help="Artifacts checked at once.")] = 4,
+    skip_verified_within: Annotated[
+        float,
+        typer.Option(help="Skip artifacts found intact less than this many hours ago (0: check all)."),
+    ] = DEFAULT_SKIP_HOURS,
+) -> None:
+    """Re-hash every stored file of a version; report (and with --repair, fix) corrupt or missing ones."""
+    if not 1 <= workers <= 64:
+        raise UsageError(f"workers: must be between 1 and 64 (got {workers!r})")
+    if not skip_verified_within >= 0:
+        raise UsageError(
+            f"skip_verified_within: must be a number of hours >= 0 (got {skip_verified_within!r})"
+        )
+    settings = Settings()
+    catalog = catalog_for(settings)
+    catalog.get_repository(name)  # unknown names fail before anything is read
+    with ExitStack() as stack:
+        fetch = stack.enter_context(_upstream(catalog, name, workers)) if repair else None
+        report = verify_version(
+            catalog,
+            store_for(settings),
+            name,
+            version,
+            workers=workers,
+            skip_verified_within=timedelta(hours=skip_verified_within),
+            repair=fetch,
+        )
+    emit(report.as_dict())
+    if report.remaining:
+        hint = "" if repair else "; rerun with --repair to fetch them again"
+        print(
+            f"Error: {len(report.remaining)} artifact(s) of {name!r} version {report.version} "
+            f"are corrupt or missing{hint}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _upstream(catalog: Catalog, repository: str, workers: int) -> Iterator[Fetch]:
+    """Fetch upstream files with the repository's remote settings (auth, TLS, proxy) when it has one."""
+    remote_name = catalog.remote_name_of(catalog.get_repository(repository))
+    if remote_name is not None:
+        fields = RemoteFields.from_row(catalog.get_remote(remote_name))
+        http = http_client_for(fields, concurrency=workers)
+        index_url = fields.url
+    else:
+        http = build_http_client(concurrency=workers, timeout=300.0)
+        index_url = "http://unused.invalid/"  # only stream_file is used: file URLs are absolute
+    with http:
+        index = IndexClient(index_url, client=http)
+
+        @contextmanager
+        def fetch(url: str) -> Iterator[Iterable[bytes]]:
+            with index.stream_file(url) as response:
+                yield response.iter_bytes()
+
+        yield fetch
+
+
+@orphans_app.command("cleanup")
+def orphans_cleanup(
+    protection_time: Annotated[
+        int,
+        typer.Option(help="Minutes: anything younger is kept (a sync may be writing it)."),
+    ] = DEFAULT_PROTECTION_MINUTES,
+) -> None:
+    """Delete packages and artifacts that no repository version, running sync or cache references."""
+    if protection_time < 0:
+        raise UsageError(f"protection_time: must be a number of minutes >= 0 (got {protection_time!r})")
+    settings = Settings()
+    result = cleanup_orphans(
+        catalog_for(settings), store_for(settings), protection=timedelta(minutes=protection_time)
+    )
+    emit(
+        {
+            "deleted": {
+                "packages": result.packages,
+                "artifacts": result.artifacts,
+                "objects": result.objects,
+            },
+            "protection_time": protection_time,
+        }
+    )

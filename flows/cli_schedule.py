@@ -1,0 +1,113 @@
+"""``mirrorflow repository schedule``: a repository's sync schedule, kept in the catalog.
+
+``python -m deployments.serve`` serves one Prefect deployment per repository with the schedule
+stored here; changing a schedule takes effect when the serve process restarts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+import typer
+
+from flows.cli_app import Name, UsageError, emit, open_catalog, repository_app
+from storage.schedules import ScheduleView, get_schedule, set_schedule
+
+__all__ = [
+    "repository_schedule",
+    "repository_schedule_show",
+    "schedule_view",
+    "deployment_name",
+    "submit_sync",
+]
+
+
+def schedule_view(view: ScheduleView) -> dict[str, Any]:
+    return {
+        "repository": view.repository,
+        "remote": view.remote,
+        "cron": view.cron,
+        "interval": view.interval_seconds,
+        "mirror": view.mirror,
+        "last_updated": view.updated,
+    }
+
+
+def _check_cron(cron: str) -> None:
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=cron)
+    except ValidationError:
+        raise UsageError(f"cron: {cron!r} is not a cron expression like '0 * * * *'") from None
+
+
+@repository_app.command("schedule")
+def repository_schedule(
+    name: Name,
+    remote: Annotated[
+        str | None, typer.Option(help="Remote to sync from (default: the repository's).")
+    ] = None,
+    cron: Annotated[str | None, typer.Option(help="Cron expression, e.g. '0 * * * *'.")] = None,
+    interval: Annotated[int | None, typer.Option(help="Seconds between syncs, e.g. 3600.")] = None,
+    mirror: Annotated[
+        bool, typer.Option("--mirror/--additive", help="Remove what the remote no longer has.")
+    ] = False,
+) -> None:
+    """Create or update the repository's sync schedule (one of --cron or --interval)."""
+    if (cron is None) == (interval is None):
+        raise UsageError(
+            f"schedule: give exactly one of --cron or --interval (got cron={cron!r}, interval={interval!r})"
+        )
+    if interval is not None and interval < 1:
+        raise UsageError(f"interval: must be at least 1 second (got {interval!r})")
+    if cron is not None:
+        _check_cron(cron)
+    catalog = open_catalog()
+    if remote is None and catalog.remote_name_of(catalog.get_repository(name)) is None:
+        raise UsageError(f"remote: repository {name!r} has no remote; pass --remote NAME")
+    view = set_schedule(catalog, name, remote=remote, cron=cron, interval_seconds=interval, mirror=mirror)
+    emit(schedule_view(view))
+
+
+@repository_app.command("schedule-show")
+def repository_schedule_show(name: Name) -> None:
+    """Show the repository's sync schedule (null when it has none)."""
+    catalog = open_catalog()
+    catalog.get_repository(name)
+    view = get_schedule(catalog, name)
+    emit(None if view is None else schedule_view(view))
+
+
+def deployment_name(repository: str) -> str:
+    """The deployment ``deployments.serve`` makes for ``repository`` (``<flow>/<deployment>``)."""
+    return f"sync-repository/{repository}"
+
+
+def submit_sync(repository: str, remote: str | None, *, mirror: bool) -> dict[str, Any]:
+    """Start a run of ``repository``'s deployment without waiting; return its flow run id and state."""
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.params import validate_sync_parameters
+
+    parameters: dict[str, Any] = {"repository": repository, "mirror": mirror}
+    if remote is not None:
+        parameters["remote"] = remote
+    validate_sync_parameters(**parameters)
+    try:
+        started = run_deployment(deployment_name(repository), parameters=parameters, timeout=0)
+    except ObjectNotFound:
+        raise UsageError(
+            f"name: no Prefect deployment {deployment_name(repository)!r} for repository {repository!r}; "
+            "start 'python -m deployments.serve' against the same Prefect server first"
+        ) from None
+    run = cast(FlowRun, started)  # called from synchronous code, run_deployment returns the run
+    return {
+        "flow_run_id": str(run.id),
+        "flow_run_name": run.name,
+        "deployment": deployment_name(repository),
+        "state": run.state.name if run.state else None,
+    }

@@ -1,0 +1,114 @@
+"""``mirrorflow serve`` (the simple-index server) and ``mirrorflow repository pull-through``.
+
+The server is built from the settings (``MIRRORFLOW_*``) by ``app_from_settings``, which uvicorn
+calls in each worker process (``--workers``). Remotes are read from the catalog when a request
+first needs them and their HTTP clients are built as a sync builds them (``flows.runtime``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from flows.cli_app import Name, app, emit, open_catalog, repository_app
+from flows.remote_spec import RemoteFields, filter_spec_of
+from flows.runtime import catalog_for, http_client_for, store_for
+from flows.settings import Settings
+from flows.views import repository_view
+from server.upstream import UpstreamRemote
+from storage.catalog import Catalog, NotFound
+from storage.serving import ServingCatalog
+from tasks.index_client import IndexClient, build_http_client
+
+__all__ = ["CatalogUpstreams", "app_from_settings", "serve"]
+
+_CONCURRENCY = 20
+
+
+class CatalogUpstreams:
+    """``server.upstream.Upstreams`` over the catalog's remotes; clients are cached per remote version."""
+
+    def __init__(self, catalog: Catalog, *, max_page_bytes: int) -> None:
+        self.catalog = catalog
+        self.max_page_bytes = max_page_bytes
+        self._lock = threading.Lock()
+        self._remotes: dict[str, tuple[Any, UpstreamRemote]] = {}
+        self._fallback: IndexClient | None = None
+
+    def remote(self, name: str | None) -> UpstreamRemote | None:
+        if name is None:
+            return None
+        try:
+            row = self.catalog.get_remote(name)
+        except NotFound:
+            return None
+        with self._lock:
+            cached = self._remotes.get(name)
+            if cached is not None and cached[0] == row.last_updated:
+                return cached[1]
+            fields = RemoteFields.from_row(row)
+            client = http_client_for(fields, concurrency=fields.download_concurrency or _CONCURRENCY)
+            upstream = UpstreamRemote(
+                name=name,
+                policy=fields.policy,
+                spec=filter_spec_of(fields.model_dump()),
+                index=IndexClient(fields.url, client=client, max_page_bytes=self.max_page_bytes),
+            )
+            self._remotes[name] = (row.last_updated, upstream)
+            return upstream
+
+    def fallback(self) -> IndexClient:
+        with self._lock:
+            if self._fallback is None:
+                client = build_http_client(concurrency=_CONCURRENCY, timeout=300.0)
+                self._fallback = IndexClient("http://invalid.example/", client=client)
+            return self._fallback
+
+
+def app_from_settings(*, redirect_to_store: bool = False) -> Any:
+    """Build the server app from ``MIRRORFLOW_*`` settings (the factory uvicorn calls)."""
+    from server.app import create_app
+
+    settings = Settings()
+    catalog = catalog_for(settings)
+    upstreams = CatalogUpstreams(catalog, max_page_bytes=settings.max_page_bytes)
+    return create_app(catalog, store_for(settings), upstreams, redirect_to_store=redirect_to_store)
+
+
+def _app_with_redirects() -> Any:
+    return app_from_settings(redirect_to_store=True)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
+    redirect_to_store: Annotated[
+        bool, typer.Option(help="Answer file requests with a presigned S3 URL (302) when the store has one.")
+    ] = False,
+) -> None:
+    """Serve every repository as a simple index: pip install --index-url http://HOST:PORT/<repo>/simple/"""
+    import uvicorn
+
+    catalog_for(Settings())  # fail fast on a bad catalog URL, and migrate once before the workers start
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    factory = (
+        "flows.cli_serve:_app_with_redirects" if redirect_to_store else "flows.cli_serve:app_from_settings"
+    )
+    uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, access_log=False)
+
+
+@repository_app.command("pull-through")
+def repository_pull_through(
+    name: Name,
+    remote: Annotated[str, typer.Option(help="Remote to pull missing projects from ('' to detach).")],
+) -> None:
+    """Attach a pull-through remote: projects the repository lacks are fetched from it on request."""
+    catalog = open_catalog()
+    ServingCatalog(catalog).set_pull_through(name, remote or None)
+    row = catalog.get_repository(name)
+    emit(repository_view(row, catalog.remote_name_of(row)) | {"pull_through": remote or None})

@@ -1,0 +1,119 @@
+"""The run report as Prefect artifacts: a table, a markdown summary, and a progress bar.
+
+Artifacts are keyed by repository (``sync-<repository>``), so the Prefect UI shows each
+repository's reports as one history. Called only from inside the sync flow.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+__all__ = ["artifact_key", "report_rows", "summary_markdown", "publish_report", "SyncProgress"]
+
+
+def artifact_key(repository: str, suffix: str = "") -> str:
+    """A Prefect artifact key (lowercase letters, digits, dashes) for ``repository``.
+
+    >>> artifact_key("Foo_Bar.2", "progress")
+    'sync-foo-bar-2-progress'
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", repository.lower()).strip("-") or "repository"
+    return f"sync-{slug}" + (f"-{suffix}" if suffix else "")
+
+
+def report_rows(summary: Mapping[str, Any], counts: Mapping[str, int] | None) -> list[dict[str, str]]:
+    """The report as ``metric / value`` rows: counts, bytes, files dropped per rule, failures.
+
+    >>> report_rows({"projects": 2, "downloaded_bytes": 10}, {"added": 1})[:2]
+    [{'metric': 'added', 'value': '1'}, {'metric': 'projects', 'value': '2'}]
+    """
+    rows = [{"metric": name, "value": str(value)} for name, value in (counts or {}).items()]
+    for name in (
+        "projects",
+        "files_kept",
+        "downloaded_files",
+        "downloaded_bytes",
+        "duration_s",
+        "lock_wait_s",
+    ):
+        if name in summary:
+            rows.append({"metric": name, "value": str(summary[name])})
+    for rule, count in sorted((summary.get("skipped") or {}).items()):
+        rows.append({"metric": f"dropped by {rule}", "value": str(count)})
+    for name in summary.get("not_found") or []:
+        rows.append({"metric": "not found upstream", "value": name})
+    for name, why in sorted((summary.get("failures") or {}).items()):
+        rows.append({"metric": f"failed: {name}", "value": why})
+    return rows
+
+
+def summary_markdown(
+    repository: str,
+    version: int | None,
+    previous: int,
+    summary: Mapping[str, Any],
+    counts: Mapping[str, int] | None,
+) -> str:
+    """A short markdown summary naming the new version (or why there is none)."""
+    failures = summary.get("failures") or {}
+    if failures:
+        head = f"# Sync of `{repository}` failed: no new version\n\n{len(failures)} project(s) failed:\n\n"
+        return head + "\n".join(f"- `{name}`: {why}" for name, why in sorted(failures.items())) + "\n"
+    if version is None:
+        return f"# `{repository}`: nothing changed\n\nThe repository stays at **version {previous}**.\n"
+    c = counts or {}
+    return (
+        f"# `{repository}` is now at version {version}\n\n"
+        f"**Version {version}**: {c.get('added', 0)} added, {c.get('removed', 0)} removed, "
+        f"{c.get('present', 0)} present; {summary.get('downloaded_bytes', 0)} bytes downloaded in "
+        f"{summary.get('duration_s', 0)} s.\n\n"
+        f"Show it with `mirrorflow repository version show --repository {repository} --version {version}`.\n"
+    )
+
+
+def publish_report(
+    repository: str,
+    *,
+    version: int | None,
+    previous: int,
+    summary: Mapping[str, Any],
+    counts: Mapping[str, int] | None,
+) -> None:
+    """Create the run's table and markdown artifacts."""
+    create_table_artifact(
+        report_rows(summary, counts),
+        key=artifact_key(repository),
+        description=f"Sync report of repository {repository!r}",
+    )
+    create_markdown_artifact(
+        summary_markdown(repository, version, previous, summary, counts),
+        key=artifact_key(repository, "summary"),
+        description=f"Sync summary of repository {repository!r}",
+    )
+
+
+class SyncProgress:
+    """A progress artifact advanced as batches finish (percent of projects done)."""
+
+    def __init__(self, repository: str, total: int) -> None:
+        self.total, self.done = total, 0
+        self._id: UUID = create_progress_artifact(  # type: ignore[assignment]
+            0.0,
+            key=artifact_key(repository, "progress"),
+            description=f"Sync of {repository!r}: projects done",
+        )
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        percent = 100.0 if self.total == 0 else round(100.0 * self.done / self.total, 1)
+        update_progress_artifact(self._id, min(percent, 100.0))

@@ -1,0 +1,113 @@
+"""PEP 658 core metadata (``<file>.metadata``): stored once, content-addressed, in the artifact store.
+
+Where the bytes come from, first that works:
+
+1. already stored for this package (``core_metadata`` row) -> served from the store;
+2. the upstream offers it (``has_metadata``): ``<file url>.metadata`` is fetched, checked against
+   the index's ``metadata_sha256`` when given, stored (source ``upstream``);
+3. the file is a wheel: ``*.dist-info/METADATA`` is read out of the stored wheel (fetched through
+   first when the policy is on_demand), checked against ``metadata_sha256`` when the index gave
+   one, stored (source ``wheel``). This is also the fallback when the upstream is unreachable.
+
+Anything else is a 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import zipfile
+from dataclasses import replace
+
+from server.files import FileServer
+from server.upstream import ServeError
+from storage.artifacts import ArtifactStoreError
+from storage.serving import ServedFile
+from tasks.index_client import IndexClientError
+
+__all__ = ["MAX_METADATA_BYTES", "core_metadata"]
+
+log = logging.getLogger("mirrorflow.server")
+
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+
+
+def core_metadata(files: FileServer, file: ServedFile) -> bytes:
+    """Return the core metadata of ``file``, storing it on first use. Raises ``ServeError``."""
+    if file.core_metadata_sha256 is not None:
+        try:
+            return b"".join(files.stored_chunks(file.core_metadata_sha256))
+        except ArtifactStoreError:
+            log.warning("stored metadata of %r is missing; reading it again", file.filename)
+    data: bytes | None = None
+    source = "upstream"
+    failure = None
+    if file.has_metadata:
+        try:
+            data = _from_upstream(files, file)
+        except ServeError as exc:
+            failure = exc
+    if data is None and file.filename.endswith(".whl"):
+        data, source = _from_wheel(files, file), "wheel"
+    if data is None:
+        if failure is not None:
+            raise failure
+        raise ServeError(404, f"no core metadata for {file.filename!r}")
+    if file.metadata_sha256 is not None and hashlib.sha256(data).hexdigest() != file.metadata_sha256:
+        raise ServeError(
+            502,
+            f"{file.filename}.metadata ({source}): sha256 {hashlib.sha256(data).hexdigest()!r} does not "
+            f"match the index's {file.metadata_sha256!r}; nothing stored",
+        )
+    stored = files.store.put_chunks([data], sha256=None, size=len(data))
+    files.serving.remember_metadata(file.package_id, stored, source=source)
+    return data
+
+
+def _from_upstream(files: FileServer, file: ServedFile) -> bytes:
+    remote = files.upstreams.remote(file.remote)
+    index = remote.index if remote is not None else files.upstreams.fallback()
+    url = file.url + ".metadata"
+    try:
+        with index.stream_file(url) as response:
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_METADATA_BYTES:
+                    raise ServeError(502, f"{url!r}: metadata larger than {MAX_METADATA_BYTES} bytes")
+                chunks.append(chunk)
+    except IndexClientError as exc:
+        log.warning("metadata of %r not fetched from the upstream: %s", file.filename, exc)
+        raise ServeError(502, f"{file.filename}.metadata: the upstream failed: {exc}") from exc
+    return b"".join(chunks)
+
+
+def _from_wheel(files: FileServer, file: ServedFile) -> bytes | None:
+    if file.artifact_sha256 is None:
+        remote = files.upstreams.remote(file.remote)
+        if remote is not None and remote.policy == "streamed":
+            return None  # streamed files are never stored, so there is no wheel to read
+        files.fetch_whole(file)
+        file = replace(file, artifact_sha256=file.sha256)
+    with tempfile.TemporaryFile(prefix="mirrorflow-wheel-") as spool:
+        try:
+            for chunk in files.stored_chunks(file.sha256):
+                spool.write(chunk)
+        except ArtifactStoreError as exc:
+            raise ServeError(503, f"{file.filename}: cannot read the stored wheel ({exc})") from exc
+        spool.seek(0)
+        try:
+            with zipfile.ZipFile(spool) as wheel:
+                names = [
+                    n for n in wheel.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+                ]
+                if len(names) != 1:
+                    raise ServeError(502, f"{file.filename}: no single .dist-info/METADATA in the wheel")
+                with wheel.open(names[0]) as member, tempfile.SpooledTemporaryFile() as out:
+                    shutil.copyfileobj(member, out)
+                    out.seek(0)
+                    return out.read(MAX_METADATA_BYTES + 1)[:MAX_METADATA_BYTES]
+        except zipfile.BadZipFile as exc:
+            raise ServeError(502, f"{file.filename}: the stored wheel is not a zip file ({exc})") from exc

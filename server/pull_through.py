@@ -1,0 +1,92 @@
+"""Pull-through caching: a project the repository does not have is looked up on its pull-through remote.
+
+On a request for such a project (latest-version routes only; a pinned version never changes), the
+remote's page is fetched, its files filtered with the remote's own includes, excludes and filters
+(``tasks.filters``), and the kept files are recorded as packages plus rows of
+``pull_through_packages`` (no repository version is created). The page is then served from those
+rows; it is fetched again from the remote once ``ttl`` seconds have passed, adding new files.
+When the remote is unreachable, the cached files are served as they are.
+Files are fetched through on first request (the remote's ``immediate`` acts as ``on_demand`` here),
+or proxied when its policy is ``streamed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from packaging.utils import NormalizedName
+
+from server.upstream import ServeError, UpstreamRemote, Upstreams
+from storage.content import NewPackage
+from storage.serving import RepositoryState, ServedFile, ServingCatalog
+from tasks.distributions import ProjectPage
+from tasks.filters import Candidate, select_files, wanted_projects
+from tasks.index_client import IndexClientError, ProjectNotFound
+from tasks.simple import InvalidPage
+
+__all__ = ["pull_through_files"]
+
+log = logging.getLogger("mirrorflow.server")
+
+
+def pull_through_files(
+    serving: ServingCatalog,
+    upstreams: Upstreams,
+    repository: RepositoryState,
+    project: NormalizedName,
+    *,
+    ttl: timedelta,
+) -> list[ServedFile]:
+    """Return the project's files from the pull-through cache, refreshing it from the remote when stale.
+
+    Returns [] when neither the cache nor the remote has the project (or the remote's filters
+    leave nothing). Raises ``ServeError`` (502) when the remote fails and nothing is cached.
+    """
+    cached, fetched = serving.pull_through_files(repository.id, project)
+    now = datetime.now(UTC)
+    if fetched is not None and now - fetched < ttl:
+        return cached
+    remote = upstreams.remote(repository.pull_through_remote)
+    if remote is None or not wanted_projects([project], remote.spec):
+        return cached
+    try:
+        page = remote.index.get_project(project)
+    except ProjectNotFound:
+        return cached
+    except (IndexClientError, InvalidPage) as exc:
+        log.warning("pull-through of %r from %r failed: %s", project, remote.name, exc)
+        if cached:
+            return cached
+        raise ServeError(502, f"{project}: the pull-through remote {remote.name!r} failed: {exc}") from exc
+    packages = _packages(page, remote, now)
+    serving.record_pull_through(repository.id, remote.name, project, packages)
+    log.info("pull-through: %d file(s) of %r recorded from %r", len(packages), project, remote.name)
+    return serving.pull_through_files(repository.id, project)[0]
+
+
+def _packages(page: ProjectPage, remote: UpstreamRemote, now: datetime) -> list[NewPackage]:
+    selection = select_files(page.name, page.files, remote.spec, now=now)
+    return [_package(page, c) for c in selection.kept if c.file.sha256 is not None]
+
+
+def _package(page: ProjectPage, candidate: Candidate) -> NewPackage:
+    file, parsed = candidate.file, candidate.parsed
+    assert file.sha256 is not None
+    return NewPackage(
+        name=page.display_name,
+        normalized_name=page.name,
+        version=str(parsed.version),
+        filename=file.filename,
+        packagetype=file.packagetype or parsed.packagetype,
+        python_version=parsed.python_version,
+        requires_python=file.requires_python,
+        sha256=file.sha256,
+        size=file.size,
+        upload_time=file.upload_time,
+        yanked=file.yanked,
+        yanked_reason=file.yanked_reason,
+        metadata_sha256=file.core_metadata_sha256,
+        has_metadata=file.core_metadata,
+        url=file.url,
+    )

@@ -1,0 +1,316 @@
+"""Reads and small writes for the simple-index server: projects and files of a version, the
+pull-through cache, artifacts fetched on demand and stored core metadata.
+
+Reads select plain columns (no ORM objects): a project page of 5,000 files is one query.
+Each method is one short transaction. Raises ``storage.catalog.NotFound`` for an unknown repository.
+
+Where a file's download policy comes from: a package does not record its remote. A file of a
+repository version was added by a sync, and the version row records that sync's ``remote_name``;
+``ServedFile.remote`` is the remote of the version that added the file (for the pull-through cache,
+the remote it was fetched from). The server applies that remote's *current* policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
+
+from storage.artifacts import StoredArtifact
+from storage.catalog import Catalog, NotFound
+from storage.content import ContentWriter, NewPackage
+from storage.models import (
+    Artifact,
+    CoreMetadata,
+    Package,
+    PullThroughPackage,
+    Remote,
+    Repository,
+    RepositoryContent,
+    RepositoryVersion,
+)
+
+__all__ = ["RepositoryState", "ServedFile", "ServingCatalog", "ProjectEntry"]
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryState:
+    """What the server needs of a repository: its id, latest version and pull-through remote."""
+
+    id: int
+    name: str
+    latest_version: int
+    pull_through_remote: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectEntry:
+    """One project of a listing: normalized and display name, and its serial (max package id)."""
+
+    normalized_name: str
+    display_name: str
+    serial: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServedFile:
+    """A package as the server renders and serves it.
+
+    ``remote`` names the remote whose policy applies when the file is not stored (None when
+    unknown); ``core_metadata_sha256`` is the digest of stored core metadata, if any.
+    """
+
+    package_id: int
+    name: str
+    normalized_name: str
+    version: str
+    filename: str
+    packagetype: str
+    requires_python: str | None
+    sha256: str
+    size: int | None
+    upload_time: datetime | None
+    yanked: bool
+    yanked_reason: str | None
+    metadata_sha256: str | None
+    has_metadata: bool
+    url: str
+    artifact_sha256: str | None
+    remote: str | None
+    core_metadata_sha256: str | None
+
+
+_FILE_COLUMNS = (
+    Package.id,
+    Package.name,
+    Package.normalized_name,
+    Package.version,
+    Package.filename,
+    Package.packagetype,
+    Package.requires_python,
+    Package.sha256,
+    Package.size,
+    Package.upload_time,
+    Package.yanked,
+    Package.yanked_reason,
+    Package.metadata_sha256,
+    Package.has_metadata,
+    Package.url,
+    Package.artifact_sha256,
+)
+
+
+def _present_at(repository_id: int, number: int) -> Any:
+    return and_(
+        RepositoryContent.repository_id == repository_id,
+        RepositoryContent.version_added <= number,
+        or_(RepositoryContent.version_removed.is_(None), RepositoryContent.version_removed > number),
+    )
+
+
+def _file(row: Any) -> ServedFile:
+    return ServedFile(*row)
+
+
+class ServingCatalog:
+    """The server's view of the catalog."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.writer = ContentWriter(catalog)
+        dialect = catalog.engine.dialect.name
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def repository(self, name: str) -> RepositoryState:
+        """Return the repository's state; raise ``NotFound``."""
+        with self.catalog.session() as session:
+            row = session.execute(
+                select(Repository.id, Repository.name, Repository.latest_version, Remote.name)
+                .outerjoin(Remote, Remote.id == Repository.pull_through_remote_id)
+                .where(Repository.name == name)
+            ).first()
+        if row is None:
+            raise NotFound("repository", name)
+        return RepositoryState(*row)
+
+    def has_version(self, repository_id: int, number: int) -> bool:
+        with self.catalog.session() as session:
+            found = session.scalar(
+                select(func.count()).where(
+                    RepositoryVersion.repository_id == repository_id, RepositoryVersion.number == number
+                )
+            )
+        return bool(found)
+
+    def projects(self, repository_id: int, number: int, *, pull_through: bool) -> list[ProjectEntry]:
+        """Return the projects of version ``number`` (plus the pull-through cache), sorted by name."""
+        with self.catalog.session() as session:
+            rows = list(
+                session.execute(
+                    select(Package.normalized_name, func.min(Package.name), func.max(Package.id))
+                    .join(RepositoryContent, RepositoryContent.package_id == Package.id)
+                    .where(_present_at(repository_id, number))
+                    .group_by(Package.normalized_name)
+                )
+            )
+            if pull_through:
+                rows += session.execute(
+                    select(Package.normalized_name, func.min(Package.name), func.max(Package.id))
+                    .join(PullThroughPackage, PullThroughPackage.package_id == Package.id)
+                    .where(PullThroughPackage.repository_id == repository_id)
+                    .group_by(Package.normalized_name)
+                )
+        merged: dict[str, ProjectEntry] = {}
+        for normalized, display, serial in rows:
+            known = merged.get(normalized)
+            if known is None or serial > known.serial:
+                merged[normalized] = ProjectEntry(normalized, display, serial)
+        return [merged[name] for name in sorted(merged)]
+
+    def project_files(self, repository_id: int, number: int, normalized_name: str) -> list[ServedFile]:
+        """Return the files of one project in version ``number``, by filename."""
+        version = aliased(RepositoryVersion)
+        with self.catalog.session() as session:
+            rows = session.execute(
+                select(*_FILE_COLUMNS, version.remote_name, CoreMetadata.sha256)
+                .join(RepositoryContent, RepositoryContent.package_id == Package.id)
+                .outerjoin(
+                    version,
+                    and_(
+                        version.repository_id == repository_id,
+                        version.number == RepositoryContent.version_added,
+                    ),
+                )
+                .outerjoin(CoreMetadata, CoreMetadata.package_id == Package.id)
+                .where(_present_at(repository_id, number), Package.normalized_name == normalized_name)
+                .order_by(Package.filename)
+            )
+            return [_file(row) for row in rows]
+
+    def pull_through_files(
+        self, repository_id: int, normalized_name: str
+    ) -> tuple[list[ServedFile], datetime | None]:
+        """Return the cached pull-through files of a project and when it was last fetched."""
+        with self.catalog.session() as session:
+            rows = list(
+                session.execute(
+                    select(*_FILE_COLUMNS, Remote.name, CoreMetadata.sha256, PullThroughPackage.fetched_at)
+                    .join(PullThroughPackage, PullThroughPackage.package_id == Package.id)
+                    .outerjoin(Remote, Remote.id == PullThroughPackage.remote_id)
+                    .outerjoin(CoreMetadata, CoreMetadata.package_id == Package.id)
+                    .where(
+                        PullThroughPackage.repository_id == repository_id,
+                        PullThroughPackage.normalized_name == normalized_name,
+                    )
+                    .order_by(Package.filename)
+                )
+            )
+        fetched = max((row[-1] for row in rows), default=None)
+        return [_file(row[:-1]) for row in rows], fetched
+
+    def find_file(self, repository_id: int, sha256: str, filename: str) -> ServedFile | None:
+        """Return the package ``(filename, sha256)`` if any version or the pull-through cache holds it."""
+        version = aliased(RepositoryVersion)
+        with self.catalog.session() as session:
+            row = session.execute(
+                select(*_FILE_COLUMNS, version.remote_name, CoreMetadata.sha256)
+                .join(RepositoryContent, RepositoryContent.package_id == Package.id)
+                .outerjoin(
+                    version,
+                    and_(
+                        version.repository_id == repository_id,
+                        version.number == RepositoryContent.version_added,
+                    ),
+                )
+                .outerjoin(CoreMetadata, CoreMetadata.package_id == Package.id)
+                .where(
+                    RepositoryContent.repository_id == repository_id,
+                    Package.sha256 == sha256,
+                    Package.filename == filename,
+                )
+                .order_by(RepositoryContent.version_added.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                row = session.execute(
+                    select(*_FILE_COLUMNS, Remote.name, CoreMetadata.sha256)
+                    .join(PullThroughPackage, PullThroughPackage.package_id == Package.id)
+                    .outerjoin(Remote, Remote.id == PullThroughPackage.remote_id)
+                    .outerjoin(CoreMetadata, CoreMetadata.package_id == Package.id)
+                    .where(
+                        PullThroughPackage.repository_id == repository_id,
+                        Package.sha256 == sha256,
+                        Package.filename == filename,
+                    )
+                ).first()
+        return None if row is None else _file(row)
+
+    def metadata_digest(self, package_id: int) -> str | None:
+        with self.catalog.session() as session:
+            return session.scalar(select(CoreMetadata.sha256).where(CoreMetadata.package_id == package_id))
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def link_artifact(self, stored: StoredArtifact) -> None:
+        """Record an artifact fetched on demand and link every package with its digest."""
+        self.writer.record_artifacts([(stored.sha256, stored.size, stored.key)])
+
+    def remember_metadata(self, package_id: int, stored: StoredArtifact, *, source: str) -> None:
+        """Record stored core metadata (an artifact row, not linked to any package) for a package."""
+        with self.catalog.session() as session:
+            row = {"sha256": stored.sha256, "size": stored.size, "storage_key": stored.key}
+            session.execute(self._insert(Artifact).values(row).on_conflict_do_nothing())
+            values = {"package_id": package_id, "sha256": stored.sha256, "source": source}
+            session.execute(self._insert(CoreMetadata).values(values).on_conflict_do_nothing())
+
+    def record_pull_through(
+        self, repository_id: int, remote: str, normalized_name: str, packages: Sequence[NewPackage]
+    ) -> None:
+        """Record a project fetched from the pull-through remote: packages + cache rows, fetched now.
+
+        Files the remote no longer lists stay cached (a pull-through cache only grows).
+        """
+        ids = self.writer.upsert_packages(packages) if packages else {}
+        now = datetime.now(UTC)
+        with self.catalog.session() as session:
+            remote_id = session.scalar(select(Remote.id).where(Remote.name == remote))
+            if ids:
+                rows = [
+                    {
+                        "repository_id": repository_id,
+                        "package_id": package_id,
+                        "normalized_name": normalized_name,
+                        "remote_id": remote_id,
+                        "fetched_at": now,
+                    }
+                    for package_id in ids.values()
+                ]
+                session.execute(self._insert(PullThroughPackage).values(rows).on_conflict_do_nothing())
+            session.execute(
+                update(PullThroughPackage)
+                .where(
+                    PullThroughPackage.repository_id == repository_id,
+                    PullThroughPackage.normalized_name == normalized_name,
+                )
+                .values(fetched_at=literal(now, type_=PullThroughPackage.fetched_at.type))
+            )
+
+    def set_pull_through(self, repository: str, remote: str | None) -> None:
+        """Attach (or detach, with None) the pull-through remote of a repository; raise ``NotFound``."""
+        with self.catalog.session() as session:
+            repo = session.scalar(select(Repository).where(Repository.name == repository))
+            if repo is None:
+                raise NotFound("repository", repository)
+            remote_id = None
+            if remote is not None:
+                remote_id = session.scalar(select(Remote.id).where(Remote.name == remote))
+                if remote_id is None:
+                    raise NotFound("remote", remote)
+            repo.pull_through_remote_id = remote_id

@@ -1,0 +1,176 @@
+"""Which projects a sync fetches: the listing's serials against what the repository remembers.
+
+Pure: imports only the standard library. The I/O shell (``tasks.batch.plan_work``) reads the
+listing and the memory and hands them here; the result says which pages to fetch, how, and how
+the commit treats what it did not fetch.
+
+Three modes:
+
+- ``full``: the first sync, or the filter fingerprint changed (the serials no longer describe
+  what was filtered): fetch every wanted project unconditionally; the commit's scope is ``all``.
+- ``serial``: the listing gives every wanted project's serial: fetch only projects whose serial
+  differs from the remembered one, or that are new; the commit's scope is ``touched``.
+- ``conditional``: some serial is missing (an HTML-only index, a proxy, or an includes list that
+  needs no listing): fetch every wanted project with If-None-Match / If-Modified-Since where a
+  validator is remembered; a 304 leaves the project untouched. Scope ``touched``.
+
+In every mode, remembered projects no longer wanted (gone from the listing, or now filtered out)
+are ``gone``: forgotten, and their content removed in mirror mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+__all__ = [
+    "FINGERPRINT_FIELDS",
+    "Wanted",
+    "Work",
+    "filter_fingerprint",
+    "plan_projects",
+    "is_stale",
+    "stale_delays",
+    "batched",
+]
+
+#: The remote fields that decide what a sync selects: a change to any forces a full re-evaluation.
+FINGERPRINT_FIELDS = (
+    "url",
+    "policy",
+    "includes",
+    "excludes",
+    "prereleases",
+    "package_types",
+    "exclude_platforms",
+    "keep_latest_packages",
+    "extra_filters",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """One project page to fetch: the serial the listing promised, and validators for a 304."""
+
+    name: str
+    expected_serial: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def __str__(self) -> str:  # task run names show the project
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """A sync's plan. ``fetch`` is sorted by name; ``unchanged`` counts the projects skipped."""
+
+    mode: str
+    reason: str
+    fetch: tuple[Wanted, ...]
+    gone: tuple[str, ...]
+    unchanged: int
+
+    @property
+    def scope(self) -> str:
+        """The commit's scope (see ``storage.content.ContentWriter.commit_version``)."""
+        return "all" if self.mode == "full" else "touched"
+
+
+def filter_fingerprint(fields: Mapping[str, object], *, mirror: bool) -> str:
+    """Return a sha256 of the ``FINGERPRINT_FIELDS`` of a remote (order of list values ignored).
+
+    The sync mode is part of it: an additive sync leaves behind what a mirror sync would remove,
+    so a mirror sync after additive ones must re-evaluate everything.
+
+    >>> filter_fingerprint({"url": "u", "includes": ["b", "a"]}, mirror=True) == filter_fingerprint(
+    ...     {"includes": ["a", "b"], "url": "u", "name": "other"}, mirror=True)
+    True
+    """
+    chosen = {key: _canonical(fields.get(key)) for key in FINGERPRINT_FIELDS}
+    chosen["(mirror)"] = mirror
+    text = json.dumps(chosen, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return sorted(
+            (_canonical(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True, default=str)
+        )
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    return value
+
+
+def plan_projects(
+    wanted: Iterable[tuple[str, int | None]],
+    remembered: Mapping[str, tuple[int | None, str | None, str | None]],
+    *,
+    accepted: Collection[str],
+    remembered_fingerprint: str | None,
+    listing_has_serials: bool,
+) -> Work:
+    """Decide what to fetch.
+
+    ``wanted`` holds ``(normalized name, listing serial or None)`` of every project the filters
+    want; ``remembered`` maps names to ``(serial, etag, last_modified)``. ``listing_has_serials``
+    is False when there was no listing (includes) or it was HTML without serials.
+    ``accepted`` holds the fingerprints under which the memory is still valid: the current one, and
+    for an additive sync also the mirror one of the same filters (a mirror sync leaves nothing an
+    additive one would keep).
+    """
+    wanted_serials = dict(wanted)
+    gone = tuple(sorted(name for name in remembered if name not in wanted_serials))
+    if remembered_fingerprint not in accepted:
+        reason = "first sync" if remembered_fingerprint is None else "filters changed"
+        fetch = tuple(Wanted(name, serial) for name, serial in sorted(wanted_serials.items()))
+        return Work("full", reason, fetch, gone, 0)
+    serials_known = listing_has_serials and all(s is not None for s in wanted_serials.values())
+    if not serials_known:
+        fetch = tuple(
+            Wanted(name, serial, *remembered.get(name, (None, None, None))[1:])
+            for name, serial in sorted(wanted_serials.items())
+        )
+        return Work("conditional", "the index gives no serials", fetch, gone, 0)
+    changed = []
+    for name, serial in sorted(wanted_serials.items()):
+        previous = remembered.get(name)
+        if previous is None or previous[0] is None or previous[0] != serial:
+            changed.append(Wanted(name, serial))
+    unchanged = len(wanted_serials) - len(changed)
+    return Work("serial", "serials compared", tuple(changed), gone, unchanged)
+
+
+def is_stale(page_serial: int | None, expected_serial: int | None) -> bool:
+    """True when a page is older than the listing promised (a CDN or mirror lagging behind).
+
+    >>> is_stale(5, 7), is_stale(7, 7), is_stale(None, 7), is_stale(5, None)
+    (True, False, False, False)
+    """
+    return page_serial is not None and expected_serial is not None and page_serial < expected_serial
+
+
+def stale_delays(attempts: int, base: float) -> list[float]:
+    """The waits before each retry of a stale page: exponential, ``attempts - 1`` of them.
+
+    >>> stale_delays(4, 0.5)
+    [0.5, 1.0, 2.0]
+    """
+    return [base * 2**i for i in range(max(attempts - 1, 0))]
+
+
+def batched(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    """Split ``items`` into consecutive batches of at most ``size``.
+
+    >>> batched([1, 2, 3], 2)
+    [[1, 2], [3]]
+    """
+    if size < 1:
+        raise ValueError(f"batch size {size!r} is not a positive integer")
+    return [items[i : i + size] for i in range(0, len(items), size)]

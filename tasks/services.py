@@ -1,0 +1,162 @@
+"""Picklable descriptions of a sync's collaborators, and a per-process cache of the live ones.
+
+A task that runs on a Dask worker cannot receive a live HTTP client or database engine: they do
+not pickle. The flow therefore hands its tasks a ``ServicesSpec`` (plain values, picklable and
+hashable) and each task calls ``services_for(spec)``:
+
+- in the flow's own process, the flow *hosts* the services it built (``hosting``): the lookup
+  finds them, so a thread-pool run shares one client and one engine, as before;
+- in another process (a Dask worker), the first lookup builds the services from the spec and
+  keeps them for the life of the process, keyed by the spec (without the per-run token).
+
+Values come in through the spec, never from the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from storage.artifacts import ArtifactStore
+from storage.catalog import Catalog
+from storage.content import ContentWriter
+from storage.filesystem_store import FileSystemStore
+from storage.s3_store import S3Store
+from tasks.batch import SyncServices
+from tasks.index_client import IndexClient, build_http_client
+
+__all__ = ["StoreSpec", "HttpSpec", "ServicesSpec", "services_for", "hosting", "build_services"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSpec:
+    """The artifact store: a directory (``root``) or an S3 bucket (``endpoint`` set)."""
+
+    root: str | None = None
+    endpoint: str | None = None
+    access_key: str = ""
+    secret_key: str = field(default="", repr=False)
+    bucket: str = "mirrorflow"
+    secure: bool = True
+    region: str | None = None
+    prefix: str = ""
+    max_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSpec:
+    """The upstream index and how to reach it (a remote's download settings)."""
+
+    index_url: str
+    concurrency: int
+    max_page_bytes: int
+    timeout: float = 300.0
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    proxy_url: str | None = None
+    tls_validation: bool = True
+    ca_cert: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ServicesSpec:
+    """Everything needed to rebuild a sync's services in any process. ``token`` names the run."""
+
+    catalog_url: str
+    store: StoreSpec
+    http: HttpSpec
+    token: str = ""
+
+
+_lock = threading.Lock()
+_hosted: dict[ServicesSpec, SyncServices] = {}
+_built: dict[ServicesSpec, SyncServices] = {}
+
+
+def services_for(spec: ServicesSpec) -> SyncServices:
+    """The live services for ``spec``: the ones this process hosts, else built once and kept."""
+    with _lock:
+        hosted = _hosted.get(spec)
+        if hosted is not None:
+            return hosted
+        key = dataclasses.replace(spec, token="")
+        if key not in _built:
+            _built[key] = build_services(key)
+        return _built[key]
+
+
+@contextmanager
+def hosting(spec: ServicesSpec, services: SyncServices) -> Iterator[ServicesSpec]:
+    """Make ``services`` what ``services_for(spec)`` returns in this process, for the block."""
+    if not spec.token:
+        raise ValueError("hosting: the spec needs a token naming the run (got '')")
+    with _lock:
+        _hosted[spec] = services
+    try:
+        yield spec
+    finally:
+        with _lock:
+            _hosted.pop(spec, None)
+
+
+def build_services(spec: ServicesSpec) -> SyncServices:
+    """Build catalog, store and index client from plain values (a worker process's first task)."""
+    catalog = Catalog.from_url(spec.catalog_url)
+    http = spec.http
+    client = build_http_client(
+        concurrency=http.concurrency,
+        timeout=http.timeout,
+        connect_timeout=http.connect_timeout,
+        read_timeout=http.read_timeout,
+        headers=dict(http.headers) or None,
+        proxy_url=http.proxy_url,
+        verify=_verify(http),  # type: ignore[arg-type]  # an SSLContext is accepted as well
+        auth=(http.username, http.password or "") if http.username else None,
+    )
+    index = IndexClient(http.index_url, client=client, max_page_bytes=http.max_page_bytes)
+    return SyncServices(index=index, store=_store(spec.store), writer=ContentWriter(catalog))
+
+
+def _store(spec: StoreSpec) -> ArtifactStore:
+    if spec.endpoint:
+        return S3Store.from_settings(
+            spec.endpoint,
+            spec.access_key,
+            spec.secret_key,
+            spec.bucket,
+            secure=spec.secure,
+            region=spec.region,
+            prefix=spec.prefix,
+            max_size=spec.max_size,
+        )
+    if spec.root is None:
+        raise ValueError("store: give a directory (root) or an S3 endpoint (got neither)")
+    return FileSystemStore(spec.root, max_size=spec.max_size)
+
+
+def _verify(http: HttpSpec) -> ssl.SSLContext | bool:
+    """TLS as ``flows.runtime`` sets it up: PEM *contents* for the CA and the client certificate."""
+    if not http.tls_validation:
+        return False
+    context = (
+        ssl.create_default_context(cadata=http.ca_cert) if http.ca_cert else ssl.create_default_context()
+    )
+    if http.client_cert:
+        with tempfile.TemporaryDirectory() as tmp:
+            cert_path, key_path = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+            cert_path.write_text(http.client_cert)
+            key_path.touch(mode=0o600)
+            key_path.write_text(http.client_key or "")
+            context.load_cert_chain(cert_path, key_path if http.client_key else None)
+    return context

@@ -1,0 +1,147 @@
+"""Bad user input for every CLI command: one line on stderr naming the field and the value, a non-zero
+exit, and nothing changed (the catalog is compared before and after).
+"""
+
+from __future__ import annotations
+
+import pytest
+import typer
+
+URL = "http://127.0.0.1:9/simple/"
+
+
+@pytest.fixture
+def seeded(cli):
+    """Repository ``foo`` (default remote ``bar``), repository ``plain`` (no remote)."""
+    assert cli("remote", "create", "--name", "bar", "--url", URL).exit_code == 0
+    assert cli("repository", "create", "--name", "foo", "--remote", "bar").exit_code == 0
+    assert cli("repository", "create", "--name", "plain").exit_code == 0
+    return cli
+
+
+def _state(cli) -> tuple[str, ...]:
+    return tuple(
+        cli(*args).stdout
+        for args in (
+            ("remote", "list"),
+            ("repository", "list"),
+            ("repository", "version", "list", "--repository", "foo"),
+            ("content", "list", "--repository", "foo"),
+        )
+    )
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+R, RC, RU, RM = (
+    ("repository",),
+    ("remote", "create", "--name", "new", "--url", URL),
+    ("remote", "update"),
+    ("remote",),
+)
+LONG = "x" * 300
+
+CASES = [
+    # repositories
+    (("repository", "create", "--name", "foo"), ["repository 'foo' already exists"]),
+    (("repository", "create", "--name", ""), ["--name", "''"]),
+    (("repository", "create", "--name", LONG), ["--name", "255"]),
+    (("repository", "create", "--name", "a\tb"), ["--name", "control"]),
+    (("repository", "create", "--name", "x", "--retain-repo-versions", "-1"), ["retain_repo_versions", "-1"]),
+    (("repository", "create", "--name", "x", "--retain-repo-versions", "0"), ["retain_repo_versions", "0"]),
+    (("repository", "create", "--name", "x", "--retain-repo-versions", str(2**40)), ["retain_repo_versions"]),
+    (
+        ("repository", "create", "--name", "x", "--retain-repo-versions", "abc"),
+        ["--retain-repo-versions", "'abc'"],
+    ),
+    (("repository", "create", "--name", "x", "--remote", "nope"), ["remote 'nope' does not exist"]),
+    (("repository", "update", "--name", "nope", "--description", "d"), ["repository 'nope' does not exist"]),
+    (("repository", "update", "--name", "foo", "--remote", "nope"), ["remote 'nope' does not exist"]),
+    (("repository", "update", "--name", "foo", "--retain-repo-versions", "0"), ["retain_repo_versions", "0"]),
+    (("repository", "show", "--name", "nope"), ["repository 'nope' does not exist"]),
+    (("repository", "delete", "--name", "nope"), ["repository 'nope' does not exist"]),
+    (("repository", "sync", "--name", "nope"), ["repository 'nope' does not exist"]),
+    (("repository", "sync", "--name", "foo", "--remote", "nope"), ["remote 'nope' does not exist"]),
+    (("repository", "sync", "--name", "plain"), ["remote", "'plain' has no remote"]),
+    (("repository", "version", "show", "--repository", "foo", "--version", "-1"), ["version 'foo/-1'"]),
+    (("repository", "version", "show", "--repository", "foo", "--version", "7"), ["version 'foo/7'"]),
+    (("repository", "version", "show", "--repository", "foo", "--version", "x"), ["--version", "'x'"]),
+    (("repository", "version", "list", "--repository", "nope"), ["repository 'nope' does not exist"]),
+    (("content", "list", "--repository", "nope"), ["repository 'nope' does not exist"]),
+    (("content", "list", "--repository", "foo", "--version", "3"), ["version 'foo/3'"]),
+    # remotes
+    (("remote", "create", "--name", "bar", "--url", URL), ["remote 'bar' already exists"]),
+    (("remote", "create", "--name", "new"), ["url", "--url"]),
+    (("remote", "create", "--name", "new", "--url", "file:///etc/passwd"), ["url", "'file:///etc/passwd'"]),
+    (("remote", "create", "--name", "new", "--url", "not a url"), ["url", "'not a url'"]),
+    ((*RC, "--includes", '["django>>1"]'), ["includes", "'django>>1'"]),
+    ((*RC, "--includes", "not json"), ["includes", "'not json'", "JSON"]),
+    ((*RC, "--includes", '{"a": 1}'), ["includes", "JSON list"]),
+    ((*RC, "--excludes", '["scipy;;"]'), ["excludes", "'scipy;;'"]),
+    ((*RC, "--package-types", '["egg"]'), ["package_types", "'egg'"]),
+    ((*RC, "--exclude-platforms", '["amiga"]'), ["exclude_platforms", "'amiga'"]),
+    ((*RC, "--python-versions", '["banana"]'), ["python_versions", "'banana'"]),
+    ((*RC, "--keep-latest-packages", "-1"), ["keep_latest_packages", "-1"]),
+    ((*RC, "--keep-latest-packages", str(2**40)), ["keep_latest_packages", str(2**40)]),
+    ((*RC, "--policy", "lazy"), ["policy", "'lazy'"]),
+    ((*RC, "--download-concurrency", "0"), ["download_concurrency", "0"]),
+    ((*RC, "--max-retries", "-2"), ["max_retries", "-2"]),
+    ((*RC, "--total-timeout", "-1"), ["total_timeout", "-1"]),
+    ((*RC, "--exclude-newer-than", "7x"), ["exclude_newer_than", "'7x'"]),
+    ((*RC, "--missing-upload-time", "maybe"), ["missing_upload_time", "'maybe'"]),
+    ((*RC, "--headers", '["x"]'), ["headers", "'x'"]),
+    ((*RC, "--proxy-url", "ftp://proxy"), ["proxy_url", "'ftp://proxy'"]),
+    ((*RC, "--rate-limit", "-5"), ["rate_limit", "-5"]),
+    (("remote", "update", "--name", "nope", "--url", URL), ["remote 'nope' does not exist"]),
+    (("remote", "update", "--name", "bar", "--url", "ftp://h/"), ["url", "'ftp://h/'"]),
+    (("remote", "update", "--name", "bar", "--policy", "eager"), ["policy", "'eager'"]),
+    (("remote", "update", "--name", "bar", "--includes", "[1]"), ["includes"]),
+    (("remote", "show", "--name", "nope"), ["remote 'nope' does not exist"]),
+    (("remote", "delete", "--name", "nope"), ["remote 'nope' does not exist"]),
+]
+
+
+@pytest.mark.parametrize(("args", "said"), [pytest.param(a, s, id=" ".join(a)[:60]) for a, s in CASES])
+def test_bad_input_is_one_line_naming_field_and_value_and_changes_nothing(seeded, args, said):
+    before = _state(seeded)
+    line = _one_line_error(seeded(*args))
+    for text in said:
+        assert text in line, line
+    assert _state(seeded) == before
+
+
+def _leaf_commands(cli) -> list[tuple[list[str], object]]:
+    cli("--help")  # main() imports every command module
+    from flows.cli_app import app
+
+    found: list[tuple[list[str], object]] = []
+
+    def walk(command, path: list[str]) -> None:
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for name, sub in sorted(subcommands.items()):
+                walk(sub, [*path, name])
+        else:
+            found.append((path, command))
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def test_every_command_answers_an_unknown_option_and_a_missing_one_in_one_line(seeded):
+    leaves = _leaf_commands(seeded)
+    assert len(leaves) >= 15, [p for p, _ in leaves]
+    before = _state(seeded)
+    for path, command in leaves:
+        line = _one_line_error(seeded(*path, "--no-such-option"))
+        assert "No such option: --no-such-option" in line, (path, line)
+        required = [p for p in command.params if p.required]
+        if required:
+            line = _one_line_error(seeded(*path))
+            assert "Missing option" in line and required[0].opts[0] in line, (path, line)
+    assert _state(seeded) == before

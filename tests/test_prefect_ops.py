@@ -1,0 +1,402 @@
+"""Prefect-native operations: typed parameters, retries on transient errors only, the per-repository
+sync lock (a race of two syncs), run report artifacts, schedules and ``--background``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import threading
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from flows.params import InvalidParameters, validate_sync_parameters
+from flows.settings import Settings
+from storage.catalog import Catalog
+from storage.content import ContentWriter
+from storage.filesystem_store import FileSystemStore
+from storage.locks import RepositoryBusy, acquire, holding, release, renew
+from tasks.batch import SyncPlan, SyncServices, sync_projects
+from tasks.filters import FilterSpec
+from tasks.index_client import IndexClient
+from tasks.services import HttpSpec, ServicesSpec, StoreSpec, build_services, hosting, services_for
+
+
+def _ok(result):
+    assert result.exit_code == 0, result.stderr
+    return result.json()
+
+
+# -- typed parameters ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("remote", "field", "value"),
+    [
+        pytest.param({"url": "http://i.test/", "includes": ["django>=>1"]}, "remote.includes", "django>=>1", id="bad-specifier"),
+        pytest.param({"url": "http://i.test/", "exclude_platforms": ["amiga"]}, "remote.exclude_platforms", "amiga", id="unknown-platform"),
+        pytest.param({"url": "ftp://i.test/"}, "remote.url", "ftp://i.test/", id="not-http"),
+        pytest.param({"url": "http://i.test/", "policy": "lazy"}, "remote.policy", "lazy", id="unknown-policy"),
+    ],
+)  # fmt: skip
+def test_bad_inline_remotes_are_refused_naming_the_field(remote, field, value):
+    with pytest.raises(InvalidParameters) as caught:
+        validate_sync_parameters(repository="foo", remote=remote)
+    assert f"{field}: " in str(caught.value) and repr(value) in str(caught.value)
+
+
+def test_good_parameters_take_a_remote_name_or_an_inline_remote():
+    assert validate_sync_parameters(repository="foo", remote="bar").remote == "bar"
+    inline = validate_sync_parameters(
+        repository="foo", remote={"url": "http://i.test/", "includes": ["scipy"]}
+    )
+    assert inline.remote.includes == ["scipy"]  # type: ignore[union-attr]
+    with pytest.raises(InvalidParameters, match="repository: "):
+        validate_sync_parameters(repository="")
+
+
+def test_the_flow_refuses_bad_parameters_before_it_runs(cli, seed_index):
+    from prefect.exceptions import ParameterTypeError
+
+    from flows.sync_repository import sync_repository
+
+    _ok(cli("repository", "create", "--name", "foo"))
+    bad = {"url": seed_index.url, "exclude_platforms": ["amiga"]}
+    before = dict(seed_index.hits)
+    with pytest.raises(ParameterTypeError, match="exclude_platforms"):
+        sync_repository(repository="foo", remote=bad)
+    assert _ok(cli("repository", "show", "--name", "foo"))["latest_version"] == 0
+    assert dict(seed_index.hits) == before, "the index was never asked"
+
+
+def test_the_ui_form_shows_every_remote_field_with_its_description():
+    from flows.sync_repository import sync_repository
+
+    schema = sync_repository.parameters.model_dump()
+    assert set(schema["properties"]) == {"repository", "remote", "mirror", "lock_wait_s"}
+    assert all(prop.get("description") for prop in schema["properties"].values())
+    remote_fields = schema["definitions"]["RemoteFields"]["properties"]
+    for name in ("url", "includes", "excludes", "exclude_platforms", "keep_latest_packages", "policy"):
+        assert remote_fields[name].get("description"), name
+
+
+def test_an_inline_remote_syncs_without_a_remote_row(cli, seed_index):
+    from flows.sync_repository import INLINE_REMOTE, sync_repository
+
+    _ok(cli("repository", "create", "--name", "foo"))
+    result = sync_repository(repository="foo", remote={"url": seed_index.url, "includes": ["shelf-reader"]})
+    assert result["version"] == 1
+    version = _ok(cli("repository", "version", "show", "--repository", "foo"))
+    assert version["content_summary"]["present"] == {"python.python": {"count": 2}}
+    assert _ok(cli("remote", "list")) == []
+    assert INLINE_REMOTE == "(inline)"
+
+
+# -- retries: transient errors only ----------------------------------------------------------
+
+BODY = b"the wheel"
+
+
+def _page(sha256: str) -> bytes:
+    url = "http://i.test/files/demo-1.0-py3-none-any.whl"
+    return json.dumps(
+        {
+            "meta": {"api-version": "1.1"},
+            "name": "demo",
+            "files": [{"filename": "demo-1.0-py3-none-any.whl", "url": url, "hashes": {"sha256": sha256}}],
+        }
+    ).encode()
+
+
+def _run_batch(tmp_path, catalog: Catalog, handler) -> tuple[dict[str, int], object]:
+    hits: dict[str, int] = {}
+
+    def counting(request: httpx.Request) -> httpx.Response:
+        hits[request.url.path] = hits.get(request.url.path, 0) + 1
+        return handler(request)
+
+    client = httpx.Client(transport=httpx.MockTransport(counting))
+    repo = catalog.create_repository("foo")
+    plan = SyncPlan(
+        sync_id="00000000-0000-0000-0000-000000000001",
+        repository="foo",
+        repository_id=repo.id,
+        remote="bar",
+        policy="immediate",
+        spec=FilterSpec.build(includes=["demo"]),
+        now=datetime.now(UTC),
+        concurrency=2,
+        attempts=3,
+    )
+    services = SyncServices(
+        index=IndexClient("http://i.test/simple/", client=client),
+        store=FileSystemStore(tmp_path / "artifacts"),
+        writer=ContentWriter(catalog),
+    )
+    with client:
+        return hits, sync_projects(["demo"], plan, services)
+
+
+def _json(body: bytes) -> httpx.Response:
+    return httpx.Response(200, content=body, headers={"content-type": "application/vnd.pypi.simple.v1+json"})
+
+
+def test_a_404_is_not_retried(tmp_path, catalog):
+    hits, report = _run_batch(tmp_path, catalog, lambda request: httpx.Response(404))
+    assert hits == {"/simple/demo/": 1}
+    assert report.not_found == ["demo"] and not report.failures
+
+
+def test_a_hash_mismatch_is_not_retried(tmp_path, catalog):
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/simple/"):
+            return _json(_page("0" * 64))
+        return httpx.Response(200, content=BODY)
+
+    hits, report = _run_batch(tmp_path, catalog, handler)
+    assert hits == {"/simple/demo/": 1, "/files/demo-1.0-py3-none-any.whl": 1}
+    assert "demo" in report.failures and "0" * 64 in report.failures["demo"]
+
+
+def test_a_transient_error_is_retried_until_it_passes(tmp_path, catalog):
+    sha = hashlib.sha256(BODY).hexdigest()
+    answers = iter([httpx.Response(503), httpx.Response(502)])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/simple/"):
+            return _json(_page(sha))
+        return next(answers, None) or httpx.Response(200, content=BODY)
+
+    hits, report = _run_batch(tmp_path, catalog, handler)
+    assert hits == {"/simple/demo/": 1, "/files/demo-1.0-py3-none-any.whl": 3}
+    assert not report.failures and report.downloaded_bytes == len(BODY)
+
+
+# -- the per-repository lock -----------------------------------------------------------------
+
+
+def test_a_held_repository_refuses_a_second_sync_naming_the_holder(catalog):
+    first = acquire(catalog, "foo", holder="flow run calm-fox", wait=0)
+    with pytest.raises(RepositoryBusy) as caught:
+        acquire(catalog, "foo", holder="flow run other", wait=0.3, poll=0.1)
+    assert "'foo'" in str(caught.value) and "'flow run calm-fox'" in str(caught.value)
+    acquire(catalog, "bar", holder="x", wait=0)  # other repositories are not held
+    release(catalog, first)
+    release(catalog, acquire(catalog, "foo", holder="flow run other", wait=0))
+
+
+def test_an_expired_lease_is_taken_over_and_the_old_holder_cannot_release_it(catalog):
+    old = acquire(catalog, "foo", holder="killed", wait=0, lease=timedelta(milliseconds=1))
+    new = acquire(catalog, "foo", holder="next", wait=1, lease=timedelta(minutes=5), poll=0.05)
+    assert not renew(catalog, old), "the killed sync lost its lease"
+    release(catalog, old)
+    with pytest.raises(RepositoryBusy, match="'next'"):
+        acquire(catalog, "foo", holder="third", wait=0)
+    release(catalog, new)
+
+
+def test_holding_renews_the_lease_while_the_block_runs(catalog):
+    import time
+
+    with holding(catalog, "foo", holder="long", wait=0, lease=timedelta(seconds=0.6)):
+        time.sleep(1.0)  # past the first lease: the heartbeat kept it
+        with pytest.raises(RepositoryBusy, match="'long'"):
+            acquire(catalog, "foo", holder="impatient", wait=0)
+    release(catalog, acquire(catalog, "foo", holder="after", wait=0))
+
+
+def test_two_concurrent_syncs_of_one_repository_give_consecutive_versions(cli, seed_index):
+    from flows.sync_repository import run_sync
+
+    _ok(cli("repository", "create", "--name", "foo"))
+    _ok(cli("remote", "create", "--name", "a", "--url", seed_index.url, "--includes", '["shelf-reader"]'))
+    _ok(cli("remote", "create", "--name", "b", "--url", seed_index.url, "--includes", '["pip-tools"]'))
+    settings = Settings()
+    start = threading.Barrier(2)
+    results: dict[str, dict] = {}
+    errors: list[BaseException] = []
+
+    def sync(remote: str) -> None:
+        start.wait()
+        try:
+            results[remote] = run_sync("foo", remote, mirror=False, settings=settings)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sync, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    assert sorted(r["version"] for r in results.values()) == [1, 2]
+    assert max(r["report"]["lock_wait_s"] for r in results.values()) > 0, "one sync waited for the other"
+    first = min(results, key=lambda name: results[name]["version"])
+    second = "b" if first == "a" else "a"
+    v1 = _ok(cli("content", "list", "--repository", "foo", "--version", "1"))
+    v2 = _ok(cli("content", "list", "--repository", "foo", "--version", "2"))
+    names = {"a": {"shelf-reader"}, "b": {"pip-tools"}}
+    assert {p["name"].lower() for p in v1} == names[first]
+    assert {p["name"].lower() for p in v2} == names[first] | names[second], "nothing lost"
+    filenames = [p["filename"] for p in v2]
+    assert len(filenames) == len(set(filenames)), "nothing duplicated"
+    assert {p["filename"] for p in v1} <= set(filenames)
+    versions = _ok(cli("repository", "version", "list", "--repository", "foo"))
+    assert [v["number"] for v in versions] == [2, 1, 0]
+
+
+# -- picklable tasks -------------------------------------------------------------------------
+
+
+def test_task_arguments_pickle_and_services_are_hosted_or_built(tmp_path, catalog_url):
+    spec = ServicesSpec(
+        catalog_url=catalog_url,
+        store=StoreSpec(root=str(tmp_path / "artifacts")),
+        http=HttpSpec(
+            index_url="http://i.test/simple/", concurrency=2, max_page_bytes=1 << 20, password="s3cret"
+        ),
+        token="run-1",
+    )
+    assert pickle.loads(pickle.dumps(spec)) == spec
+    assert "s3cret" not in repr(spec)
+    plan = SyncPlan(
+        "s", "foo", 1, "bar", "on_demand", FilterSpec.build(includes=["scipy>=1"]), datetime.now(UTC), 2, 3
+    )
+    assert pickle.loads(pickle.dumps(plan)) == plan
+    built = build_services(spec)
+    try:
+        with hosting(spec, built):
+            assert services_for(spec) is built
+        assert built.index.index_url == "http://i.test/simple/"
+        assert built.writer.count_packages() == 0
+    finally:
+        built.index._client.close()
+        built.writer.catalog.dispose()
+
+
+# -- report artifacts ------------------------------------------------------------------------
+
+
+def test_a_sync_publishes_its_report_summary_and_progress_as_artifacts(cli, seed_index):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    _ok(cli("repository", "create", "--name", "report-me"))
+    _ok(cli("remote", "create", "--name", "bar", "--url", seed_index.url, "--includes", '["shelf-reader", "scipy"]',
+            "--exclude-platforms", '["windows"]'))  # fmt: skip
+    _ok(cli("repository", "sync", "--name", "report-me", "--remote", "bar"))
+    keys = ["sync-report-me", "sync-report-me-summary", "sync-report-me-progress"]
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    by_key = {a.key: a for a in found}
+    assert set(by_key) == set(keys)
+    rows = json.loads(by_key["sync-report-me"].data)
+    table = {row["metric"]: row["value"] for row in rows}
+    version = _ok(cli("repository", "version", "show", "--repository", "report-me"))
+    added = version["content_summary"]["added"]["python.python"]["count"]
+    assert table["added"] == str(added) == table["present"] and table["removed"] == "0"
+    assert int(table["dropped by platform"]) >= 1 and "downloaded_bytes" in table and "duration_s" in table
+    assert "version 1" in by_key["sync-report-me-summary"].data
+    assert by_key["sync-report-me-progress"].data == 100.0
+
+
+# -- schedules and --background --------------------------------------------------------------
+
+
+def test_schedule_creates_then_updates_and_refuses_bad_input(cli, seed_index):
+    _ok(cli("repository", "create", "--name", "foo"))
+    _ok(cli("remote", "create", "--name", "bar", "--url", seed_index.url))
+    made = _ok(cli("repository", "schedule", "--name", "foo", "--remote", "bar", "--cron", "0 * * * *"))
+    assert made["cron"] == "0 * * * *" and made["interval"] is None and made["remote"] == "bar"
+    updated = _ok(cli("repository", "schedule", "--name", "foo", "--remote", "bar", "--interval", "3600"))
+    assert updated["cron"] is None and updated["interval"] == 3600
+    assert _ok(cli("repository", "schedule-show", "--name", "foo"))["interval"] == 3600
+    for args, message in [
+        (["--cron", "0 * * * *", "--interval", "5"], "exactly one of --cron or --interval"),
+        ([], "exactly one of --cron or --interval"),
+        (["--cron", "every hour"], "cron: 'every hour' is not a cron expression"),
+        (["--interval", "0"], "interval: must be at least 1 second (got 0)"),
+    ]:
+        bad = cli("repository", "schedule", "--name", "foo", "--remote", "bar", *args)
+        assert bad.exit_code == 1 and message in bad.stderr, bad.stderr
+    missing = cli("repository", "schedule", "--name", "nope", "--remote", "bar", "--interval", "60")
+    assert missing.exit_code == 1 and "'nope'" in missing.stderr
+    no_remote = cli("repository", "schedule", "--name", "foo", "--interval", "60")
+    assert no_remote.exit_code == 1 and "has no remote" in no_remote.stderr
+    assert _ok(cli("repository", "schedule-show", "--name", "foo"))["interval"] == 3600, "nothing changed"
+
+
+def test_background_without_a_served_deployment_says_what_to_do(cli, seed_index):
+    _ok(cli("remote", "create", "--name", "bar", "--url", seed_index.url))
+    _ok(cli("repository", "create", "--name", "foo", "--remote", "bar"))
+    result = cli("repository", "sync", "--name", "foo", "--background")
+    assert result.exit_code == 1
+    assert (
+        "no Prefect deployment 'sync-repository/foo'" in result.stderr
+        and "deployments.serve" in result.stderr
+    )
+
+
+# -- deployment files ------------------------------------------------------------------------
+
+DEPLOYMENTS = __import__("pathlib").Path(__file__).parent.parent / "deployments"
+
+
+def test_prefect_yaml_points_at_the_flow_with_valid_parameters():
+    import yaml
+    from prefect.flows import load_flow_from_entrypoint
+
+    spec = yaml.safe_load((DEPLOYMENTS / "prefect.yaml").read_text())
+    assert spec["deployments"]
+    for deployment in spec["deployments"]:
+        assert deployment["entrypoint"] == "flows/sync_repository.py:sync_repository"
+        flow = load_flow_from_entrypoint(deployment["entrypoint"])
+        assert flow.name == "sync-repository"
+        validate_sync_parameters(**deployment["parameters"])
+        assert deployment["concurrency_limit"]["limit"] == 1
+
+
+def test_the_compose_file_has_every_production_service_wired_to_postgres_and_minio():
+    import yaml
+
+    compose = yaml.safe_load((DEPLOYMENTS / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "minio", "prefect-server", "deployments", "worker", "mirrorflow"}
+    assert (
+        "postgresql+asyncpg://"
+        in services["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
+    )
+    for name in ("deployments", "worker", "mirrorflow"):
+        env = services[name]["environment"]
+        assert env["MIRRORFLOW_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert env["MIRRORFLOW_S3_ENDPOINT"] == "minio:9000" and env["PREFECT_API_URL"].endswith("/api")
+    assert services["deployments"]["command"] == "python -m deployments.serve"
+    assert services["mirrorflow"]["command"].startswith("mirrorflow serve")
+
+
+def test_serve_builds_one_deployment_per_repository_with_its_schedule(cli, seed_index):
+    from deployments.serve import build_deployments
+    from flows.runtime import catalog_for
+
+    _ok(cli("remote", "create", "--name", "bar", "--url", seed_index.url))
+    for name in ("plain", "hourly", "often"):
+        _ok(cli("repository", "create", "--name", name))
+    _ok(
+        cli(
+            "repository", "schedule", "--name", "hourly", "--remote", "bar", "--cron", "0 * * * *", "--mirror"
+        )
+    )
+    _ok(cli("repository", "schedule", "--name", "often", "--remote", "bar", "--interval", "600"))
+    built = {d.name: d for d in build_deployments(catalog_for(Settings()))}
+    assert set(built) == {"plain", "hourly", "often"}
+    assert built["plain"].schedules == [] and built["plain"].parameters == {
+        "repository": "plain",
+        "mirror": False,
+    }
+    assert built["hourly"].schedules[0].schedule.cron == "0 * * * *"
+    assert built["hourly"].parameters == {"repository": "hourly", "mirror": True, "remote": "bar"}
+    assert built["often"].schedules[0].schedule.interval == timedelta(seconds=600)
+    assert all(d.entrypoint.endswith("sync_repository.py:sync_repository") for d in built.values())
