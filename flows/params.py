@@ -40,12 +40,20 @@ RemoteName = Annotated[
 ]
 
 
+def _drop_secret_fields(schema: dict[str, Any]) -> None:
+    """The UI form of an inline remote offers no credential fields."""
+    for field in SECRET_FIELDS:
+        schema.get("properties", {}).pop(field, None)
+
+
 class InlineRemote(RemoteFields):
     """A remote given inline: every field but the credentials.
 
     Prefect records flow parameters in the clear (database, UI, logs), so secrets must come from a
     named remote, whose secrets the catalog stores encrypted.
     """
+
+    model_config = ConfigDict(json_schema_extra=lambda schema: _drop_secret_fields(schema))
 
     @model_validator(mode="after")
     def _no_secrets(self) -> InlineRemote:

@@ -5,23 +5,27 @@ Built once per process and shared by the flow's tasks (they receive them as argu
 
 from __future__ import annotations
 
-import ssl
-import tempfile
 import threading
-from pathlib import Path
-from typing import Any
 
 import httpx
 
+from flows.remote_spec import RemoteFields
 from flows.settings import Settings
 from storage.artifacts import ArtifactStore
 from storage.catalog import Catalog
-from storage.filesystem_store import FileSystemStore
-from storage.s3_store import S3Store
 from storage.secrets import SecretBox, load_or_create_key
-from tasks.index_client import build_http_client
+from tasks.index_client import DEFAULT_MAX_PAGE_BYTES
+from tasks.services import HttpSpec, StoreSpec, http_client_from, store_from
 
-__all__ = ["catalog_for", "store_for", "http_client_for", "reset_caches", "secret_box_for"]
+__all__ = [
+    "catalog_for",
+    "store_for",
+    "store_spec_for",
+    "http_spec_for",
+    "http_client_for",
+    "reset_caches",
+    "secret_box_for",
+]
 
 
 _catalogs: dict[str, Catalog] = {}
@@ -57,52 +61,50 @@ def reset_caches() -> None:
 
 def store_for(settings: Settings) -> ArtifactStore:
     """The S3 store when an endpoint is set, else the directory store under ``home``."""
-    if settings.s3_endpoint:
-        return S3Store.from_settings(
-            settings.s3_endpoint,
-            settings.s3_access_key or "",
-            settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else "",
-            settings.s3_bucket,
-            secure=settings.s3_secure,
-            region=settings.s3_region,
-            prefix=settings.s3_prefix,
-        )
-    return FileSystemStore(settings.artifacts_dir, max_size=settings.max_file_bytes)
+    return store_from(store_spec_for(settings))
 
 
-def http_client_for(remote: Any, *, concurrency: int) -> httpx.Client:
-    """A pooled HTTP client configured from a remote's download settings."""
-    timeout = remote.total_timeout or 300.0
-    auth = (remote.username, remote.password or "") if remote.username else None
-    headers = {}
+def store_spec_for(settings: Settings) -> StoreSpec:
+    """The artifact store the settings name, as plain (picklable) values."""
+    return StoreSpec(
+        root=None if settings.s3_endpoint else str(settings.artifacts_dir),
+        endpoint=settings.s3_endpoint,
+        access_key=settings.s3_access_key or "",
+        secret_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else "",
+        bucket=settings.s3_bucket,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+        prefix=settings.s3_prefix,
+        max_size=settings.max_file_bytes,
+    )
+
+
+def http_spec_for(remote: RemoteFields, *, concurrency: int, max_page_bytes: int) -> HttpSpec:
+    """How to reach a remote's index, as plain (picklable) values."""
+    headers: dict[str, str] = {}
     for entry in remote.headers or []:
         headers.update(entry)
-    cert = None  # client certificates: see _verify, which loads them into the TLS context
-    return build_http_client(
+    return HttpSpec(
+        index_url=remote.url,
         concurrency=concurrency,
-        timeout=timeout,
+        max_page_bytes=max_page_bytes,
+        timeout=remote.total_timeout or 300.0,
         connect_timeout=remote.connect_timeout or remote.sock_connect_timeout,
         read_timeout=remote.sock_read_timeout,
-        headers=headers or None,
+        headers=tuple(sorted(headers.items())),
         proxy_url=remote.proxy_url,
-        verify=_verify(remote),
-        cert=cert,
-        auth=auth,
+        tls_validation=remote.tls_validation,
+        ca_cert=remote.ca_cert,
+        client_cert=remote.client_cert,
+        client_key=remote.client_key,
+        username=remote.username,
+        password=remote.password,
+        proxy_username=remote.proxy_username,
+        proxy_password=remote.proxy_password,
     )
 
 
-def _verify(remote: Any) -> ssl.SSLContext | bool:
-    """TLS settings: Pulp-style PEM *contents* for ca_cert / client_cert / client_key."""
-    if not remote.tls_validation:
-        return False
-    context = (
-        ssl.create_default_context(cadata=remote.ca_cert) if remote.ca_cert else ssl.create_default_context()
-    )
-    if remote.client_cert:
-        with tempfile.TemporaryDirectory() as tmp:
-            cert_path, key_path = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-            cert_path.write_text(remote.client_cert)
-            key_path.touch(mode=0o600)
-            key_path.write_text(remote.client_key or "")
-            context.load_cert_chain(cert_path, key_path if remote.client_key else None)
-    return context
+def http_client_for(remote: RemoteFields, *, concurrency: int) -> httpx.Client:
+    """A pooled HTTP client configured from a remote's download settings."""
+    spec = http_spec_for(remote, concurrency=concurrency, max_page_bytes=DEFAULT_MAX_PAGE_BYTES)
+    return http_client_from(spec)

@@ -26,7 +26,7 @@ from flows.params import DEFAULT_LOCK_WAIT, RemoteChoice, RepositoryName
 from flows.remote_spec import RemoteFields, filter_spec_of
 from flows.report import SyncProgress, publish_report
 from flows.runners import RunnerSettings, task_runner_for
-from flows.runtime import catalog_for, http_client_for, store_for
+from flows.runtime import catalog_for, http_spec_for, store_spec_for
 from flows.settings import Settings
 from storage.catalog import Catalog
 from storage.content import ContentWriter
@@ -35,7 +35,7 @@ from storage.maintenance import apply_retention
 from tasks.batch import BatchReport, SyncFailed, SyncPlan, SyncServices
 from tasks.index_client import IndexClient
 from tasks.planning import filter_fingerprint
-from tasks.services import HttpSpec, ServicesSpec, StoreSpec, hosting
+from tasks.services import ServicesSpec, hosting, http_client_from, store_from
 from tasks.steps import commit_version_task, plan_work_task, sync_batch_task
 
 __all__ = ["sync_repository", "run_sync", "Progress", "PROGRESS", "NoRemote", "INLINE_REMOTE"]
@@ -134,9 +134,9 @@ def _sync(
     progress = PROGRESS.get()
     writer = ContentWriter(catalog)
     spec = services_spec(settings, fields, concurrency=concurrency, token=plan.sync_id)
-    with http_client_for(fields, concurrency=concurrency) as http:
+    with http_client_from(spec.http) as http:
         index = IndexClient(fields.url, client=http, max_page_bytes=settings.max_page_bytes)
-        services = SyncServices(index=index, store=store_for(settings), writer=writer)
+        services = SyncServices(index=index, store=store_from(spec.store), writer=writer)
         with hosting(spec, services):
             fingerprint = filter_fingerprint(fields.model_dump(), mirror=mirror)
             accepted = [fingerprint, filter_fingerprint(fields.model_dump(), mirror=True)]
@@ -221,38 +221,10 @@ def _sync(
 
 def services_spec(settings: Settings, fields: RemoteFields, *, concurrency: int, token: str) -> ServicesSpec:
     """The picklable description of a sync's services, from the settings and the remote."""
-    secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else ""
-    store = StoreSpec(
-        root=None if settings.s3_endpoint else str(settings.artifacts_dir),
-        endpoint=settings.s3_endpoint,
-        access_key=settings.s3_access_key or "",
-        secret_key=secret,
-        bucket=settings.s3_bucket,
-        secure=settings.s3_secure,
-        region=settings.s3_region,
-        prefix=settings.s3_prefix,
-        max_size=settings.max_file_bytes,
+    http = http_spec_for(fields, concurrency=concurrency, max_page_bytes=settings.max_page_bytes)
+    return ServicesSpec(
+        catalog_url=settings.catalog_url, store=store_spec_for(settings), http=http, token=token
     )
-    headers: dict[str, str] = {}
-    for entry in fields.headers or []:
-        headers.update(entry)
-    http = HttpSpec(
-        index_url=fields.url,
-        concurrency=concurrency,
-        max_page_bytes=settings.max_page_bytes,
-        timeout=fields.total_timeout or 300.0,
-        connect_timeout=fields.connect_timeout or fields.sock_connect_timeout,
-        read_timeout=fields.sock_read_timeout,
-        headers=tuple(sorted(headers.items())),
-        proxy_url=fields.proxy_url,
-        tls_validation=fields.tls_validation,
-        ca_cert=fields.ca_cert,
-        client_cert=fields.client_cert,
-        client_key=fields.client_key,
-        username=fields.username,
-        password=fields.password,
-    )
-    return ServicesSpec(catalog_url=settings.catalog_url, store=store, http=http, token=token)
 
 
 def _holder() -> str:

@@ -314,7 +314,12 @@ class ContentWriter:
             if repo is None:
                 raise NotFound("repository", repository)
             wanted = repo.latest_version if number is None else number
-            if not 0 <= wanted <= repo.latest_version:
+            exists = session.scalar(
+                select(RepositoryVersion.id).where(
+                    RepositoryVersion.repository_id == repo.id, RepositoryVersion.number == wanted
+                )
+            )
+            if exists is None:  # never made, or dropped by retain_repo_versions
                 raise NotFound("version", f"{repository}/{wanted}")
             return list(
                 session.scalars(

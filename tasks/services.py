@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from storage.artifacts import ArtifactStore
 from storage.catalog import Catalog
 from storage.content import ContentWriter
@@ -31,7 +33,16 @@ from storage.s3_store import S3Store
 from tasks.batch import SyncServices
 from tasks.index_client import IndexClient, build_http_client
 
-__all__ = ["StoreSpec", "HttpSpec", "ServicesSpec", "services_for", "hosting", "build_services"]
+__all__ = [
+    "StoreSpec",
+    "HttpSpec",
+    "ServicesSpec",
+    "services_for",
+    "hosting",
+    "build_services",
+    "http_client_from",
+    "store_from",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +78,8 @@ class HttpSpec:
     client_key: str | None = field(default=None, repr=False)
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    proxy_username: str | None = None
+    proxy_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,22 +126,32 @@ def hosting(spec: ServicesSpec, services: SyncServices) -> Iterator[ServicesSpec
 def build_services(spec: ServicesSpec) -> SyncServices:
     """Build catalog, store and index client from plain values (a worker process's first task)."""
     catalog = Catalog.from_url(spec.catalog_url)
-    http = spec.http
-    client = build_http_client(
+    client = http_client_from(spec.http)
+    index = IndexClient(spec.http.index_url, client=client, max_page_bytes=spec.http.max_page_bytes)
+    return SyncServices(index=index, store=store_from(spec.store), writer=ContentWriter(catalog))
+
+
+def http_client_from(http: HttpSpec) -> httpx.Client:
+    """A pooled HTTP client for the upstream, as the remote's download settings describe it."""
+    proxy_url = http.proxy_url
+    if proxy_url and http.proxy_username:
+        proxy_url = str(
+            httpx.URL(proxy_url).copy_with(username=http.proxy_username, password=http.proxy_password)
+        )
+    return build_http_client(
         concurrency=http.concurrency,
         timeout=http.timeout,
         connect_timeout=http.connect_timeout,
         read_timeout=http.read_timeout,
         headers=dict(http.headers) or None,
-        proxy_url=http.proxy_url,
+        proxy_url=proxy_url,
         verify=_verify(http),  # type: ignore[arg-type]  # an SSLContext is accepted as well
         auth=(http.username, http.password or "") if http.username else None,
     )
-    index = IndexClient(http.index_url, client=client, max_page_bytes=http.max_page_bytes)
-    return SyncServices(index=index, store=_store(spec.store), writer=ContentWriter(catalog))
 
 
-def _store(spec: StoreSpec) -> ArtifactStore:
+def store_from(spec: StoreSpec) -> ArtifactStore:
+    """The artifact store the spec names: S3 when it has an endpoint, else a directory."""
     if spec.endpoint:
         return S3Store.from_settings(
             spec.endpoint,
@@ -146,7 +169,7 @@ def _store(spec: StoreSpec) -> ArtifactStore:
 
 
 def _verify(http: HttpSpec) -> ssl.SSLContext | bool:
-    """TLS as ``flows.runtime`` sets it up: PEM *contents* for the CA and the client certificate."""
+    """TLS settings: Pulp-style PEM *contents* for the CA and the client certificate."""
     if not http.tls_validation:
         return False
     context = (

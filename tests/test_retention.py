@@ -84,6 +84,8 @@ def test_retention_keeps_the_newest_versions_with_their_exact_content(catalog, r
     assert result.deleted_intervals > 0 or retain == 3
     with pytest.raises(NotFound):
         catalog.get_version("foo", kept[0] - 1)
+    with pytest.raises(NotFound, match=f"version 'foo/{kept[0] - 1}'"):
+        writer.content_at("foo", kept[0] - 1)
     assert apply_retention(catalog, "foo").deleted_versions == (), "a second run changes nothing"
 
 
