@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError
@@ -63,6 +63,7 @@ class VersionView:
 
 
 _KIND: dict[type[Any], str] = {Remote: "remote", Repository: "repository"}
+_Named = TypeVar("_Named", Remote, Repository)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -274,7 +275,7 @@ class Catalog:
     # -- helpers -----------------------------------------------------------------------------
 
     @staticmethod
-    def _get(session: Session, model: type[Any], name: str) -> Any:
+    def _get(session: Session, model: type[_Named], name: str) -> _Named:
         row = session.scalar(select(model).where(model.name == name))
         if row is None:
             raise NotFound(_KIND[model], name)

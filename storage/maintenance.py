@@ -107,7 +107,8 @@ def apply_retention(catalog: Catalog, repository: str) -> RetentionResult:
             )
             .execution_options(synchronize_session=False)
         )
-        return RetentionResult(repository, oldest_kept, tuple(sorted(old)), int(intervals.rowcount))
+        removed = int(intervals.rowcount)  # type: ignore[attr-defined]  # a CursorResult
+        return RetentionResult(repository, oldest_kept, tuple(sorted(old)), removed)
 
 
 # -- orphans ---------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ def _delete_orphan_packages(catalog: Catalog, cutoff: datetime) -> int:
             )
             .execution_options(synchronize_session=False)
         )
-        return int(result.rowcount)
+        return int(result.rowcount)  # type: ignore[attr-defined]  # a CursorResult
 
 
 def _delete_orphan_artifacts(catalog: Catalog, cutoff: datetime) -> list[str]:
