@@ -113,7 +113,11 @@ class ContentWriter:
         stmt = self._insert(_table(Package))
         stmt = stmt.on_conflict_do_update(
             index_elements=["filename", "sha256"],
-            set_={"yanked": stmt.excluded.yanked, "yanked_reason": stmt.excluded.yanked_reason},
+            set_={
+                "yanked": stmt.excluded.yanked,
+                "yanked_reason": stmt.excluded.yanked_reason,
+                "touched_at": stmt.excluded.created,  # reused by this sync: keeps cleanup away
+            },
         )
         now = datetime.now(UTC)
         with self.catalog.session() as session:
@@ -130,12 +134,24 @@ class ContentWriter:
         return ids
 
     def known_artifacts(self, sha256s: Iterable[str]) -> set[str]:
-        """Return the digests among ``sha256s`` that already have an artifact row."""
+        """Return the digests among ``sha256s`` that already have an artifact row.
+
+        The rows found are *touched*: a sync that reuses them is about to reference them again,
+        and orphan cleanup's protection time counts from the touch.
+        """
         wanted = sorted(set(sha256s))
         found: set[str] = set()
+        now = datetime.now(UTC)
         with self.catalog.session() as session:
             for chunk in _chunks(wanted):
-                found.update(session.scalars(select(Artifact.sha256).where(Artifact.sha256.in_(chunk))))
+                touched = session.scalars(
+                    update(Artifact)
+                    .where(Artifact.sha256.in_(chunk))
+                    .values(touched_at=now)
+                    .returning(Artifact.sha256)
+                    .execution_options(synchronize_session=False)
+                )
+                found.update(touched)
         return found
 
     def record_artifacts(self, artifacts: Sequence[tuple[str, int, str]]) -> None:
@@ -146,7 +162,10 @@ class ContentWriter:
         if not artifacts:
             return
         now = datetime.now(UTC)
-        stmt = self._insert(_table(Artifact)).on_conflict_do_nothing()
+        insert = self._insert(_table(Artifact))
+        stmt = insert.on_conflict_do_update(
+            index_elements=["sha256"], set_={"touched_at": insert.excluded.created}
+        )
         with self.catalog.session() as session:
             for chunk in _chunks(list(artifacts)):
                 rows = [{"sha256": s, "size": n, "storage_key": k, "created": now} for s, n, k in chunk]

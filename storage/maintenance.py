@@ -9,8 +9,9 @@ Orphan cleanup (``cleanup_orphans``) deletes packages that nothing references (n
 content, no running sync's staging row, no pull-through cache entry), then artifacts that no
 package or core-metadata row references, then their objects, then objects that have no artifact
 row at all. A sync writes in the order object -> package rows -> artifact rows -> staging rows, so
-its fresh writes are briefly unreferenced: anything created less than ``protection`` ago (rows by
-``created``, objects by modification time) is left alone. An object is deleted only after the
+its fresh writes are briefly unreferenced: anything created or reused less than ``protection`` ago
+(rows by ``created`` or the later ``touched_at`` a reusing sync sets, objects by modification time)
+is left alone. An object is deleted only after the
 row delete committed and a re-check finds no row, so no row ever points at a deleted object.
 """
 
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, exists, or_, select, text, update
+from sqlalchemy import delete, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.artifacts import ArtifactStore, artifact_key
@@ -163,7 +164,7 @@ def _delete_orphan_packages(catalog: Catalog, cutoff: datetime) -> int:
         result = session.execute(
             delete(Package)
             .where(
-                Package.created < cutoff,
+                func.coalesce(Package.touched_at, Package.created) < cutoff,
                 ~exists().where(RepositoryContent.package_id == Package.id),
                 ~exists().where(SyncStaging.package_id == Package.id),
                 ~exists().where(PullThroughPackage.package_id == Package.id),
@@ -180,7 +181,7 @@ def _delete_orphan_artifacts(catalog: Catalog, cutoff: datetime) -> list[str]:
             session.scalars(
                 delete(Artifact)
                 .where(
-                    Artifact.created < cutoff,
+                    func.coalesce(Artifact.touched_at, Artifact.created) < cutoff,
                     ~exists().where(
                         or_(Package.sha256 == Artifact.sha256, Package.artifact_sha256 == Artifact.sha256)
                     ),

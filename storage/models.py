@@ -172,6 +172,8 @@ class Artifact(Base):
     created: Mapped[datetime] = mapped_column(default=_now)
     # when ``repository verify`` last re-hashed the stored object and found it intact (0004_verify)
     verified_at: Mapped[datetime | None] = mapped_column()
+    # when a sync last reused this row: orphan cleanup's protection time counts from it (0006_touch)
+    touched_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (CheckConstraint(_SHA256_CHECK.format(col="sha256"), name="sha256"),)
 
@@ -199,6 +201,8 @@ class Package(Base):
     url: Mapped[str] = mapped_column(Text)
     artifact_sha256: Mapped[str | None] = mapped_column(ForeignKey("artifacts.sha256"))
     created: Mapped[datetime] = mapped_column(default=_now)
+    # when a sync last selected this file: orphan cleanup's protection time counts from it (0006_touch)
+    touched_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (
         UniqueConstraint("filename", "sha256", name="uq_packages_filename_sha256"),

@@ -96,6 +96,26 @@ def test_an_object_with_a_row_is_never_deleted_even_when_old(catalog, fs_store):
     assert fs_store.exists(package.sha256), "the artifact row protects its object"
 
 
+def test_a_sync_reusing_an_old_orphan_touches_it_so_cleanup_leaves_it(catalog, store):
+    """A sync that finds an old orphan's artifact (known_artifacts) and package (upsert) reuses them:
+    the touch restarts the protection time, so a cleanup racing that sync keeps them."""
+    writer = ContentWriter(catalog)
+    package = _stored_package(writer, store, "reused")
+    two_hours_ago = datetime.now(UTC) - 2 * HOUR
+    with catalog.session() as session:  # an orphan for two hours: cleanup would take it now
+        session.execute(update(Package).values(created=two_hours_ago, touched_at=None))
+        session.execute(update(Artifact).values(created=two_hours_ago, touched_at=None))
+
+    assert writer.known_artifacts([package.sha256]) == {package.sha256}  # the sync skips the download
+    writer.upsert_packages([package])  # and records the package it is about to stage
+
+    result = cleanup_orphans(catalog, store, protection=HOUR)
+    assert (result.packages, result.artifacts, result.objects) == (0, 0, 0)
+    assert "reused" in _ids(catalog) and store.exists(package.sha256)
+    later = cleanup_orphans(catalog, store, protection=HOUR, now=LATER)
+    assert (later.packages, later.artifacts) == (1, 1), "still an orphan once the protection time is over"
+
+
 def test_bad_protection_time_is_one_line(cli):
     result = cli("orphans", "cleanup", "--protection-time", "-5")
     assert result.exit_code == 1 and result.stdout == ""
