@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     max_page_bytes: int = Field(
         default=50 * 1024 * 1024, ge=1024, description="Largest project page accepted."
     )
+    sync_lock_lease: float = Field(
+        default=120.0,
+        ge=10,
+        description="Seconds a sync's repository lock lasts unless renewed (every third of it); "
+        "after a crash, the next sync of the repository may start once it expired.",
+    )
     max_file_bytes: int | None = Field(default=None, description="Largest distribution file accepted.")
     secret_key: SecretStr | None = Field(
         default=None,

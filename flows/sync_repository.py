@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from prefect import flow, get_run_logger, unmapped
@@ -89,7 +89,8 @@ def sync_repository(
     repo = catalog.get_repository(repository)
     remote_name, fields = _resolve_remote(catalog, repository, repo, remote)
     started = time.monotonic()
-    with holding(catalog, repository, holder=_holder(), wait=lock_wait_s) as lease:
+    lease_time = timedelta(seconds=settings.sync_lock_lease)
+    with holding(catalog, repository, holder=_holder(), wait=lock_wait_s, lease=lease_time) as lease:
         if lease.waited >= 1:
             logger.info("waited %.1fs for another sync of %r to finish", lease.waited, repository)
         return _sync(settings, catalog, repository, remote_name, fields, mirror, started, lease.waited)
