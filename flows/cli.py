@@ -6,6 +6,7 @@ Prefect is imported only by the commands that run flows (it takes seconds to imp
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Any, NoReturn
 
@@ -77,7 +78,7 @@ def remote_create_or_update(
     proxy_username: str | None = None,
     proxy_password: str | None = None,
 ) -> None:
-    """Create a remote, or update the fields given."""
+    """Create a remote (create), or change the fields given of an existing one (update)."""
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
     for field in ("includes", "excludes", "package_types", "exclude_platforms", "python_versions", "headers"):
         if field in given:
@@ -97,16 +98,19 @@ def remote_create_or_update(
 
 @remote_app.command("show")
 def remote_show(name: Name) -> None:
+    """Show a remote (secrets appear only as hidden_fields)."""
     emit(remote_view(open_catalog().get_remote(name)))
 
 
 @remote_app.command("list")
 def remote_list() -> None:
+    """List every remote."""
     emit([remote_view(row) for row in open_catalog().list_remotes()])
 
 
 @remote_app.command("delete")
 def remote_delete(name: Name) -> None:
+    """Delete a remote (repositories using it as default are detached)."""
     open_catalog().delete_remote(name)
 
 
@@ -124,6 +128,7 @@ def repository_create(
     retain_repo_versions: int | None = None,
     remote: Annotated[str | None, typer.Option(help="Default remote for syncs.")] = None,
 ) -> None:
+    """Create a repository, with its empty version 0."""
     if retain_repo_versions is not None and not 1 <= retain_repo_versions <= MAX_INT:
         raise UsageError(f"retain_repo_versions: must be 1 to {MAX_INT} (got {retain_repo_versions!r})")
     catalog = open_catalog()
@@ -141,6 +146,7 @@ def repository_update(
     retain_repo_versions: int | None = None,
     remote: Annotated[str | None, typer.Option(help="Default remote ('' to detach).")] = None,
 ) -> None:
+    """Change the fields given of a repository."""
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
     if not 1 <= given.get("retain_repo_versions", 1) <= MAX_INT:
         raise UsageError(f"retain_repo_versions: must be 1 to {MAX_INT} (got {retain_repo_versions!r})")
@@ -155,18 +161,21 @@ def repository_update(
 
 @repository_app.command("show")
 def repository_show(name: Name) -> None:
+    """Show a repository."""
     catalog = open_catalog()
     _show_repository(catalog, catalog.get_repository(name))
 
 
 @repository_app.command("list")
 def repository_list() -> None:
+    """List every repository."""
     catalog = open_catalog()
     emit([repository_view(row, catalog.remote_name_of(row)) for row in catalog.list_repositories()])
 
 
 @repository_app.command("delete")
 def repository_delete(name: Name) -> None:
+    """Delete a repository and its versions (files stay until orphans cleanup)."""
     open_catalog().delete_repository(name)
 
 
@@ -180,7 +189,8 @@ def repository_sync(
         bool, typer.Option("--mirror/--additive", help="Remove what the remote no longer has.")
     ] = False,
     background: Annotated[
-        bool, typer.Option("--background", help="Hand the run to the repository's Prefect deployment.")
+        bool,
+        typer.Option("--background", "-b", help="Hand the run to the repository's Prefect deployment."),
     ] = False,
 ) -> None:
     """Sync a repository from a remote and print the resulting version."""
@@ -189,7 +199,7 @@ def repository_sync(
     repo = catalog.get_repository(name)  # fail fast, before Prefect starts, on unknown names
     if remote is not None:
         catalog.get_remote(remote)
-    elif catalog.remote_name_of(repo) is None:
+    elif catalog.remote_name_of(repo) is None and not (background and _scheduled_remote(catalog, name)):
         raise UsageError(f"remote: repository {name!r} has no remote; pass one (--remote NAME)")
     if background:
         from flows.cli_schedule import submit_sync
@@ -202,7 +212,16 @@ def repository_sync(
     with progress_bar():
         result = run_sync(name, remote, mirror=mirror, settings=settings)
     version = catalog.get_version(name, result["version"])
-    emit(version_view(version, with_report=True) | {"report": result["report"]})
+    # "changed": false when the sync found nothing new; the version shown is then the latest one.
+    emit(version_view(version) | {"changed": result["version"] is not None, "report": result["report"]})
+
+
+def _scheduled_remote(catalog: Catalog, repository: str) -> str | None:
+    """The remote of the repository's schedule: its deployment syncs from that one."""
+    from storage.schedules import get_schedule
+
+    schedule = get_schedule(catalog, repository)
+    return schedule.remote if schedule else None
 
 
 # -- versions and content --------------------------------------------------------------------
@@ -213,22 +232,28 @@ Number = Annotated[int | None, typer.Option("--version", help="Version number (d
 
 @version_app.command("show")
 def version_show(repository: Repo, version: Number = None) -> None:
+    """Show a version (the latest by default) with its content summary."""
     emit(version_view(open_catalog().get_version(repository, version)))
 
 
 @version_app.command("list")
 def version_list(repository: Repo) -> None:
+    """List a repository's versions, newest first."""
     emit([version_view(v) for v in open_catalog().list_versions(repository)])
 
 
 @content_app.command("list")
 def content_list(repository: Repo, version: Number = None) -> None:
+    """List the files of a version (the latest by default)."""
     packages = ContentWriter(open_catalog()).content_at(repository, version)
     emit([package_view(p) for p in packages])
 
 
 def main() -> None:
     """Console entry point: run the app, turning known errors into one line and exit code 1."""
+    # Prefect's temporary server would look up a telemetry host this network may not resolve,
+    # printing an ERROR line on a successful sync; the user's own setting still wins.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     import flows.cli_maintenance  # noqa: F401  (registers repository verify and orphans cleanup)
     import flows.cli_schedule  # noqa: F401  (registers repository schedule)
     import flows.cli_serve  # noqa: F401  (registers serve and repository pull-through)

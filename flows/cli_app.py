@@ -7,6 +7,7 @@ apps; ``flows.cli.main`` imports them all.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -61,12 +62,14 @@ def json_list(field: str, text: str | None) -> list[Any] | None:
     except json.JSONDecodeError as exc:
         raise UsageError(f"{field}: {text!r} is not valid JSON ({exc.msg})") from None
     if not isinstance(value, list):
-        raise UsageError(f"{field}: {text!r} must be a JSON list, e.g. '[\"shelf-reader\"]'")
+        example = '[{"Authorization": "Bearer ..."}]' if field == "headers" else '["shelf-reader"]'
+        raise UsageError(f"{field}: {text!r} must be a JSON list, e.g. '{example}'")
     return value
 
 
 #: Names are stored in a 255-character column and printed in one-line messages.
 MAX_NAME_LENGTH = 255
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def _check_name(value: str) -> str:
@@ -77,6 +80,11 @@ def _check_name(value: str) -> str:
         raise typer.BadParameter(f"{value[:20]!r}... is longer than {MAX_NAME_LENGTH} characters")
     if any(ord(char) < 0x20 or char == "\x7f" for char in value):
         raise typer.BadParameter(f"{value!r} holds a control character")
+    if not _NAME_RE.fullmatch(value):
+        # A repository name is a URL path segment of the index and part of a deployment's name.
+        raise typer.BadParameter(
+            f"{value!r} must start with a letter or digit and use only letters, digits, '.', '_' and '-'"
+        )
     return value
 
 

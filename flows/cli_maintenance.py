@@ -40,14 +40,21 @@ def repository_verify(
     version: Annotated[
         int | None, typer.Option("--version", help="Version number (default: latest).")
     ] = None,
-    repair: Annotated[bool, typer.Option("--repair", help="Fetch corrupt or missing files again.")] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Fetch corrupt or missing files again (.metadata: upstream, else the stored wheel).",
+        ),
+    ] = False,
     workers: Annotated[int, typer.Option(help="Artifacts checked at once.")] = 4,
     skip_verified_within: Annotated[
         float,
         typer.Option(help="Skip artifacts found intact less than this many hours ago (0: check all)."),
     ] = DEFAULT_SKIP_HOURS,
 ) -> None:
-    """Re-hash every stored file of a version; report (and with --repair, fix) corrupt or missing ones."""
+    """Re-hash every stored file of a version (core metadata included); report (and with --repair,
+    fix) corrupt or missing ones."""
     if not 1 <= workers <= 64:
         raise UsageError(f"workers: must be between 1 and 64 (got {workers!r})")
     if not skip_verified_within >= 0:

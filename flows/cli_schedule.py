@@ -65,6 +65,9 @@ def repository_schedule(
     if cron is not None:
         _check_cron(cron)
     catalog = open_catalog()
+    existing = get_schedule(catalog, name)
+    if remote is None and existing is not None:
+        remote = existing.remote  # changing the timing keeps the schedule's remote
     if remote is None and catalog.remote_name_of(catalog.get_repository(name)) is None:
         raise UsageError(f"remote: repository {name!r} has no remote; pass --remote NAME")
     view = set_schedule(catalog, name, remote=remote, cron=cron, interval_seconds=interval, mirror=mirror)

@@ -123,8 +123,9 @@ def describe_validation_error(exc: ValidationError) -> str:
     """One line per problem: ``field: message (got value)``."""
     lines = []
     for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "remote"
+        field = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         shown = "" if error["type"] in ("value_error", "missing") else f" (got {error.get('input')!r})"
-        lines.append(f"{field}: {message}{shown}")
+        # A model-level check names its field itself ("includes: 'x' is not ..."): no prefix then.
+        lines.append(f"{field}: {message}{shown}" if field else f"{message}{shown}")
     return "; ".join(lines)

@@ -325,9 +325,12 @@ def test_schedule_creates_then_updates_and_refuses_bad_input(cli, seed_index):
         assert bad.exit_code == 1 and message in bad.stderr, bad.stderr
     missing = cli("repository", "schedule", "--name", "nope", "--remote", "bar", "--interval", "60")
     assert missing.exit_code == 1 and "'nope'" in missing.stderr
-    no_remote = cli("repository", "schedule", "--name", "foo", "--interval", "60")
-    assert no_remote.exit_code == 1 and "has no remote" in no_remote.stderr
     assert _ok(cli("repository", "schedule-show", "--name", "foo"))["interval"] == 3600, "nothing changed"
+    kept = _ok(cli("repository", "schedule", "--name", "foo", "--interval", "60"))
+    assert kept["remote"] == "bar" and kept["interval"] == 60, "changing the timing keeps the remote"
+    _ok(cli("repository", "create", "--name", "unscheduled"))
+    no_remote = cli("repository", "schedule", "--name", "unscheduled", "--interval", "60")
+    assert no_remote.exit_code == 1 and "has no remote" in no_remote.stderr
 
 
 def test_background_without_a_served_deployment_says_what_to_do(cli, seed_index):
@@ -370,10 +373,17 @@ def test_the_compose_file_has_every_production_service_wired_to_postgres_and_min
         "postgresql+asyncpg://"
         in services["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
     )
-    for name in ("deployments", "worker", "mirrorflow"):
+    # every service built from the mirrorflow image runs mirrorflow code and opens the catalog
+    runs_mirrorflow = {name for name, service in services.items() if "build" in service}
+    assert runs_mirrorflow == {"deployments", "worker", "mirrorflow"}
+    for name in sorted(runs_mirrorflow):
         env = services[name]["environment"]
         assert env["MIRRORFLOW_DATABASE_URL"].startswith("postgresql+psycopg://")
         assert env["MIRRORFLOW_S3_ENDPOINT"] == "minio:9000" and env["PREFECT_API_URL"].endswith("/api")
+        # one key for all: a container without it would make its own secret.key in its own
+        # MIRRORFLOW_HOME and could not read the remote secrets the others stored; no default either
+        key = env.get("MIRRORFLOW_SECRET_KEY", "")
+        assert key.startswith("${MIRRORFLOW_SECRET_KEY:?") and key.endswith("}"), (name, key)
     assert services["deployments"]["command"] == "python -m deployments.serve"
     assert services["mirrorflow"]["command"].startswith("mirrorflow serve")
 

@@ -57,9 +57,10 @@ def test_the_seed_four_commands_give_version_one_with_shelf_reader(cli, seed_ind
 def test_an_identical_second_sync_creates_no_version(cli, seed_index):
     cli("repository", "create", "--name", "foo")
     cli("remote", "create", "--name", "bar", "--url", seed_index.url, "--includes", '["shelf-reader"]')
-    _ok(cli("repository", "sync", "--name", "foo", "--remote", "bar"))
+    first = _ok(cli("repository", "sync", "--name", "foo", "--remote", "bar"))
+    assert first["number"] == 1 and first["changed"] is True
     again = _ok(cli("repository", "sync", "--name", "foo", "--remote", "bar"))
-    assert again["number"] == 1
+    assert again["number"] == 1 and again["changed"] is False, "the latest version, unchanged"
     assert [v["number"] for v in _ok(cli("repository", "version", "list", "--repository", "foo"))] == [1, 0]
 
 
