@@ -16,22 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
-import tempfile
-import zipfile
 from dataclasses import replace
 
 from server.files import FileServer
 from server.upstream import ServeError
 from storage.artifacts import ArtifactStoreError
 from storage.serving import ServedFile
+from tasks.core_metadata import MAX_METADATA_BYTES, WheelMetadataError, metadata_from_wheel
 from tasks.index_client import IndexClientError
 
 __all__ = ["MAX_METADATA_BYTES", "core_metadata"]
 
 log = logging.getLogger("mirrorflow.server")
-
-MAX_METADATA_BYTES = 16 * 1024 * 1024
 
 
 def core_metadata(files: FileServer, file: ServedFile) -> bytes:
@@ -91,23 +87,9 @@ def _from_wheel(files: FileServer, file: ServedFile) -> bytes | None:
             return None  # streamed files are never stored, so there is no wheel to read
         files.fetch_whole(file)
         file = replace(file, artifact_sha256=file.sha256)
-    with tempfile.TemporaryFile(prefix="mirrorflow-wheel-") as spool:
-        try:
-            for chunk in files.stored_chunks(file.sha256):
-                spool.write(chunk)
-        except ArtifactStoreError as exc:
-            raise ServeError(503, f"{file.filename}: cannot read the stored wheel ({exc})") from exc
-        spool.seek(0)
-        try:
-            with zipfile.ZipFile(spool) as wheel:
-                names = [
-                    n for n in wheel.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-                ]
-                if len(names) != 1:
-                    raise ServeError(502, f"{file.filename}: no single .dist-info/METADATA in the wheel")
-                with wheel.open(names[0]) as member, tempfile.SpooledTemporaryFile() as out:
-                    shutil.copyfileobj(member, out)
-                    out.seek(0)
-                    return out.read(MAX_METADATA_BYTES + 1)[:MAX_METADATA_BYTES]
-        except zipfile.BadZipFile as exc:
-            raise ServeError(502, f"{file.filename}: the stored wheel is not a zip file ({exc})") from exc
+    try:
+        return metadata_from_wheel(files.stored_chunks(file.sha256), filename=file.filename)
+    except ArtifactStoreError as exc:
+        raise ServeError(503, f"{file.filename}: cannot read the stored wheel ({exc})") from exc
+    except WheelMetadataError as exc:
+        raise ServeError(502, f"{exc.filename}: {exc.reason}") from exc

@@ -21,9 +21,10 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, exists, func, or_, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, exists, func, or_, select, text, update
+from sqlalchemy.orm import Session, aliased
 
 from storage.artifacts import ArtifactStore, artifact_key
 from storage.catalog import Catalog, NotFound
@@ -49,6 +50,7 @@ __all__ = [
     "StoredFile",
     "StoredArtifactRow",
     "version_artifacts",
+    "version_core_metadata",
     "mark_verified",
     "clear_verified",
 ]
@@ -251,13 +253,19 @@ def _is_key(name: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class StoredArtifactRow:
-    """An artifact of a version, with the files (names, upstream URLs) that hold its bytes."""
+    """An artifact of a version, with the files (names, upstream URLs) that hold its bytes.
+
+    For a stored core-metadata file, ``filenames`` are ``<file>.metadata``, ``urls`` the upstream
+    ``<file url>.metadata`` of packages whose index offers it, and ``wheels`` the stored wheels
+    ``(filename, sha256)`` it can be read out of again; distribution files have no ``wheels``.
+    """
 
     sha256: str
     size: int
     filenames: tuple[str, ...]
     urls: tuple[str, ...]
     verified_at: datetime | None
+    wheels: tuple[tuple[str, str], ...] = ()
 
 
 def version_artifacts(
@@ -269,29 +277,13 @@ def version_artifacts(
     Raises ``NotFound`` for an unknown repository or a version that does not exist (any more).
     """
     with catalog.session() as session:
-        repo = session.scalar(select(Repository).where(Repository.name == repository))
-        if repo is None:
-            raise NotFound("repository", repository)
-        wanted = repo.latest_version if number is None else number
-        if (
-            session.scalar(
-                select(RepositoryVersion.id).where(
-                    RepositoryVersion.repository_id == repo.id, RepositoryVersion.number == wanted
-                )
-            )
-            is None
-        ):
-            raise NotFound("version", f"{repository}/{wanted}")
+        repo_id, wanted = _version_of(session, repository, number)
         rows = session.execute(
             select(Artifact.sha256, Artifact.size, Artifact.verified_at, Package.filename, Package.url)
             # by digest, not artifact_sha256: a package that reused a stored file may be unlinked
             .join(Package, Package.sha256 == Artifact.sha256)
             .join(RepositoryContent, RepositoryContent.package_id == Package.id)
-            .where(
-                RepositoryContent.repository_id == repo.id,
-                RepositoryContent.version_added <= wanted,
-                or_(RepositoryContent.version_removed.is_(None), RepositoryContent.version_removed > wanted),
-            )
+            .where(_present(repo_id, wanted))
             .order_by(Artifact.sha256, Package.filename)
         ).all()
     grouped: dict[str, tuple[int, datetime | None, list[str], list[str]]] = {}
@@ -303,6 +295,61 @@ def version_artifacts(
         StoredArtifactRow(sha, size, tuple(names), tuple(urls), verified_at)
         for sha, (size, verified_at, names, urls) in grouped.items()
     ]
+
+
+def version_core_metadata(catalog: Catalog, repository: str, number: int) -> list[StoredArtifactRow]:
+    """Return the stored core-metadata (PEP 658 ``.metadata``) files of the packages of a version.
+
+    Raises ``NotFound`` for an unknown repository or version.
+    """
+    wheel = aliased(Artifact)
+    with catalog.session() as session:
+        repo_id, wanted = _version_of(session, repository, number)
+        rows = session.execute(
+            select(Artifact.sha256, Artifact.size, Artifact.verified_at, Package.filename, Package.url)
+            .add_columns(Package.has_metadata, wheel.sha256)
+            .join(CoreMetadata, CoreMetadata.sha256 == Artifact.sha256)
+            .join(Package, Package.id == CoreMetadata.package_id)
+            .join(RepositoryContent, RepositoryContent.package_id == Package.id)
+            .outerjoin(wheel, wheel.sha256 == Package.sha256)
+            .where(_present(repo_id, wanted))
+            .order_by(Artifact.sha256, Package.filename)
+        ).all()
+    grouped: dict[str, tuple[int, datetime | None, list[str], list[str], list[tuple[str, str]]]] = {}
+    for sha256, size, verified_at, filename, url, has_metadata, wheel_sha256 in rows:
+        _size, _at, names, urls, wheels = grouped.setdefault(sha256, (size, verified_at, [], [], []))
+        names.append(f"{filename}.metadata")
+        if has_metadata:
+            urls.append(f"{url}.metadata")
+        if wheel_sha256 is not None and filename.endswith(".whl"):
+            wheels.append((filename, wheel_sha256))
+    return [
+        StoredArtifactRow(sha, size, tuple(names), tuple(urls), at, wheels=tuple(wheels))
+        for sha, (size, at, names, urls, wheels) in grouped.items()
+    ]
+
+
+def _version_of(session: Session, repository: str, number: int | None) -> tuple[int, int]:
+    """Return ``(repository id, version number)``; the latest version when ``number`` is None."""
+    repo = session.scalar(select(Repository).where(Repository.name == repository))
+    if repo is None:
+        raise NotFound("repository", repository)
+    wanted = repo.latest_version if number is None else number
+    found = select(RepositoryVersion.id).where(
+        RepositoryVersion.repository_id == repo.id, RepositoryVersion.number == wanted
+    )
+    if session.scalar(found) is None:
+        raise NotFound("version", f"{repository}/{wanted}")
+    return repo.id, wanted
+
+
+def _present(repository_id: int, number: int) -> Any:
+    """SQL: the content interval holds version ``number`` of the repository."""
+    return and_(
+        RepositoryContent.repository_id == repository_id,
+        RepositoryContent.version_added <= number,
+        or_(RepositoryContent.version_removed.is_(None), RepositoryContent.version_removed > number),
+    )
 
 
 def mark_verified(catalog: Catalog, sha256s: Iterable[str], *, at: datetime) -> None:

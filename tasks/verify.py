@@ -1,4 +1,8 @@
-"""Verify and repair: re-hash the stored artifacts of a repository version, fetch bad ones again.
+"""Verify and repair: re-hash the stored files of a repository version, fetch bad ones again.
+
+The stored files are the distribution files and the core metadata (PEP 658 ``.metadata``) the
+server stored for them; the metadata files are checked after the distribution files, so a wheel
+repaired in the same run can give its METADATA back.
 
 Each artifact is streamed from the store (``open_chunks``: bounded memory), hashed and compared
 with its digest and size; a bounded thread pool checks several at once. Every artifact found
@@ -7,21 +11,32 @@ intact is marked ``verified_at`` at once, so an interrupted verify, run again wi
 
 A corrupt object is deleted before it is fetched again (the store keeps an existing object under
 its key), then the upstream bytes are stored through ``put_chunks``, which verifies them against
-the digest and size before publishing: a repair never stores bytes it did not check.
+the digest and size before publishing: a repair never stores bytes it did not check. A core
+metadata file is fetched again from the upstream ``<file url>.metadata`` when the index offers it,
+else (or when that fails) read out of the stored wheel (``tasks.core_metadata``, as the server does);
+either way ``put_chunks`` checks the bytes against the recorded digest.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from storage.artifacts import ArtifactNotFound, ArtifactStore, ArtifactStoreError
 from storage.catalog import Catalog
-from storage.maintenance import StoredArtifactRow, clear_verified, mark_verified, version_artifacts
+from storage.maintenance import (
+    StoredArtifactRow,
+    clear_verified,
+    mark_verified,
+    version_artifacts,
+    version_core_metadata,
+)
+from tasks.core_metadata import metadata_from_wheel
 
 __all__ = ["Fetch", "Problem", "VerifyReport", "check_artifact", "verify_version"]
 
@@ -43,11 +58,15 @@ class Problem:
 
 @dataclass(slots=True)
 class VerifyReport:
-    """What a verify found; ``remaining`` are the problems still there after any repair."""
+    """What a verify found; ``remaining`` are the problems still there after any repair.
+
+    ``artifacts`` counts every stored file of the version, ``core_metadata`` of them included.
+    """
 
     repository: str
     version: int
     artifacts: int = 0
+    core_metadata: int = 0
     checked: int = 0
     skipped_recently_verified: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -64,6 +83,7 @@ class VerifyReport:
             "repository": self.repository,
             "version": self.version,
             "artifacts": self.artifacts,
+            "core_metadata": self.core_metadata,
             "checked": self.checked,
             "skipped_recently_verified": self.skipped_recently_verified,
             "ok": self.checked - len(self.problems),
@@ -114,16 +134,21 @@ def verify_version(
     repair: Fetch | None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> VerifyReport:
-    """Verify (and with ``repair``, fix) the stored artifacts of a version; see the module docstring.
+    """Verify (and with ``repair``, fix) the stored files of a version; see the module docstring.
 
     ``skip_verified_within`` skips artifacts found intact that recently (``timedelta(0)``: none).
     Raises ``NotFound`` for an unknown repository or version.
     """
-    number, rows = version_artifacts(catalog, repository, version)
-    report = VerifyReport(repository=repository, version=number, artifacts=len(rows))
+    number, files = version_artifacts(catalog, repository, version)
+    metadata = version_core_metadata(catalog, repository, number)
+    report = VerifyReport(repository, number, len(files) + len(metadata), len(metadata))
     threshold = now() - skip_verified_within
-    todo = [r for r in rows if skip_verified_within <= timedelta(0) or not _fresh(r, threshold)]
-    report.skipped_recently_verified = len(rows) - len(todo)
+    # distribution files first: a core metadata file may be read out of a wheel repaired here
+    batches = [
+        [r for r in rows if skip_verified_within <= timedelta(0) or not _fresh(r, threshold)]
+        for rows in (files, metadata)
+    ]
+    report.skipped_recently_verified = report.artifacts - sum(map(len, batches))
 
     def one(row: StoredArtifactRow) -> Problem | None:
         found = check_artifact(store, row.sha256, row.size)
@@ -135,10 +160,11 @@ def verify_version(
         return _repair(catalog, store, row, problem, repair, now) if repair else problem
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for problem in pool.map(one, todo):
-            report.checked += 1
-            if problem is not None:
-                report.problems.append(problem)
+        for todo in batches:
+            for problem in pool.map(one, todo):
+                report.checked += 1
+                if problem is not None:
+                    report.problems.append(problem)
     return report
 
 
@@ -150,22 +176,39 @@ def _repair(
     fetch: Fetch,
     now: Callable[[], datetime],
 ) -> Problem:
-    """Fetch the artifact again from the first upstream URL that gives the right bytes."""
+    """Store the artifact again from the first source that gives the right bytes.
+
+    The sources are the upstream URLs, then (core metadata) the METADATA of each stored wheel.
+    """
     if problem.kind == "corrupt":
         store.delete(row.sha256)  # put_chunks keeps an existing object: remove the bad one first
+    sources: list[tuple[str, Callable[[], AbstractContextManager[Iterable[bytes]]]]] = [
+        (url, partial(fetch, url)) for url in row.urls
+    ]
+    sources += [
+        (f"METADATA of the stored {name}", partial(_wheel_metadata, store, name, sha))
+        for name, sha in row.wheels
+    ]
     errors = []
-    for url in row.urls:
+    for source, open_source in sources:
         try:
-            with fetch(url) as chunks:
+            with open_source() as chunks:
                 store.put_chunks(chunks, sha256=row.sha256, size=row.size)
         except Exception as exc:  # reported per artifact; the other artifacts are still repaired
-            errors.append(f"{url}: {type(exc).__name__}: {exc}")
+            errors.append(f"{source}: {type(exc).__name__}: {exc}")
             continue
         if check_artifact(store, row.sha256, row.size) is None:
             mark_verified(catalog, [row.sha256], at=now())
             return replace(problem, repaired=True)
-        errors.append(f"{url}: stored, but the store does not give the bytes back intact")
-    return replace(problem, repair_error="; ".join(errors) or "no upstream URL")
+        errors.append(f"{source}: stored, but the store does not give the bytes back intact")
+    return replace(problem, repair_error="; ".join(errors) or "no upstream URL (nor a stored wheel)")
+
+
+@contextmanager
+def _wheel_metadata(store: ArtifactStore, filename: str, sha256: str) -> Iterator[Iterable[bytes]]:
+    """Yield the METADATA of a stored wheel as one chunk. Raises ``WheelMetadataError``."""
+    with _closing(store.open_chunks(sha256)) as chunks:
+        yield [metadata_from_wheel(chunks, filename=filename)]
 
 
 def _fresh(row: StoredArtifactRow, threshold: datetime) -> bool:

@@ -81,7 +81,9 @@ def test_the_ui_form_shows_every_remote_field_with_its_description():
     remote_fields = schema["definitions"]["InlineRemote"]["properties"]
     for name in ("url", "includes", "excludes", "exclude_platforms", "keep_latest_packages", "policy"):
         assert remote_fields[name].get("description"), name
-    assert not {"password", "username", "client_key", "proxy_password"} & set(remote_fields), "no secrets inline"
+    assert not {"password", "username", "client_key", "proxy_password"} & set(remote_fields), (
+        "no secrets inline"
+    )
 
 
 def test_an_inline_remote_syncs_without_a_remote_row(cli, seed_index):

@@ -160,3 +160,110 @@ def _all_packages(catalog):
 
     with catalog.session() as session:
         return list(session.scalars(select(Package)))
+
+
+# -- core metadata (PEP 658 ``.metadata`` files the server stored) ---------------------------
+
+
+def _store_metadata_through_the_server(cli, index_url: str) -> tuple[dict, bytes]:
+    """Sync mf-demo-app (immediate), fetch its wheel's ``.metadata`` through ``mirrorflow serve``.
+
+    Returns the wheel's page entry and the metadata bytes the server stored.
+    """
+    import httpx
+
+    from flows.cli_serve import app_from_settings
+    from server.pages import JSON_V1
+    from server.threaded import serve_in_thread
+
+    _ok(cli("repository", "create", "--name", "apps"))
+    _ok(cli("remote", "create", "--name", "up", "--url", index_url, "--includes", '["mf-demo-app"]',
+            "--policy", "immediate"))  # fmt: skip
+    _ok(cli("repository", "sync", "--name", "apps", "--remote", "up"))
+    with serve_in_thread(app_from_settings()) as base, httpx.Client(base_url=base, timeout=30) as client:
+        page = client.get("/apps/simple/mf-demo-app/", headers={"Accept": JSON_V1}).json()
+        wheel = next(f for f in page["files"] if f["filename"].endswith(".whl"))
+        response = client.get(wheel["url"] + ".metadata")
+        assert response.status_code == 200
+    assert hashlib.sha256(response.content).hexdigest() == wheel["core-metadata"]["sha256"]
+    return wheel, response.content
+
+
+def _served_metadata(wheel: dict) -> bytes:
+    import httpx
+
+    from flows.cli_serve import app_from_settings
+    from server.threaded import serve_in_thread
+
+    with serve_in_thread(app_from_settings()) as base, httpx.Client(base_url=base, timeout=30) as client:
+        return client.get(wheel["url"] + ".metadata").content
+
+
+def test_verify_checks_stored_core_metadata_and_repair_fetches_it_from_the_upstream(cli, seed_index):
+    wheel, metadata = _store_metadata_through_the_server(cli, seed_index.url)
+    digest = wheel["core-metadata"]["sha256"]
+    clean = _ok(cli("repository", "verify", "--name", "apps", "--skip-verified-within", "0"))
+    files = len(_ok(cli("content", "list", "--repository", "apps")))
+    assert (clean["artifacts"], clean["core_metadata"], clean["ok"]) == (files + 1, 1, files + 1)
+
+    store = store_for(Settings())
+    _corrupt(store, digest)
+    found = cli("repository", "verify", "--name", "apps", "--skip-verified-within", "0")
+    assert found.exit_code == 1
+    assert found.stderr.splitlines()[-1].startswith("Error: 1 artifact(s) of 'apps' version 1 are corrupt")
+    report = found.json()
+    assert report["problems"] == {"corrupt": 1} and report["ok"] == files
+    (detail,) = report["details"]
+    assert (detail["sha256"], detail["filenames"]) == (digest, [wheel["filename"] + ".metadata"])
+
+    upstream = next(p for p in list(seed_index.hits) if p.endswith(wheel["filename"] + ".metadata"))
+    before = seed_index.hits[upstream]
+    repaired = _ok(cli("repository", "verify", "--name", "apps", "--skip-verified-within", "0", "--repair"))
+    assert (repaired["repaired"], repaired["remaining"]) == (1, 0)
+    assert seed_index.hits[upstream] == before + 1, "fetched again from <file url>.metadata"
+    assert b"".join(store.open_chunks(digest)) == metadata
+    assert _served_metadata(wheel) == metadata
+
+    store.delete(digest)
+    missing = cli("repository", "verify", "--name", "apps", "--skip-verified-within", "0")
+    assert missing.exit_code == 1 and missing.json()["problems"] == {"missing": 1}
+
+
+def test_repair_reads_core_metadata_out_of_the_stored_wheel_when_the_upstream_is_gone(cli, tmp_path):
+    from support_index import serve_projects
+
+    from fixtureindex.catalog import seed_projects
+
+    demo = [p for p in seed_projects() if p.name == "mf-demo-app"]
+    with serve_projects(demo, tmp_path) as index:
+        wheel, metadata = _store_metadata_through_the_server(cli, index.url)
+    # the upstream is gone now: only the stored wheel can give the metadata back
+    store = store_for(Settings())
+    _corrupt(store, wheel["core-metadata"]["sha256"])
+    result = _ok(cli("repository", "verify", "--name", "apps", "--skip-verified-within", "0", "--repair"))
+    (detail,) = result["details"]
+    assert (detail["problem"], detail["repaired"], result["remaining"]) == ("corrupt", True, 0)
+    assert b"".join(store.open_chunks(wheel["core-metadata"]["sha256"])) == metadata
+    assert _served_metadata(wheel) == metadata
+
+
+def test_a_core_metadata_file_nothing_can_restore_stays_reported(cli, tmp_path):
+    from support_index import serve_projects
+
+    from fixtureindex.catalog import seed_projects
+
+    demo = [p for p in seed_projects() if p.name == "mf-demo-app"]
+    with serve_projects(demo, tmp_path) as index:
+        wheel, _metadata = _store_metadata_through_the_server(cli, index.url)
+    store = store_for(Settings())
+    store.delete(wheel["hashes"]["sha256"])  # the wheel is gone too
+    store.delete(wheel["core-metadata"]["sha256"])
+    result = cli("repository", "verify", "--name", "apps", "--skip-verified-within", "0", "--repair")
+    assert result.exit_code == 1
+    report = result.json()
+    assert (report["problems"], report["repaired"], report["remaining"]) == ({"missing": 2}, 0, 2)
+    (metadata,) = [d for d in report["details"] if d["filenames"][0].endswith(".metadata")]
+    assert not metadata["repaired"]
+    # both sources were tried: the upstream file (gone) and the stored wheel (gone as well)
+    assert wheel["filename"] + ".metadata" in metadata["repair_error"]
+    assert f"METADATA of the stored {wheel['filename']}: ArtifactNotFound" in metadata["repair_error"]
