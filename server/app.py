@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -30,7 +32,15 @@ from starlette.routing import Route
 
 from server.files import FileServer, content_type_of
 from server.metadata import core_metadata
-from server.pages import JSON_V1, etag_matches, etag_of, negotiate, render_listing, render_project
+from server.pages import (
+    JSON_V1,
+    etag_matches,
+    etag_of,
+    negotiate,
+    page_file,
+    render_listing,
+    render_project,
+)
 from server.pull_through import pull_through_files
 from server.upstream import ServeError, Upstreams
 from storage.artifacts import ArtifactStore
@@ -53,17 +63,26 @@ def create_app(
     *,
     redirect_to_store: bool = False,
     pull_through_ttl: timedelta = timedelta(minutes=10),
+    page_cache_seconds: float = PAGE_CACHE_SECONDS,
 ) -> Any:
     """Return the ASGI app serving every repository of ``catalog`` (wrapped in the request log).
 
     ``redirect_to_store``: answer file requests with a 302 to a presigned URL when the store has one
     (S3). ``pull_through_ttl``: how long a pulled-through project page is served before it is
-    fetched again from the remote.
+    fetched again from the remote. ``page_cache_seconds``: how long a rendered page of a repository
+    version is kept in memory (0: never; the benchmark measures uncached pages so).
     """
     serving = ServingCatalog(catalog)
     files = FileServer(store, serving, upstreams, redirect_to_store=redirect_to_store)
-    routes = _Routes(serving, files, upstreams, pull_through_ttl)
+    routes = _Routes(serving, files, upstreams, pull_through_ttl, page_cache_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await routes.warm_up()
+        yield
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[
             Route("/{repo}/simple/", routes.listing),
             Route("/{repo}/simple/{project}/", routes.project),
@@ -83,12 +102,35 @@ def _text(status: int, message: str) -> Response:
 
 class _Routes:
     def __init__(
-        self, serving: ServingCatalog, files: FileServer, upstreams: Upstreams, ttl: timedelta
+        self,
+        serving: ServingCatalog,
+        files: FileServer,
+        upstreams: Upstreams,
+        ttl: timedelta,
+        page_cache_seconds: float,
     ) -> None:
         self.serving, self.files, self.upstreams, self.ttl = serving, files, upstreams, ttl
-        # Rendered pages of repository versions, for PAGE_CACHE_SECONDS: a version's content never
+        # Rendered pages of repository versions, for page_cache_seconds: a version's content never
         # changes; only what is stored does (a wheel fetched on demand starts offering its metadata).
         self._pages: dict[tuple[Any, ...], tuple[float, bytes, int]] = {}
+        self._page_seconds = page_cache_seconds
+
+    async def warm_up(self) -> None:
+        """Pay the process's one-time costs at startup rather than on the first request.
+
+        That is anyio's worker-thread backend (imported on first use, ~15 ms), a pooled catalog
+        connection and the compiled SQL of the page queries. No page is read or kept.
+        """
+
+        def queries() -> None:
+            self.serving.project_files(0, 0, "")
+            with suppress(NotFound):
+                self.serving.repository("")
+
+        try:
+            await run_in_threadpool(queries)
+        except Exception as exc:  # a catalog down at startup shows on requests, with their errors
+            log.warning("warm-up failed: %s", exc)
 
     async def _state(self, request: Request) -> tuple[RepositoryState, int, bool]:
         """The repository, the version to serve and whether it is pinned; raise ServeError(404)."""
@@ -141,15 +183,15 @@ class _Routes:
             found = await run_in_threadpool(self.serving.project_files, state.id, number, normalized)
             cacheable = bool(found)
             if not found and state.pull_through_remote is not None and not pinned:
-                found = await run_in_threadpool(
+                pulled = await run_in_threadpool(
                     pull_through_files, self.serving, self.upstreams, state, normalized, ttl=self.ttl
                 )
+                found = [page_file(file) for file in pulled]
         except ServeError as exc:
             return _text(exc.status, exc.message)
         if not found:
             return _text(404, f"no project {normalized!r} in repository {state.name!r} version {number}")
         serial = max(f.package_id for f in found)
-        prefix = f"/{quote(state.name)}/files/"
         body = await run_in_threadpool(
             lambda: render_project(
                 found[0].name,
@@ -157,13 +199,13 @@ class _Routes:
                 found,
                 serial=serial,
                 media_type=media_type,
-                file_url=lambda f: f"{prefix}{f.sha256}/{quote(f.filename)}",
+                files_prefix=f"/{quote(state.name)}/files/",
             )
         )
-        if cacheable:
+        if cacheable and self._page_seconds > 0:
             if len(self._pages) >= PAGE_CACHE_SIZE:
                 self._pages.clear()
-            self._pages[key] = (time.monotonic() + PAGE_CACHE_SECONDS, body, serial)
+            self._pages[key] = (time.monotonic() + self._page_seconds, body, serial)
         return _page(request, body, media_type, serial)
 
     async def file(self, request: Request) -> Response:

@@ -22,7 +22,7 @@ def serve_in_thread(app: Any, *, host: str = "127.0.0.1", timeout: float = 10.0)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        app, log_config=None, access_log=False, lifespan="auto", timeout_graceful_shutdown=2
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -1,7 +1,8 @@
 """Reads and small writes for the simple-index server: projects and files of a version, the
 pull-through cache, artifacts fetched on demand and stored core metadata.
 
-Reads select plain columns (no ORM objects): a project page of 5,000 files is one query.
+Reads select plain columns (no ORM objects): a project page of 5,000 files is one query, run on the
+session's connection (Core rows, no ORM result processing) into plain tuples (``PageFile``).
 Each method is one short transaction. Raises ``storage.catalog.NotFound`` for an unknown repository.
 
 Where a file's download policy comes from: a package does not record its remote. A file of a
@@ -15,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy import Text, and_, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.functions import FunctionElement
 
 from storage.artifacts import StoredArtifact
 from storage.catalog import Catalog, NotFound
@@ -35,7 +38,14 @@ from storage.models import (
     RepositoryVersion,
 )
 
-__all__ = ["RepositoryState", "ServedFile", "ServingCatalog", "ProjectEntry"]
+__all__ = [
+    "PageFile",
+    "ProjectEntry",
+    "RepositoryState",
+    "ServedFile",
+    "ServingCatalog",
+    "upload_time_text",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +94,73 @@ class ServedFile:
     remote: str | None
     core_metadata_sha256: str | None
 
+
+class PageFile(NamedTuple):
+    """A file as a project page lists it: the columns rendering reads, nothing more.
+
+    A NamedTuple rather than a frozen dataclass on purpose: a page of 5,000 files builds 5,000 of
+    them, and a tuple is built from a row in one C call (a frozen dataclass sets each field in
+    Python). Immutable all the same. The field names match ``ServedFile``'s, so the renderer takes
+    either (pull-through pages are built from ``ServedFile``s).
+    """
+
+    package_id: int
+    name: str
+    version: str
+    filename: str
+    requires_python: str | None
+    sha256: str
+    size: int | None
+    upload_time: str | None
+    yanked: bool
+    yanked_reason: str | None
+    metadata_sha256: str | None
+    has_metadata: bool
+    artifact_sha256: str | None
+    core_metadata_sha256: str | None
+
+
+class upload_time_text(FunctionElement[str]):
+    """SQL: a ``UTCDateTime`` column as PEP 700 text in UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
+
+    Formatting in the query spares a page of 5,000 files building 5,000 datetimes only to turn them
+    back into text.
+    """
+
+    type = Text()
+    name = "upload_time_text"
+    inherit_cache = True
+
+
+@compiles(upload_time_text, "sqlite")
+def _upload_time_sqlite(element: upload_time_text, compiler: Any, **kw: Any) -> str:
+    # SQLAlchemy stores a SQLite DATETIME as text, always "YYYY-MM-DD HH:MM:SS.ffffff", and
+    # UTCDateTime converts to UTC before storing.
+    return f"replace({compiler.process(element.clauses, **kw)}, ' ', 'T') || 'Z'"
+
+
+@compiles(upload_time_text, "postgresql")
+def _upload_time_postgresql(element: upload_time_text, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+
+_PAGE_COLUMNS = (
+    Package.id,
+    Package.name,
+    Package.version,
+    Package.filename,
+    Package.requires_python,
+    Package.sha256,
+    Package.size,
+    upload_time_text(Package.upload_time),
+    Package.yanked,
+    Package.yanked_reason,
+    Package.metadata_sha256,
+    Package.has_metadata,
+    Package.artifact_sha256,
+    CoreMetadata.sha256,
+)
 
 _FILE_COLUMNS = (
     Package.id,
@@ -174,25 +251,20 @@ class ServingCatalog:
                 merged[normalized] = ProjectEntry(normalized, display, serial)
         return [merged[name] for name in sorted(merged)]
 
-    def project_files(self, repository_id: int, number: int, normalized_name: str) -> list[ServedFile]:
-        """Return the files of one project in version ``number``, by filename."""
-        version = aliased(RepositoryVersion)
+    def project_files(self, repository_id: int, number: int, normalized_name: str) -> list[PageFile]:
+        """Return the files of one project in version ``number``, by filename, as a page lists them.
+
+        No join on the version rows: which remote a file came from matters only when it is served.
+        """
+        statement = (
+            select(*_PAGE_COLUMNS)
+            .join(RepositoryContent, RepositoryContent.package_id == Package.id)
+            .outerjoin(CoreMetadata, CoreMetadata.package_id == Package.id)
+            .where(_present_at(repository_id, number), Package.normalized_name == normalized_name)
+            .order_by(Package.filename)
+        )
         with self.catalog.session() as session:
-            rows = session.execute(
-                select(*_FILE_COLUMNS, version.remote_name, CoreMetadata.sha256)
-                .join(RepositoryContent, RepositoryContent.package_id == Package.id)
-                .outerjoin(
-                    version,
-                    and_(
-                        version.repository_id == repository_id,
-                        version.number == RepositoryContent.version_added,
-                    ),
-                )
-                .outerjoin(CoreMetadata, CoreMetadata.package_id == Package.id)
-                .where(_present_at(repository_id, number), Package.normalized_name == normalized_name)
-                .order_by(Package.filename)
-            )
-            return [_file(row) for row in rows]
+            return list(map(PageFile._make, session.connection().execute(statement)))
 
     def pull_through_files(
         self, repository_id: int, normalized_name: str
