@@ -35,6 +35,8 @@ from benchmarks.synthetic import SyntheticIndex
 __all__ = ["main"]
 
 ACCEPT = "application/vnd.pypi.simple.v1+json"
+#: Not "benchmarks.server": run as a script, a module of that name would shadow the ``server`` package.
+_SERVER_MODULE = "benchmarks.synthetic_server"
 
 
 def _peak_rss_mb() -> float:
@@ -69,15 +71,17 @@ async def _fetch_all(urls: list[str], concurrency: int, *, accept: str | None) -
 
 
 def _raw(urls: list[str], concurrency: int, accept: str | None = None) -> tuple[float, int]:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_s()
     size = asyncio.run(_fetch_all(urls, concurrency, accept=accept))
-    return time.perf_counter() - started, size
+    seconds, cpu = time.perf_counter() - started, _cpu_s() - cpu
+    _line("  (raw client's CPU)", f"{cpu:.1f} s, {cpu * 1000 / len(urls):.2f} ms per URL")
+    return seconds, size
 
 
 class _Server:
     def __init__(self, projects: int, seed: int) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.server", "--projects", str(projects), "--seed", str(seed)],
+            [sys.executable, "-m", _SERVER_MODULE, "--projects", str(projects), "--seed", str(seed)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -94,13 +98,20 @@ class _Server:
         self.process.wait(10)
 
 
-def _sync(repository: str, remote: str, *, mirror: bool) -> tuple[float, dict[str, Any]]:
+def _cpu_s() -> float:
+    """CPU seconds this process used so far, every thread (user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _sync(repository: str, remote: str, *, mirror: bool) -> tuple[float, float, dict[str, Any]]:
+    """Run one sync; return its wall seconds, this process's CPU seconds during it, and its result."""
     from flows.settings import Settings
     from flows.sync_repository import run_sync
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_s()
     result = run_sync(repository, remote, mirror=mirror, settings=Settings())
-    return time.perf_counter() - started, result
+    return time.perf_counter() - started, _cpu_s() - cpu, result
 
 
 def _line(label: str, value: str) -> None:
@@ -140,21 +151,22 @@ def _bench(index: SyntheticIndex, server: _Server, concurrency: int, skip_raw: b
         raw_rate = len(names) / seconds
         _line("raw: listing + project pages", f"{seconds:.1f} s, {raw_rate:.0f} pages/s, {size / 1e6:.0f} MB")
     rss_before = _rss_mb()
-    seconds, result = _sync("all", "synthetic", mirror=True)
+    seconds, cpu, result = _sync("all", "synthetic", mirror=True)
     rate = len(names) / seconds
     ratio = f" = {rate / raw_rate:.0%} of raw" if raw_rate else ""
     _line("on_demand whole-index sync (mirror)", f"{seconds:.1f} s, {rate:.0f} projects/s{ratio}")
+    _line("  CPU of this process", f"{cpu:.1f} s, {cpu * 1000 / len(names):.2f} ms per project")
     _line("  in-flow", f"{result['report'].get('duration_s')} s")
     _line("  version / files kept", f"{result['version']} / {result['report']['files_kept']}")
     _line(
         "  peak RSS (process, so far)", f"{_peak_rss_mb():.0f} MB (RSS before the sync {rss_before:.0f} MB)"
     )
-    seconds, result = _sync("all", "synthetic", mirror=True)
+    seconds, _cpu, result = _sync("all", "synthetic", mirror=True)
     in_flow = result["report"].get("duration_s")
     _line("no-change resync", f"{seconds:.2f} s (in-flow {in_flow} s), version {result['version']}")
     server.set_state(1)
     index.state = 1
-    seconds, result = _sync("all", "synthetic", mirror=True)
+    seconds, _cpu, result = _sync("all", "synthetic", mirror=True)
     report = result["report"]
     touched = report["projects"] + report.get("incremental", {}).get("gone", 0)
     _line(
@@ -180,7 +192,7 @@ def _bench(index: SyntheticIndex, server: _Server, concurrency: int, skip_raw: b
         includes=[index.name(i) for i in big],
     )
     catalog.create_repository("big", remote="synthetic-big")
-    seconds, result = _sync("big", "synthetic-big", mirror=False)
+    seconds, cpu, result = _sync("big", "synthetic-big", mirror=False)
     size = result["report"]["downloaded_bytes"]
     mbps = size / 1e6 / seconds
     ratio = f" = {mbps / raw_mbps:.0%} of raw" if raw_mbps else ""
@@ -192,6 +204,7 @@ def _bench(index: SyntheticIndex, server: _Server, concurrency: int, skip_raw: b
         f"{seconds:.1f} s, {size / 1e6:.0f} MB, {mbps:.0f} MB/s{ratio}",
     )
     _line("  in-flow (without Prefect's run overhead)", f"{in_flow:.1f} s, {flow_mbps:.0f} MB/s{flow_ratio}")
+    _line("  CPU of this process", f"{cpu:.1f} s, {cpu / (size / 1e6) * 1000:.1f} ms per MB")
     _line("peak RSS (process, whole run)", f"{_peak_rss_mb():.0f} MB")
 
 

@@ -1,10 +1,11 @@
 """One batch of a sync: fetch project pages, select files, download or record, stage.
 
 This is the thin I/O shell around the pure decisions (``tasks.filters``, ``tasks.planning``).
-``plan_work`` reads the listing and the serial memory once and decides which pages to fetch;
-``sync_projects`` fetches one batch of them (conditionally where the index gives no serials,
-retrying pages older than the listing promised) and stages what they contribute, plus the
-projects it touched, so that the commit needs no staging of untouched projects. A batch is idempotent:
+``plan_work`` (``tasks.incremental``, re-exported here) reads the listing and the serial memory
+once and decides which pages to fetch; ``sync_projects`` fetches one batch of them (conditionally
+where the index gives no serials, retrying pages older than the listing promised) and stages what
+they contribute, plus the projects it touched, so that the commit needs no staging of untouched
+projects. A batch is idempotent:
 packages and artifacts are content-addressed and written with ``ON CONFLICT DO NOTHING``, so a
 batch that is retried, or a sync that is rerun after a crash, reuses what is already there.
 
@@ -14,19 +15,20 @@ store -> package rows -> artifact rows (linking packages) -> staging rows.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from urllib.parse import urlsplit
 
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import canonicalize_name
 
 from storage.artifacts import (
     ArtifactStore,
@@ -38,9 +40,10 @@ from storage.artifacts import (
 from storage.content import ContentWriter, NewPackage
 from storage.serials import SerialMemory, Touched
 from tasks.distributions import DistFile, ProjectPage
-from tasks.filters import Candidate, FilterSpec, included_project_names, select_files, wanted_projects
-from tasks.index_client import ConditionalPage, IndexClient, ProjectNotFound, TransientError
-from tasks.planning import Wanted, Work, is_stale, plan_projects, stale_delays
+from tasks.filters import Candidate, FilterSpec, select_files
+from tasks.incremental import fetch_page, list_projects, plan_work, record_gone
+from tasks.index_client import IndexClient, ProjectNotFound, TransientError
+from tasks.planning import Wanted, is_stale
 from tasks.retrying import call_with_retries
 
 __all__ = [
@@ -147,47 +150,6 @@ class BatchReport:
         }
 
 
-def list_projects(spec: FilterSpec, index: IndexClient, *, attempts: int) -> list[NormalizedName]:
-    """Return the projects to sync: the includes' names, or the whole listing minus name-only excludes."""
-    if spec.includes:
-        return included_project_names(spec)
-    listing = call_with_retries(index.get_listing, attempts=attempts, transient=_TRANSIENT)
-    return wanted_projects((p.name for p in listing.projects), spec)
-
-
-def plan_work(plan: SyncPlan, services: SyncServices, *, accepted: Collection[str]) -> Work:
-    """Read the listing (unless includes name the projects) and the memory; decide what to fetch.
-
-    ``accepted``: the filter fingerprints the memory may carry (``tasks.planning.plan_projects``).
-    Raises the index client's errors when the listing cannot be read.
-    """
-    spec = plan.spec
-    if spec.includes:
-        wanted: list[tuple[str, int | None]] = [(n, None) for n in included_project_names(spec)]
-        has_serials = False
-    else:
-        listing = call_with_retries(services.index.get_listing, attempts=plan.attempts, transient=_TRANSIENT)
-        serial_of = {p.name: p.last_serial for p in listing.projects}
-        wanted = [(n, serial_of[n]) for n in wanted_projects(serial_of, spec)]
-        has_serials = True
-    memory = services.memory
-    remembered = memory.remembered(plan.repository_id, plan.remote)
-    previous = memory.fingerprint(plan.repository_id, plan.remote)
-    return plan_projects(
-        wanted,
-        remembered,
-        accepted=accepted,
-        remembered_fingerprint=previous,
-        listing_has_serials=has_serials,
-    )
-
-
-def record_gone(names: Sequence[str], plan: SyncPlan, services: SyncServices) -> None:
-    """Mark projects gone from the listing: the commit forgets them (and removes them in mirror mode)."""
-    if names:
-        services.memory.touch(plan.sync_id, plan.repository_id, (Touched(n, "gone") for n in names))
-
-
 @dataclass(slots=True)
 class _ProjectResult:
     name: str
@@ -263,37 +225,11 @@ def _pool(concurrency: int) -> ThreadPoolExecutor:
         return pool
 
 
-def _fetch(item: Wanted, plan: SyncPlan, services: SyncServices) -> ConditionalPage:
-    """Fetch a page (conditionally when validators are known), refetching it while it is stale.
-
-    Returns the last answer: a stale page when the retries ran out (the caller checks).
-    """
-    delays = stale_delays(plan.attempts, plan.stale_backoff)
-    while True:
-        answer = call_with_retries(
-            lambda: services.index.get_project_if_changed(
-                item.name, etag=item.etag, last_modified=item.last_modified
-            ),
-            attempts=plan.attempts,
-            transient=_TRANSIENT,
-        )
-        page = answer.page
-        if page is None or not is_stale(page.last_serial, item.expected_serial) or not delays:
-            return answer
-        log.info(
-            "page of %r is older than the listing (serial %s < %s): retrying",
-            item.name,
-            page.last_serial,
-            item.expected_serial,
-        )
-        time.sleep(delays.pop(0))
-
-
 def _sync_project(item: Wanted, plan: SyncPlan, services: SyncServices) -> _ProjectResult:
     name = item.name
     result = _ProjectResult(name=name)
     try:
-        answer = _fetch(item, plan, services)
+        answer = fetch_page(item, plan, services)
     except ProjectNotFound:
         result.not_found = True
         result.touched = Touched(name, "gone")
@@ -380,17 +316,37 @@ def _refuse(file: DistFile, max_file_bytes: int | None) -> str | None:
     above ``max_file_bytes``, refused before any byte is fetched. ``invalid-field``: text holding
     NUL, which no catalog column may store.
     """
-    try:
-        parts = urlsplit(file.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return "unsafe-url"
-    except ValueError:  # e.g. a malformed IPv6 host or port
+    if _unsafe_url(_origin(file.url)):
         return "unsafe-url"
     if max_file_bytes is not None and file.size is not None and file.size > max_file_bytes:
         return "too-large"
-    if any("\x00" in (text or "") for text in (file.url, file.requires_python, file.yanked_reason)):
+    if "\x00" in f"{file.url}{file.requires_python or ''}{file.yanked_reason or ''}":
         return "invalid-field"
     return None
+
+
+#: Characters that ``urlsplit`` strips or removes: a URL holding one takes the uncached check.
+_SPACE_OR_CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
+
+
+def _origin(url: str) -> str:
+    """Return the part of ``url`` that decides ``_unsafe_url``: ``scheme://netloc`` of a plain http(s)
+    URL (its netloc ends at the first "/" after it), else the whole URL."""
+    start = 8 if url.startswith("https://") else 7 if url.startswith("http://") else 0
+    if not start or _SPACE_OR_CONTROL_RE.search(url) is not None:
+        return url
+    end = url.find("/", start)
+    return url if end < 0 else url[:end]
+
+
+@functools.lru_cache(maxsize=1024)
+def _unsafe_url(url: str) -> bool:
+    # The files of a sync share a few origins: ``urlsplit`` each once (bounded cache) instead of per file.
+    try:
+        parts = urlsplit(url)
+        return parts.scheme not in ("http", "https") or not parts.hostname
+    except ValueError:  # e.g. a malformed IPv6 host or port
+        return True
 
 
 def _package(page: ProjectPage, candidate: Candidate, sha256: str, size: int | None) -> NewPackage:

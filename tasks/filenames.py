@@ -16,6 +16,8 @@ Pure: imports only the standard library and ``packaging``.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -100,6 +102,10 @@ def parse_filename(filename: str) -> ParsedFilename:
     raise InvalidFilename(filename, "unknown file extension")
 
 
+#: A C0 control character or DEL (one C-level scan instead of a Python loop over the characters).
+_CONTROL_CHAR_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check_safe(filename: str) -> None:
     # Filenames become object keys and paths on disk: refuse anything that could leave a directory.
     if not filename.strip("."):
@@ -110,15 +116,22 @@ def _check_safe(filename: str) -> None:
     for char in ("/", "\\", "\x00"):
         if char in filename:
             raise InvalidFilename(filename, f"contains {char!r}")
-    if any(ord(char) < 0x20 or char == "\x7f" for char in filename):
+    if _CONTROL_CHAR_RE.search(filename) is not None:
         raise InvalidFilename(filename, "contains a control character")
 
 
 def _project_name(filename: str, raw: str) -> NormalizedName:
-    name = canonicalize_name(raw)
-    if not is_normalized_name(name):
+    name = _canonical_name(raw)
+    if name is None:
         raise InvalidFilename(filename, f"{raw!r} is not a valid project name")
     return name
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_name(raw: str) -> NormalizedName | None:
+    # Every file of a project repeats its name: canonicalize each spelling once (bounded cache).
+    name = canonicalize_name(raw)
+    return name if is_normalized_name(name) else None
 
 
 def _split_name_version(filename: str, head: str) -> tuple[NormalizedName, Version]:

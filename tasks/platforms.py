@@ -7,7 +7,7 @@ settings:
 - :func:`python_mismatch`: can none of the target CPython versions install the file?
 
 Each returns None to keep the file, or a detail string saying why it goes. Wheel tags come from
-``packaging.utils.parse_wheel_filename`` and compatibility from ``packaging.tags``.
+``packaging.tags.parse_tag`` and compatibility from ``packaging.tags``.
 
 Pure: imports only the standard library, ``packaging`` and :mod:`tasks.filenames`.
 """
@@ -19,8 +19,7 @@ from collections.abc import Iterable
 from itertools import chain
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.tags import compatible_tags, cpython_tags
-from packaging.utils import parse_wheel_filename
+from packaging.tags import compatible_tags, cpython_tags, parse_tag
 from packaging.version import Version
 
 from tasks.filenames import ParsedFilename
@@ -119,6 +118,12 @@ def _interpreter_abis(major: int, minor: int) -> frozenset[tuple[str, str]]:
     return frozenset((tag.interpreter, tag.abi) for tag in tags)
 
 
+@functools.lru_cache(maxsize=4096)
+def _interpreter_abi_pairs(tag_set: str) -> frozenset[tuple[str, str]]:
+    """The (interpreter, abi) pairs of a wheel's tag set such as ``cp312-cp312-manylinux_2_17_x86_64``."""
+    return frozenset((tag.interpreter, tag.abi) for tag in parse_tag(tag_set))
+
+
 def requires_python_allows(requires_python: str | None, target: Version) -> bool:
     """Return True when ``requires_python`` admits ``target``; a missing or invalid value admits everything.
 
@@ -150,9 +155,9 @@ def python_mismatch(
         return None
     pairs: frozenset[tuple[str, str]] = frozenset()
     if parsed.packagetype == "bdist_wheel":
-        # parse_filename accepted this name already; packaging wants the suffix in lower case.
-        _name, _version, _build, tags = parse_wheel_filename(f"{filename[:-4]}.whl")
-        pairs = frozenset((tag.interpreter, tag.abi) for tag in tags)
+        # parse_filename accepted this name already, so its tag set is its last three dash-separated
+        # parts: what parse_wheel_filename would parse, here once per distinct tag set.
+        pairs = _interpreter_abi_pairs("-".join(filename[:-4].rsplit("-", 3)[1:]))
     for target in targets:
         major, minor = target.release[0], target.release[1]
         tags_ok = parsed.packagetype != "bdist_wheel" or bool(pairs & _interpreter_abis(major, minor))

@@ -19,23 +19,36 @@ reason ``invalid-filename`` (``tasks.filenames.parse_filename`` refuses it) whil
 files are synced. Hashes that are not valid lowercase-able sha256 digests become ``None``
 rather than errors: the file is still listed, and later steps decide what an unverifiable file means.
 
+The field readers these parsers share (types, digests, serials, URL resolution) live in
+``tasks.simple_fields``; ``InvalidPage`` is defined there and re-exported here.
+
 Imports only the standard library and ``packaging``.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from packaging.utils import canonicalize_name
 
-from tasks.distributions import DistFile, ListedProject, ProjectListing, ProjectPage, Sha256, is_sha256
+from tasks.distributions import DistFile, ListedProject, ProjectListing, ProjectPage, Sha256
+from tasks.simple_fields import (
+    SUPPORTED_API_MAJOR,
+    InvalidPage,
+    Resolver,
+    check_api_version,
+    json_field,
+    json_upload_time,
+    read_serial,
+    serial_from_header,
+    sha256_or_none,
+    typed_value,
+)
 
 __all__ = [
     "InvalidPage",
@@ -46,62 +59,10 @@ __all__ = [
     "parse_listing_html",
 ]
 
-#: The simple API major version these parsers understand (PEP 629: refuse a higher major).
-SUPPORTED_API_MAJOR = 1
-
-_API_VERSION_RE = re.compile(r"(\d+)\.(\d+)")
-
-
-class InvalidPage(ValueError):
-    """A simple page that cannot be parsed; ``url`` is the page, ``reason`` says what is wrong."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"invalid simple page {url!r}: {reason}")
-        self.url = url
-        self.reason = reason
-
-
-def _check_api_version(value: object, *, page_url: str) -> None:
-    """Raise InvalidPage when ``value`` is not ``"<major>.<minor>"`` with a major we support."""
-    if value is None:
-        return  # PEP 503 HTML pages before PEP 629 carry no version; treat them as 1.0.
-    match = _API_VERSION_RE.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        raise InvalidPage(page_url, f"api-version {value!r} is not '<major>.<minor>'")
-    if int(match.group(1)) > SUPPORTED_API_MAJOR:
-        raise InvalidPage(
-            page_url, f"api-version {value!r} is newer than the supported {SUPPORTED_API_MAJOR}.x"
-        )
-
-
-def _sha256_or_none(value: object) -> Sha256 | None:
-    """Return the lowercased digest when it is a sha256 hex string, else None."""
-    if not isinstance(value, str):
-        return None
-    digest = value.strip().lower()
-    return Sha256(digest) if is_sha256(digest) else None
-
-
-def _resolve(page_url: str, href: str) -> str:
-    """Resolve ``href`` against ``page_url`` and drop the fragment."""
-    return urldefrag(urljoin(page_url, href.strip())).url
-
-
-def _serial_from_header(value: str | None) -> int | None:
-    """Parse an ``X-PyPI-Last-Serial`` header; a missing or garbled header gives None."""
-    value = (value or "").strip()
-    return int(value) if value.isascii() and value.isdigit() else None
-
-
-def _serial(value: object, *, page_url: str, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidPage(page_url, f"{where}: _last-serial {value!r} is not a non-negative integer")
-    return value
-
-
 # -- JSON (PEP 691) ---------------------------------------------------------------------------------
+
+_STR, _INT, _DICT = (str,), (int,), (dict,)
+_BOOL_OR_STR, _BOOL_OR_DICT = (bool, str), (bool, dict)
 
 
 def _load_json(data: bytes, *, page_url: str) -> Mapping[str, Any]:
@@ -116,60 +77,41 @@ def _load_json(data: bytes, *, page_url: str) -> Mapping[str, Any]:
     meta = document.get("meta", {})
     if not isinstance(meta, dict):
         raise InvalidPage(page_url, f"'meta' is {meta!r}, not an object")
-    _check_api_version(meta.get("api-version"), page_url=page_url)
+    check_api_version(meta.get("api-version"), page_url=page_url)
     return document
 
 
-def _typed(entry: Mapping[str, Any], key: str, kinds: tuple[type, ...], *, page_url: str, where: str) -> Any:
-    """Return ``entry[key]`` (None when absent or null), raising InvalidPage when it has another type."""
-    value = entry.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        expected = " or ".join(kind.__name__ for kind in kinds)
-        raise InvalidPage(page_url, f"{where}: {key!r} is {value!r}, expected {expected}")
-    return value
-
-
-def _json_upload_time(value: str | None, *, page_url: str, where: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidPage(page_url, f"{where}: upload-time {value!r} is not ISO 8601") from None
-    # PEP 700 mandates UTC ("Z"); a naive value from a sloppy index is read as UTC too.
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _json_file(entry: object, index: int, *, page_url: str) -> DistFile:
-    where = f"files[{index}]"
+def _json_file(entry: object, index: int, *, page_url: str, resolve: Resolver) -> DistFile:
+    # The hot loop of a sync (one call per listed file): type checks take a fast path and the
+    # error text is only built for a bad entry. Checks and errors come in the documented order.
     if not isinstance(entry, dict):
-        raise InvalidPage(page_url, f"{where} is {entry!r}, not an object")
-    get = functools.partial(_typed, entry, page_url=page_url, where=where)
-    filename, url = get("filename", (str,)), get("url", (str,))
+        raise InvalidPage(page_url, f"files[{index}] is {entry!r}, not an object")
+    filename = json_field(entry, "filename", _STR, index, page_url)
+    url = json_field(entry, "url", _STR, index, page_url)
     if filename is None or url is None:
-        raise InvalidPage(page_url, f"{where} has no {'filename' if filename is None else 'url'!r}")
-    hashes = get("hashes", (dict,)) or {}
-    yanked = get("yanked", (bool, str))
+        missing = "filename" if filename is None else "url"
+        raise InvalidPage(page_url, f"files[{index}] has no {missing!r}")
+    hashes = json_field(entry, "hashes", _DICT, index, page_url) or {}
+    yanked = json_field(entry, "yanked", _BOOL_OR_STR, index, page_url)
     # PEP 714 renamed dist-info-metadata to core-metadata; prefer the new key when both are present.
-    metadata = get(
-        "core-metadata" if entry.get("core-metadata") is not None else "dist-info-metadata", (bool, dict)
-    )
-    size = get("size", (int,))
+    metadata_key = "core-metadata" if entry.get("core-metadata") is not None else "dist-info-metadata"
+    metadata = json_field(entry, metadata_key, _BOOL_OR_DICT, index, page_url)
+    size = json_field(entry, "size", _INT, index, page_url)
     if size is not None and size < 0:
-        raise InvalidPage(page_url, f"{where}: size {size!r} is negative")
+        raise InvalidPage(page_url, f"files[{index}]: size {size!r} is negative")
     return DistFile(
         filename=filename,
-        url=_resolve(page_url, url),
-        sha256=_sha256_or_none(hashes.get("sha256")),
-        requires_python=get("requires-python", (str,)) or None,
+        url=resolve(url),
+        sha256=sha256_or_none(hashes.get("sha256")),
+        requires_python=json_field(entry, "requires-python", _STR, index, page_url) or None,
         yanked=yanked is not None and yanked is not False,
         yanked_reason=yanked if isinstance(yanked, str) and yanked else None,
         size=size,
-        upload_time=_json_upload_time(get("upload-time", (str,)), page_url=page_url, where=where),
+        upload_time=json_upload_time(
+            json_field(entry, "upload-time", _STR, index, page_url), page_url=page_url, index=index
+        ),
         core_metadata=bool(metadata),
-        core_metadata_sha256=_sha256_or_none(metadata.get("sha256")) if isinstance(metadata, dict) else None,
+        core_metadata_sha256=sha256_or_none(metadata.get("sha256")) if isinstance(metadata, dict) else None,
     )
 
 
@@ -181,21 +123,24 @@ def parse_project_json(data: bytes, *, page_url: str, last_serial_header: str | 
     ``meta._last-serial``. Returns a ``ProjectPage``; raises ``InvalidPage``.
     """
     document = _load_json(data, page_url=page_url)
-    name = _typed(document, "name", (str,), page_url=page_url, where="page")
+    name = typed_value(document, "name", (str,), page_url=page_url, where="page")
     if not name:
         raise InvalidPage(page_url, "page has no 'name'")
-    files = _typed(document, "files", (list,), page_url=page_url, where="page")
+    files = typed_value(document, "files", (list,), page_url=page_url, where="page")
     if files is None:
         raise InvalidPage(page_url, "page has no 'files' list")
-    versions = _typed(document, "versions", (list,), page_url=page_url, where="page") or []
+    versions = typed_value(document, "versions", (list,), page_url=page_url, where="page") or []
     if not all(isinstance(version, str) for version in versions):
         raise InvalidPage(page_url, f"'versions' is {versions!r}, expected a list of strings")
-    serial = _serial(document.get("meta", {}).get("_last-serial"), page_url=page_url, where="meta")
+    serial = read_serial(document.get("meta", {}).get("_last-serial"), page_url=page_url, where="meta")
+    resolve = Resolver(page_url)
     return ProjectPage(
         name=canonicalize_name(name),
         display_name=name,
-        files=tuple(_json_file(entry, index, page_url=page_url) for index, entry in enumerate(files)),
-        last_serial=serial if serial is not None else _serial_from_header(last_serial_header),
+        files=tuple(
+            _json_file(entry, index, page_url=page_url, resolve=resolve) for index, entry in enumerate(files)
+        ),
+        last_serial=serial if serial is not None else serial_from_header(last_serial_header),
         versions=tuple(versions),
     )
 
@@ -205,7 +150,7 @@ def parse_listing_json(
 ) -> ProjectListing:
     """Parse a PEP 691 ``/simple/`` listing. Returns a ``ProjectListing``; raises ``InvalidPage``."""
     document = _load_json(data, page_url=page_url)
-    entries = _typed(document, "projects", (list,), page_url=page_url, where="page")
+    entries = typed_value(document, "projects", (list,), page_url=page_url, where="page")
     if entries is None:
         raise InvalidPage(page_url, "listing has no 'projects' list")
     projects = []
@@ -213,17 +158,17 @@ def parse_listing_json(
         where = f"projects[{index}]"
         if not isinstance(entry, dict):
             raise InvalidPage(page_url, f"{where} is {entry!r}, not an object")
-        name = _typed(entry, "name", (str,), page_url=page_url, where=where)
+        name = typed_value(entry, "name", (str,), page_url=page_url, where=where)
         if not name:
             raise InvalidPage(page_url, f"{where} has no 'name'")
-        serial = _serial(entry.get("_last-serial"), page_url=page_url, where=where)
+        serial = read_serial(entry.get("_last-serial"), page_url=page_url, where=where)
         projects.append(ListedProject(canonicalize_name(name), name, serial))
     meta = document.get("meta", {})
-    serial = _serial(meta.get("_last-serial"), page_url=page_url, where="meta")
+    serial = read_serial(meta.get("_last-serial"), page_url=page_url, where="meta")
     api_version = meta.get("api-version")
     return ProjectListing(
         projects=tuple(projects),
-        last_serial=serial if serial is not None else _serial_from_header(last_serial_header),
+        last_serial=serial if serial is not None else serial_from_header(last_serial_header),
         extra={"api-version": api_version} if api_version else {},
     )
 
@@ -290,7 +235,7 @@ class _SimpleHTMLParser(HTMLParser):
 def _html_hash(fragment: str) -> Sha256 | None:
     """Return the sha256 of a ``#sha256=<hex>`` URL fragment; other algorithms give None."""
     algorithm, _, digest = fragment.partition("=")
-    return _sha256_or_none(digest) if algorithm.strip().lower() == "sha256" else None
+    return sha256_or_none(digest) if algorithm.strip().lower() == "sha256" else None
 
 
 def _html_metadata(attrs: Mapping[str, str | None]) -> tuple[bool, Sha256 | None]:
@@ -328,7 +273,7 @@ def _parse_html(text: str, page_url: str) -> _SimpleHTMLParser:
     parser = _SimpleHTMLParser()
     parser.feed(text)
     parser.close()
-    _check_api_version(parser.meta.get("pypi:repository-version"), page_url=page_url)
+    check_api_version(parser.meta.get("pypi:repository-version"), page_url=page_url)
     return parser
 
 
@@ -361,7 +306,7 @@ def parse_project_html(text: str, *, page_url: str, last_serial_header: str | No
         for attrs, anchor_text in parser.anchors
         if attrs.get("href")
     )
-    serial = parser.serial if parser.serial is not None else _serial_from_header(last_serial_header)
+    serial = parser.serial if parser.serial is not None else serial_from_header(last_serial_header)
     return ProjectPage(
         name=canonicalize_name(display_name),
         display_name=display_name,
@@ -384,7 +329,7 @@ def parse_listing_html(text: str, *, page_url: str, last_serial_header: str | No
         name = anchor_text.strip() or unquote(urlsplit(href).path.rstrip("/").rsplit("/", 1)[-1])
         if name:
             projects.append(ListedProject(canonicalize_name(name), name))
-    serial = parser.serial if parser.serial is not None else _serial_from_header(last_serial_header)
+    serial = parser.serial if parser.serial is not None else serial_from_header(last_serial_header)
     api_version = parser.meta.get("pypi:repository-version")
     return ProjectListing(
         projects=tuple(projects),

@@ -16,7 +16,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from storage.catalog import VersionView
-from tasks.batch import BatchReport, SyncPlan, list_projects, plan_work, record_gone, sync_projects
+from tasks.batch import BatchReport, SyncPlan, sync_projects
+from tasks.incremental import list_projects, plan_work, record_gone
 from tasks.planning import Work
 from tasks.services import ServicesSpec, services_for
 

@@ -1,6 +1,6 @@
 """Serve a ``SyntheticIndex`` over loopback HTTP/1.1 (keep-alive), from its own process.
 
-``python -m benchmarks.server --projects 20000 [--seed 1]`` prints ``PORT <n>`` once listening.
+``python -m benchmarks.synthetic_server --projects 20000 [--seed 1]`` prints ``PORT <n>`` once listening.
 Routes: ``GET /simple/`` (PEP 691 JSON listing), ``GET /simple/<name>/`` (project page, with
 ``X-PyPI-Last-Serial`` and an ``ETag``; ``If-None-Match`` gives 304), ``GET /files/<i>/<filename>``,
 and ``GET /_state/<0|1>`` to move the index to another state. A minimal asyncio server: the
