@@ -20,8 +20,9 @@ from packaging.utils import NormalizedName
 from server.upstream import ServeError, UpstreamRemote, Upstreams
 from storage.content import NewPackage
 from storage.serving import RepositoryState, ServedFile, ServingCatalog
+from tasks.batch import package_record
 from tasks.distributions import ProjectPage
-from tasks.filters import Candidate, select_files, wanted_projects
+from tasks.filters import select_files, wanted_projects
 from tasks.index_client import IndexClientError, ProjectNotFound
 from tasks.simple import InvalidPage
 
@@ -67,26 +68,8 @@ def pull_through_files(
 
 def _packages(page: ProjectPage, remote: UpstreamRemote, now: datetime) -> list[NewPackage]:
     selection = select_files(page.name, page.files, remote.spec, now=now)
-    return [_package(page, c) for c in selection.kept if c.file.sha256 is not None]
-
-
-def _package(page: ProjectPage, candidate: Candidate) -> NewPackage:
-    file, parsed = candidate.file, candidate.parsed
-    assert file.sha256 is not None
-    return NewPackage(
-        name=page.display_name,
-        normalized_name=page.name,
-        version=str(parsed.version),
-        filename=file.filename,
-        packagetype=file.packagetype or parsed.packagetype,
-        python_version=parsed.python_version,
-        requires_python=file.requires_python,
-        sha256=file.sha256,
-        size=file.size,
-        upload_time=file.upload_time,
-        yanked=file.yanked,
-        yanked_reason=file.yanked_reason,
-        metadata_sha256=file.core_metadata_sha256,
-        has_metadata=file.core_metadata,
-        url=file.url,
-    )
+    return [
+        package_record(page, c, c.file.sha256, c.file.size)
+        for c in selection.kept
+        if c.file.sha256 is not None
+    ]

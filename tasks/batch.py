@@ -47,6 +47,7 @@ from tasks.planning import Wanted, is_stale
 from tasks.retrying import call_with_retries
 
 __all__ = [
+    "package_record",
     "SyncPlan",
     "SyncServices",
     "BatchReport",
@@ -286,7 +287,7 @@ def _sync_project(item: Wanted, plan: SyncPlan, services: SyncServices) -> _Proj
         elif sha256 is None:
             result.skipped["no-sha256"] += 1  # on_demand/streamed cannot verify later without it
             continue
-        result.packages.append(_package(page, candidate, sha256, size))
+        result.packages.append(package_record(page, candidate, sha256, size))
     return result
 
 
@@ -349,7 +350,8 @@ def _unsafe_url(url: str) -> bool:
         return True
 
 
-def _package(page: ProjectPage, candidate: Candidate, sha256: str, size: int | None) -> NewPackage:
+def package_record(page: ProjectPage, candidate: Candidate, sha256: str, size: int | None) -> NewPackage:
+    """The package row for a kept file of ``page`` (digest and size as verified or as listed)."""
     file, parsed = candidate.file, candidate.parsed
     return NewPackage(
         name=page.display_name,
