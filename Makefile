@@ -19,9 +19,10 @@ test: $(VENV)/.installed  ## the whole suite (needs PostgreSQL on 127.0.0.1:5432
 test-fast: $(VENV)/.installed
 	$(VENV)/bin/pytest -m "not slow"
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed  ## ruff everywhere; mypy strict on tasks/ and storage/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy tasks storage
 
 clean:
 	rm -rf .mirrorflow-demo .pytest_cache

@@ -284,7 +284,7 @@ class ServingCatalog:
                     .order_by(Package.filename)
                 )
             )
-        fetched = max((row[-1] for row in rows), default=None)
+        fetched: datetime | None = max((row[-1] for row in rows if row[-1] is not None), default=None)
         return [_file(row[:-1]) for row in rows], fetched
 
     def find_file(self, repository_id: int, sha256: str, filename: str) -> ServedFile | None:

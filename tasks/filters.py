@@ -219,7 +219,10 @@ def select_files(
     skipped: list[Skip] = []
     for file in files:
         outcome = _judge(file, context)
-        (skipped if isinstance(outcome, Skip) else survivors).append(outcome)
+        if isinstance(outcome, Skip):
+            skipped.append(outcome)
+        else:
+            survivors.append(outcome)
     kept, too_old = _keep_latest(survivors, spec.keep_latest_packages)
     skipped.extend(too_old)
     return Selection(

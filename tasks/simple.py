@@ -255,15 +255,17 @@ def _html_file(attrs: Mapping[str, str | None], text: str, base_url: str, *, pag
     url, fragment = urldefrag(urljoin(base_url, href.strip()))
     # PEP 503: the anchor text is the filename; fall back to the URL's last segment when it is empty.
     filename = text.strip() or unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    yanked_value = attrs.get("data-yanked", False)
+    # PEP 592: the attribute's presence yanks; its value, when not empty, is the reason.
+    yanked = "data-yanked" in attrs
+    yanked_reason = attrs.get("data-yanked") or None
     core_metadata, core_metadata_sha256 = _html_metadata(attrs)
     return DistFile(
         filename=filename,
         url=url,
         sha256=_html_hash(fragment),
         requires_python=(attrs.get("data-requires-python") or "").strip() or None,
-        yanked=yanked_value is not False,
-        yanked_reason=yanked_value or None,
+        yanked=yanked,
+        yanked_reason=yanked_reason,
         core_metadata=core_metadata,
         core_metadata_sha256=core_metadata_sha256,
     )
