@@ -1,7 +1,7 @@
 """One batch of a sync: fetch project pages, select files, download or record, stage.
 
 This is the thin I/O shell around the pure decisions (``tasks.filters``, ``tasks.planning``).
-``plan_work`` (``tasks.incremental``, re-exported here) reads the listing and the serial memory
+``plan_work`` (``tasks.incremental``) reads the listing and the serial memory
 once and decides which pages to fetch; ``sync_projects`` fetches one batch of them (conditionally
 where the index gives no serials, retrying pages older than the listing promised) and stages what
 they contribute, plus the projects it touched, so that the commit needs no staging of untouched
@@ -41,7 +41,7 @@ from storage.content import ContentWriter, NewPackage
 from storage.serials import SerialMemory, Touched
 from tasks.distributions import DistFile, ProjectPage
 from tasks.filters import Candidate, FilterSpec, select_files
-from tasks.incremental import fetch_page, list_projects, plan_work, record_gone
+from tasks.incremental import fetch_page
 from tasks.index_client import IndexClient, ProjectNotFound, TransientError
 from tasks.planning import Wanted, is_stale
 from tasks.retrying import call_with_retries
@@ -51,9 +51,6 @@ __all__ = [
     "SyncPlan",
     "SyncServices",
     "BatchReport",
-    "list_projects",
-    "plan_work",
-    "record_gone",
     "sync_projects",
     "SyncFailed",
 ]

@@ -8,8 +8,7 @@
 - ``fetch_page`` fetches one planned page: conditionally where validators are remembered, and
   again with backoff while it is older than the listing promised (a stale page).
 
-Split out of ``tasks.batch`` (which re-exports ``list_projects``, ``plan_work`` and ``record_gone``);
-``tasks.batch`` runs the batches. Errors are the index client's (``tasks.index_client``), retried per
+Split out of ``tasks.batch``, which runs the batches. Errors are the index client's (``tasks.index_client``), retried per
 request when transient (``tasks.retrying``).
 """
 

@@ -1,6 +1,6 @@
 """Which projects a sync fetches: the listing's serials against what the repository remembers.
 
-Pure: imports only the standard library. The I/O shell (``tasks.batch.plan_work``) reads the
+Pure: imports only the standard library. The I/O shell (``tasks.incremental.plan_work``) reads the
 listing and the memory and hands them here; the result says which pages to fetch, how, and how
 the commit treats what it did not fetch.
 

@@ -17,17 +17,11 @@ from prefect.cache_policies import NO_CACHE
 
 from storage.catalog import VersionView
 from tasks.batch import BatchReport, SyncPlan, sync_projects
-from tasks.incremental import list_projects, plan_work, record_gone
+from tasks.incremental import plan_work, record_gone
 from tasks.planning import Work
 from tasks.services import ServicesSpec, services_for
 
-__all__ = ["list_projects_task", "plan_work_task", "sync_batch_task", "commit_version_task"]
-
-
-@task(name="list-projects", cache_policy=NO_CACHE)
-def list_projects_task(plan: SyncPlan, spec: ServicesSpec) -> list[str]:
-    """The projects this sync will look at."""
-    return list(list_projects(plan.spec, services_for(spec).index, attempts=plan.attempts))
+__all__ = ["plan_work_task", "sync_batch_task", "commit_version_task"]
 
 
 @task(name="plan-work", cache_policy=NO_CACHE)

@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from storage.content import ContentWriter
-from tasks.batch import SyncPlan, SyncServices, plan_work, record_gone, sync_projects
+from tasks.batch import SyncPlan, SyncServices, sync_projects
 from tasks.filters import FilterSpec
+from tasks.incremental import plan_work, record_gone
 from tasks.index_client import IndexClient, build_http_client
 from tasks.planning import filter_fingerprint
 
