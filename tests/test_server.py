@@ -7,7 +7,6 @@ then starts the real app with uvicorn on a loopback port, on both backend pairs.
 from __future__ import annotations
 
 import hashlib
-import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -39,27 +38,6 @@ def server():
     """Start the server built from the test's settings; yields its base URL and an httpx client."""
     with serve_in_thread(app_from_settings()) as base, httpx.Client(base_url=base, timeout=30) as client:
         yield client
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture
-def access_lines():
-    """The server's request log lines (one per request), collected during the test."""
-    logger = logging.getLogger("mirrorflow.server.access")
-    handler, level = _Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield lambda: list(handler.lines)
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def test_project_page_json_has_every_field(cli, seed_index, server):

@@ -8,7 +8,6 @@ uv is used when it is found (``MIRRORFLOW_TEST_UV`` or ``uv`` on PATH); otherwis
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import shutil
 import subprocess
@@ -85,27 +84,6 @@ def _pip(python: Path, index: str, target: Path, *args: str) -> subprocess.Compl
 
 def _installed(target: Path) -> set[str]:
     return {p.name.removesuffix(".dist-info") for p in target.glob("*.dist-info")}
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture
-def access_lines():
-    """The server's request log lines (one per request), collected during the test."""
-    logger = logging.getLogger("mirrorflow.server.access")
-    handler, level = _Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield lambda: list(handler.lines)
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def _sync(cli, url: str, policy: str) -> None:
