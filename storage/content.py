@@ -12,7 +12,8 @@ A sync writes in two phases, so that no reader ever sees half of it:
 
 An incremental sync (``scope="touched"``) stages only the projects it fetched: an untouched
 project keeps its content without a staging row, so a sync's cost follows what changed upstream,
-not the size of the repository. Writes are executemany of one cached statement per chunk.
+not the size of the repository. The per-batch writes go through ``storage.bulk`` (driver SQL,
+chunked far below the parameter limits).
 
 A sync killed before step 2 leaves only staging rows (invisible, cleared later) and packages or
 artifacts that no version references yet (reused by the rerun).
@@ -20,6 +21,7 @@ artifacts that no version references yet (reused by the rerun).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -29,6 +31,7 @@ from sqlalchemy import Table, and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from storage.bulk import BulkWriter
 from storage.catalog import Catalog, NotFound, VersionView, _view
 from storage.models import (
     Artifact,
@@ -76,13 +79,8 @@ def _table(model: Any) -> Table:
 
 
 _PACKAGE_FIELDS = tuple(f.name for f in fields(NewPackage))
-
-
-def _row(package: NewPackage, now: datetime) -> dict[str, Any]:
-    # dataclasses.asdict deep-copies every value: ten times slower, and these are all scalars
-    row = {name: getattr(package, name) for name in _PACKAGE_FIELDS}
-    row["created"] = now
-    return row
+#: A package's values in ``_PACKAGE_FIELDS`` order (``dataclasses.astuple`` deep-copies: far slower).
+_package_values = operator.attrgetter(*_PACKAGE_FIELDS)
 
 
 def _chunks(items: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
@@ -95,43 +93,35 @@ class ContentWriter:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        dialect = catalog.engine.dialect.name
-        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        dialect = catalog.engine.dialect
+        self._insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        self._packages = BulkWriter(_table(Package), (*_PACKAGE_FIELDS, "created"), dialect)
+        self._staging = BulkWriter(
+            _table(SyncStaging), ("sync_id", "repository_id", "package_id", "staged_at"), dialect
+        )
 
     # -- packages and artifacts --------------------------------------------------------------
 
     def upsert_packages(self, packages: Sequence[NewPackage]) -> dict[tuple[str, str], int]:
         """Record packages (idempotent) and return their ids by ``(filename, sha256)``.
 
-        An existing row keeps its identity; the upstream's yank status is refreshed.
+        An existing row keeps its identity; the upstream's yank status is refreshed, and the row is
+        touched (reused by this sync: orphan cleanup's protection time counts from it).
         """
-        ids: dict[tuple[str, str], int] = {}
-        unique = list({(p.filename, p.sha256): p for p in packages}.values())
-        # executemany of one cached statement (SQLAlchemy batches it as "insertmanyvalues"):
-        # building a multi-row VALUES clause per chunk recompiles the statement every time,
-        # which cost more than the whole HTTP side of a sync.
-        stmt = self._insert(_table(Package))
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["filename", "sha256"],
-            set_={
-                "yanked": stmt.excluded.yanked,
-                "yanked_reason": stmt.excluded.yanked_reason,
-                "touched_at": stmt.excluded.created,  # reused by this sync: keeps cleanup away
-            },
-        )
+        unique = {(p.filename, p.sha256): p for p in packages}
+        if not unique:
+            return {}
         now = datetime.now(UTC)
+        rows = [(*_package_values(p), now) for p in unique.values()]
         with self.catalog.session() as session:
-            connection = session.connection()
-            for chunk in _chunks(unique):
-                connection.execute(stmt, [_row(p, now) for p in chunk])
-                wanted = {(p.filename, p.sha256) for p in chunk}
-                rows = connection.execute(
-                    select(Package.filename, Package.sha256, Package.id).where(
-                        Package.filename.in_(sorted({f for f, _ in wanted}))
-                    )
-                )
-                ids.update({(f, s): i for f, s, i in rows if (f, s) in wanted})
-        return ids
+            found = self._packages.upsert_returning(
+                session.connection(),
+                rows,
+                conflict=("filename", "sha256"),
+                update={"yanked": "yanked", "yanked_reason": "yanked_reason", "touched_at": "created"},
+                returning=("filename", "sha256", "id"),
+            )
+        return {(filename, sha256): id_ for filename, sha256, id_ in found}
 
     def known_artifacts(self, sha256s: Iterable[str]) -> set[str]:
         """Return the digests among ``sha256s`` that already have an artifact row.
@@ -181,14 +171,9 @@ class ContentWriter:
     def stage(self, sync_id: str, repository_id: int, package_ids: Iterable[int]) -> None:
         """Remember that sync ``sync_id`` selected these packages (idempotent)."""
         now = datetime.now(UTC)
-        rows = [
-            {"sync_id": sync_id, "repository_id": repository_id, "package_id": i, "staged_at": now}
-            for i in package_ids
-        ]
-        stmt = self._insert(_table(SyncStaging)).on_conflict_do_nothing()
+        rows = [(sync_id, repository_id, package_id, now) for package_id in package_ids]
         with self.catalog.session() as session:
-            for chunk in _chunks(rows):
-                session.connection().execute(stmt, chunk)
+            self._staging.insert_many(session.connection(), rows, on_conflict_do_nothing=True)
 
     def discard(self, sync_id: str) -> None:
         """Drop a sync's staging rows (a failed sync calls this; a crashed one is cleared later)."""
