@@ -157,8 +157,18 @@ def _is_python_tag(part: str) -> bool:
 
 
 def _parse_wheel(filename: str, stem: str) -> ParsedFilename:
+    # packaging builds a frozenset of Tags per wheel, the costliest part of a sync's filtering,
+    # and a sync meets a few hundred distinct tag sets in hundreds of thousands of wheels: the tag
+    # set is checked once per spelling (``_valid_tags``), and the name, version and build parts
+    # with a fixed tag set. A filename packaging refuses is parsed whole, for packaging's message.
+    head, tags = _split_tag_set(stem)
     try:
-        name, version, _build, _tags = parse_wheel_filename(f"{stem}.whl")
+        try:
+            if not (tags and _valid_tags(tags)):
+                raise InvalidWheelFilename(tags)
+            name, version, _build, _tags = parse_wheel_filename(f"{head}-py3-none-any.whl")
+        except InvalidWheelFilename:
+            name, version, _build, _tags = parse_wheel_filename(f"{stem}.whl")  # packaging's own message
     except InvalidWheelFilename as exc:
         raise InvalidFilename(filename, str(exc)) from exc
     # parse_wheel_filename checked the layout; read the tags back in filename order (its set is unordered).
@@ -170,6 +180,24 @@ def _parse_wheel(filename: str, stem: str) -> ParsedFilename:
         python_version=parts[-3],
         platforms=tuple(parts[-1].split(".")),
     )
+
+
+def _split_tag_set(stem: str) -> tuple[str, str]:
+    """Split a wheel's stem into ``name-version[-build]`` and ``python-abi-platform`` (or "", "")."""
+    parts = stem.rsplit("-", 3)
+    if len(parts) != 4:
+        return "", ""
+    return parts[0], "-".join(parts[1:])
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_tags(tags: str) -> bool:
+    """Whether packaging accepts ``tags`` (``python-abi-platform``) as a wheel's tag set."""
+    try:
+        parse_wheel_filename(f"x-0-{tags}.whl")
+    except InvalidWheelFilename:
+        return False
+    return True
 
 
 def _parse_egg(filename: str, stem: str) -> ParsedFilename:

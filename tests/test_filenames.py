@@ -229,3 +229,35 @@ def test_parsed_filename_is_frozen() -> None:
 
 def test_doctests() -> None:
     assert doctest.testmod(tasks.filenames, raise_on_error=True).attempted > 0
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "demo-1.0-py3-none-any.whl",
+        "demo-1.0-1-py3-none-any.whl",
+        "demo-1.0-1abc-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "Demo_Pkg-2!1.0.post1.dev3+local-py2.py3-none-any.whl",
+        "demo-1.0-x-py3-none-any.whl",  # a build tag must start with a digit
+        "demo-1.0-py3-none.whl",  # too few parts
+        "a-b-1.0-1-py3-none-any.whl",  # too many parts
+        "demo-1.0-py3--any.whl",  # empty abi
+        "demo-1.0-3py-none-any.whl",  # interpreter not an identifier
+        "demo-1.0-py3-none-.whl",  # empty platform
+        "demo__x-1.0-py3-none-any.whl",  # "__" in the name
+        "demo-not.a.version-py3-none-any.whl",
+    ],
+)
+def test_wheels_parse_as_packaging_parses_them(filename: str) -> None:
+    """The tag set is checked once per spelling: the outcome is still exactly packaging's."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    try:
+        name, version, _build, _tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename as exc:
+        with pytest.raises(InvalidFilename) as caught:
+            parse_filename(filename)
+        assert str(exc) in str(caught.value)
+    else:
+        parsed = parse_filename(filename)
+        assert (parsed.name, parsed.version) == (name, version)
