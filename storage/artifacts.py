@@ -27,7 +27,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -40,6 +40,7 @@ __all__ = [
     "ArtifactTooLarge",
     "ChunkReader",
     "DigestMismatch",
+    "Putter",
     "SpooledFile",
     "StoreUnavailable",
     "StoredArtifact",
@@ -136,6 +137,14 @@ def artifact_key(sha256: str) -> str:
     return f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
+class Putter(Protocol):
+    """What stores bytes: an ``ArtifactStore``, or its ``deferred()`` scope."""
+
+    def put_chunks(self, chunks: Iterable[bytes], *, sha256: str | None, size: int | None) -> StoredArtifact:
+        """Store the bytes of ``chunks`` (see ``ArtifactStore.put_chunks``)."""
+        ...
+
+
 @runtime_checkable
 class ArtifactStore(Protocol):
     """Where artifact bytes live, addressed by their sha256."""
@@ -148,6 +157,16 @@ class ArtifactStore(Protocol):
         key. The artifact is then published atomically; if the key already exists the existing
         object is kept. Raises ``DigestMismatch`` or ``ArtifactTooLarge`` (nothing stored),
         ``StoreUnavailable``, or ``ValueError`` for a malformed ``sha256``.
+        """
+        ...
+
+    def deferred(self) -> AbstractContextManager[Putter]:
+        """A scope for many puts that pays for durability once, on leaving it (a sync's batch).
+
+        Inside, ``put_chunks`` verifies as usual; what it stored is published and durable when the
+        block exits normally, so record rows for it only after the block. On an exception, what
+        was not yet published is dropped. A backend whose puts are durable anyway (S3) returns
+        itself. Safe to share between threads.
         """
         ...
 

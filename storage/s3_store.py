@@ -18,7 +18,7 @@ all chained with ``from exc`` so the vendor detail stays in the traceback.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -153,6 +153,10 @@ class S3Store:
                         metadata={"x-amz-meta-sha256": spooled.sha256},
                     )
             return StoredArtifact(sha256=spooled.sha256, size=spooled.size, key=artifact_key(spooled.sha256))
+
+    def deferred(self) -> AbstractContextManager[S3Store]:
+        """The store itself: an S3 PUT is durable when it returns, so there is nothing to defer."""
+        return nullcontext(self)
 
     def exists(self, sha256: str) -> bool:
         """Return whether the artifact is stored (a missing bucket holds nothing)."""

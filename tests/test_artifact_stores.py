@@ -331,3 +331,57 @@ def test_s3_unreachable_endpoint_fails_fast(tmp_path: Path, monkeypatch: pytest.
 
     assert time.monotonic() - started < 5
     assert list(tmp_path.iterdir()) == []  # the verified spool file was removed all the same
+
+
+# -- deferred puts: published and durable together when the scope exits ---------------------------
+
+
+def test_deferred_puts_are_published_when_the_scope_exits(store: ArtifactStore, leftovers) -> None:
+    other = b"another artifact\n" * 50
+    other_sha = hashlib.sha256(other).hexdigest()
+    with store.deferred() as puts:
+        first = puts.put_chunks(chunked(DATA, 100), sha256=DATA_SHA, size=len(DATA))
+        again = puts.put_chunks([DATA], sha256=None, size=None)  # the same bytes twice: one object
+        second = puts.put_chunks([other], sha256=other_sha, size=len(other))
+        with pytest.raises(DigestMismatch):
+            puts.put_chunks([b"tampered"], sha256=DATA_SHA, size=None)
+    assert first == again == StoredArtifact(sha256=DATA_SHA, size=len(DATA), key=artifact_key(DATA_SHA))
+    assert second.sha256 == other_sha
+    assert b"".join(store.open_chunks(DATA_SHA)) == DATA
+    assert b"".join(store.open_chunks(other_sha)) == other
+    assert leftovers(store) == sorted(
+        [store_path(store, DATA_SHA), store_path(store, other_sha)]
+    )  # no spool file left behind
+
+
+def test_deferred_puts_wait_in_incoming_until_the_scope_exits(fs_store: FileSystemStore) -> None:
+    with fs_store.deferred() as puts:
+        puts.put_chunks([DATA], sha256=DATA_SHA, size=len(DATA))
+        assert not fs_store.exists(DATA_SHA)  # not under its key before it is durable
+        assert [p.name.startswith("ready-") for p in (fs_store.root / ".incoming").iterdir()] == [True]
+    assert fs_store.exists(DATA_SHA)
+    assert list((fs_store.root / ".incoming").iterdir()) == []
+
+
+def test_a_failing_scope_publishes_nothing_and_leaves_nothing(fs_store: FileSystemStore) -> None:
+    with pytest.raises(RuntimeError), fs_store.deferred() as puts:
+        puts.put_chunks([DATA], sha256=DATA_SHA, size=len(DATA))
+        raise RuntimeError("the batch failed")
+    assert not fs_store.exists(DATA_SHA)
+    assert [p for p in fs_store.root.rglob("*") if p.is_file()] == []
+
+
+def test_deferred_puts_keep_an_existing_object(fs_store: FileSystemStore, monkeypatch) -> None:
+    import storage.filesystem_store as fs
+
+    fs_store.put_chunks([DATA], sha256=DATA_SHA, size=len(DATA))
+    before = fs_store.path_for(DATA_SHA).stat().st_ino
+    monkeypatch.setattr(fs, "_libc_syncfs", lambda: None)  # the fsync-per-file path (no syncfs)
+    with fs_store.deferred() as puts:
+        puts.put_chunks([DATA], sha256=DATA_SHA, size=len(DATA))
+    assert fs_store.path_for(DATA_SHA).stat().st_ino == before
+    assert list((fs_store.root / ".incoming").iterdir()) == []
+
+
+def store_path(store: ArtifactStore, sha256: str) -> str:
+    return store.object_name(sha256) if isinstance(store, S3Store) else artifact_key(sha256)
