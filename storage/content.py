@@ -160,11 +160,21 @@ class ContentWriter:
             for chunk in _chunks(list(artifacts)):
                 rows = [{"sha256": s, "size": n, "storage_key": k, "created": now} for s, n, k in chunk]
                 session.connection().execute(stmt, rows)
-                session.execute(
-                    update(Package)
-                    .where(Package.sha256.in_([s for s, _, _ in chunk]), Package.artifact_sha256.is_(None))
-                    .values(artifact_sha256=Package.sha256)
-                )
+                self._link(session, [s for s, _, _ in chunk])
+
+    def link_artifacts(self, sha256s: Iterable[str]) -> None:
+        """Link the packages with these digests to their (already recorded) artifacts."""
+        with self.catalog.session() as session:
+            for chunk in _chunks(sorted(set(sha256s))):
+                self._link(session, chunk)
+
+    @staticmethod
+    def _link(session: Session, sha256s: Sequence[str]) -> None:
+        session.execute(
+            update(Package)
+            .where(Package.sha256.in_(sha256s), Package.artifact_sha256.is_(None))
+            .values(artifact_sha256=Package.sha256)
+        )
 
     # -- staging and commit ------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from storage.artifacts import (
     ArtifactStore,
     ArtifactTooLarge,
     DigestMismatch,
+    Putter,
     StoredArtifact,
     StoreUnavailable,
 )
@@ -159,6 +160,9 @@ class _ProjectResult:
     not_found: bool = False
     failure: str | None = None
     downloaded_bytes: int = 0
+    page: ProjectPage | None = None
+    #: Kept files to download (immediate policy): fetched for the whole batch at once.
+    downloads: list[Candidate] = field(default_factory=list)
 
 
 def sync_projects(names: Sequence[str | Wanted], plan: SyncPlan, services: SyncServices) -> BatchReport:
@@ -167,7 +171,9 @@ def sync_projects(names: Sequence[str | Wanted], plan: SyncPlan, services: SyncS
     ``names`` are project names (fetched unconditionally) or ``Wanted`` entries from the plan.
     """
     items = [n if isinstance(n, Wanted) else Wanted(n) for n in names]
-    results = list(_pool(plan.concurrency).map(lambda item: _sync_project(item, plan, services), items))
+    pool = _pool(plan.concurrency)
+    results = list(pool.map(lambda item: _sync_project(item, plan, services), items))
+    stored_any, reused = _download_all(results, plan, services, pool)
     report = BatchReport(projects=len(names))
     packages: list[NewPackage] = []
     stored: list[tuple[str, int, str]] = []
@@ -190,9 +196,13 @@ def sync_projects(names: Sequence[str | Wanted], plan: SyncPlan, services: SyncS
     report.files_kept = len(packages)
     report.downloaded_files = len(stored)
     if report.failures:
-        return report  # the sync will fail; nothing of this batch is staged
+        # The sync will fail; nothing of this batch is staged. What was stored and verified is
+        # recorded all the same, so that the rerun reuses it instead of downloading it again.
+        services.writer.record_artifacts(stored_any)
+        return report
     ids = services.writer.upsert_packages(packages)
-    services.writer.record_artifacts(stored)
+    services.writer.record_artifacts(stored_any)  # after the packages: it links them
+    services.writer.link_artifacts(reused)  # a digest stored before, by a sync that failed, say
     services.writer.stage(plan.sync_id, plan.repository_id, ids.values())
     services.memory.touch(plan.sync_id, plan.repository_id, touched)
     if services.on_progress is not None:
@@ -245,55 +255,100 @@ def _sync_project(item: Wanted, plan: SyncPlan, services: SyncServices) -> _Proj
     if page.name != canonicalize_name(name):
         # A page that names another project (or garbage): file it under the project we asked for.
         page = replace(page, name=canonicalize_name(name), display_name=name)
+    result.page = page
     serial = page.last_serial if page.last_serial is not None else item.expected_serial
     result.touched = Touched(name, "fetched", serial, answer.etag, answer.last_modified)
     selection = select_files(canonicalize_name(name), page.files, plan.spec, now=plan.now)
     result.skipped.update(skip.reason.value for skip in selection.skipped)
     immediate = plan.policy == "immediate"
-    known = (
-        services.writer.known_artifacts(c.file.sha256 for c in selection.kept if c.file.sha256)
-        if immediate
-        else set()
-    )
     for candidate in selection.kept:
         file = candidate.file
         refused = _refuse(file, plan.max_file_bytes)
         if refused is not None:
             log.warning("%s: skipping %r (%s): %s", name, file.filename, refused, file.url[:200])
             result.skipped[refused] += 1
-            continue
-        sha256: str | None = file.sha256
-        size = file.size
-        if immediate and (sha256 is None or sha256 not in known):
-            try:
-                artifact = call_with_retries(
-                    partial(_download, file, services, plan.max_file_bytes),
-                    attempts=plan.attempts,
-                    transient=_TRANSIENT,
-                )
-            except ArtifactTooLarge:  # no size was declared, or the store's own limit is lower
-                log.warning("%s: skipping %r (too-large while downloading)", name, file.filename)
-                result.skipped["too-large"] += 1
-                continue
-            except Exception as exc:
-                result.failure = f"{file.filename}: {_describe(exc)}"
-                return result
-            result.stored.append((artifact.sha256, artifact.size, artifact.key))
-            result.downloaded_bytes += artifact.size
-            sha256, size = artifact.sha256, artifact.size
-        elif sha256 is None:
+        elif immediate:
+            result.downloads.append(candidate)
+        elif file.sha256 is None:
             result.skipped["no-sha256"] += 1  # on_demand/streamed cannot verify later without it
-            continue
-        result.packages.append(package_record(page, candidate, sha256, size))
+        else:
+            result.packages.append(package_record(page, candidate, file.sha256, file.size))
     return result
 
 
-def _download(file: DistFile, services: SyncServices, max_file_bytes: int | None) -> StoredArtifact:
-    with services.index.stream_file(file.url) as response:
+def _download_all(
+    results: list[_ProjectResult], plan: SyncPlan, services: SyncServices, pool: ThreadPoolExecutor
+) -> tuple[list[tuple[str, int, str]], set[str]]:
+    """Download the batch's files (immediate policy) over the pool, file by file, and file them
+    under their projects; return what was stored, and the digests reused (stored before).
+
+    File by file, not project by project: one project's hundreds of files would otherwise
+    download one after another in one thread. A digest already stored is reused (and touched), a
+    digest listed twice is fetched once. The downloads are published and made durable together
+    when the store's ``deferred()`` scope exits, before any row that names them is written.
+    """
+    wanted = [(r, c) for r in results if r.failure is None for c in r.downloads]
+    if not wanted:
+        return [], set()
+    known = services.writer.known_artifacts(c.file.sha256 for _, c in wanted if c.file.sha256)
+    fetch: dict[str, DistFile] = {}  # one download per digest (or per URL when none is listed)
+    for _, candidate in wanted:
+        file = candidate.file
+        if file.sha256 not in known:
+            fetch.setdefault(file.sha256 or file.url, file)
+    with services.store.deferred() as putter:
+        outcomes = dict(
+            zip(
+                fetch,
+                pool.map(lambda file: _fetch_file(file, plan, services.index, putter), fetch.values()),
+                strict=True,
+            )
+        )
+    stored: dict[str, tuple[str, int, str]] = {}
+    for result, candidate in wanted:
+        file = candidate.file
+        assert result.page is not None
+        if file.sha256 in known:
+            result.packages.append(package_record(result.page, candidate, file.sha256, file.size))
+            continue
+        outcome = outcomes[file.sha256 or file.url]
+        if isinstance(outcome, StoredArtifact):
+            first = outcome.sha256 not in stored
+            stored[outcome.sha256] = (outcome.sha256, outcome.size, outcome.key)
+            result.packages.append(package_record(result.page, candidate, outcome.sha256, outcome.size))
+            if first:  # counted once, under the first project that listed it
+                result.stored.append(stored[outcome.sha256])
+                result.downloaded_bytes += outcome.size
+        elif isinstance(outcome, ArtifactTooLarge):  # no size was declared, or the store's limit is lower
+            log.warning("%s: skipping %r (too-large while downloading)", result.name, file.filename)
+            result.skipped["too-large"] += 1
+        elif result.failure is None:
+            result.failure = f"{file.filename}: {_describe(outcome)}"
+    return list(stored.values()), known
+
+
+def _fetch_file(
+    file: DistFile, plan: SyncPlan, index: IndexClient, putter: Putter
+) -> StoredArtifact | Exception:
+    """Download and store one file, with retries: the stored artifact, or the error that ended it."""
+    try:
+        return call_with_retries(
+            partial(_download, file, index, putter, plan.max_file_bytes),
+            attempts=plan.attempts,
+            transient=_TRANSIENT,
+        )
+    except Exception as exc:  # filed under every project that lists the file
+        return exc
+
+
+def _download(
+    file: DistFile, index: IndexClient, putter: Putter, max_file_bytes: int | None
+) -> StoredArtifact:
+    with index.stream_file(file.url) as response:
         chunks = response.iter_bytes()
         if max_file_bytes is not None:
             chunks = _at_most(chunks, max_file_bytes)
-        return services.store.put_chunks(chunks, sha256=file.sha256, size=file.size)
+        return putter.put_chunks(chunks, sha256=file.sha256, size=file.size)
 
 
 def _at_most(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
