@@ -128,6 +128,7 @@ def orphans_cleanup(
                 "packages": result.packages,
                 "artifacts": result.artifacts,
                 "objects": result.objects,
+                "spool_files": result.spool_files,
             },
             "protection_time": protection_time,
         }

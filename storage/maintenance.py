@@ -13,6 +13,7 @@ its fresh writes are briefly unreferenced: anything created or reused less than 
 (rows by ``created`` or the later ``touched_at`` a reusing sync sets, objects by modification time)
 is left alone. An object is deleted only after the
 row delete committed and a re-check finds no row, so no row ever points at a deleted object.
+Files a crashed writer left in a directory store's ``.incoming`` go too, once older than ``protection``.
 """
 
 from __future__ import annotations
@@ -119,11 +120,12 @@ def apply_retention(catalog: Catalog, repository: str) -> RetentionResult:
 
 @dataclass(frozen=True, slots=True)
 class CleanupResult:
-    """What a cleanup deleted: package rows, artifact rows, and store objects."""
+    """What a cleanup deleted: package rows, artifact rows, store objects, and leftover spool files."""
 
     packages: int
     artifacts: int
     objects: int
+    spool_files: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +149,9 @@ def cleanup_orphans(
     objects = _delete_unreferenced_objects(catalog, store, artifacts)
     candidates = [f.sha256 for f in stored_objects(store) if f.modified < cutoff]
     objects += _delete_unreferenced_objects(catalog, store, candidates)
-    return CleanupResult(packages=packages, artifacts=len(artifacts), objects=objects)
+    # A crashed writer's spool files (a directory store's only; S3 spools in the system temp dir).
+    spool = store.remove_spool(older_than=cutoff) if isinstance(store, FileSystemStore) else 0
+    return CleanupResult(packages=packages, artifacts=len(artifacts), objects=objects, spool_files=spool)
 
 
 def _lock(session: Session, tables: str) -> None:

@@ -177,3 +177,17 @@ def test_cleanup_racing_a_sync_never_takes_what_the_sync_is_writing(cli, mirrorf
         assert hashlib.sha256(body).hexdigest() == package.sha256
     after = cleanup_orphans(catalog, store, protection=timedelta(0))
     assert (after.packages, after.artifacts) == (0, 0), "everything the sync wrote is referenced now"
+
+
+def test_cleanup_removes_old_spool_files_a_crashed_writer_left(catalog, fs_store):
+    incoming = fs_store.root / ".incoming"
+    old_spool, old_ready, young = incoming / "spool-a", incoming / "ready-spool-b", incoming / "spool-c"
+    for path in (old_spool, old_ready, young):
+        path.write_bytes(b"half a download")
+    old = (LATER - 2 * HOUR).timestamp()
+    for path in (old_spool, old_ready):
+        os.utime(path, (old, old))
+    os.utime(young, ((LATER - HOUR / 2).timestamp(),) * 2)
+    result = cleanup_orphans(catalog, fs_store, protection=HOUR, now=LATER)
+    assert result.spool_files == 2
+    assert sorted(p.name for p in incoming.iterdir()) == ["spool-c"], "a young file may still be written"
