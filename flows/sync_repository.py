@@ -15,12 +15,14 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from prefect import flow, get_run_logger, unmapped
-from prefect.futures import as_completed
+from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture
 
 from flows.params import DEFAULT_LOCK_WAIT, RemoteChoice, RepositoryName
 from flows.remote_spec import RemoteFields, filter_spec_of
@@ -34,7 +36,7 @@ from storage.locks import holding
 from storage.maintenance import apply_retention
 from tasks.batch import BatchReport, SyncFailed, SyncPlan, SyncServices
 from tasks.index_client import IndexClient
-from tasks.planning import filter_fingerprint
+from tasks.planning import Wanted, batched, filter_fingerprint
 from tasks.services import ServicesSpec, hosting, http_client_from, store_from
 from tasks.steps import commit_version_task, plan_work_task, sync_batch_task
 
@@ -156,12 +158,9 @@ def _sync(
             if progress:
                 progress.start(len(names))
             artifact = SyncProgress(repository, len(names))
-            batches = [names[i : i + settings.batch_size] for i in range(0, len(names), settings.batch_size)]
-            futures = sync_batch_task.map(batches, unmapped(plan), unmapped(spec))
             report = BatchReport()
             try:
-                for future in as_completed(futures):
-                    batch = future.result()
+                for batch in _run_batches(names, plan, spec, settings):
                     report = report + batch
                     artifact.advance(batch.projects)
                     if progress:
@@ -218,6 +217,24 @@ def _sync(
         "version": None if version is None else version.number,
         "report": summary,
     }
+
+
+def _run_batches(
+    names: Sequence[Wanted], plan: SyncPlan, spec: ServicesSpec, settings: Settings
+) -> Iterator[BatchReport]:
+    """Run the batches as mapped task runs, a bounded window of them submitted at a time.
+
+    Submitting every batch at once would keep a future, a task run and a copy of the run's
+    context per batch alive until the end: memory that grows with the index (about 30 MB at
+    40,000 projects). A window of twice the task workers keeps every worker busy.
+    """
+    window: deque[PrefectFuture[BatchReport]] = deque()
+    for batch in batched(names, settings.batch_size):
+        if len(window) >= 2 * settings.task_workers:
+            yield window.popleft().result()
+        window.append(sync_batch_task.submit(batch, plan, spec))
+    while window:
+        yield window.popleft().result()
 
 
 def services_spec(settings: Settings, fields: RemoteFields, *, concurrency: int, token: str) -> ServicesSpec:
