@@ -224,9 +224,9 @@ def _run_batches(
 ) -> Iterator[BatchReport]:
     """Run the batches as mapped task runs, a bounded window of them submitted at a time.
 
-    Submitting every batch at once would keep a future, a task run and a copy of the run's
-    context per batch alive until the end: memory that grows with the index (about 30 MB at
-    40,000 projects). A window of twice the task workers keeps every worker busy.
+    Submitting every batch at once keeps a future, a task run and a copy of the run's context
+    per batch alive until the end: memory that grows with the index. A window of twice the task
+    workers keeps every worker busy.
     """
     window: deque[PrefectFuture[BatchReport]] = deque()
     for batch in batched(names, settings.batch_size):
