@@ -21,11 +21,9 @@ artifacts that no version references yet (reused by the rerun).
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -53,9 +51,12 @@ STALE_STAGING_AFTER = timedelta(hours=24)
 _BATCH = 1000  # rows per statement: 16 columns x 1000 stays far below 65,535 parameters
 
 
-@dataclass(frozen=True, slots=True)
-class NewPackage:
-    """A package row to record: one distribution file, as the sync selected it."""
+class NewPackage(NamedTuple):
+    """A package row to record: one distribution file, as the sync selected it.
+
+    A named tuple, not a frozen dataclass: a whole-index sync builds one per file, and a frozen
+    dataclass's ``__init__`` costs three times as much; its values are the row as they stand.
+    """
 
     name: str
     normalized_name: str
@@ -78,9 +79,7 @@ def _table(model: Any) -> Table:
     return cast(Table, model.__table__)
 
 
-_PACKAGE_FIELDS = tuple(f.name for f in fields(NewPackage))
-#: A package's values in ``_PACKAGE_FIELDS`` order (``dataclasses.astuple`` deep-copies: far slower).
-_package_values = operator.attrgetter(*_PACKAGE_FIELDS)
+_PACKAGE_FIELDS = NewPackage._fields
 
 
 def _chunks(items: Sequence[Any], size: int = _BATCH) -> Iterable[Sequence[Any]]:
@@ -112,7 +111,7 @@ class ContentWriter:
         if not unique:
             return {}
         now = datetime.now(UTC)
-        rows = [(*_package_values(p), now) for p in unique.values()]
+        rows = [(*package, now) for package in unique.values()]
         with self.catalog.session() as session:
             found = self._packages.upsert_returning(
                 session.connection(),

@@ -160,13 +160,14 @@ def _parse_wheel(filename: str, stem: str) -> ParsedFilename:
     # packaging builds a frozenset of Tags per wheel, the costliest part of a sync's filtering,
     # and a sync meets a few hundred distinct tag sets in hundreds of thousands of wheels: the tag
     # set is checked once per spelling (``_valid_tags``), and the name, version and build parts
-    # with a fixed tag set. A filename packaging refuses is parsed whole, for packaging's message.
+    # once per release (``_wheel_head``: a release's wheels for several platforms share them).
+    # A filename packaging refuses is parsed whole, for packaging's own message.
     head, tags = _split_tag_set(stem)
     try:
         try:
             if not (tags and _valid_tags(tags)):
                 raise InvalidWheelFilename(tags)
-            name, version, _build, _tags = parse_wheel_filename(f"{head}-py3-none-any.whl")
+            name, version = _wheel_head(head)
         except InvalidWheelFilename:
             name, version, _build, _tags = parse_wheel_filename(f"{stem}.whl")  # packaging's own message
     except InvalidWheelFilename as exc:
@@ -188,6 +189,13 @@ def _split_tag_set(stem: str) -> tuple[str, str]:
     if len(parts) != 4:
         return "", ""
     return parts[0], "-".join(parts[1:])
+
+
+@functools.lru_cache(maxsize=4096)
+def _wheel_head(head: str) -> tuple[str, Version]:
+    """packaging's name and version of a wheel's ``name-version[-build]`` (with a fixed tag set)."""
+    name, version, _build, _tags = parse_wheel_filename(f"{head}-py3-none-any.whl")
+    return name, version
 
 
 @functools.lru_cache(maxsize=4096)
