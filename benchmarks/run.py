@@ -1,4 +1,5 @@
-"""The scale benchmark: ``python -m benchmarks.run --projects 20000``.
+"""The scale benchmark: ``python -m benchmarks.run --projects 20000``
+(``--memory-scaling``: the same steps at 20,000 and 40,000 projects, peak RSS compared).
 
 Serves a ``benchmarks.synthetic`` index from a separate process on loopback and prints, in one run:
 
@@ -119,6 +120,9 @@ def _line(label: str, value: str) -> None:
 
 
 def run(projects: int, seed: int, concurrency: int, database_url: str | None, skip_raw: bool) -> None:
+    from flows.allocator import tune_allocator
+
+    tune_allocator()  # as the CLI and the served deployments do at start (flows.allocator)
     home = Path(tempfile.mkdtemp(prefix="mirrorflow-bench-"))
     os.environ["MIRRORFLOW_HOME"] = str(home)
     if database_url:
@@ -215,8 +219,35 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--database-url", default=None, help="a PostgreSQL URL (default: SQLite)")
     parser.add_argument("--skip-raw", action="store_true", help="skip the raw httpx ceilings")
+    parser.add_argument(
+        "--memory-scaling",
+        action="store_true",
+        help="run the benchmark (without the raw ceilings) at --projects and twice as many, each in "
+        "its own process, and compare their peak RSS",
+    )
     args = parser.parse_args()
-    run(args.projects, args.seed, args.concurrency, args.database_url, args.skip_raw)
+    if args.memory_scaling:
+        memory_scaling(args.projects, args.seed, args.concurrency, args.database_url)
+    else:
+        run(args.projects, args.seed, args.concurrency, args.database_url, args.skip_raw)
+
+
+def memory_scaling(projects: int, seed: int, concurrency: int, database_url: str | None) -> None:
+    """Peak RSS at ``projects`` and ``2 * projects``, each a fresh process running the same steps."""
+    peaks = []
+    for count in (projects, 2 * projects):
+        command = [sys.executable, "-m", "benchmarks.run", "--projects", str(count), "--skip-raw"]
+        command += ["--seed", str(seed), "--concurrency", str(concurrency)]
+        if database_url:
+            command += ["--database-url", database_url]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        print(output, end="", flush=True)
+        line = next(line for line in output.splitlines() if line.startswith("peak RSS (process, whole run)"))
+        peaks.append(float(line.split()[-2]))
+    _line(
+        f"peak RSS, {projects} -> {2 * projects} projects",
+        f"{peaks[0]:.0f} MB -> {peaks[1]:.0f} MB ({peaks[1] / peaks[0] - 1:+.1%})",
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import argparse
 from datetime import timedelta
 from typing import Any
 
+from flows.allocator import tune_allocator
 from flows.runtime import catalog_for
 from flows.settings import Settings
 from flows.sync_repository import sync_repository
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="Most flow runs at once (default: no limit).")
     args = parser.parse_args(argv)
+    tune_allocator()  # before the runner's threads start: see flows.allocator
     from prefect import serve
 
     deployments = build_deployments(catalog_for(Settings()))

@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
+from flows.allocator import tune_allocator
 from flows.cli_app import (
     JsonList,
     Name,
@@ -254,6 +255,7 @@ def main() -> None:
     # Prefect's temporary server would look up a telemetry host this network may not resolve,
     # printing an ERROR line on a successful sync; the user's own setting still wins.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    tune_allocator()  # before the threads start: see flows.allocator
     import flows.cli_maintenance  # noqa: F401  (registers repository verify and orphans cleanup)
     import flows.cli_schedule  # noqa: F401  (registers repository schedule)
     import flows.cli_serve  # noqa: F401  (registers serve and repository pull-through)

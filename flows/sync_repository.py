@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 
+from flows.allocator import tune_allocator
 from flows.params import DEFAULT_LOCK_WAIT, RemoteChoice, RepositoryName
 from flows.remote_spec import RemoteFields, filter_spec_of
 from flows.report import SyncProgress, publish_report
@@ -85,6 +86,7 @@ def sync_repository(
     ``SyncFailed`` (no new version) when any project could not be synced, ``RepositoryBusy`` when
     the other sync did not finish in time.
     """
+    tune_allocator()  # memory that does not grow with the index (flows.allocator), however the run started
     logger = get_run_logger()
     settings = Settings()
     catalog = catalog_for(settings)
