@@ -7,9 +7,10 @@ dialect and chunk length, the values go to the driver as tuples, and only the co
 has a bind processor on this dialect (SQLite's ``DATETIME`` turns a ``datetime`` into the text
 SQLAlchemy itself stores) get one: rows read back through the ORM are the same as before.
 
-Two shapes: ``upsert_returning`` (multi-row ``INSERT ... VALUES ... ON CONFLICT ... RETURNING``, one
-statement per chunk, so ids come back without a second query) and ``insert_many`` (executemany of
-one statement, ``ON CONFLICT DO NOTHING`` optional). Chunks keep a statement far below the 65,535
+Two shapes: ``upsert_returning`` (``INSERT ... ON CONFLICT ... RETURNING``, so ids come back
+without a second query: on SQLite a multi-row ``VALUES`` per chunk, on PostgreSQL a ``COPY`` into a
+temporary table and one ``INSERT ... SELECT``) and ``insert_many`` (executemany of one statement,
+``ON CONFLICT DO NOTHING`` optional). Chunks keep a statement far below the 65,535
 parameters PostgreSQL allows (and SQLite's 32,766).
 """
 
@@ -106,6 +107,12 @@ class BulkWriter:
         statement). Returns one tuple per row, inserted or updated, in no particular order.
         """
         prepared = self.prepare(rows)
+        if not prepared:
+            return []
+        if self.dialect.name == "postgresql":
+            return self._copy_upsert(
+                connection, prepared, tuple(conflict), tuple(update.items()), tuple(returning)
+            )
         found: list[tuple[Any, ...]] = []
         start = 0
         for length in _chunk_lengths(len(prepared), min(UPSERT_ROWS, self.rows_per_statement)):
@@ -115,6 +122,44 @@ class BulkWriter:
             flat = tuple(value for row in chunk for value in row)
             found.extend(tuple(row) for row in connection.exec_driver_sql(sql, flat))
         return found
+
+    def _copy_upsert(
+        self,
+        connection: Connection,
+        rows: list[tuple[Any, ...]],
+        conflict: tuple[str, ...],
+        update: tuple[tuple[str, str], ...],
+        returning: tuple[str, ...],
+    ) -> list[tuple[Any, ...]]:
+        """PostgreSQL: ``COPY`` the rows into a temporary table, then one ``INSERT ... SELECT``.
+
+        A multi-row ``VALUES`` is slow here: psycopg re-parses a statement of thousands of
+        placeholders on every call (its query cache keeps short statements only). COPY has no
+        parameter limit either, so the whole batch is one statement. The temporary table lives in
+        this connection's session and empties at commit (``ON COMMIT DELETE ROWS``).
+        """
+        quote = self.dialect.identifier_preparer.quote
+        staging = quote(f"mirrorflow_bulk_{self.table.name}")
+        sets = ", ".join(f"{quote(column)} = excluded.{quote(source)}" for column, source in update)
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor:
+            # IF NOT EXISTS each time: a table made in a transaction that rolled back is gone again.
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+                f"SELECT {self._columns_sql} FROM {self._table_sql} WITH NO DATA"
+            )
+            cursor.execute(f"DELETE FROM {staging}")  # an earlier call in this same transaction
+            with cursor.copy(f"COPY {staging} ({self._columns_sql}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {self._table_sql} ({self._columns_sql}) "
+                f"SELECT {self._columns_sql} FROM {staging} "
+                f"ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO UPDATE SET {sets} "
+                f"RETURNING {', '.join(quote(c) for c in returning)}"
+            )
+            return [tuple(row) for row in cursor.fetchall()]
 
     def _insert_sql(self, rows: int) -> str:
         row = "(" + ", ".join([self._marker] * len(self.columns)) + ")"
