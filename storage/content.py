@@ -48,6 +48,8 @@ __all__ = ["NewPackage", "ContentWriter", "STALE_STAGING_AFTER"]
 #: Staging rows older than this belong to a sync that died; a later commit clears them.
 STALE_STAGING_AFTER = timedelta(hours=24)
 
+#: A commit that adds or removes at least this many rows refreshes the planner's statistics.
+ANALYZE_AFTER_ROWS = 10_000
 _BATCH = 1000  # rows per statement: 16 columns x 1000 stays far below 65,535 parameters
 
 
@@ -214,6 +216,45 @@ class ContentWriter:
         same transaction (``storage.serials.apply_touched``), and ``fingerprint`` (when given)
         becomes the memory's filter fingerprint. Raises ``NotFound`` for an unknown repository.
         """
+        view = self._commit(
+            repository=repository,
+            sync_id=sync_id,
+            mirror=mirror,
+            remote_name=remote_name,
+            report=report,
+            scope=scope,
+            fingerprint=fingerprint,
+        )
+        if view is not None and view.added + view.removed >= ANALYZE_AFTER_ROWS:
+            self._refresh_statistics()
+        return view
+
+    def _refresh_statistics(self) -> None:
+        """ANALYZE the content tables after a large commit (PostgreSQL).
+
+        The first sync of a big index adds hundreds of thousands of rows at once, long before
+        autovacuum samples them: with statistics that still say "3 rows", the next (incremental)
+        commit's planner drives its updates from the whole repository's content (1.3 s at 10,000
+        projects instead of milliseconds). ANALYZE samples a fixed number of rows, whatever the size.
+        """
+        if self.catalog.engine.dialect.name != "postgresql":
+            return
+        with self.catalog.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                "ANALYZE repository_content, packages"
+            )
+
+    def _commit(
+        self,
+        *,
+        repository: str,
+        sync_id: str,
+        mirror: bool,
+        remote_name: str | None,
+        report: dict[str, Any] | None,
+        scope: str,
+        fingerprint: str | None,
+    ) -> VersionView | None:
         if scope not in ("all", "touched"):
             raise ValueError(f"scope {scope!r} is not 'all' or 'touched'")
         with self.catalog.session() as session:

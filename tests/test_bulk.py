@@ -101,3 +101,28 @@ def test_upserts_use_a_few_statement_lengths(total):
     # full statements, then distinct powers of two: at most nine statement texts for any batch
     assert all(length == UPSERT_ROWS or length & (length - 1) == 0 for length in lengths)
     assert len([n for n in lengths if n != UPSERT_ROWS]) == len({n for n in lengths if n != UPSERT_ROWS})
+
+
+@pytest.mark.postgres
+def test_a_large_commit_refreshes_the_planner_statistics(catalog_url_postgres, monkeypatch):
+    """After a commit of many rows, the next commit's planner must not see an empty table."""
+    from sqlalchemy import text
+
+    import storage.content
+    from storage.catalog import Catalog
+
+    monkeypatch.setattr(storage.content, "ANALYZE_AFTER_ROWS", 5)
+    catalog = Catalog.from_url(catalog_url_postgres)
+    try:
+        writer = ContentWriter(catalog)
+        repository = catalog.create_repository("big")
+        ids = writer.upsert_packages([_package(i) for i in range(6)])
+        writer.stage("sync-a", repository.id, ids.values())
+        assert writer.commit_version(repository="big", sync_id="sync-a", mirror=False) is not None
+        with catalog.engine.connect() as connection:
+            analyzed = connection.execute(
+                text("SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL")
+            ).scalars()
+            assert {"repository_content", "packages"} <= set(analyzed)
+    finally:
+        catalog.dispose()
