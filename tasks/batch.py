@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
@@ -59,6 +60,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _TRANSIENT = (TransientError, StoreUnavailable)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class SyncFailed(Exception):
@@ -172,7 +175,7 @@ def sync_projects(names: Sequence[str | Wanted], plan: SyncPlan, services: SyncS
     """
     items = [n if isinstance(n, Wanted) else Wanted(n) for n in names]
     pool = _pool(plan.concurrency)
-    results = list(pool.map(lambda item: _sync_project(item, plan, services), items))
+    results = _pulled(pool, plan.concurrency, lambda item: _sync_project(item, plan, services), items)
     stored_any, reused = _download_all(results, plan, services, pool)
     report = BatchReport(projects=len(names))
     packages: list[NewPackage] = []
@@ -231,6 +234,35 @@ def _pool(concurrency: int) -> ThreadPoolExecutor:
                 concurrency, thread_name_prefix="mirrorflow-fetch"
             )
         return pool
+
+
+def _pulled(pool: ThreadPoolExecutor, workers: int, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``[fn(item) for item in items]`` run by ``workers`` tasks of ``pool`` that pull the next item.
+
+    Like ``pool.map`` without a future (a lock and a condition) per item: a whole-index sync maps
+    hundreds of thousands of projects, and that bookkeeping showed in its profile. An exception
+    from ``fn`` propagates (after the other workers finish their current items and stop).
+    """
+    results: list[R | None] = [None] * len(items)
+    pending = iter(range(len(items)))
+    lock = threading.Lock()
+    failed = threading.Event()
+
+    def work() -> None:
+        while not failed.is_set():
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                return
+            try:
+                results[index] = fn(items[index])
+            except BaseException:
+                failed.set()
+                raise
+
+    for future in [pool.submit(work) for _ in range(max(1, min(workers, len(items))))]:
+        future.result()
+    return cast(list[R], results)
 
 
 def _sync_project(item: Wanted, plan: SyncPlan, services: SyncServices) -> _ProjectResult:
@@ -297,13 +329,13 @@ def _download_all(
         if file.sha256 not in known:
             fetch.setdefault(file.sha256 or file.url, file)
     with services.store.deferred() as putter:
-        outcomes = dict(
-            zip(
-                fetch,
-                pool.map(lambda file: _fetch_file(file, plan, services.index, putter), fetch.values()),
-                strict=True,
-            )
+        fetched = _pulled(
+            pool,
+            plan.concurrency,
+            lambda file: _fetch_file(file, plan, services.index, putter),
+            list(fetch.values()),
         )
+        outcomes = dict(zip(fetch, fetched, strict=True))
     stored: dict[str, tuple[str, int, str]] = {}
     for result, candidate in wanted:
         file = candidate.file
