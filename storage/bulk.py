@@ -17,6 +17,7 @@ parameters PostgreSQL allows (and SQLite's 32,766).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -79,15 +80,28 @@ class BulkWriter:
         return prepared
 
     def insert_many(
-        self, connection: Connection, rows: Iterable[Sequence[Any]], *, on_conflict_do_nothing: bool = False
+        self,
+        connection: Connection,
+        rows: Iterable[Sequence[Any]],
+        *,
+        on_conflict_do_nothing: bool = False,
+        replace_on: Sequence[str] = (),
     ) -> None:
-        """executemany of one ``INSERT`` (rows in ``columns`` order)."""
+        """executemany of one ``INSERT`` (rows in ``columns`` order).
+
+        ``on_conflict_do_nothing`` keeps existing rows; ``replace_on`` (the conflict's columns)
+        overwrites every other column of an existing row with the new values instead.
+        """
         prepared = self.prepare(rows)
         if not prepared:
             return
         sql = self._insert_sql(1)
         if on_conflict_do_nothing:
             sql += " ON CONFLICT DO NOTHING"
+        elif replace_on:
+            quote = self.dialect.identifier_preparer.quote
+            sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in self.columns if c not in replace_on)
+            sql += f" ON CONFLICT ({', '.join(quote(c) for c in replace_on)}) DO UPDATE SET {sets}"
         for start in range(0, len(prepared), self.rows_per_statement):
             connection.exec_driver_sql(sql, prepared[start : start + self.rows_per_statement])
 
@@ -119,7 +133,7 @@ class BulkWriter:
             chunk = prepared[start : start + length]
             start += length
             sql = self._upsert_sql(length, tuple(conflict), tuple(update.items()), tuple(returning))
-            flat = tuple(value for row in chunk for value in row)
+            flat = tuple(chain.from_iterable(chunk))
             found.extend(tuple(row) for row in connection.exec_driver_sql(sql, flat))
         return found
 

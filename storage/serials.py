@@ -23,13 +23,13 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Select, Table, delete, insert, literal, select
 from sqlalchemy.orm import Session
 
+from storage.bulk import BulkWriter
 from storage.catalog import Catalog
 from storage.models import Remote
 from storage.models_serials import PROJECT_STATES, ProjectSerial, SyncFilterState, SyncProject
 
 __all__ = ["Remembered", "Touched", "SerialMemory", "apply_touched", "touched_names"]
 
-_BATCH = 2000  # rows per statement: 7 columns x 2000 = 14,000 parameters
 
 
 class Remembered(NamedTuple):
@@ -107,30 +107,15 @@ class SerialMemory:
         """Record projects sync ``sync_id`` touched (a later record of a name replaces it)."""
         now = datetime.now(UTC)
         rows = {
-            t.name: {
-                "sync_id": sync_id,
-                "repository_id": repository_id,
-                "name": t.name,
-                "state": t.state,
-                "serial": t.serial,
-                "etag": t.etag,
-                "last_modified": t.last_modified,
-                "staged_at": now,
-            }
+            t.name: (sync_id, repository_id, t.name, t.state, t.serial, t.etag, t.last_modified, now)
             for t in projects
         }
         if not rows:
             return
-        values = list(rows.values())
         with self.catalog.session() as session:
-            for start in range(0, len(values), _BATCH):
-                chunk = values[start : start + _BATCH]
-                session.execute(
-                    delete(SyncProject).where(
-                        SyncProject.sync_id == sync_id, SyncProject.name.in_([r["name"] for r in chunk])
-                    )
-                )
-                session.connection().execute(insert(cast(Table, SyncProject.__table__)), chunk)  # executemany
+            _touched_writer(session).insert_many(
+                session.connection(), rows.values(), replace_on=("sync_id", "name")
+            )
 
     def forget(self, repository_id: int) -> None:
         """Forget everything the repository remembers, from every remote: its next sync is a full one.
@@ -146,6 +131,29 @@ class SerialMemory:
         """Drop a sync's touched projects (a failed sync)."""
         with self.catalog.session() as session:
             session.execute(delete(SyncProject).where(SyncProject.sync_id == sync_id))
+
+
+_TOUCHED_COLUMNS = (
+    "sync_id",
+    "repository_id",
+    "name",
+    "state",
+    "serial",
+    "etag",
+    "last_modified",
+    "staged_at",
+)
+_touched_writers: dict[str, BulkWriter] = {}
+
+
+def _touched_writer(session: Session) -> BulkWriter:
+    """The bulk writer of ``sync_projects`` for the session's dialect (one per dialect, kept)."""
+    dialect = session.get_bind().dialect
+    writer = _touched_writers.get(dialect.name)
+    if writer is None:
+        table = cast(Table, SyncProject.__table__)
+        writer = _touched_writers[dialect.name] = BulkWriter(table, _TOUCHED_COLUMNS, dialect)
+    return writer
 
 
 def touched_names(sync_id: str, states: Sequence[str]) -> Select[Any]:
