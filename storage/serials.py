@@ -31,7 +31,6 @@ from storage.models_serials import PROJECT_STATES, ProjectSerial, SyncFilterStat
 __all__ = ["Remembered", "Touched", "SerialMemory", "apply_touched", "touched_names"]
 
 
-
 class Remembered(NamedTuple):
     """What a repository remembers of one upstream project page.
 
