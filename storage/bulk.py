@@ -102,8 +102,7 @@ class BulkWriter:
             quote = self.dialect.identifier_preparer.quote
             sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in self.columns if c not in replace_on)
             sql += f" ON CONFLICT ({', '.join(quote(c) for c in replace_on)}) DO UPDATE SET {sets}"
-        for start in range(0, len(prepared), self.rows_per_statement):
-            connection.exec_driver_sql(sql, prepared[start : start + self.rows_per_statement])
+        connection.exec_driver_sql(sql, prepared)  # one row's parameters per execution: no limit to mind
 
     def upsert_returning(
         self,

@@ -22,7 +22,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -241,7 +241,8 @@ def _pulled(pool: ThreadPoolExecutor, workers: int, fn: Callable[[T], R], items:
 
     Like ``pool.map`` without a future (a lock and a condition) per item: a whole-index sync maps
     hundreds of thousands of projects, and that bookkeeping showed in its profile. An exception
-    from ``fn`` propagates (after the other workers finish their current items and stop).
+    from ``fn`` stops the workers after their current items; once they all stopped, it propagates
+    (so that nothing of the batch still runs when the caller moves on).
     """
     results: list[R | None] = [None] * len(items)
     pending = iter(range(len(items)))
@@ -260,8 +261,10 @@ def _pulled(pool: ThreadPoolExecutor, workers: int, fn: Callable[[T], R], items:
                 failed.set()
                 raise
 
-    for future in [pool.submit(work) for _ in range(max(1, min(workers, len(items))))]:
-        future.result()
+    futures = [pool.submit(work) for _ in range(max(1, min(workers, len(items))))]
+    wait(futures)
+    for future in futures:
+        future.result()  # raises the first worker's error
     return cast(list[R], results)
 
 
