@@ -9,8 +9,8 @@ A write is spooled into ``.incoming`` (same filesystem as the final key), verifi
 moved with ``os.replace``, which is atomic on POSIX: a reader sees the whole file under its key or
 nothing, never a partial file. ``deferred()`` does the same for many writes at the price of two
 flushes in all (a sync's batch of downloads: an ``fsync`` per file was a quarter of its download
-threads' time): the files wait in ``.incoming`` until the block ends, one ``syncfs`` makes them
-durable, they move under their keys, and a second one makes the moves durable. A crash or power
+threads' time): the files wait in ``.incoming`` until the block ends (a background ``syncfs`` every 32 MiB
+spooled writes most of them back meanwhile), one ``syncfs`` makes them durable, they move under their keys, and a second one makes the moves durable. A crash or power
 loss before that leaves spool files in ``.incoming``, never a torn file under a key. Errors are those of ``storage.artifacts``; a missing file becomes
 ``ArtifactNotFound``. Other ``OSError``s (disk full, permissions) propagate unchanged: they are not
 transient and need an operator.
@@ -18,6 +18,7 @@ transient and need an operator.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -39,6 +40,8 @@ from storage.artifacts import (
 __all__ = ["DeferredPuts", "FileSystemStore"]
 
 _INCOMING = ".incoming"
+#: A deferred scope starts a flush in the background each time this much more was spooled.
+_EARLY_FLUSH_BYTES = 32 << 20
 
 
 class FileSystemStore:
@@ -90,13 +93,18 @@ class FileSystemStore:
         """A scope whose puts are published and made durable together when it exits (see module doc)."""
         return DeferredPuts(self)
 
-    def _publish(self, ready: Path, key: str) -> Path:
-        """Move a verified, durable spool file under ``key`` (an existing object is kept)."""
+    def _publish(self, ready: Path, key: str, made: set[Path]) -> Path:
+        """Move a verified, durable spool file under ``key`` (an existing object is kept).
+
+        ``made``: the directories known to exist, shared by the calls of one scope (and added to).
+        """
         final = self._root / key
         if final.exists():
             ready.unlink(missing_ok=True)
         else:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.parent not in made:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                made.add(final.parent)
             os.replace(ready, final)
         return final.parent
 
@@ -162,7 +170,9 @@ def _fsync_dir(directory: Path) -> None:
 class DeferredPuts:
     """Puts into a ``FileSystemStore`` whose durability is paid once, when the block exits.
 
-    ``put_chunks`` verifies and writes into ``.incoming`` without ``fsync``. Leaving the block
+    ``put_chunks`` verifies and writes into ``.incoming`` without ``fsync`` (every 32 MiB, a
+    background ``syncfs`` starts writing the bytes back, so that little is left to flush at the
+    end; only the flush at exit counts for durability). Leaving the block
     normally flushes the store's filesystem (``syncfs``, or an ``fsync`` per file where there is
     none), moves each file under its key and flushes again; leaving it with an exception removes
     the files instead. Thread-safe: a batch's download threads share one scope.
@@ -172,6 +182,8 @@ class DeferredPuts:
         self._store = store
         self._ready: list[tuple[Path, str]] = []
         self._lock = threading.Lock()
+        self._unflushed = 0  # bytes spooled since the last early flush was started
+        self._flusher: threading.Thread | None = None
 
     def __enter__(self) -> DeferredPuts:
         return self
@@ -187,11 +199,27 @@ class DeferredPuts:
         key = artifact_key(spooled.sha256)
         with self._lock:
             self._ready.append((ready, key))
+            self._unflushed += spooled.size
+            if self._unflushed >= _EARLY_FLUSH_BYTES and not (self._flusher and self._flusher.is_alive()):
+                self._unflushed = 0
+                self._flusher = threading.Thread(
+                    target=self._flush_early, name="mirrorflow-flush", daemon=True
+                )
+                self._flusher.start()
         return StoredArtifact(sha256=spooled.sha256, size=spooled.size, key=key)
+
+    def _flush_early(self) -> None:
+        # Only to shorten the flush at exit, which alone makes the files durable: the bytes are
+        # written back while the downloads go on, instead of all at once at the end.
+        with contextlib.suppress(OSError):  # the flush at exit reports it
+            _syncfs(self._store.root)
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         with self._lock:
             ready, self._ready = self._ready, []
+            flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            flusher.join()
         if exc_type is not None:
             for path, _key in ready:
                 path.unlink(missing_ok=True)
@@ -203,7 +231,8 @@ class DeferredPuts:
             if not _syncfs(root):
                 for path, _key in ready:
                     _fsync_path(path)
-            directories = {self._store._publish(path, key) for path, key in ready}
+            made: set[Path] = set()
+            directories = {self._store._publish(path, key, made) for path, key in ready}
         except BaseException:
             for path, _key in ready:
                 path.unlink(missing_ok=True)

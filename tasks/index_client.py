@@ -149,6 +149,7 @@ class IndexClient:
         self.index_url = index_url if index_url.endswith("/") else index_url + "/"
         self._client = client
         self.max_page_bytes = max_page_bytes
+        self._index_origin = _origin(_http_url(self.index_url))
 
     def __repr__(self) -> str:
         return f"IndexClient({self.index_url!r})"
@@ -207,11 +208,12 @@ class IndexClient:
         go to the index's own origin only: a file on another host (a separate file host, or one a
         hostile page names) is fetched without them, as pip does.
         """
-        origin = _origin(url)
-        if origin is None:
+        parsed = _http_url(url)  # parsed once: httpx takes the URL object as it is
+        origin = _origin(parsed)
+        if parsed is None or origin is None:
             raise UpstreamError(url, None, "not an http(s) URL with a host; refusing to fetch it")
-        extra: dict[str, Any] = {} if origin == _origin(self.index_url) else {"auth": None}
-        with _translate_transport_errors(url), self._client.stream("GET", url, **extra) as response:
+        extra: dict[str, Any] = {} if origin == self._index_origin else {"auth": None}
+        with _translate_transport_errors(url), self._client.stream("GET", parsed, **extra) as response:
             _raise_for_status(response)
             yield response
 
@@ -244,17 +246,21 @@ class IndexClient:
             )
 
 
-def _origin(url: str) -> tuple[str, str, int] | None:
-    """Return ``(scheme, host, port)`` of an http(s) URL, or None for anything else.
-
-    >>> _origin("https://index.example/simple/"), _origin("file:///etc/passwd")
-    (('https', 'index.example', 443), None)
-    """
+def _http_url(url: str) -> httpx.URL | None:
+    """Return ``url`` parsed, or None when httpx cannot parse it."""
     try:
-        parsed = httpx.URL(url)
+        return httpx.URL(url)
     except httpx.InvalidURL:
         return None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+
+
+def _origin(parsed: httpx.URL | None) -> tuple[str, str, int] | None:
+    """Return ``(scheme, host, port)`` of an http(s) URL, or None for anything else.
+
+    >>> _origin(_http_url("https://index.example/simple/")), _origin(_http_url("file:///etc/passwd"))
+    (('https', 'index.example', 443), None)
+    """
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
         return None
     return parsed.scheme, parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80)
 

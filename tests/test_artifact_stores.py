@@ -10,6 +10,7 @@ import hashlib
 import os
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -381,6 +382,33 @@ def test_deferred_puts_keep_an_existing_object(fs_store: FileSystemStore, monkey
         puts.put_chunks([DATA], sha256=DATA_SHA, size=len(DATA))
     assert fs_store.path_for(DATA_SHA).stat().st_ino == before
     assert list((fs_store.root / ".incoming").iterdir()) == []
+
+
+def test_deferred_puts_start_flushing_early_and_publish_only_at_exit(
+    fs_store: FileSystemStore, monkeypatch
+) -> None:
+    import storage.filesystem_store as fs
+
+    flushes: list[str] = []
+    real_syncfs = fs._syncfs
+
+    def counting_syncfs(directory: Path) -> bool:
+        flushes.append(threading.current_thread().name)
+        if len(flushes) == 1:
+            raise OSError(5, "an early flush failed")  # ignored: the flush at exit decides
+        return real_syncfs(directory)
+
+    monkeypatch.setattr(fs, "_EARLY_FLUSH_BYTES", len(DATA))
+    monkeypatch.setattr(fs, "_syncfs", counting_syncfs)
+    blobs = [DATA + bytes([i]) for i in range(4)]
+    with fs_store.deferred() as puts:
+        for blob in blobs:
+            puts.put_chunks([blob], sha256=hashlib.sha256(blob).hexdigest(), size=len(blob))
+            puts._flusher.join()  # type: ignore[attr-defined]  # one early flush per put here
+        assert flushes == ["mirrorflow-flush"] * 4
+        assert not any(fs_store.exists(hashlib.sha256(blob).hexdigest()) for blob in blobs)
+    assert flushes[4:] == [threading.current_thread().name] * 2  # durable, then the moves durable
+    assert all(fs_store.exists(hashlib.sha256(blob).hexdigest()) for blob in blobs)
 
 
 def store_path(store: ArtifactStore, sha256: str) -> str:
