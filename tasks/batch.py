@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
-from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
@@ -47,6 +44,7 @@ from tasks.incremental import fetch_page
 from tasks.index_client import IndexClient, ProjectNotFound, TransientError
 from tasks.planning import Wanted, is_stale
 from tasks.retrying import call_with_retries
+from tasks.workers import Pacer, pulled, shared_pool
 
 __all__ = [
     "package_record",
@@ -60,8 +58,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _TRANSIENT = (TransientError, StoreUnavailable)
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class SyncFailed(Exception):
@@ -174,9 +170,11 @@ def sync_projects(names: Sequence[str | Wanted], plan: SyncPlan, services: SyncS
     ``names`` are project names (fetched unconditionally) or ``Wanted`` entries from the plan.
     """
     items = [n if isinstance(n, Wanted) else Wanted(n) for n in names]
-    pool = _pool(plan.concurrency)
-    results = _pulled(pool, plan.concurrency, lambda item: _sync_project(item, plan, services), items)
-    stored_any, reused = _download_all(results, plan, services, pool)
+    pool, pacer = shared_pool(plan.concurrency)
+    results = pulled(
+        pool, plan.concurrency, lambda item: _sync_project(item, plan, services), items, pacer=pacer
+    )
+    stored_any, reused = _download_all(results, plan, services, pool, pacer)
     report = BatchReport(projects=len(names))
     packages: list[NewPackage] = []
     stored: list[tuple[str, int, str]] = []
@@ -211,61 +209,6 @@ def sync_projects(names: Sequence[str | Wanted], plan: SyncPlan, services: SyncS
     if services.on_progress is not None:
         services.on_progress(len(names))
     return report
-
-
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
-# A forked child inherits the dict but not the threads: it must build its own pools.
-os.register_at_fork(after_in_child=_pools.clear)
-
-
-def _pool(concurrency: int) -> ThreadPoolExecutor:
-    """One fetch pool per process and concurrency, shared by the batches that run at once.
-
-    Batches run side by side (the flow's task runner); a pool each would multiply the threads
-    that contend for the GIL by the number of task workers, while the HTTP pool lets only
-    ``concurrency`` requests out at a time anyway. Its threads are daemon-like workers that
-    idle between syncs.
-    """
-    with _pools_lock:
-        pool = _pools.get(concurrency)
-        if pool is None:
-            pool = _pools[concurrency] = ThreadPoolExecutor(
-                concurrency, thread_name_prefix="mirrorflow-fetch"
-            )
-        return pool
-
-
-def _pulled(pool: ThreadPoolExecutor, workers: int, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``[fn(item) for item in items]`` run by ``workers`` tasks of ``pool`` that pull the next item.
-
-    Like ``pool.map`` without a future (a lock and a condition) per item: a whole-index sync maps
-    hundreds of thousands of projects, and that bookkeeping showed in its profile. An exception
-    from ``fn`` stops the workers after their current items; once they all stopped, it propagates
-    (so that nothing of the batch still runs when the caller moves on).
-    """
-    results: list[R | None] = [None] * len(items)
-    pending = iter(range(len(items)))
-    lock = threading.Lock()
-    failed = threading.Event()
-
-    def work() -> None:
-        while not failed.is_set():
-            with lock:
-                index = next(pending, None)
-            if index is None:
-                return
-            try:
-                results[index] = fn(items[index])
-            except BaseException:
-                failed.set()
-                raise
-
-    futures = [pool.submit(work) for _ in range(max(1, min(workers, len(items))))]
-    wait(futures)
-    for future in futures:
-        future.result()  # raises the first worker's error
-    return cast(list[R], results)
 
 
 def _sync_project(item: Wanted, plan: SyncPlan, services: SyncServices) -> _ProjectResult:
@@ -312,7 +255,11 @@ def _sync_project(item: Wanted, plan: SyncPlan, services: SyncServices) -> _Proj
 
 
 def _download_all(
-    results: list[_ProjectResult], plan: SyncPlan, services: SyncServices, pool: ThreadPoolExecutor
+    results: list[_ProjectResult],
+    plan: SyncPlan,
+    services: SyncServices,
+    pool: ThreadPoolExecutor,
+    pacer: Pacer,
 ) -> tuple[list[tuple[str, int, str]], set[str]]:
     """Download the batch's files (immediate policy) over the pool, file by file, and file them
     under their projects; return what was stored, and the digests reused (stored before).
@@ -332,11 +279,12 @@ def _download_all(
         if file.sha256 not in known:
             fetch.setdefault(file.sha256 or file.url, file)
     with services.store.deferred() as putter:
-        fetched = _pulled(
+        fetched = pulled(
             pool,
             plan.concurrency,
             lambda file: _fetch_file(file, plan, services.index, putter),
             list(fetch.values()),
+            pacer=pacer,
         )
         outcomes = dict(zip(fetch, fetched, strict=True))
     stored: dict[str, tuple[str, int, str]] = {}
