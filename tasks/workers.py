@@ -5,7 +5,7 @@ Where the upstream is far (tens of milliseconds a request), the workers wait on 
 ``download_concurrency`` of them overlap those waits. Where it is near (a mirror on the same LAN,
 loopback), the work is CPU-bound in one interpreter: more threads then only trade the GIL at every
 socket call, and that costs CPU. Measured on 3,000 pages of the benchmark's index: a batch of
-pages costs 2.8-3.5 ms of CPU per project with 2 workers and 3.8-4.4 ms with 10. The pacer
+pages costs 2.7-3.5 ms of CPU per project with 2 workers and 3.8-4.4 ms with 10. The pacer
 watches the process's CPU use and lets fewer workers run while it is near a core, and more again
 (up to the remote's concurrency) when it falls; the decision itself is ``next_limit``, a pure
 function.
