@@ -9,9 +9,11 @@ A write is spooled into ``.incoming`` (same filesystem as the final key), verifi
 moved with ``os.replace``, which is atomic on POSIX: a reader sees the whole file under its key or
 nothing, never a partial file. ``deferred()`` does the same for many writes at the price of two
 flushes in all (a sync's batch of downloads: an ``fsync`` per file was a quarter of its download
-threads' time): the files wait in ``.incoming`` until the block ends (a background ``syncfs`` every 32 MiB
-spooled writes most of them back meanwhile), one ``syncfs`` makes them durable, they move under their keys, and a second one makes the moves durable. A crash or power
-loss before that leaves spool files in ``.incoming``, never a torn file under a key. Errors are those of ``storage.artifacts``; a missing file becomes
+threads' time): the files wait in ``.incoming`` until the block ends (a background ``syncfs``
+every 32 MiB spooled writes most of them back meanwhile), one ``syncfs`` makes them durable, they
+move under their keys, and a second one makes the moves durable. A crash or power loss before
+that leaves spool files in ``.incoming``, never a torn file under a key. Errors are those of
+``storage.artifacts``; a missing file becomes
 ``ArtifactNotFound``. Other ``OSError``s (disk full, permissions) propagate unchanged: they are not
 transient and need an operator.
 """
