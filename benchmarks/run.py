@@ -244,10 +244,9 @@ def _immediate(
     for run in range(1, runs + 1):
         raw_mbps = 0.0
         if not skip_raw:
-            started = time.perf_counter()
-            _raw(page_urls, concurrency, ACCEPT)
-            seconds, size = _raw(file_urls, concurrency)
-            seconds = time.perf_counter() - started
+            page_seconds, _ = _raw(page_urls, concurrency, ACCEPT)
+            file_seconds, size = _raw(file_urls, concurrency)
+            seconds = page_seconds + file_seconds
             raw_mbps = size / 1e6 / seconds
             _line(
                 f"raw: big projects' pages + files ({run}/{runs})",
