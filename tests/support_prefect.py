@@ -25,10 +25,21 @@ __all__ = ["prefect_harness", "mirrorflow_env", "cli", "CliResult", "MirrorflowE
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    """Prefect's test harness (a temporary API server), started once for the whole session."""
+    """Prefect's test harness (a temporary API server), started once for the whole session.
+
+    Flow-run heartbeats are off in this process: Prefect ends every flow run by joining its
+    heartbeat thread, which sleeps in one-second steps, and that added half a second on average
+    to each of the suite's hundreds of flow runs. Nothing here reads them (a crashed run is what
+    a Prefect server finds by them); the served deployments of ``test_prefect_ops_server`` run in
+    their own processes, with them on.
+    """
+    from prefect.settings import temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with (
+        prefect_test_harness(server_startup_timeout=60),
+        temporary_settings(updates={"flows.heartbeat_frequency": None}),
+    ):
         yield
 
 
