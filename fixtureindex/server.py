@@ -18,6 +18,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from collections import Counter
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -157,12 +158,14 @@ class _IndexServer(ThreadingHTTPServer):
         self.last_serial: int = state["last_serial"]
         self.serials: dict[str, int] = state["projects"]
         self.hits: Counter[str] = Counter()
+        self.arrivals: list[float] = []  # time.monotonic() of each request, in arrival order
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
 
     def count(self, path: str) -> None:
         with self._lock:
             self.hits[path] += 1
+            self.arrivals.append(time.monotonic())
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         # Registered here, on the serving thread, so stop() cannot miss a just-accepted connection.
@@ -195,7 +198,8 @@ class _IndexServer(ThreadingHTTPServer):
 class RunningIndex:
     """A fixture index served on a background thread; ``url`` is its simple root (pip's --index-url).
 
-    A context manager: leaving it stops the server. ``hits`` counts requests per URL path.
+    A context manager: leaving it stops the server. ``hits`` counts requests per URL path,
+    ``arrivals`` holds when each request arrived.
     """
 
     def __init__(self, server: _IndexServer) -> None:
@@ -215,6 +219,11 @@ class RunningIndex:
     @property
     def hits(self) -> Counter[str]:
         return self._server.hits
+
+    @property
+    def arrivals(self) -> list[float]:
+        """When each request arrived (``time.monotonic()``), in order."""
+        return self._server.arrivals
 
     def stop(self) -> None:
         """Stop serving, close every connection and join the server's threads. Idempotent."""

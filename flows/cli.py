@@ -68,7 +68,9 @@ def remote_create_or_update(
     sock_connect_timeout: float | None = None,
     sock_read_timeout: float | None = None,
     headers: JsonList = None,
-    rate_limit: int | None = None,
+    rate_limit: Annotated[
+        int | None, typer.Option(help="Requests per second to the upstream; 0: no limit.")
+    ] = None,
     tls_validation: Annotated[bool | None, typer.Option("--tls-validation/--no-tls-validation")] = None,
     proxy_url: str | None = None,
     ca_cert: str | None = None,

@@ -101,6 +101,7 @@ def http_spec_for(remote: RemoteFields, *, concurrency: int, max_page_bytes: int
         password=remote.password,
         proxy_username=remote.proxy_username,
         proxy_password=remote.proxy_password,
+        rate_limit=remote.rate_limit,
     )
 
 

@@ -39,6 +39,7 @@ from tasks.simple import (
     parse_project_html,
     parse_project_json,
 )
+from tasks.throttle import Throttle
 
 __all__ = [
     "ACCEPT",
@@ -324,13 +325,15 @@ def build_http_client(
     cert: str | tuple[str, str] | None = None,
     auth: tuple[str, str] | None = None,
     http2: bool = True,
+    rate_limit: float | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> httpx.Client:
     """Return one pooled ``httpx.Client`` for an index: keep-alive, up to ``concurrency`` connections.
 
     ``timeout`` applies to every phase; ``connect_timeout`` / ``read_timeout`` override one phase.
     ``verify`` is a bool or a CA bundle path; ``cert`` a client certificate (path, or (cert, key)).
-    Redirects are followed (at most 5). ``transport`` is a test seam (``httpx.MockTransport``); when
+    ``rate_limit``: requests per second, spaced evenly, across the client's threads
+    (``tasks.throttle``; None or 0: no limit). Redirects are followed (at most 5). ``transport`` is a test seam (``httpx.MockTransport``); when
     given, httpx ignores the connection settings. The caller closes the client.
     """
     timeouts: dict[str, Any] = {}
@@ -349,4 +352,5 @@ def build_http_client(
         follow_redirects=True,
         max_redirects=5,
         transport=transport,
+        event_hooks={"request": [Throttle(rate_limit)]} if rate_limit else None,
     )

@@ -80,6 +80,8 @@ class HttpSpec:
     password: str | None = field(default=None, repr=False)
     proxy_username: str | None = None
     proxy_password: str | None = field(default=None, repr=False)
+    #: Requests per second to the upstream, for each process of the sync (None or 0: no limit).
+    rate_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,7 @@ def http_client_from(http: HttpSpec) -> httpx.Client:
         proxy_url=proxy_url,
         verify=_verify(http),  # type: ignore[arg-type]  # an SSLContext is accepted as well
         auth=(http.username, http.password or "") if http.username else None,
+        rate_limit=http.rate_limit,
     )
 
 
