@@ -9,8 +9,11 @@ Serves a ``benchmarks.synthetic`` index from a separate process on loopback and 
    process's peak RSS;
 3. a no-change resync (serials unchanged: no page is fetched);
 4. an incremental resync after the index moves to its later state (~1% of projects touched);
-5. immediate-policy syncs of the "big" projects into the directory store, each paired with the
-   raw client fetching the same pages and files just before it: MB/s, each ratio and the median.
+5. immediate-policy syncs of the "big" projects (one in 200, about 200 MB) into the directory
+   store, each paired with the raw client fetching the same pages and files just before it: MB/s,
+   each ratio and the median;
+6. the same with five times the bytes (one project in 40 big, about 1 GB, from a second server),
+   where Prefect's fixed cost per flow run weighs five times less.
 
 The catalog is SQLite in a temporary home (``--database-url`` for PostgreSQL). Prefect runs on its
 temporary test server, started once. Figures go to stdout; nothing is timed inside tests.
@@ -22,6 +25,7 @@ import argparse
 import asyncio
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +43,8 @@ __all__ = ["main"]
 ACCEPT = "application/vnd.pypi.simple.v1+json"
 #: Not "benchmarks.server": run as a script, a module of that name would shadow the ``server`` package.
 _SERVER_MODULE = "benchmarks.synthetic_server"
+#: The larger immediate step serves one project in this many as "big" (the index's default is 200).
+LARGE_BIG_EVERY = 40
 
 
 def _peak_rss_mb() -> float:
@@ -91,11 +97,10 @@ def _raw_pages(page_urls: list[str], concurrency: int, when: str) -> float:
 
 
 class _Server:
-    def __init__(self, projects: int, seed: int) -> None:
+    def __init__(self, projects: int, seed: int, big_every: int = 200) -> None:
+        command = [sys.executable, "-m", _SERVER_MODULE, "--projects", str(projects), "--seed", str(seed)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", _SERVER_MODULE, "--projects", str(projects), "--seed", str(seed)],
-            stdout=subprocess.PIPE,
-            text=True,
+            [*command, "--big-every", str(big_every)], stdout=subprocess.PIPE, text=True
         )
         assert self.process.stdout is not None
         port = int(self.process.stdout.readline().split()[1])
@@ -217,20 +222,37 @@ def _bench(
         f"{seconds:.2f} s (in-flow {report.get('duration_s')} s), {touched} projects touched, "
         f"version {result['version']}",
     )
-    _immediate(index, server, concurrency, skip_raw, runs=1 if database_url else immediate_runs)
+    runs = 1 if database_url else immediate_runs
+    _immediate(index, server, concurrency, skip_raw, runs=runs, label="big", fresh_first=False)
+    # The same step with five times the bytes: Prefect's fixed cost per flow run (about a second,
+    # see benchmarks/README.md) weighs five times less in the figure.
+    large_index = SyntheticIndex(index.count, seed=index.seed, big_every=LARGE_BIG_EVERY)
+    large_server = _Server(index.count, index.seed, big_every=LARGE_BIG_EVERY)
+    try:
+        _immediate(large_index, large_server, concurrency, skip_raw, runs=runs, label="large")
+    finally:
+        large_server.stop()
     _line("peak RSS (process, whole run)", f"{_peak_rss_mb():.0f} MB")
 
 
 def _immediate(
-    index: SyntheticIndex, server: _Server, concurrency: int, skip_raw: bool, *, runs: int
+    index: SyntheticIndex,
+    server: _Server,
+    concurrency: int,
+    skip_raw: bool,
+    *,
+    runs: int,
+    label: str,
+    fresh_first: bool = True,
 ) -> None:
     """Immediate syncs of the big projects, each paired with the raw client fetching the same pages
     and files just before it; prints every pair and the median ratio.
 
     On a shared 2-core machine the speed of both sides drifts by tens of percent within a minute:
     a ratio of two runs made seconds apart, and the median of a few such ratios, says more than
-    one pair. Each sync goes into a fresh home (SQLite catalog and directory store), so that it
-    downloads everything; with ``--database-url`` there is one run, into that database.
+    one pair. Each sync goes into a fresh home (SQLite catalog and directory store), removed
+    after it, so that it downloads everything (the first may use the benchmark's own home:
+    ``fresh_first``); with ``--database-url`` there is one run per step, into that database.
     """
     from flows.runtime import catalog_for
     from flows.settings import Settings
@@ -243,27 +265,35 @@ def _immediate(
     flow_ratios: list[float] = []
     for run in range(1, runs + 1):
         raw_mbps = 0.0
+        home = None
         if not skip_raw:
             page_seconds, _ = _raw(page_urls, concurrency, ACCEPT)
             file_seconds, size = _raw(file_urls, concurrency)
             seconds = page_seconds + file_seconds
             raw_mbps = size / 1e6 / seconds
             _line(
-                f"raw: big projects' pages + files ({run}/{runs})",
+                f"raw: {label} projects' pages + files ({run}/{runs})",
                 f"{seconds:.1f} s, {len(page_urls)} pages, {len(file_urls)} files, {raw_mbps:.0f} MB/s",
             )
-        if run > 1:
-            os.environ["MIRRORFLOW_HOME"] = tempfile.mkdtemp(prefix="mirrorflow-bench-immediate-")
-        catalog = catalog_for(Settings())
-        catalog.create_remote(
-            "synthetic-big",
-            url=server.url,
-            policy="immediate",
-            download_concurrency=concurrency,
-            includes=names,
-        )
-        catalog.create_repository("big", remote="synthetic-big")
-        seconds, cpu, result = _sync("big", "synthetic-big", mirror=False)
+        main_home = os.environ["MIRRORFLOW_HOME"]
+        if run > 1 or fresh_first:
+            home = tempfile.mkdtemp(prefix="mirrorflow-bench-immediate-")
+            os.environ["MIRRORFLOW_HOME"] = home
+        try:
+            catalog = catalog_for(Settings())
+            catalog.create_remote(
+                f"synthetic-{label}",
+                url=server.url,
+                policy="immediate",
+                download_concurrency=concurrency,
+                includes=names,
+            )
+            catalog.create_repository(label, remote=f"synthetic-{label}")
+            seconds, cpu, result = _sync(label, f"synthetic-{label}", mirror=False)
+        finally:
+            os.environ["MIRRORFLOW_HOME"] = main_home
+            if home is not None:
+                shutil.rmtree(home, ignore_errors=True)
         size = result["report"]["downloaded_bytes"]
         mbps = size / 1e6 / seconds
         in_flow = result["report"].get("duration_s") or seconds
@@ -274,7 +304,7 @@ def _immediate(
             flow_ratios.append(flow_mbps / raw_mbps)
             ratio, flow_ratio = f" = {ratios[-1]:.0%} of raw", f" = {flow_ratios[-1]:.0%} of raw"
         _line(
-            f"immediate sync into the directory store ({run}/{runs})",
+            f"immediate sync of the {label} projects ({run}/{runs})",
             f"{seconds:.1f} s, {size / 1e6:.0f} MB, {mbps:.0f} MB/s{ratio}",
         )
         _line(
@@ -283,7 +313,7 @@ def _immediate(
         _line("  CPU of this process", f"{cpu:.1f} s, {cpu / (size / 1e6) * 1000:.1f} ms per MB")
     if ratios:
         _line(
-            "immediate / raw, median of the pairs",
+            f"immediate / raw, {label} projects, median",
             f"{statistics.median(ratios):.0%} (in-flow {statistics.median(flow_ratios):.0%}); "
             f"each: {', '.join(f'{r:.0%}' for r in ratios)}",
         )
