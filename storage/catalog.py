@@ -80,12 +80,23 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; take the write lock up front instead,
-        # so that two writers queue on busy_timeout rather than deadlock on a lock upgrade.
         event.listen(engine, "connect", lambda conn, _rec: setattr(conn, "isolation_level", None))
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _begin_sqlite)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+#: The execution option of ``Catalog.reading``'s connections.
+_READ_ONLY = "mirrorflow_read_only"
+
+
+def _begin_sqlite(connection: Any) -> None:
+    # pysqlite's own transaction handling defers BEGIN; a transaction that may write takes the
+    # write lock up front instead, so that two writers queue on busy_timeout rather than deadlock
+    # on a lock upgrade. A read-only one (Catalog.reading) takes no lock: in WAL mode it reads a
+    # snapshot beside a writer, neither waiting for it nor holding it up.
+    read_only = connection.get_execution_options().get(_READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 class Catalog:
@@ -95,6 +106,7 @@ class Catalog:
         """``secrets`` seals remote secrets at rest; without it, storing or reading one raises."""
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(engine.execution_options(**{_READ_ONLY: True}))
         self._secrets = secrets
 
     @classmethod
@@ -122,6 +134,13 @@ class Catalog:
     def session(self) -> Iterator[Session]:
         """One transaction: committed on success, rolled back on error."""
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """One transaction that only reads: on SQLite, a snapshot that does not queue behind a
+        sync's writes (``session`` takes SQLite's write lock up front). It must not write."""
+        with self._read_sessions() as session, session.begin():
             yield session
 
     # -- remotes -----------------------------------------------------------------------------

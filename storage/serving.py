@@ -207,7 +207,7 @@ class ServingCatalog:
 
     def repository(self, name: str) -> RepositoryState:
         """Return the repository's state; raise ``NotFound``."""
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             row = session.execute(
                 select(Repository.id, Repository.name, Repository.latest_version, Remote.name)
                 .outerjoin(Remote, Remote.id == Repository.pull_through_remote_id)
@@ -218,7 +218,7 @@ class ServingCatalog:
         return RepositoryState(*row)
 
     def has_version(self, repository_id: int, number: int) -> bool:
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             found = session.scalar(
                 select(func.count()).where(
                     RepositoryVersion.repository_id == repository_id, RepositoryVersion.number == number
@@ -228,7 +228,7 @@ class ServingCatalog:
 
     def projects(self, repository_id: int, number: int, *, pull_through: bool) -> list[ProjectEntry]:
         """Return the projects of version ``number`` (plus the pull-through cache), sorted by name."""
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             rows = list(
                 session.execute(
                     select(Package.normalized_name, func.min(Package.name), func.max(Package.id))
@@ -263,14 +263,14 @@ class ServingCatalog:
             .where(_present_at(repository_id, number), Package.normalized_name == normalized_name)
             .order_by(Package.filename)
         )
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             return list(map(PageFile._make, session.connection().execute(statement)))
 
     def pull_through_files(
         self, repository_id: int, normalized_name: str
     ) -> tuple[list[ServedFile], datetime | None]:
         """Return the cached pull-through files of a project and when it was last fetched."""
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             rows = list(
                 session.execute(
                     select(*_FILE_COLUMNS, Remote.name, CoreMetadata.sha256, PullThroughPackage.fetched_at)
@@ -290,7 +290,7 @@ class ServingCatalog:
     def find_file(self, repository_id: int, sha256: str, filename: str) -> ServedFile | None:
         """Return the package ``(filename, sha256)`` if any version or the pull-through cache holds it."""
         version = aliased(RepositoryVersion)
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             row = session.execute(
                 select(*_FILE_COLUMNS, version.remote_name, CoreMetadata.sha256)
                 .join(RepositoryContent, RepositoryContent.package_id == Package.id)
@@ -325,7 +325,7 @@ class ServingCatalog:
         return None if row is None else _file(row)
 
     def metadata_digest(self, package_id: int) -> str | None:
-        with self.catalog.session() as session:
+        with self.catalog.reading() as session:
             return session.scalar(select(CoreMetadata.sha256).where(CoreMetadata.package_id == package_id))
 
     # -- writes ------------------------------------------------------------------------------

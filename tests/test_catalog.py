@@ -113,3 +113,28 @@ def test_a_discarded_sync_leaves_no_trace(catalog):
     writer.discard(sync_id)
     assert writer.commit_version(repository="foo", sync_id=sync_id, mirror=False) is None
     assert catalog.get_repository("foo").latest_version == 0
+
+
+def test_serving_reads_a_snapshot_beside_an_open_write_on_sqlite(sqlite_url):
+    """A sync's open write transaction does not hold up the server's reads (SQLite's default is
+    to wait up to busy_timeout, 30 s, for the write lock); they see what was committed."""
+    import threading
+
+    from sqlalchemy import update
+
+    from storage.catalog import Catalog
+    from storage.models import Repository
+    from storage.serving import ServingCatalog
+
+    catalog = Catalog.from_url(sqlite_url)
+    catalog.create_repository("foo")
+    serving = ServingCatalog(catalog)
+    seen: list[int] = []
+    with catalog.session() as writing:  # holds SQLite's write lock until the block ends
+        writing.execute(update(Repository).where(Repository.name == "foo").values(latest_version=7))
+        reader = threading.Thread(target=lambda: seen.append(serving.repository("foo").latest_version))
+        reader.start()
+        reader.join(timeout=10)
+        assert not reader.is_alive(), "the read waited for the write lock"
+    assert seen == [0]
+    assert serving.repository("foo").latest_version == 7  # and the next read sees the commit
