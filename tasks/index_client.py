@@ -333,8 +333,9 @@ def build_http_client(
     ``timeout`` applies to every phase; ``connect_timeout`` / ``read_timeout`` override one phase.
     ``verify`` is a bool or a CA bundle path; ``cert`` a client certificate (path, or (cert, key)).
     ``rate_limit``: requests per second, spaced evenly, across the client's threads
-    (``tasks.throttle``; None or 0: no limit). Redirects are followed (at most 5). ``transport`` is a test seam (``httpx.MockTransport``); when
-    given, httpx ignores the connection settings. The caller closes the client.
+    (``tasks.throttle``; None or 0: no limit). Redirects are followed (at most 5). ``transport``
+    is a test seam (``httpx.MockTransport``); when given, httpx ignores the connection settings.
+    The caller closes the client.
     """
     timeouts: dict[str, Any] = {}
     if connect_timeout is not None:
