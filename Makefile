@@ -24,7 +24,7 @@ lint: $(VENV)/.installed  ## ruff everywhere; mypy strict on tasks/ and storage/
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy tasks storage
 
-bench: $(VENV)/.installed  ## the scale benchmark (about 2 minutes; see benchmarks/README.md)
+bench: $(VENV)/.installed  ## the scale benchmark (about 5 minutes here; see benchmarks/README.md)
 	$(PY) -m benchmarks.run --projects 20000
 
 clean:
