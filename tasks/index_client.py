@@ -24,6 +24,7 @@ import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +33,7 @@ import httpx
 from packaging.utils import canonicalize_name
 
 from tasks.distributions import ProjectListing, ProjectPage
+from tasks.retrying import retry_after_seconds
 from tasks.simple import (
     InvalidPage,
     parse_listing_html,
@@ -99,13 +101,20 @@ class PageTooLarge(UpstreamError):
 
 
 class TransientError(IndexClientError):
-    """A failure worth retrying: 429, 5xx, a timeout or a connection error (``status`` None)."""
+    """A failure worth retrying: 429, 5xx, a timeout or a connection error (``status`` None).
 
-    def __init__(self, url: str, status: int | None, reason: str) -> None:
+    ``retry_after``: the seconds the answer's ``Retry-After`` asked to wait, when it gave one
+    (``tasks.retrying`` waits at least that long before the next try).
+    """
+
+    def __init__(
+        self, url: str, status: int | None, reason: str, *, retry_after: float | None = None
+    ) -> None:
         where = f"answered {status}" if status is not None else "failed"
         super().__init__(url, f"{url!r} {where}: {reason} (transient, retry later)")
         self.status = status
         self.reason = reason
+        self.retry_after = retry_after
 
 
 def _user_agent() -> str:
@@ -123,7 +132,8 @@ def _raise_for_status(response: httpx.Response, *, project: str | None = None) -
     if project is not None and status in (404, 410):
         raise ProjectNotFound(url, project)
     if status == 429 or status >= 500:
-        raise TransientError(url, status, response.reason_phrase or "server error")
+        asked = retry_after_seconds(response.headers.get("Retry-After"), now=datetime.now(UTC))
+        raise TransientError(url, status, response.reason_phrase or "server error", retry_after=asked)
     raise UpstreamError(url, status, response.reason_phrase or "unexpected status")
 
 

@@ -1,6 +1,8 @@
 """Retries with exponential backoff and full jitter, for transient I/O errors only.
 
-A 404, a hash mismatch or a malformed page is never retried: retrying cannot fix it.
+A 404, a hash mismatch or a malformed page is never retried: retrying cannot fix it. An error
+that carries a ``retry_after`` (an upstream's ``Retry-After`` on a 429 or 503, parsed by
+``retry_after_seconds``) is retried no sooner than it asks, up to ``MAX_RETRY_AFTER``.
 """
 
 from __future__ import annotations
@@ -8,11 +10,43 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-__all__ = ["backoff_delays", "call_with_retries"]
+__all__ = ["MAX_RETRY_AFTER", "backoff_delays", "call_with_retries", "retry_after_seconds"]
 
 T = TypeVar("T")
+
+#: The longest wait a ``Retry-After`` gets (seconds): a sync's worker does not sleep for an hour.
+MAX_RETRY_AFTER = 120.0
+
+
+def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
+    """Return the seconds a ``Retry-After`` header asks to wait (RFC 9110: seconds or an HTTP date),
+    or None when there is none or it cannot be read.
+
+    >>> from datetime import UTC
+    >>> now = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
+    >>> retry_after_seconds("30", now=now), retry_after_seconds("Wed, 02 Dec 2026 12:01:00 GMT", now=now)
+    (30.0, 60.0)
+    >>> retry_after_seconds("soon", now=now), retry_after_seconds("-5", now=now), retry_after_seconds(None, now=now)
+    (None, None, None)
+    >>> retry_after_seconds("Wed, 02 Dec 2026 11:00:00 GMT", now=now)  # a date gone by: no wait
+    0.0
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        return None
+    return max(0.0, (when - now).total_seconds())
 
 
 def backoff_delays(
@@ -40,19 +74,20 @@ def call_with_retries(
     """Call ``fn``; on an exception of a ``transient`` type, wait and try again, ``attempts`` times in all.
 
     Returns what ``fn`` returns; raises the last transient error when every try failed, and any
-    other error at once.
+    other error at once. A wait is at least the failed try's ``retry_after`` (capped at
+    ``MAX_RETRY_AFTER``) when the error has one.
     """
     if attempts <= 1:
         return fn()
     try:
         return fn()  # the common case: no jittered delays to draw (a Random per call showed in profiles)
-    except transient:
-        pass
-    delays = backoff_delays(attempts, base=base_delay)
-    sleep(delays[0])
-    for delay in delays[1:]:
+    except transient as exc:
+        error: BaseException = exc
+    for delay in backoff_delays(attempts, base=base_delay):
+        asked = getattr(error, "retry_after", None)
+        sleep(delay if asked is None else max(delay, min(float(asked), MAX_RETRY_AFTER)))
         try:
             return fn()
-        except transient:
-            sleep(delay)
-    return fn()
+        except transient as exc:
+            error = exc
+    raise error
