@@ -34,6 +34,8 @@ def run(*args: str, env: dict[str, str] = ENV, show: bool = True) -> str:
     done = subprocess.run(args, capture_output=True, text=True, env=env)
     if show:
         print(done.stdout, end="")
+    elif done.returncode == 0:
+        print(f"(done: {len(done.stdout.splitlines())} lines of output not shown)")
     if done.returncode:
         print(done.stdout[-2000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
         raise SystemExit(f"demo failed at: {shlex.join(args)}")
