@@ -139,10 +139,17 @@ def _raise_for_status(response: httpx.Response, *, project: str | None = None) -
 
 @contextmanager
 def _translate_transport_errors(url: str) -> Iterator[None]:
-    """Turn httpx's request errors into ``TransientError`` (worth a retry) or ``UpstreamError``."""
+    """Turn httpx's request errors into ``TransientError`` (worth a retry) or ``UpstreamError``.
+
+    A certificate the client does not trust is an ``UpstreamError``: retrying cannot fix it.
+    """
     try:
         yield
     except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
+        refused = _certificate_refusal(exc)
+        if refused is not None:
+            reason = f"TLS certificate not trusted ({refused.verify_message}): set ca_cert, or tls_validation false"
+            raise UpstreamError(url, None, reason) from exc
         raise TransientError(url, None, f"{type(exc).__name__}: {exc}") from exc
     except (httpx.RequestError, httpx.TooManyRedirects) as exc:
         raise UpstreamError(url, None, f"{type(exc).__name__}: {exc}") from exc
@@ -255,6 +262,18 @@ class IndexClient:
             return _Page(
                 b"".join(chunks), media_type, charset, final_url, serial, etag=etag, last_modified=modified
             )
+
+
+def _certificate_refusal(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification error behind ``exc`` (httpx chains httpcore's error to it), if any."""
+    cause: BaseException | None = exc
+    for _ in range(5):  # a short chain: httpx -> httpcore -> ssl
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause
+        if cause is None:
+            return None
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _http_url(url: str) -> httpx.URL | None:
