@@ -4,7 +4,8 @@
 a throwaway CA (``TlsIndex.ca_pem``). The front offers ``h2`` and ``http/1.1`` by ALPN: an HTTP/2
 connection's requests are answered by forwarding them to the plain fixture index, an HTTP/1.1
 connection is piped to it as bytes. ``protocols`` counts the connections by the protocol chosen,
-``paths`` lists what HTTP/2 streams asked for.
+``paths`` lists what HTTP/2 streams asked for. ``mtls_index`` also asks each client for a
+certificate (mutual TLS).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["TlsIndex", "tls_index"]
+__all__ = ["TlsIndex", "mtls_index", "tls_index"]
 
 #: Request headers an HTTP/2 stream passes on to the fixture index.
 _FORWARDED = ("accept", "if-none-match", "if-modified-since")
@@ -38,78 +39,83 @@ _FORWARDED = ("accept", "if-none-match", "if-modified-since")
 _RETURNED = ("content-type", "etag", "last-modified", "x-pypi-last-serial", "location")
 
 
-def _certificates(directory: Path) -> tuple[str, Path, Path]:
-    """A CA (its PEM text) and a certificate for 127.0.0.1 it signed (cert and key files)."""
-    now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mirrorflow test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
+class _TestCA:
+    """A throwaway certificate authority that issues certificates for 127.0.0.1 (PEM text)."""
+
+    def __init__(self) -> None:
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self._name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mirrorflow test CA")])
+        usage = x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False,
         )  # fmt: skip
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
+        certificate = (
+            self._builder(self._name, self._key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False)
+            .sign(self._key, hashes.SHA256())
         )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        self.pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+    def _builder(self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+        now = datetime.now(UTC)
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self._name)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=2))
         )
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "server.pem", directory / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
+
+    def issue(self, common_name: str, *, server: bool) -> tuple[str, str]:
+        """A certificate and its key (PEM text): for the server at 127.0.0.1, or for a client."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        purpose = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = (
+            self._builder(subject, key.public_key())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False
+            )
+        )
+        if server:
+            names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        certificate = builder.sign(self._key, hashes.SHA256())
+        key_pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-    )
-    return ca.public_bytes(serialization.Encoding.PEM).decode(), cert_path, key_path
+        return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
 
 
 class TlsIndex:
-    """The HTTPS front (see the module doc); ``url`` is the simple root, ``ca_pem`` the CA to trust."""
+    """The HTTPS front (see the module doc); ``url`` is the simple root, ``ca_pem`` the CA to trust.
 
-    def __init__(self, upstream: str, directory: Path) -> None:
-        self.ca_pem, cert, key = _certificates(directory)
+    With ``client_certificates``, the front asks every client for a certificate its CA issued
+    (mutual TLS); ``client_cert_pem`` and ``client_key_pem`` are one.
+    """
+
+    def __init__(self, upstream: str, directory: Path, *, client_certificates: bool = False) -> None:
+        ca = _TestCA()
+        self.ca_pem = ca.pem
+        cert_pem, key_pem = ca.issue("127.0.0.1", server=True)
+        (directory / "server.pem").write_text(cert_pem)
+        (directory / "server.key").write_text(key_pem)
         self._upstream = upstream.rstrip("/")
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._context.load_cert_chain(cert, key)
+        self._context.load_cert_chain(directory / "server.pem", directory / "server.key")
         self._context.set_alpn_protocols(["h2", "http/1.1"])
+        self.client_cert_pem = self.client_key_pem = ""
+        if client_certificates:
+            self._context.verify_mode = ssl.CERT_REQUIRED
+            self._context.load_verify_locations(cadata=ca.pem)
+            self.client_cert_pem, self.client_key_pem = ca.issue("mirrorflow client", server=False)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"https://127.0.0.1:{self._listener.getsockname()[1]}/simple/"
         self.protocols: Counter[str] = Counter()
@@ -244,6 +250,16 @@ def _copy(source: socket.socket, target: socket.socket) -> None:
 def tls_index(seed_index, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsIndex]:
     """The seed index behind an HTTPS front offering HTTP/2, for the whole session."""
     front = TlsIndex(seed_index.base_url, tmp_path_factory.mktemp("tls"))
+    try:
+        yield front
+    finally:
+        front.stop()
+
+
+@pytest.fixture(scope="session")
+def mtls_index(seed_index, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsIndex]:
+    """The same, asking every client for a certificate of its CA (mutual TLS)."""
+    front = TlsIndex(seed_index.base_url, tmp_path_factory.mktemp("mtls"), client_certificates=True)
     try:
         yield front
     finally:

@@ -53,3 +53,23 @@ def test_a_certificate_refusal_is_not_transient(tls_index):
         IndexClient(tls_index.url, client=http).get_project("shelf-reader")
     assert refused.value.status is None and "tls_validation" in str(refused.value)
     assert isinstance(refused.value.__cause__, httpx.ConnectError)
+
+
+def test_an_upstream_asking_for_a_client_certificate_gets_the_remotes(cli, mtls_index):
+    """client_cert and client_key (PEM text, the key stored encrypted) are presented in the handshake."""
+    _ok(cli("repository", "create", "--name", "foo"))
+    _ok(
+        cli(
+            "remote", "create", "--name", "mtls", "--url", mtls_index.url, "--ca-cert", mtls_index.ca_pem,
+            "--includes", '["shelf-reader"]',
+        )
+    )  # fmt: skip
+    without = cli("repository", "sync", "--name", "foo", "--remote", "mtls")
+    assert without.exit_code != 0, "no client certificate: the upstream hangs up"
+    _ok(
+        cli(
+            "remote", "update", "--name", "mtls",
+            "--client-cert", mtls_index.client_cert_pem, "--client-key", mtls_index.client_key_pem,
+        )
+    )  # fmt: skip
+    assert _ok(cli("repository", "sync", "--name", "foo", "--remote", "mtls"))["number"] == 1
