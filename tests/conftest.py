@@ -8,12 +8,14 @@ every test module sees them:
 - ``support_catalog``: SQLite and PostgreSQL catalogs;
 - ``support_server``: the index server's request log;
 - ``support_prefect``: one Prefect test harness per session, a mirrorflow environment and CLI per test;
-- ``support_tls``: the seed index behind an HTTPS front offering HTTP/2, with a test CA.
+- ``support_tls``: the seed index behind an HTTPS front offering HTTP/2, with a test CA;
+- ``support_proxy``: a forwarding HTTP proxy that asks for credentials.
 """
 
 from support_catalog import *  # noqa: F403
 from support_index import *  # noqa: F403
 from support_prefect import *  # noqa: F403
+from support_proxy import *  # noqa: F403
 from support_s3 import *  # noqa: F403
 from support_server import *  # noqa: F403
 from support_tls import *  # noqa: F403
