@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
-from flows.remote_spec import SECRET_FIELDS, RemoteFields, describe_validation_error
+from flows.remote_spec import SECRET_FIELDS, RemoteFields, describe_validation_error, is_secret_header
 
 __all__ = [
     "RepositoryName",
@@ -57,12 +57,15 @@ class InlineRemote(RemoteFields):
 
     @model_validator(mode="after")
     def _no_secrets(self) -> InlineRemote:
-        for field in SECRET_FIELDS:
-            if getattr(self, field):
-                raise ValueError(
-                    f"{field}: credentials cannot be given inline (Prefect stores flow parameters in the "
-                    "clear); create a named remote with 'mirrorflow remote create' and pass its name"
-                )
+        given = [f"{field}: credentials" for field in SECRET_FIELDS if getattr(self, field)]
+        secret_headers = [name for entry in self.headers or [] for name in entry if is_secret_header(name)]
+        if secret_headers:  # e.g. Authorization: a credential all the same
+            given.append(f"headers: {', '.join(map(repr, secret_headers))} carries credentials, which")
+        if given:
+            raise ValueError(
+                f"{given[0]} cannot be given inline (Prefect stores flow parameters in the clear); "
+                "create a named remote with 'mirrorflow remote create' and pass its name"
+            )
         return self
 
 

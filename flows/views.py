@@ -1,23 +1,31 @@
 """JSON views of catalog records, with the seed's field names where they make sense.
 
-Secrets never appear: they are shown as ``hidden_fields`` with ``is_set``, as the seed does.
+Secrets never appear: they are shown as ``hidden_fields`` with ``is_set``, as the seed does, and
+the value of a header that carries a credential (``Authorization``, a token) as ``<hidden>``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flows.remote_spec import SECRET_FIELDS, RemoteFields
+from flows.remote_spec import SECRET_FIELDS, RemoteFields, is_secret_header
 from storage.catalog import VersionView
 
 __all__ = ["remote_view", "repository_view", "version_view", "package_view"]
 
 _SUMMARY_KEY = "python.python"
+#: What a secret header's value is shown as.
+HIDDEN = "<hidden>"
 
 
 def remote_view(row: Any) -> dict[str, Any]:
     fields = RemoteFields.from_row(row).model_dump()
     shown = {key: value for key, value in fields.items() if key not in SECRET_FIELDS}
+    if shown.get("headers"):
+        shown["headers"] = [
+            {name: HIDDEN if is_secret_header(name) else value for name, value in entry.items()}
+            for entry in shown["headers"]
+        ]
     url = shown.pop("url")
     return {
         "prn": f"prn:mirrorflow.remote:{row.uuid}",

@@ -9,7 +9,7 @@ every test module sees them:
 - ``support_server``: the index server's request log;
 - ``support_prefect``: one Prefect test harness per session, a mirrorflow environment and CLI per test;
 - ``support_tls``: the seed index behind an HTTPS front offering HTTP/2, with a test CA;
-- ``support_proxy``: a forwarding HTTP proxy that asks for credentials.
+- ``support_proxy``: a forwarding HTTP proxy and a private index, both asking for credentials.
 """
 
 from support_catalog import *  # noqa: F403

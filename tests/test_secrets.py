@@ -185,3 +185,36 @@ def test_an_inline_remote_refuses_credentials_that_prefect_would_record(field):
         )
     inline = validate_sync_parameters(repository="foo", remote={"url": "https://index.example/simple/"})
     assert inline.remote is not None and not isinstance(inline.remote, str)
+
+
+def test_an_inline_remote_refuses_a_credential_header_and_takes_others():
+    from flows.params import InvalidParameters, validate_sync_parameters
+
+    url = "https://index.example/simple/"
+    secret = [{"X-Mirror": "eu"}, {"Authorization": f"Bearer {PLANTED}"}]
+    with pytest.raises(
+        InvalidParameters,
+        match=r"remote\.headers: 'Authorization' carries credentials, which cannot be given inline",
+    ):
+        validate_sync_parameters(repository="foo", remote={"url": url, "headers": secret})
+    plain = validate_sync_parameters(repository="foo", remote={"url": url, "headers": [{"X-Mirror": "eu"}]})
+    assert plain.remote is not None and plain.remote.headers == [{"X-Mirror": "eu"}]
+
+
+def test_a_credential_header_is_sent_but_never_printed(cli):
+    headers = f'[{{"Authorization": "Bearer {PLANTED}"}}, {{"X-Mirror": "eu"}}]'
+    created = cli(
+        "remote", "create", "--name", "corp", "--url", "https://index.example/simple/", "--headers", headers
+    )
+    assert created.exit_code == 0, created.stderr
+    assert created.json()["headers"] == [{"Authorization": "<hidden>"}, {"X-Mirror": "eu"}]
+    for args in (("remote", "show", "--name", "corp"), ("remote", "list")):
+        shown = cli(*args)
+        assert shown.exit_code == 0 and PLANTED not in shown.stdout + shown.stderr
+    from flows.remote_spec import RemoteFields
+    from flows.runtime import catalog_for, http_spec_for
+    from flows.settings import Settings
+
+    remote = RemoteFields.from_row(catalog_for(Settings()).get_remote("corp"))
+    sent = dict(http_spec_for(remote, concurrency=1, max_page_bytes=1024).headers)
+    assert sent["Authorization"] == f"Bearer {PLANTED}", "the stored value is what the requests carry"
