@@ -228,6 +228,8 @@ class TlsIndex:
             self._sockets.discard(sock)
 
     def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() that close() would not
         self._listener.close()
         with self._lock:
             sockets = list(self._sockets)
