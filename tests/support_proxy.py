@@ -21,36 +21,45 @@ import pytest
 
 __all__ = ["AuthGate", "ForwardProxy", "forward_proxy", "private_index"]
 
-#: Headers a proxy does not pass on (hop by hop, and its own credentials).
-_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailers", "upgrade"}
+#: Headers not passed on (hop by hop, credentials meant for the middleman, and what it recomputes).
+_HOP = {
+    "connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailers", "upgrade",
+    "host", "content-length", "transfer-encoding", "content-encoding",
+}  # fmt: skip
 
 
-class ForwardProxy:
-    def __init__(self, username: str, password: str) -> None:
-        self.username, self.password = username, password
-        self.seen: list[str] = []
-        self.refused = 0
-        expected = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-        client = httpx.Client(timeout=10, trust_env=False)
-        proxy = self
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+class _Middleman:
+    """A threaded HTTP server that refuses what ``refuse`` names and forwards the rest with httpx.
+
+    ``refuse(handler)`` returns None to forward, or ``(status, challenge header, value)``;
+    ``target(path)`` is the URL to forward a request line's target to.
+    """
+
+    def __init__(self, base_url: str | None = None) -> None:
+        self._client = httpx.Client(base_url=base_url or "", timeout=10, trust_env=False)
+        middleman = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                if self.headers.get("Proxy-Authorization") != expected:
-                    proxy.refused += 1
-                    self.send_response(407)
-                    self.send_header("Proxy-Authenticate", 'Basic realm="test"')
+                refused = middleman.refuse(self)
+                if refused is not None:
+                    status, name, value = refused
+                    self.send_response(status)
+                    self.send_header(name, value)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                proxy.seen.append(self.path)  # absolute-form: http://host:port/path
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP | {"host"}}
-                answer = client.get(self.path, headers=headers)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP | {"authorization"}}
+                answer = middleman._client.get(self.path, headers=headers)
                 self.send_response(answer.status_code)
                 for name, value in answer.headers.items():
-                    if name.lower() not in _HOP | {"content-length", "transfer-encoding", "content-encoding"}:
+                    if name.lower() not in _HOP:
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(answer.content)))
                 self.end_headers()
@@ -61,17 +70,37 @@ class ForwardProxy:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._client = client
+        self.address = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
 
+    def refuse(self, request: BaseHTTPRequestHandler) -> tuple[int, str, str] | None:
+        raise NotImplementedError
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._client.close()
+
+
+class ForwardProxy(_Middleman):
+    """A forwarding proxy (requests in absolute form) that answers 407 without its credentials."""
+
+    def __init__(self, username: str, password: str) -> None:
+        super().__init__()
+        self.username, self.password = username, password
+        self.url = self.address
+        self.seen: list[str] = []
+        self.refused = 0
+
+    def refuse(self, request: BaseHTTPRequestHandler) -> tuple[int, str, str] | None:
+        if request.headers.get("Proxy-Authorization") != _basic(self.username, self.password):
+            self.refused += 1
+            return 407, "Proxy-Authenticate", 'Basic realm="test"'
+        self.seen.append(request.path)  # absolute form: http://host:port/path
+        return None
 
 
 @pytest.fixture
@@ -83,53 +112,20 @@ def forward_proxy() -> Iterator[ForwardProxy]:
         proxy.stop()
 
 
-class AuthGate:
+class AuthGate(_Middleman):
+    """A private index in front of ``upstream``: 401 without Basic credentials or the bearer token."""
+
     def __init__(self, upstream: str, *, username: str, password: str, token: str) -> None:
+        super().__init__(base_url=upstream.rstrip("/"))
         self.username, self.password, self.token = username, password, token
+        self.url = f"{self.address}/simple/"
         self.seen: list[tuple[str, str | None]] = []
-        basic = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-        accepted = {basic, f"Bearer {token}"}
-        client = httpx.Client(base_url=upstream.rstrip("/"), timeout=10, trust_env=False)
-        gate = self
+        self._accepted = {_basic(username, password), f"Bearer {token}"}
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                given = self.headers.get("Authorization")
-                gate.seen.append((self.path, given))
-                if given not in accepted:
-                    self.send_response(401)
-                    self.send_header("WWW-Authenticate", 'Basic realm="company index"')
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "if-none-match")}
-                answer = client.get(self.path, headers=headers)
-                self.send_response(answer.status_code)
-                for name in ("Content-Type", "ETag", "X-PyPI-Last-Serial", "Location"):
-                    if name in answer.headers:
-                        self.send_header(name, answer.headers[name])
-                self.send_header("Content-Length", str(len(answer.content)))
-                self.end_headers()
-                self.wfile.write(answer.content)
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/simple/"
-        self._client = client
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._client.close()
+    def refuse(self, request: BaseHTTPRequestHandler) -> tuple[int, str, str] | None:
+        given = request.headers.get("Authorization")
+        self.seen.append((request.path, given))
+        return None if given in self._accepted else (401, "WWW-Authenticate", 'Basic realm="company index"')
 
 
 @pytest.fixture
