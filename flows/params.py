@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
-from flows.remote_spec import SECRET_FIELDS, RemoteFields, describe_validation_error, is_secret_header
+from flows.remote_spec import SECRET_FIELDS, RemoteFields, describe_validation_error
+from storage.secrets import is_secret_header
 
 __all__ = [
     "RepositoryName",

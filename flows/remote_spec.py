@@ -14,32 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tasks.filenames import PACKAGE_TYPES
 from tasks.filters import PLATFORMS, FilterSpec, InvalidFilter
 
-__all__ = [
-    "MAX_INT",
-    "RemoteFields",
-    "SECRET_FIELDS",
-    "describe_validation_error",
-    "filter_spec_of",
-    "is_secret_header",
-]
+__all__ = ["MAX_INT", "RemoteFields", "SECRET_FIELDS", "describe_validation_error", "filter_spec_of"]
 
 #: Stored, never printed: shown as ``hidden_fields`` with ``is_set``, in the seed's order.
 SECRET_FIELDS = ("client_key", "proxy_username", "proxy_password", "username", "password")
-
-#: Parts of a header name that mark its value as a credential (``is_secret_header``).
-_SECRET_HEADER_PARTS = ("auth", "token", "secret", "password", "api-key", "apikey", "cookie")
-
-
-def is_secret_header(name: str) -> bool:
-    """Return whether a header in a remote's ``headers`` carries a credential, whose value is never
-    printed (and never accepted inline, where Prefect would record it).
-
-    >>> is_secret_header("Authorization"), is_secret_header("X-JFrog-Art-Api-Key"), is_secret_header("Accept")
-    (True, True, False)
-    """
-    lowered = name.lower()
-    return any(part in lowered for part in _SECRET_HEADER_PARTS)
-
 
 #: Filters beyond Pulp's set, stored together in the ``extra_filters`` column.
 EXTRA_FILTERS = ("exclude_newer_than", "missing_upload_time", "python_versions", "skip_yanked")

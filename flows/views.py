@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.remote_spec import SECRET_FIELDS, RemoteFields, is_secret_header
+from flows.remote_spec import SECRET_FIELDS, RemoteFields
 from storage.catalog import VersionView
+from storage.secrets import is_secret_header
 
 __all__ = ["remote_view", "repository_view", "version_view", "package_view"]
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Remote, Repository, RepositoryVersion
-from storage.secrets import NoSecretKey, SecretBox
+from storage.secrets import SEALED_PREFIX, NoSecretKey, SecretBox, is_secret_header
 
 __all__ = ["Catalog", "CatalogError", "NotFound", "AlreadyExists", "VersionView", "SECRET_COLUMNS"]
 
@@ -181,10 +181,36 @@ class Catalog:
         sealed = dict(fields)
         for key in SECRET_COLUMNS:
             if sealed.get(key) is not None:
-                if self._secrets is None:
-                    raise NoSecretKey(key)
-                sealed[key] = self._secrets.encrypt(sealed[key])
+                sealed[key] = self._box(key).encrypt(sealed[key])
+        if sealed.get("headers"):
+            sealed["headers"] = [
+                {
+                    name: SEALED_PREFIX + self._box("headers").encrypt(value)
+                    if is_secret_header(name)
+                    else value
+                    for name, value in entry.items()
+                }
+                for entry in sealed["headers"]
+            ]
         return sealed
+
+    def _box(self, field: str) -> SecretBox:
+        if self._secrets is None:
+            raise NoSecretKey(field)
+        return self._secrets
+
+    def _opened_headers(self, headers: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [
+            {
+                name: self._box("headers").decrypt(
+                    value.removeprefix(SEALED_PREFIX), field=f"headers ({name})"
+                )
+                if isinstance(value, str) and value.startswith(SEALED_PREFIX)
+                else value
+                for name, value in entry.items()
+            }
+            for entry in headers
+        ]
 
     def _opened(self, row: Remote) -> Remote:
         """A transient copy of ``row`` with its secrets decrypted.
@@ -195,9 +221,9 @@ class Catalog:
         values = {column.key: getattr(row, column.key) for column in Remote.__table__.columns}
         for key in SECRET_COLUMNS:
             if values[key] is not None:
-                if self._secrets is None:
-                    raise NoSecretKey(key)
-                values[key] = self._secrets.decrypt(values[key], field=key)
+                values[key] = self._box(key).decrypt(values[key], field=key)
+        if values["headers"]:
+            values["headers"] = self._opened_headers(values["headers"])
         return Remote(**values)
 
     def delete_remote(self, name: str) -> None:

@@ -1,7 +1,10 @@
 """Secrets at rest: remote passwords and keys are stored encrypted (Fernet: AES-128-CBC + HMAC-SHA256).
 
 The catalog seals a remote's secret fields with a ``SecretBox`` before they reach the database and
-opens them when a remote is read, so the database (and its backups) hold only ciphertext. The key
+opens them when a remote is read, so the database (and its backups) hold only ciphertext. The same
+goes for the value of a header in a remote's ``headers`` whose name carries a credential
+(``is_secret_header``: ``Authorization``, a token), stored as ``SEALED_PREFIX`` + ciphertext; a
+value stored in the clear before (an older row) still reads back as it was. The key
 comes from the settings (``MIRRORFLOW_SECRET_KEY``) or, for the embedded default, from a key file
 created once by ``load_or_create_key``.
 
@@ -23,7 +26,27 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+#: Marks a sealed header value in a remote's ``headers`` (JSON): the ciphertext follows.
+SEALED_PREFIX = "mirrorflow-sealed:"
+
+#: Parts of a header name that mark its value as a credential (``is_secret_header``).
+_SECRET_HEADER_PARTS = ("auth", "token", "secret", "password", "api-key", "apikey", "cookie")
+
+
+def is_secret_header(name: str) -> bool:
+    """Return whether a header in a remote's ``headers`` carries a credential: its value is stored
+    sealed, never printed, and never accepted inline (where Prefect would record it).
+
+    >>> is_secret_header("Authorization"), is_secret_header("X-JFrog-Art-Api-Key"), is_secret_header("Accept")
+    (True, True, False)
+    """
+    lowered = name.lower()
+    return any(part in lowered for part in _SECRET_HEADER_PARTS)
+
+
 __all__ = [
+    "SEALED_PREFIX",
+    "is_secret_header",
     "SecretBox",
     "SecretError",
     "InvalidSecretKey",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import stat
 from datetime import UTC, datetime
@@ -218,3 +219,35 @@ def test_a_credential_header_is_sent_but_never_printed(cli):
     remote = RemoteFields.from_row(catalog_for(Settings()).get_remote("corp"))
     sent = dict(http_spec_for(remote, concurrency=1, max_page_bytes=1024).headers)
     assert sent["Authorization"] == f"Bearer {PLANTED}", "the stored value is what the requests carry"
+
+
+def test_a_credential_header_is_stored_sealed_and_read_back_in_the_clear(catalog_url):
+    box = SecretBox(generate_key())
+    catalog = Catalog.from_url(catalog_url, secrets=box)
+    headers = [{"Authorization": f"Bearer {PLANTED}"}, {"X-Mirror": "eu"}]
+    try:
+        catalog.create_remote("corp", url="https://index.example/simple/", headers=headers)
+        assert catalog.get_remote("corp").headers == headers
+        catalog.update_remote("corp", headers=[{"X-Api-Token": PLANTED}])
+        assert catalog.get_remote("corp").headers == [{"X-Api-Token": PLANTED}]
+        catalog.create_remote("older", url="https://index.example/simple/", headers=headers)
+        with catalog.engine.begin() as conn:  # a row written before headers were sealed
+            conn.execute(
+                text("UPDATE remotes SET headers = :h WHERE name = 'older'"), {"h": json.dumps(headers)}
+            )
+        assert catalog.get_remote("older").headers == headers
+    finally:
+        catalog.dispose()
+    engine = create_engine(catalog_url)
+    try:
+        with engine.connect() as conn:
+            stored = dict(conn.execute(text("SELECT name, headers FROM remotes")).all())
+    finally:
+        engine.dispose()
+    assert PLANTED not in json.dumps(stored["corp"]) and "X-Api-Token" in json.dumps(stored["corp"])
+    keyless = Catalog.from_url(catalog_url)
+    try:
+        with pytest.raises(NoSecretKey, match="'headers'"):
+            keyless.get_remote("corp")
+    finally:
+        keyless.dispose()
