@@ -26,6 +26,18 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+__all__ = [
+    "SEALED_PREFIX",
+    "is_secret_header",
+    "SecretBox",
+    "SecretError",
+    "InvalidSecretKey",
+    "NoSecretKey",
+    "WrongSecretKey",
+    "generate_key",
+    "load_or_create_key",
+]
+
 #: Marks a sealed header value in a remote's ``headers`` (JSON): the ciphertext follows.
 SEALED_PREFIX = "mirrorflow-sealed:"
 
@@ -42,19 +54,6 @@ def is_secret_header(name: str) -> bool:
     """
     lowered = name.lower()
     return any(part in lowered for part in _SECRET_HEADER_PARTS)
-
-
-__all__ = [
-    "SEALED_PREFIX",
-    "is_secret_header",
-    "SecretBox",
-    "SecretError",
-    "InvalidSecretKey",
-    "NoSecretKey",
-    "WrongSecretKey",
-    "generate_key",
-    "load_or_create_key",
-]
 
 
 class SecretError(Exception):

@@ -251,3 +251,11 @@ def test_a_credential_header_is_stored_sealed_and_read_back_in_the_clear(catalog
             keyless.get_remote("corp")
     finally:
         keyless.dispose()
+
+
+def test_secrets_doctests():
+    import doctest
+
+    import storage.secrets
+
+    assert doctest.testmod(storage.secrets, raise_on_error=True).attempted > 0
