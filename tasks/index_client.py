@@ -8,10 +8,11 @@ Errors::
     IndexClientError                .url: the request that failed
      ├── ProjectNotFound            .project: the index answered 404 / 410 for a project page
      ├── UpstreamError              .status, .reason: a non-2xx answer, an unusable Content-Type,
-     │    │                         too many redirects or another request error (.status None)
+     │    │                         too many redirects, a certificate the client does not trust or
+     │    │                         another request error (.status None)
      │    └── PageTooLarge          .limit: a page above max_page_bytes
-     └── TransientError             .status (None for network errors), .reason: 429, 5xx, timeouts
-                                    and connection errors; worth retrying with backoff
+     └── TransientError             .status (None for network errors), .reason, .retry_after: 429,
+                                    5xx, timeouts and connection errors; worth retrying with backoff
     tasks.simple.InvalidPage        (a ValueError) the page came back but cannot be parsed
 
 ``index_url`` is the simple index root, as pip's ``--index-url`` (``https://index.example/simple/``);
