@@ -41,6 +41,7 @@ def report_rows(summary: Mapping[str, Any], counts: Mapping[str, int] | None) ->
     for name in (
         "projects",
         "files_kept",
+        "legacy_filenames",
         "downloaded_files",
         "downloaded_bytes",
         "duration_s",

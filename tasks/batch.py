@@ -120,6 +120,8 @@ class BatchReport:
     downloaded_bytes: int = 0
     not_modified: int = 0
     stale: list[str] = field(default_factory=list)
+    #: Kept files whose names packaging refuses, read knowing their project (``tasks.filenames``).
+    legacy_filenames: int = 0
 
     def __add__(self, other: BatchReport) -> BatchReport:
         return BatchReport(
@@ -132,6 +134,7 @@ class BatchReport:
             downloaded_bytes=self.downloaded_bytes + other.downloaded_bytes,
             not_modified=self.not_modified + other.not_modified,
             stale=sorted(self.stale + other.stale),
+            legacy_filenames=self.legacy_filenames + other.legacy_filenames,
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -145,6 +148,7 @@ class BatchReport:
             "downloaded_bytes": self.downloaded_bytes,
             "not_modified": self.not_modified,
             "stale": self.stale,
+            "legacy_filenames": self.legacy_filenames,
         }
 
 
@@ -159,6 +163,7 @@ class _ProjectResult:
     not_found: bool = False
     failure: str | None = None
     downloaded_bytes: int = 0
+    legacy_filenames: int = 0
     page: ProjectPage | None = None
     #: Kept files to download (immediate policy): fetched for the whole batch at once.
     downloads: list[Candidate] = field(default_factory=list)
@@ -194,6 +199,7 @@ def sync_projects(names: Sequence[str | Wanted], plan: SyncPlan, services: SyncS
         packages.extend(result.packages)
         stored.extend(result.stored)
         report.downloaded_bytes += result.downloaded_bytes
+        report.legacy_filenames += result.legacy_filenames
     report.files_kept = len(packages)
     report.downloaded_files = len(stored)
     if report.failures:
@@ -238,6 +244,7 @@ def _sync_project(item: Wanted, plan: SyncPlan, services: SyncServices) -> _Proj
     result.touched = Touched(name, "fetched", serial, answer.etag, answer.last_modified)
     selection = select_files(canonicalize_name(name), page.files, plan.spec, now=plan.now)
     result.skipped.update(skip.reason.value for skip in selection.skipped)
+    result.legacy_filenames = sum(candidate.parsed.by_project for candidate in selection.kept)
     immediate = plan.policy == "immediate"
     for candidate in selection.kept:
         file = candidate.file

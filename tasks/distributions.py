@@ -50,7 +50,8 @@ class DistFile:
     ``sha256`` is None when the index gave no sha256 hash. ``core_metadata`` is True when the index
     says a PEP 658 ``.metadata`` file is available; ``core_metadata_sha256`` is its digest when given.
     ``packagetype`` is the JSON API's value when the index gave one (e.g. ``"bdist_wheel"``), else None:
-    then the type is derived from the filename.
+    then the type is derived from the filename. ``provenance`` is the absolute URL of the file's PEP 740
+    provenance object, when the index names one.
     """
 
     filename: str
@@ -64,6 +65,7 @@ class DistFile:
     core_metadata: bool = False
     core_metadata_sha256: Sha256 | None = None
     packagetype: str | None = None
+    provenance: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,9 @@ class ProjectPage:
     """A project's simple page: its normalized name, display name and files.
 
     ``last_serial`` comes from PEP 691 ``meta._last-serial`` or the ``X-PyPI-Last-Serial`` header.
-    ``versions`` is PEP 700's list, when the index gave one.
+    ``versions`` is PEP 700's list, when the index gave one. ``status`` and ``status_reason`` are the
+    project's PEP 792 status (``"active"``, ``"archived"``, ``"quarantined"``, ``"deprecated"``, or
+    another the index defines) and its reason, when the index gave them (simple API 1.4).
     """
 
     name: NormalizedName
@@ -79,6 +83,8 @@ class ProjectPage:
     files: tuple[DistFile, ...]
     last_serial: int | None = None
     versions: tuple[str, ...] = ()
+    status: str | None = None
+    status_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

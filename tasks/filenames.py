@@ -6,6 +6,14 @@ still serves (eggs, Windows installers, disk images, RPMs, "dumb" binary archive
 archive suffixes) get small parsers here that split off their platform and release parts and then leave
 the name and the version to ``packaging`` as well. PEP 440 is never re-implemented.
 
+A mirror keeps what the upstream lists. Real indexes list files that ``packaging`` refuses although they
+are safe: wheels whose project part is not normalized (``Drift__Core-1.0.0-cp36-cp36m-win_amd64.whl``),
+sdists with a dash inside the version (``foo-1.0-beta.tar.gz``). Given the project whose page listed the
+file, :func:`parse_filename` reads such a name again: the project's own spelling, then the longest
+dash-separated run that ``packaging`` accepts as a version. The result says so (``by_project``). Unsafe
+names (path separators, control characters, dot names, overlong names) and unknown extensions are
+refused either way.
+
 Exception tree::
 
     ValueError
@@ -19,7 +27,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -77,29 +85,81 @@ class ParsedFilename:
     packagetype: str
     python_version: str
     platforms: tuple[str, ...]
+    #: True when ``packaging`` refused the name and it was read knowing the project that listed it.
+    by_project: bool = False
 
 
 #: The longest filename accepted (a common file system limit).
 MAX_FILENAME_LENGTH = 255
 
 
-def parse_filename(filename: str) -> ParsedFilename:
+def parse_filename(filename: str, *, project: NormalizedName | None = None) -> ParsedFilename:
     """Parse a distribution filename.
 
     Returns a :class:`ParsedFilename`; raises :class:`InvalidFilename` for unsafe names (path separators,
     NUL and other control characters, ``.``/``..``-like names), unknown extensions, invalid project names
-    and invalid versions.
+    and invalid versions. With ``project`` (the normalized name of the project whose page lists the
+    file), a name that ``packaging`` refuses, or reads as another project's, is read again as
+    ``<project's spelling>-<version>...``; when that works the result has ``by_project`` set.
 
     >>> parsed = parse_filename("Foo_Bar.baz-1.0c1.tar.gz")
     >>> parsed.name, parsed.version, parsed.packagetype, parsed.python_version, parsed.platforms
     ('foo-bar-baz', <Version('1.0rc1')>, 'sdist', 'source', ())
+    >>> parsed = parse_filename("Drift__Core-1.0.0-cp36-cp36m-win_amd64.whl", project="drift-core")
+    >>> parsed.name, parsed.version, parsed.platforms, parsed.by_project
+    ('drift-core', <Version('1.0.0')>, ('win_amd64',), True)
     """
     _check_safe(filename)
     lowered = filename.lower()
-    for suffix, parse in _PARSERS:
-        if lowered.endswith(suffix):
-            return parse(filename, filename[: -len(suffix)])
-    raise InvalidFilename(filename, "unknown file extension")
+    found = next(((suffix, parse) for suffix, parse in _PARSERS if lowered.endswith(suffix)), None)
+    if found is None:
+        raise InvalidFilename(filename, "unknown file extension")
+    suffix, parse = found
+    stem = filename[: -len(suffix)]
+    try:
+        parsed = parse(filename, stem, _split_name_version)
+    except InvalidFilename:
+        if project is None:
+            raise
+        return _by_project(filename, stem, parse, project, strict=None)
+    if project is None or parsed.name == project:
+        return parsed
+    return _by_project(filename, stem, parse, project, strict=parsed)
+
+
+_Split = Callable[[str, str], "tuple[NormalizedName, Version]"]
+_Parser = Callable[[str, str, _Split], ParsedFilename]
+
+
+def _by_project(
+    filename: str, stem: str, parse: _Parser, project: NormalizedName, *, strict: ParsedFilename | None
+) -> ParsedFilename:
+    """Read ``filename`` again as a file of ``project``; fall back to ``strict`` (or re-raise) if that fails."""
+    try:
+        return replace(parse(filename, stem, _project_splitter(project)), by_project=True)
+    except InvalidFilename:
+        if strict is not None:
+            return strict  # it names another project: the wrong-project rule decides
+        return parse(filename, stem, _split_name_version)  # raises packaging's own reason
+
+
+def _project_splitter(project: NormalizedName) -> _Split:
+    """A ``name-version`` splitter that knows the project: the first prefix spelling ``project``
+    followed by ``-`` or ``_``, then the longest dash-separated run that is a valid version."""
+
+    def split(filename: str, head: str) -> tuple[NormalizedName, Version]:
+        for index, char in enumerate(head):
+            if char not in "-_" or _canonical_name(head[:index]) != project:
+                continue
+            pieces = head[index + 1 :].split("-")
+            for count in range(len(pieces), 0, -1):
+                try:
+                    return project, Version("-".join(pieces[:count]))
+                except InvalidVersion:
+                    continue
+        raise InvalidFilename(filename, f"no valid version follows the project name {project!r}")
+
+    return split
 
 
 #: A C0 control character or DEL (one C-level scan instead of a Python loop over the characters).
@@ -156,7 +216,9 @@ def _is_python_tag(part: str) -> bool:
     return part.startswith("py") and bool(rest) and all(c.isdigit() or c == "." for c in rest)
 
 
-def _parse_wheel(filename: str, stem: str) -> ParsedFilename:
+def _parse_wheel(filename: str, stem: str, split: _Split) -> ParsedFilename:
+    if split is not _split_name_version:
+        return _parse_wheel_by_project(filename, stem, split)
     # packaging builds a frozenset of Tags per wheel, the costliest part of a sync's filtering,
     # and a sync meets a few hundred distinct tag sets in hundreds of thousands of wheels: the tag
     # set is checked once per spelling (``_valid_tags``), and the name, version and build parts
@@ -181,6 +243,15 @@ def _parse_wheel(filename: str, stem: str) -> ParsedFilename:
         python_version=parts[-3],
         platforms=tuple(parts[-1].split(".")),
     )
+
+
+def _parse_wheel_by_project(filename: str, stem: str, split: _Split) -> ParsedFilename:
+    # A wheel packaging refused: its last three dash-separated parts are still its tags.
+    parts = stem.rsplit("-", 3)
+    if len(parts) != 4 or not all(parts[1:]):
+        raise InvalidFilename(filename, "a wheel needs python, abi and platform tags")
+    name, version = split(filename, parts[0])  # a build tag after the version is not part of it
+    return ParsedFilename(name, version, "bdist_wheel", parts[1], tuple(parts[3].split(".")))
 
 
 def _split_tag_set(stem: str) -> tuple[str, str]:
@@ -208,18 +279,18 @@ def _valid_tags(tags: str) -> bool:
     return True
 
 
-def _parse_egg(filename: str, stem: str) -> ParsedFilename:
+def _parse_egg(filename: str, stem: str, split: _Split) -> ParsedFilename:
     # name-version-pyX.Y[-platform].egg; the platform may itself hold dashes (macosx-10.9-x86_64).
     parts = stem.split("-")
     index = next((i for i in range(2, len(parts)) if _is_python_tag(parts[i])), None)
     if index is None:
         raise InvalidFilename(filename, "an egg needs a 'pyX.Y' part after its version")
-    name, version = _split_name_version(filename, "-".join(parts[:index]))
+    name, version = split(filename, "-".join(parts[:index]))
     platform = "-".join(parts[index + 1 :])
     return ParsedFilename(name, version, "bdist_egg", parts[index], (platform,) if platform else ("any",))
 
 
-def _parse_windows_installer(filename: str, stem: str, packagetype: str) -> ParsedFilename:
+def _parse_windows_installer(filename: str, stem: str, split: _Split, packagetype: str) -> ParsedFilename:
     # bdist_wininst / bdist_msi: name-version.win32[-pyX.Y] or name-version.win-amd64[-pyX.Y]
     head, dot, tail = stem.rpartition(".win")
     if not dot:
@@ -227,63 +298,68 @@ def _parse_windows_installer(filename: str, stem: str, packagetype: str) -> Pars
     platform, dash, python = f"win{tail}".partition("-py")
     if dash and not _is_python_tag(f"py{python}"):
         raise InvalidFilename(filename, f"invalid python part {'py' + python!r}")
-    name, version = _split_name_version(filename, head)
+    name, version = split(filename, head)
     return ParsedFilename(name, version, packagetype, "any", (platform,))
 
 
-def _parse_dmg(filename: str, stem: str) -> ParsedFilename:
-    # name-version[-macosx-10.9-x86_64].dmg
+def _parse_dmg(filename: str, stem: str, split: _Split) -> ParsedFilename:
+    # name-version[-pyX.Y][-macosx-10.9-x86_64].dmg; bdist_dmg writes "-py2.7-macosx10.6".
     head, dash, tail = stem.rpartition("-macosx")
-    if not dash:
-        name, version = _split_name_version(filename, stem)
-        return ParsedFilename(name, version, "bdist_dmg", "any", ())
-    name, version = _split_name_version(filename, head)
-    return ParsedFilename(name, version, "bdist_dmg", "any", (f"macosx{tail}",))
+    platforms = (f"macosx{tail}",) if dash else ()
+    head = head if dash else stem
+    rest, _, last = head.rpartition("-")
+    python = last if rest and _is_python_tag(last) else "any"
+    name, version = split(filename, rest if python != "any" else head)
+    return ParsedFilename(name, version, "bdist_dmg", python, platforms)
 
 
-def _parse_rpm(filename: str, stem: str) -> ParsedFilename:
+def _parse_rpm(filename: str, stem: str, split: _Split) -> ParsedFilename:
     # name-version-release.arch.rpm; the source rpm (arch "src") is bdist_rpm's too.
     rest, dot, arch = stem.rpartition(".")
     head, dash, release = rest.rpartition("-")
     if not (dot and arch and dash and release):
         raise InvalidFilename(filename, "an rpm needs a 'name-version-release.arch.rpm' name")
-    name, version = _split_name_version(filename, head)
+    name, version = split(filename, head)
     return ParsedFilename(name, version, "bdist_rpm", "any", (arch,))
 
 
-def _parse_dumb(filename: str, stem: str) -> ParsedFilename | None:
+def _parse_dumb(filename: str, stem: str, split: _Split) -> ParsedFilename | None:
     """Parse ``name-version.platform`` or return None when no platform marker splits off a valid version."""
     for marker in _DUMB_PLATFORM_MARKERS:
         head, found, tail = stem.rpartition(marker)
         if not found:
             continue
         try:
-            name, version = _split_name_version(filename, head)
+            name, version = split(filename, head)
         except InvalidFilename:
             continue
         return ParsedFilename(name, version, "bdist_dumb", "any", (f"{marker[1:]}{tail}",))
     return None
 
 
-def _parse_archive(filename: str, stem: str) -> ParsedFilename:
+def _parse_archive(filename: str, stem: str, split: _Split) -> ParsedFilename:
     # packaging knows only the .tar.gz and .zip suffixes: the caller split the real one off already.
+    if split is not _split_name_version:
+        dumb = _parse_dumb(filename, stem, split)
+        name, version = (dumb.name, dumb.version) if dumb is not None else split(filename, stem)
+        return dumb or ParsedFilename(name, version, "sdist", "source", ())
     try:
         name, version = parse_sdist_filename(f"{stem}.tar.gz")
     except InvalidSdistFilename as exc:
         # Not an sdist; a "dumb" binary archive has a platform after its version.
-        dumb = _parse_dumb(filename, stem)
+        dumb = _parse_dumb(filename, stem, split)
         if dumb is not None:
             return dumb
-        _split_name_version(filename, stem)  # raises with the precise reason
+        split(filename, stem)  # raises with the precise reason
         raise InvalidFilename(filename, str(exc)) from exc  # pragma: no cover - kept for safety
     return ParsedFilename(_project_name(filename, name), version, "sdist", "source", ())
 
 
-_PARSERS: tuple[tuple[str, Callable[[str, str], ParsedFilename]], ...] = (
+_PARSERS: tuple[tuple[str, _Parser], ...] = (
     (".whl", _parse_wheel),
     (".egg", _parse_egg),
-    (".exe", lambda filename, stem: _parse_windows_installer(filename, stem, "bdist_wininst")),
-    (".msi", lambda filename, stem: _parse_windows_installer(filename, stem, "bdist_msi")),
+    (".exe", lambda filename, stem, split: _parse_windows_installer(filename, stem, split, "bdist_wininst")),
+    (".msi", lambda filename, stem, split: _parse_windows_installer(filename, stem, split, "bdist_msi")),
     (".dmg", _parse_dmg),
     (".rpm", _parse_rpm),
     *((suffix, _parse_archive) for suffix in _ARCHIVE_SUFFIXES),

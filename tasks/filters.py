@@ -251,7 +251,7 @@ class _Context:
 
 def _judge(file: DistFile, context: _Context) -> Candidate | Skip:
     try:
-        parsed = parse_filename(file.filename)
+        parsed = parse_filename(file.filename, project=context.project)
     except InvalidFilename as exc:
         return Skip(file, SkipReason.INVALID_FILENAME, exc.reason)
     candidate = Candidate(file, parsed)

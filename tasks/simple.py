@@ -1,4 +1,4 @@
-"""Pure parsers for simple-repository pages: PEP 503 HTML and PEP 691 JSON (with PEP 592, 658/714, 700).
+"""Pure parsers for simple-repository pages: PEP 503 HTML and PEP 691 JSON (with PEP 592, 658/714, 700, 740, 792).
 
 The index client (``tasks.index_client``) fetches a page and hands its body here; nothing in this
 module does I/O. Each parser returns the records of ``tasks.distributions``:
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
@@ -45,6 +45,7 @@ from tasks.simple_fields import (
     json_field,
     json_upload_time,
     read_serial,
+    resolve_url,
     serial_from_header,
     sha256_or_none,
     typed_value,
@@ -72,6 +73,9 @@ def _load_json(data: bytes, *, page_url: str) -> Mapping[str, Any]:
         raise InvalidPage(page_url, f"body is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
         raise InvalidPage(page_url, f"body is not JSON ({exc.msg} at line {exc.lineno})") from exc
+    except RecursionError:
+        # No simple page nests more than three levels; a hostile one can nest thousands.
+        raise InvalidPage(page_url, "body nests too deeply to be a simple page") from None
     if not isinstance(document, dict):
         raise InvalidPage(page_url, f"top level is {type(document).__name__}, not an object")
     meta = document.get("meta", {})
@@ -107,12 +111,24 @@ def _json_file(entry: object, index: int, *, page_url: str, resolve: Resolver) -
         yanked=yanked is not None and yanked is not False,
         yanked_reason=yanked if isinstance(yanked, str) and yanked else None,
         size=size,
-        upload_time=json_upload_time(
-            json_field(entry, "upload-time", _STR, index, page_url), page_url=page_url, index=index
-        ),
+        upload_time=json_upload_time(json_field(entry, "upload-time", _STR, index, page_url)),
         core_metadata=bool(metadata),
         core_metadata_sha256=sha256_or_none(metadata.get("sha256")) if isinstance(metadata, dict) else None,
+        provenance=_provenance(entry.get("provenance"), resolve),
     )
+
+
+def _provenance(value: object, resolve: Callable[[str], str]) -> str | None:
+    """PEP 740's ``provenance`` URL, resolved; it only informs, so anything but a string is ignored."""
+    return resolve(value) if isinstance(value, str) and value.strip() else None
+
+
+def _status(value: object) -> tuple[str | None, str | None]:
+    """PEP 792's ``project-status`` object as ``(status, reason)``; a malformed one is ignored."""
+    if not isinstance(value, dict) or not isinstance(value.get("status"), str):
+        return None, None
+    reason = value.get("reason")
+    return value["status"].strip().lower() or None, reason if isinstance(reason, str) and reason else None
 
 
 def parse_project_json(data: bytes, *, page_url: str, last_serial_header: str | None = None) -> ProjectPage:
@@ -132,8 +148,9 @@ def parse_project_json(data: bytes, *, page_url: str, last_serial_header: str | 
     versions = typed_value(document, "versions", (list,), page_url=page_url, where="page") or []
     if not all(isinstance(version, str) for version in versions):
         raise InvalidPage(page_url, f"'versions' is {versions!r}, expected a list of strings")
-    serial = read_serial(document.get("meta", {}).get("_last-serial"), page_url=page_url, where="meta")
+    serial = read_serial(document.get("meta", {}).get("_last-serial"))
     resolve = Resolver(page_url)
+    status, reason = _status(document.get("project-status"))
     return ProjectPage(
         name=canonicalize_name(name),
         display_name=name,
@@ -142,6 +159,8 @@ def parse_project_json(data: bytes, *, page_url: str, last_serial_header: str | 
         ),
         last_serial=serial if serial is not None else serial_from_header(last_serial_header),
         versions=tuple(versions),
+        status=status,
+        status_reason=reason,
     )
 
 
@@ -161,10 +180,10 @@ def parse_listing_json(
         name = typed_value(entry, "name", (str,), page_url=page_url, where=where)
         if not name:
             raise InvalidPage(page_url, f"{where} has no 'name'")
-        serial = read_serial(entry.get("_last-serial"), page_url=page_url, where=where)
+        serial = read_serial(entry.get("_last-serial"))
         projects.append(ListedProject(canonicalize_name(name), name, serial))
     meta = document.get("meta", {})
-    serial = read_serial(meta.get("_last-serial"), page_url=page_url, where="meta")
+    serial = read_serial(meta.get("_last-serial"))
     api_version = meta.get("api-version")
     return ProjectListing(
         projects=tuple(projects),
@@ -251,14 +270,21 @@ def _html_metadata(attrs: Mapping[str, str | None]) -> tuple[bool, Sha256 | None
 
 
 def _html_file(attrs: Mapping[str, str | None], text: str, base_url: str, *, page_url: str) -> DistFile:
-    href = attrs["href"] or ""
-    url, fragment = urldefrag(urljoin(base_url, href.strip()))
+    href = (attrs["href"] or "").strip()
+    try:
+        url, fragment = urldefrag(urljoin(base_url, href))
+        path = urlsplit(url).path
+    except ValueError:
+        # A URL urllib cannot parse (``http://[::1``): kept as written, for the unsafe-URL rule to skip.
+        url, _, fragment = href.partition("#")
+        path = url
     # PEP 503: the anchor text is the filename; fall back to the URL's last segment when it is empty.
-    filename = text.strip() or unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    filename = text.strip() or unquote(path.rsplit("/", 1)[-1])
     # PEP 592: the attribute's presence yanks; its value, when not empty, is the reason.
     yanked = "data-yanked" in attrs
     yanked_reason = attrs.get("data-yanked") or None
     core_metadata, core_metadata_sha256 = _html_metadata(attrs)
+    provenance = (attrs.get("data-provenance") or "").strip()
     return DistFile(
         filename=filename,
         url=url,
@@ -268,6 +294,7 @@ def _html_file(attrs: Mapping[str, str | None], text: str, base_url: str, *, pag
         yanked_reason=yanked_reason,
         core_metadata=core_metadata,
         core_metadata_sha256=core_metadata_sha256,
+        provenance=resolve_url(base_url, provenance) if provenance else None,
     )
 
 
@@ -301,7 +328,10 @@ def parse_project_html(text: str, *, page_url: str, last_serial_header: str | No
     Returns a ``ProjectPage``; raises ``InvalidPage``.
     """
     parser = _parse_html(text, page_url)
-    base_url = urljoin(page_url, parser.base_href) if parser.base_href else page_url
+    try:
+        base_url = urljoin(page_url, parser.base_href) if parser.base_href else page_url
+    except ValueError:
+        raise InvalidPage(page_url, f"<base href={parser.base_href!r}> is not a URL") from None
     display_name = _html_display_name(parser, page_url)
     files = tuple(
         _html_file(attrs, anchor_text, base_url, page_url=page_url)
@@ -309,11 +339,14 @@ def parse_project_html(text: str, *, page_url: str, last_serial_header: str | No
         if attrs.get("href")
     )
     serial = parser.serial if parser.serial is not None else serial_from_header(last_serial_header)
+    status = parser.meta.get("pypi:project-status", "").lower() or None
     return ProjectPage(
         name=canonicalize_name(display_name),
         display_name=display_name,
         files=files,
         last_serial=serial,
+        status=status,
+        status_reason=parser.meta.get("pypi:project-status-reason") or None if status else None,
     )
 
 
@@ -328,7 +361,10 @@ def parse_listing_html(text: str, *, page_url: str, last_serial_header: str | No
         href = attrs.get("href")
         if not href:
             continue
-        name = anchor_text.strip() or unquote(urlsplit(href).path.rstrip("/").rsplit("/", 1)[-1])
+        try:
+            name = anchor_text.strip() or unquote(urlsplit(href).path.rstrip("/").rsplit("/", 1)[-1])
+        except ValueError:
+            continue  # no text and an href urllib cannot parse: no name to list
         if name:
             projects.append(ListedProject(canonicalize_name(name), name))
     serial = parser.serial if parser.serial is not None else serial_from_header(last_serial_header)

@@ -75,8 +75,20 @@ def sha256_or_none(value: object) -> Sha256 | None:
 
 
 def resolve_url(page_url: str, href: str) -> str:
-    """Resolve ``href`` against ``page_url`` and drop the fragment."""
-    return urldefrag(urljoin(page_url, href.strip())).url
+    """Resolve ``href`` against ``page_url`` and drop the fragment.
+
+    An href that ``urllib`` cannot parse (a malformed IPv6 host such as ``http://[::1``) is returned as
+    written: it is one file's problem, and the sync's unsafe-URL rule skips that file.
+
+    >>> resolve_url("https://index.example/simple/a/", "../../f/a-1.tar.gz#sha256=00")
+    'https://index.example/f/a-1.tar.gz'
+    >>> resolve_url("https://index.example/simple/a/", "http://[::1/a-1.tar.gz")
+    'http://[::1/a-1.tar.gz'
+    """
+    try:
+        return urldefrag(urljoin(page_url, href.strip())).url
+    except ValueError:
+        return href.strip()
 
 
 #: What keeps an href off the fast path of ``Resolver``: a query, fragment or parameters, and the
@@ -119,13 +131,19 @@ def serial_from_header(value: str | None) -> int | None:
     return int(value) if value.isascii() and value.isdigit() else None
 
 
-def read_serial(value: object, *, page_url: str, where: str) -> int | None:
-    """Return a ``_last-serial`` value (None when absent); raise InvalidPage naming ``where`` otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidPage(page_url, f"{where}: _last-serial {value!r} is not a non-negative integer")
-    return value
+def read_serial(value: object) -> int | None:
+    """Return a ``_last-serial`` as an int: an integer or a string of digits; anything else gives None.
+
+    The serial only informs (an unknown serial makes the next sync fetch the page again), so a
+    garbled one is ignored rather than refusing the page. Real indexes and mirrors (a caching front of
+    the public index, Pulp, bandersnatch) send it as a string.
+
+    >>> read_serial(7), read_serial("2124101"), read_serial(" 9 "), read_serial("nine"), read_serial(-1)
+    (7, 2124101, 9, None, None)
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    return serial_from_header(value) if isinstance(value, str) else None
 
 
 def typed_value(
@@ -160,11 +178,10 @@ def _iso_datetime(value: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def json_upload_time(value: str | None, *, page_url: str, index: int) -> datetime | None:
-    """Return ``files[index]``'s PEP 700 upload time as an aware datetime; raise InvalidPage if not ISO 8601."""
-    if value is None:
-        return None
-    parsed = _iso_datetime(value)
-    if parsed is None:
-        raise InvalidPage(page_url, f"files[{index}]: upload-time {value!r} is not ISO 8601")
-    return parsed
+def json_upload_time(value: str | None) -> datetime | None:
+    """Return a PEP 700 upload time as an aware datetime (with or without fractions of a second).
+
+    The time only informs (``min_upload_age``); one that is not ISO 8601 counts as missing, and
+    ``missing_upload_time`` decides about the file, rather than refusing the page.
+    """
+    return None if value is None else _iso_datetime(value)

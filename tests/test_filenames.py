@@ -261,3 +261,85 @@ def test_wheels_parse_as_packaging_parses_them(filename: str) -> None:
     else:
         parsed = parse_filename(filename)
         assert (parsed.name, parsed.version) == (name, version)
+
+
+@pytest.mark.parametrize(
+    ("filename", "project", "expected"),
+    [
+        pytest.param(
+            "Drift__Core-1.0.0-cp36-cp36m-win_amd64.whl",
+            "drift-core",
+            ("drift-core", "1.0.0", "bdist_wheel", "cp36", ("win_amd64",), True),
+            id="wheel-unnormalized-project-part",
+        ),
+        pytest.param(
+            "foo-bar-1.0-py3-none-any.whl",
+            "foo-bar",
+            ("foo-bar", "1.0", "bdist_wheel", "py3", ("any",), True),
+            id="wheel-dash-in-project-part",
+        ),
+        pytest.param(
+            "name-1.0-py2.7-macosx10.6.dmg",
+            "name",
+            ("name", "1.0", "bdist_dmg", "py2.7", ("macosx10.6",), False),
+            id="bdist-dmg-usual-name",
+        ),
+        pytest.param(
+            "foo-1.0-beta.tar.gz",
+            "foo",
+            ("foo", "1.0b0", "sdist", "source", (), True),
+            id="sdist-dash-in-version",
+        ),
+        pytest.param(
+            "foo-1.0.dev-r123.tar.gz",
+            "foo",
+            ("foo", "1.0.dev0", "sdist", "source", (), True),
+            id="sdist-svn-revision-suffix",
+        ),
+        pytest.param(
+            "foo_1.0.tar.gz", "foo", ("foo", "1.0", "sdist", "source", (), True), id="sdist-underscore"
+        ),
+        pytest.param(
+            "foo-1.0-1.tar.gz",
+            "foo",
+            ("foo", "1.0.post1", "sdist", "source", (), True),
+            id="sdist-read-as-the-listing-project",
+        ),
+        pytest.param(
+            "foo-1.0.tar.gz", "foo", ("foo", "1.0", "sdist", "source", (), False), id="regular-name-untouched"
+        ),
+        pytest.param(
+            "evil-1.0.tar.gz",
+            "foo",
+            ("evil", "1.0", "sdist", "source", (), False),
+            id="another-project-stays-another-project",
+        ),
+    ],
+)
+def test_parse_filename_knowing_the_project(
+    filename: str, project: str, expected: tuple[object, ...]
+) -> None:
+    parsed = parse_filename(filename, project=project)  # type: ignore[arg-type]
+    assert (
+        parsed.name,
+        str(parsed.version),
+        parsed.packagetype,
+        parsed.python_version,
+        parsed.platforms,
+        parsed.by_project,
+    ) == expected
+
+
+@pytest.mark.parametrize(
+    ("filename", "reason"),
+    [
+        pytest.param("../foo-1.0.tar.gz", "contains '/'", id="unsafe-stays-refused"),
+        pytest.param("foo-1.0.txt", "unknown file extension", id="unknown-extension-stays-refused"),
+        pytest.param("foo-bar-1.0.tar.gz\x00", "contains '\\x00'", id="nul-stays-refused"),
+        pytest.param("foo-x.y.tar.gz", "invalid version 'x.y'", id="no-version-keeps-packagings-reason"),
+    ],
+)
+def test_knowing_the_project_never_admits_an_unsafe_or_versionless_name(filename: str, reason: str) -> None:
+    with pytest.raises(InvalidFilename) as caught:
+        parse_filename(filename, project="foo")  # type: ignore[arg-type]
+    assert reason in caught.value.reason

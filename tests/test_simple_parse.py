@@ -213,6 +213,29 @@ def _json_page(entry: dict[str, Any] | None = None, **top: Any) -> bytes:
             id="core-metadata-preferred-over-old-name",
         ),
         pytest.param({"x-unknown": [1, 2]}, {"filename": "demo-1.0.tar.gz"}, id="unknown-key-ignored"),
+        pytest.param(
+            {"upload-time": "2021-05-06T07:08:09Z"},
+            {"upload_time": datetime(2021, 5, 6, 7, 8, 9, tzinfo=UTC)},
+            id="upload-time-no-fraction",
+        ),
+        pytest.param(
+            {"upload-time": "2021-05-06T07:08:09.1Z"},
+            {"upload_time": datetime(2021, 5, 6, 7, 8, 9, 100000, tzinfo=UTC)},
+            id="upload-time-short-fraction",
+        ),
+        pytest.param({"upload-time": "yesterday"}, {"upload_time": None}, id="upload-time-garbled-missing"),
+        pytest.param(
+            {"url": "http://[::1/demo-1.0.tar.gz"},
+            {"url": "http://[::1/demo-1.0.tar.gz"},
+            id="unparsable-url-kept-as-written",
+        ),
+        pytest.param(
+            {"provenance": "../../integrity/demo/1.0/demo-1.0.tar.gz/provenance"},
+            {"provenance": "https://index.example/integrity/demo/1.0/demo-1.0.tar.gz/provenance"},
+            id="pep740-provenance",
+        ),
+        pytest.param({"provenance": None}, {"provenance": None}, id="pep740-no-provenance"),
+        pytest.param({"provenance": 3}, {"provenance": None}, id="pep740-garbled-ignored"),
     ],
 )
 def test_json_file_entry(entry: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -240,9 +263,12 @@ def test_json_file_entry(entry: dict[str, Any], expected: dict[str, Any]) -> Non
         pytest.param(_json_page({"size": True}), "'size' is True", id="size-bool"),
         pytest.param(_json_page({"size": -1}), "negative", id="size-negative"),
         pytest.param(_json_page({"yanked": 1}), "'yanked' is 1", id="yanked-int"),
-        pytest.param(_json_page({"upload-time": "yesterday"}), "not ISO 8601", id="upload-time-garbled"),
         pytest.param(_json_page(versions=[1.0]), "'versions'", id="versions-not-strings"),
-        pytest.param(_json_page(meta={"_last-serial": "7"}), "_last-serial '7'", id="serial-string"),
+        pytest.param(
+            b'{"name": "a", "files": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "nests too deeply",
+            id="deeply-nested",
+        ),
     ],
 )
 def test_json_project_page_rejected(body: bytes, reason: str) -> None:
@@ -257,6 +283,10 @@ def test_json_project_page_rejected(body: bytes, reason: str) -> None:
     ("meta", "header", "expected"),
     [
         pytest.param({"_last-serial": 7}, "9", 7, id="body-wins"),
+        pytest.param({"_last-serial": "2124101"}, None, 2124101, id="string-serial-read"),
+        pytest.param({"_last-serial": "seven"}, "9", 9, id="garbled-serial-ignored"),
+        pytest.param({"_last-serial": -1}, None, None, id="negative-serial-ignored"),
+        pytest.param({"_last-serial": True}, None, None, id="bool-serial-ignored"),
         pytest.param({}, "9", 9, id="header-fallback"),
         pytest.param({}, " 9 ", 9, id="header-whitespace"),
         pytest.param({}, "nine", None, id="header-garbled-ignored"),
@@ -266,6 +296,31 @@ def test_json_project_page_rejected(body: bytes, reason: str) -> None:
 def test_json_last_serial(meta: dict[str, Any], header: str | None, expected: int | None) -> None:
     page = parse_project_json(_json_page(meta=meta), page_url=PAGE_URL, last_serial_header=header)
     assert page.last_serial == expected
+
+
+@pytest.mark.parametrize(
+    ("top", "expected"),
+    [
+        pytest.param(
+            {"project-status": {"status": "quarantined", "reason": "malware"}},
+            ("quarantined", "malware"),
+            id="quarantined",
+        ),
+        pytest.param({"project-status": {"status": "Archived"}}, ("archived", None), id="archived-no-reason"),
+        pytest.param({}, (None, None), id="absent"),
+        pytest.param({"project-status": "archived"}, (None, None), id="garbled-ignored"),
+    ],
+)
+def test_json_pep792_project_status(top: dict[str, Any], expected: tuple[str | None, str | None]) -> None:
+    body = _json_page(meta={"api-version": "1.4"}, **top)
+    page = parse_project_json(body, page_url=PAGE_URL)
+    assert (page.status, page.status_reason) == expected
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.4", "1.99"])
+def test_every_1x_api_version_is_read(version: str) -> None:
+    body = _json_page(meta={"api-version": version, "_last-serial": "5"}, **{"x-future": {"a": 1}})
+    assert parse_project_json(body, page_url=PAGE_URL).last_serial == 5
 
 
 def test_json_name_canonicalized_once_display_kept() -> None:
@@ -364,12 +419,37 @@ def _html_page(anchor: str, head: str = "") -> str:
         pytest.param(
             '<a href="/f/x.whl"> demo-1.0.whl\n</a>', {"filename": "demo-1.0.whl"}, id="text-stripped"
         ),
+        pytest.param(
+            '<a href="http://[::1/demo-1.0.tar.gz#sha256=00">demo-1.0.tar.gz</a>',
+            {"url": "http://[::1/demo-1.0.tar.gz", "filename": "demo-1.0.tar.gz"},
+            id="unparsable-url-kept-as-written",
+        ),
+        pytest.param(
+            '<a href="/f/demo-1.0.tar.gz" data-provenance="/integrity/demo-1.0.tar.gz/provenance">x</a>',
+            {"provenance": "https://index.example/integrity/demo-1.0.tar.gz/provenance"},
+            id="pep740-provenance",
+        ),
     ],
 )
 def test_html_anchor(anchor: str, expected: dict[str, Any]) -> None:
     page = parse_project_html(_html_page(anchor), page_url="https://index.example/simple/demo/")
     (file,) = page.files
     assert {key: getattr(file, key) for key in expected} == expected
+
+
+def test_html_pep792_project_status() -> None:
+    head = (
+        '<meta name="pypi:repository-version" content="1.4">'
+        '<meta name="pypi:project-status" content="quarantined">'
+        '<meta name="pypi:project-status-reason" content="malware reported">'
+    )
+    page = parse_project_html(_html_page("", head=head), page_url=PAGE_URL)
+    assert (page.status, page.status_reason) == ("quarantined", "malware reported")
+
+
+def test_html_unparsable_base_href_refuses_the_page_cleanly() -> None:
+    with pytest.raises(InvalidPage, match="base href"):
+        parse_project_html(_html_page("", head='<base href="http://[::1">'), page_url=PAGE_URL)
 
 
 def test_html_base_href_and_anchors_without_href() -> None:
