@@ -20,6 +20,7 @@ from flows.cli_app import (
     Name,
     UsageError,
     app,
+    bool_option,
     content_app,
     emit,
     json_list,
@@ -38,6 +39,7 @@ from storage.content import ContentWriter
 from storage.maintenance import apply_retention
 from storage.secrets import SecretError
 from tasks.filters import InvalidFilter
+from tasks.index_client import IndexClientError
 
 __all__ = ["app", "main"]
 
@@ -52,7 +54,12 @@ def remote_create_or_update(
     url: Annotated[str | None, typer.Option(help="Root of the upstream simple index.")] = None,
     includes: JsonList = None,
     excludes: JsonList = None,
-    prereleases: Annotated[bool | None, typer.Option("--prereleases/--no-prereleases")] = None,
+    prereleases: Annotated[
+        str | None, typer.Option(metavar="BOOL", help="Sync pre-releases: true (default) or false.")
+    ] = None,
+    no_prereleases: Annotated[
+        bool, typer.Option("--no-prereleases", help="Same as --prereleases false.")
+    ] = False,
     package_types: JsonList = None,
     exclude_platforms: JsonList = None,
     keep_latest_packages: int | None = None,
@@ -71,7 +78,12 @@ def remote_create_or_update(
     rate_limit: Annotated[
         int | None, typer.Option(help="Requests per second to the upstream; 0: no limit.")
     ] = None,
-    tls_validation: Annotated[bool | None, typer.Option("--tls-validation/--no-tls-validation")] = None,
+    tls_validation: Annotated[
+        str | None, typer.Option(metavar="BOOL", help="Verify the upstream's certificate: true or false.")
+    ] = None,
+    no_tls_validation: Annotated[
+        bool, typer.Option("--no-tls-validation", help="Same as --tls-validation false.")
+    ] = False,
     proxy_url: str | None = None,
     ca_cert: str | None = None,
     client_cert: str | None = None,
@@ -83,6 +95,12 @@ def remote_create_or_update(
 ) -> None:
     """Create a remote (create), or change the fields given of an existing one (update)."""
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
+    for field in ("prereleases", "tls_validation"):  # pulp-cli's spelling, and the --no- flag
+        given[field] = bool_option(field, given.get(field))
+        if given.pop(f"no_{field}"):
+            given[field] = False
+        if given[field] is None:
+            del given[field]
     for field in ("includes", "excludes", "package_types", "exclude_platforms", "python_versions", "headers"):
         if field in given:
             given[field] = json_list(field, given[field])
@@ -214,6 +232,11 @@ def repository_sync(
 
     with progress_bar():
         result = run_sync(name, remote, mirror=mirror, settings=settings)
+    for project in result["report"].get("not_found") or []:
+        print(
+            f"Warning: included project {project!r} is not on the index; nothing synced for it",
+            file=sys.stderr,
+        )
     version = catalog.get_version(name, result["version"])
     # "changed": false when the sync found nothing new; the version shown is then the latest one.
     emit(version_view(version) | {"changed": result["version"] is not None, "report": result["report"]})
@@ -277,6 +300,8 @@ def main() -> None:
     except (CatalogError, InvalidFilter, UsageError, SyncFailed, SecretError, ValueError) as exc:
         _exit_with(str(exc))
     except ArtifactStoreError as exc:  # the store is down or refused a write
+        _exit_with(str(exc))
+    except IndexClientError as exc:  # the upstream could not be asked (no simple index at the url, say)
         _exit_with(str(exc))
     except DBAPIError as exc:  # the database went away, refused us, or rejected a value
         _exit_with(f"the catalog database failed: {exc.orig or exc}")

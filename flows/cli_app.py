@@ -54,6 +54,24 @@ def open_catalog() -> Catalog:
     return catalog_for(Settings())
 
 
+_TRUE, _FALSE = ("true", "yes", "y", "1", "on"), ("false", "no", "n", "0", "off")
+
+
+def bool_option(field: str, text: str | None) -> bool | None:
+    """Read ``--prereleases false`` as pulp-cli writes it (``true``/``false``, ``yes``/``no``, ``1``/``0``).
+
+    >>> bool_option("prereleases", "False"), bool_option("prereleases", "1"), bool_option("x", None)
+    (False, True, None)
+    """
+    if text is None:
+        return None
+    if text.strip().lower() in _TRUE:
+        return True
+    if text.strip().lower() in _FALSE:
+        return False
+    raise UsageError(f"{field}: {text!r} is not true or false")
+
+
 def json_list(field: str, text: str | None) -> list[Any] | None:
     if text is None:
         return None

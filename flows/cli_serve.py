@@ -22,9 +22,12 @@ from flows.views import repository_view
 from server.upstream import UpstreamRemote
 from storage.catalog import Catalog, NotFound
 from storage.serving import ServingCatalog
-from tasks.index_client import IndexClient, build_http_client
+from tasks.index_client import IndexClient, IndexClientError, build_http_client, locate_simple_root
+from tasks.index_url import simple_root_candidates
 
 __all__ = ["CatalogUpstreams", "app_from_settings", "serve"]
+
+log = logging.getLogger(__name__)
 
 _CONCURRENCY = 20
 
@@ -56,10 +59,23 @@ class CatalogUpstreams:
                 name=name,
                 policy=fields.policy,
                 spec=filter_spec_of(fields.model_dump()),
-                index=IndexClient(fields.url, client=client, max_page_bytes=self.max_page_bytes),
+                index=IndexClient(
+                    self._simple_root(name, fields.url, client),
+                    client=client,
+                    max_page_bytes=self.max_page_bytes,
+                ),
             )
             self._remotes[name] = (row.last_updated, upstream)
             return upstream
+
+    def _simple_root(self, name: str, url: str, client: Any) -> str:
+        """The remote's simple root (``tasks.index_url``); asked once per remote row, not per request."""
+        candidates = simple_root_candidates(url)
+        try:
+            return locate_simple_root(url, candidates, client=client, max_page_bytes=self.max_page_bytes)
+        except IndexClientError as exc:
+            log.warning("remote %r: %s; looking projects up under %s", name, exc, candidates[0])
+            return candidates[0]
 
     def fallback(self) -> IndexClient:
         with self._lock:

@@ -18,6 +18,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -35,9 +36,12 @@ from storage.catalog import Catalog
 from storage.content import ContentWriter
 from storage.locks import holding
 from storage.maintenance import apply_retention
-from tasks.batch import BatchReport, SyncFailed, SyncPlan, SyncServices
-from tasks.index_client import IndexClient
+from tasks.batch import BatchReport, NoIncludedProjectFound, SyncFailed, SyncPlan, SyncServices
+from tasks.filters import included_project_names
+from tasks.index_client import IndexClient, TransientError, locate_simple_root
+from tasks.index_url import simple_root_candidates
 from tasks.planning import Wanted, batched, filter_fingerprint
+from tasks.retrying import call_with_retries
 from tasks.services import ServicesSpec, hosting, http_client_from, store_from
 from tasks.steps import commit_version_task, plan_work_task, sync_batch_task
 
@@ -140,7 +144,21 @@ def _sync(
     writer = ContentWriter(catalog)
     spec = services_spec(settings, fields, concurrency=concurrency, token=plan.sync_id)
     with http_client_from(spec.http) as http:
-        index = IndexClient(fields.url, client=http, max_page_bytes=settings.max_page_bytes)
+        root = call_with_retries(
+            lambda: locate_simple_root(
+                fields.url,
+                simple_root_candidates(fields.url),
+                client=http,
+                projects=included_project_names(plan.spec),
+                max_page_bytes=settings.max_page_bytes,
+            ),
+            attempts=plan.attempts,
+            transient=(TransientError,),
+        )
+        if root != fields.url:
+            logger.info("remote %r: the simple index is at %s", remote_name, root)
+        spec = replace(spec, http=replace(spec.http, index_url=root))
+        index = IndexClient(root, client=http, max_page_bytes=settings.max_page_bytes)
         services = SyncServices(index=index, store=store_from(spec.store), writer=writer)
         with hosting(spec, services):
             fingerprint = filter_fingerprint(fields.model_dump(), mirror=mirror)
@@ -176,6 +194,11 @@ def _sync(
                 "mirror": mirror,
                 "incremental": {"mode": work.mode, "unchanged": work.unchanged, "gone": len(work.gone)},
             }
+            for name in report.not_found:
+                logger.warning("project %r is not on the index (%s)", name, index.project_url(name))
+            if plan.spec.includes and report.projects and len(report.not_found) == report.projects:
+                writer.discard(plan.sync_id)
+                raise NoIncludedProjectFound(repository, root, report.not_found)
             if report.failures:
                 writer.discard(plan.sync_id)
                 publish_report(

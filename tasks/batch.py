@@ -73,6 +73,21 @@ class SyncFailed(Exception):
         )
 
 
+class NoIncludedProjectFound(SyncFailed):
+    """The index has none of the remote's included projects: a wrong URL or wrong names, not a sync to
+    commit as an empty version. ``url`` is the simple root asked."""
+
+    def __init__(self, repository: str, url: str, names: Sequence[str]) -> None:
+        self.repository, self.url = repository, url
+        self.failures = {name: "not found on the index" for name in names}
+        shown = ", ".join(repr(name) for name in sorted(names)[:5]) + (" ..." if len(names) > 5 else "")
+        Exception.__init__(
+            self,
+            f"sync of repository {repository!r} found none of its included projects ({shown}) under "
+            f"{url!r}, no new version: check the remote's url and includes",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class SyncPlan:
     """What one sync does: the decisions' inputs, fixed when the sync starts."""

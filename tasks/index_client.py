@@ -7,6 +7,7 @@ Errors::
 
     IndexClientError                .url: the request that failed
      ├── ProjectNotFound            .project: the index answered 404 / 410 for a project page
+     ├── NoSimpleIndex              .tried: no candidate URL answered as a simple index
      ├── UpstreamError              .status, .reason: a non-2xx answer, an unusable Content-Type,
      │    │                         too many redirects, a certificate the client does not trust or
      │    │                         another request error (.status None)
@@ -15,14 +16,14 @@ Errors::
                                     5xx, timeouts and connection errors; worth retrying with backoff
     tasks.simple.InvalidPage        (a ValueError) the page came back but cannot be parsed
 
-``index_url`` is the simple index root, as pip's ``--index-url`` (``https://index.example/simple/``);
-nothing is guessed from a bare host name.
+``index_url`` is the simple index root, as pip's ``--index-url`` (``https://index.example/simple/``).
+``locate_simple_root`` finds it from the URL a user gave a remote (``tasks.index_url`` has the rule).
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from tasks.distributions import ProjectListing, ProjectPage
 from tasks.retrying import retry_after_seconds
 from tasks.simple import (
     InvalidPage,
+    looks_like_project_page,
     parse_listing_html,
     parse_listing_json,
     parse_project_html,
@@ -49,11 +51,13 @@ __all__ = [
     "DEFAULT_MAX_PAGE_BYTES",
     "IndexClient",
     "IndexClientError",
+    "NoSimpleIndex",
     "PageTooLarge",
     "ProjectNotFound",
     "TransientError",
     "UpstreamError",
     "build_http_client",
+    "locate_simple_root",
     "ConditionalPage",
 ]
 
@@ -78,6 +82,15 @@ class ProjectNotFound(IndexClientError):
     def __init__(self, url: str, project: str) -> None:
         super().__init__(url, f"project {project!r} not found on the index ({url!r})")
         self.project = project
+
+
+class NoSimpleIndex(IndexClientError):
+    """No URL tried answered as a simple index; ``tried`` maps each URL asked to what it answered."""
+
+    def __init__(self, url: str, tried: Mapping[str, str], what: str) -> None:
+        asked = "; ".join(f"{candidate!r} {answer}" for candidate, answer in tried.items())
+        super().__init__(url, f"{what} at {url!r}: tried {asked}; check the remote's url")
+        self.tried = dict(tried)
 
 
 class UpstreamError(IndexClientError):
@@ -217,6 +230,28 @@ class IndexClient:
             parsed = parse_project_html(page.text(), page_url=page.url, last_serial_header=page.serial)
         return ConditionalPage(parsed, page.etag, page.last_modified)
 
+    def probe_listing(self) -> str | None:
+        """Ask for the listing and read only its start: None when it is a simple listing, else what
+        the URL answered (for ``NoSimpleIndex``). Raises ``TransientError``."""
+        headers = {"Accept": ACCEPT}
+        url = self.index_url
+        with _translate_transport_errors(url), self._client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 429 or response.status_code >= 500:
+                _raise_for_status(response)
+            if not 200 <= response.status_code < 300:
+                return f"answered {response.status_code}"
+            media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+            if media_type != JSON_TYPE and media_type not in HTML_TYPES:
+                return f"answered Content-Type {media_type!r}"
+            head = b""
+            for chunk in response.iter_bytes():
+                head += chunk
+                if len(head) >= _PROBE_BYTES:
+                    break
+        if looks_like_project_page(head[:_PROBE_BYTES], json_body=media_type == JSON_TYPE):
+            return "answered a project page, not a listing"
+        return None
+
     @contextmanager
     def stream_file(self, url: str) -> Iterator[httpx.Response]:
         """Stream a distribution file: ``with client.stream_file(url) as response: response.iter_bytes()``.
@@ -263,6 +298,57 @@ class IndexClient:
             return _Page(
                 b"".join(chunks), media_type, charset, final_url, serial, etag=etag, last_modified=modified
             )
+
+
+#: How much of a candidate listing ``locate_simple_root`` reads to tell a listing from a project page.
+_PROBE_BYTES = 64 * 1024
+
+
+def locate_simple_root(
+    url: str,
+    candidates: Sequence[str],
+    *,
+    client: httpx.Client,
+    projects: Sequence[str] = (),
+    max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+) -> str:
+    """Return the first of ``candidates`` (``tasks.index_url.simple_root_candidates(url)``) that answers
+    as a simple index; a single candidate is returned without a request.
+
+    With ``projects`` (a remote's included names; the first three are asked), a candidate answers
+    when one of their pages is found under it. Without, it answers when its listing is a simple
+    listing: 2xx, a simple Content-Type, and not a project page (a project named ``simple`` under a
+    simple root). Raises ``NoSimpleIndex`` naming every URL tried and its answer, and
+    ``TransientError`` when a candidate could not be asked.
+    """
+    if len(candidates) == 1:
+        return candidates[0]
+    tried: dict[str, str] = {}
+    for candidate in candidates:
+        index = IndexClient(candidate, client=client, max_page_bytes=max_page_bytes)
+        if projects:
+            for name in projects[:3]:
+                try:
+                    index.get_project(name)
+                except (ProjectNotFound, UpstreamError, InvalidPage) as exc:
+                    tried[index.project_url(name)] = _answer(exc)
+                    continue
+                return index.index_url
+        else:
+            answer = index.probe_listing()
+            if answer is None:
+                return index.index_url
+            tried[index.index_url] = answer
+    what = "none of the included projects found" if projects else "no simple index"
+    raise NoSimpleIndex(url, tried, what)
+
+
+def _answer(exc: Exception) -> str:
+    if isinstance(exc, ProjectNotFound):
+        return "answered 404"
+    if isinstance(exc, UpstreamError) and exc.status is not None:
+        return f"answered {exc.status} ({exc.reason})"
+    return f"is not a simple page ({getattr(exc, 'reason', exc)})"
 
 
 def _certificate_refusal(exc: BaseException) -> ssl.SSLCertVerificationError | None:

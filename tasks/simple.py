@@ -58,6 +58,7 @@ __all__ = [
     "parse_project_html",
     "parse_listing_json",
     "parse_listing_html",
+    "looks_like_project_page",
 ]
 
 # -- JSON (PEP 691) ---------------------------------------------------------------------------------
@@ -190,6 +191,26 @@ def parse_listing_json(
         last_serial=serial if serial is not None else serial_from_header(last_serial_header),
         extra={"api-version": api_version} if api_version else {},
     )
+
+
+def looks_like_project_page(head: bytes, *, json_body: bool) -> bool:
+    """Whether the first bytes of a page are a project page rather than a listing.
+
+    Tells the two apart without reading a whole listing (the public index's is tens of MB): a JSON
+    project page has ``"files"`` and a listing ``"projects"``; an HTML project page is titled
+    ``Links for <name>`` (PEP 503) or links to distribution files with a hash fragment.
+
+    >>> looks_like_project_page(b'{"meta": {}, "projects": [{"name": "a"}', json_body=True)
+    False
+    >>> looks_like_project_page(b'<html><title>Links for simple</title>', json_body=False)
+    True
+    """
+    text = head.decode("utf-8", "replace")
+    if json_body:
+        files, projects = text.find('"files"'), text.find('"projects"')
+        return files >= 0 and (projects < 0 or files < projects)
+    lowered = text.lower()
+    return "links for " in lowered or "#sha256=" in lowered
 
 
 # -- HTML (PEP 503) ---------------------------------------------------------------------------------
