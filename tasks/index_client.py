@@ -230,10 +230,16 @@ class IndexClient:
             parsed = parse_project_html(page.text(), page_url=page.url, last_serial_header=page.serial)
         return ConditionalPage(parsed, page.etag, page.last_modified)
 
+    def _accept(self) -> str:
+        """The ``Accept`` of page requests: PEP 691's negotiation, unless the remote's ``headers`` set one
+        (an upstream that mishandles negotiation can be asked for HTML only, say)."""
+        given = self._client.headers.get("Accept")
+        return ACCEPT if given in (None, "*/*") else given
+
     def probe_listing(self) -> str | None:
         """Ask for the listing and read only its start: None when it is a simple listing, else what
         the URL answered (for ``NoSimpleIndex``). Raises ``TransientError``."""
-        headers = {"Accept": ACCEPT}
+        headers = {"Accept": self._accept()}
         url = self.index_url
         with _translate_transport_errors(url), self._client.stream("GET", url, headers=headers) as response:
             if response.status_code == 429 or response.status_code >= 500:
@@ -273,7 +279,7 @@ class IndexClient:
 
     def _get_page(self, url: str, *, project: str | None, conditional: dict[str, str] | None = None) -> _Page:
         """GET a page with PEP 691 negotiation, reading at most ``max_page_bytes``."""
-        headers = {"Accept": ACCEPT, **(conditional or {})}
+        headers = {"Accept": self._accept(), **(conditional or {})}
         with _translate_transport_errors(url), self._client.stream("GET", url, headers=headers) as response:
             if conditional and response.status_code == 304:
                 return _Page(b"", "", "utf-8", str(response.url), None, not_modified=True)

@@ -125,6 +125,21 @@ def test_request_headers() -> None:
     assert seen[0].headers["User-Agent"].startswith("mirrorflow/")
 
 
+def test_a_remotes_accept_header_replaces_the_negotiation() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            200, content=b'<a href="x-1.0.tar.gz">x-1.0.tar.gz</a>', headers={"Content-Type": "text/html"}
+        )
+
+    with build_http_client(headers={"accept": "text/html"}, transport=httpx.MockTransport(handler)) as http:
+        page = IndexClient(ROOT, client=http).get_project("Demo")
+    assert seen[0].headers["Accept"] == "text/html"
+    assert [file.filename for file in page.files] == ["x-1.0.tar.gz"]
+
+
 @pytest.mark.parametrize(
     ("content_type", "body", "expected_files"),
     [
