@@ -30,11 +30,13 @@ from packaging.utils import canonicalize_name
 
 from storage.artifacts import (
     ArtifactStore,
+    ArtifactStoreError,
     ArtifactTooLarge,
     DigestMismatch,
     Putter,
     StoredArtifact,
     StoreUnavailable,
+    artifact_key,
 )
 from storage.content import ContentWriter, NewPackage
 from storage.serials import SerialMemory, Touched
@@ -137,6 +139,8 @@ class BatchReport:
     stale: list[str] = field(default_factory=list)
     #: Kept files whose names packaging refuses, read knowing their project (``tasks.filenames``).
     legacy_filenames: int = 0
+    #: Files found whole in the store (a killed or failed sync stored them) and reused, not downloaded.
+    resumed_files: int = 0
 
     def __add__(self, other: BatchReport) -> BatchReport:
         return BatchReport(
@@ -150,6 +154,7 @@ class BatchReport:
             not_modified=self.not_modified + other.not_modified,
             stale=sorted(self.stale + other.stale),
             legacy_filenames=self.legacy_filenames + other.legacy_filenames,
+            resumed_files=self.resumed_files + other.resumed_files,
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -164,6 +169,7 @@ class BatchReport:
             "not_modified": self.not_modified,
             "stale": self.stale,
             "legacy_filenames": self.legacy_filenames,
+            "resumed_files": self.resumed_files,
         }
 
 
@@ -179,6 +185,7 @@ class _ProjectResult:
     failure: str | None = None
     downloaded_bytes: int = 0
     legacy_filenames: int = 0
+    resumed_files: int = 0
     page: ProjectPage | None = None
     #: Kept files to download (immediate policy): fetched for the whole batch at once.
     downloads: list[Candidate] = field(default_factory=list)
@@ -215,8 +222,9 @@ def sync_projects(names: Sequence[str | Wanted], plan: SyncPlan, services: SyncS
         stored.extend(result.stored)
         report.downloaded_bytes += result.downloaded_bytes
         report.legacy_filenames += result.legacy_filenames
+        report.resumed_files += result.resumed_files
     report.files_kept = len(packages)
-    report.downloaded_files = len(stored)
+    report.downloaded_files = len(stored) - report.resumed_files
     if report.failures:
         # The sync will fail; nothing of this batch is staged. What was stored and verified is
         # recorded all the same, so that the rerun reuses it instead of downloading it again.
@@ -304,7 +312,7 @@ def _download_all(
         fetched = pulled(
             pool,
             plan.concurrency,
-            lambda file: _fetch_file(file, plan, services.index, putter),
+            lambda file: _resume(file, services.store) or _fetch_file(file, plan, services.index, putter),
             list(fetch.values()),
             pacer=pacer,
         )
@@ -323,13 +331,40 @@ def _download_all(
             result.packages.append(package_record(result.page, candidate, outcome.sha256, outcome.size))
             if first:  # counted once, under the first project that listed it
                 result.stored.append(stored[outcome.sha256])
-                result.downloaded_bytes += outcome.size
+                if isinstance(outcome, _Resumed):
+                    result.resumed_files += 1
+                else:
+                    result.downloaded_bytes += outcome.size
         elif isinstance(outcome, ArtifactTooLarge):  # no size was declared, or the store's limit is lower
             log.warning("%s: skipping %r (too-large while downloading)", result.name, file.filename)
             result.skipped["too-large"] += 1
         elif result.failure is None:
             result.failure = f"{file.filename}: {_describe(outcome)}"
     return list(stored.values()), known
+
+
+@dataclass(frozen=True, slots=True)
+class _Resumed(StoredArtifact):
+    """An object a killed or failed sync stored but never recorded: reused, not downloaded again."""
+
+
+def _resume(file: DistFile, store: ArtifactStore) -> StoredArtifact | None:
+    """The object already stored under ``file``'s digest, if there is one of the listed size.
+
+    The store publishes an object under its content-addressed key only whole and verified
+    (``ArtifactStore.put_chunks``), so its key and size prove it complete: a rerun after a crash
+    fetches only what is missing. One ``stat`` per file to download; none for files the catalog
+    already knows.
+    """
+    if file.sha256 is None:
+        return None
+    try:
+        size = store.stat(file.sha256)
+    except ArtifactStoreError:  # not there (or the store is down: the download path says so)
+        return None
+    if file.size is not None and size != file.size:
+        return None
+    return _Resumed(file.sha256, size, artifact_key(file.sha256))
 
 
 def _fetch_file(
