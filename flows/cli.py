@@ -38,10 +38,14 @@ from storage.catalog import Catalog, CatalogError
 from storage.content import ContentWriter
 from storage.maintenance import apply_retention
 from storage.secrets import SecretError
+from tasks.batch import SyncPartial
 from tasks.filters import InvalidFilter
 from tasks.index_client import IndexClientError
 
-__all__ = ["app", "main"]
+__all__ = ["PARTIAL_EXIT", "app", "main"]
+
+#: The exit code of a sync that committed a version without some failed projects or files.
+PARTIAL_EXIT = 3
 
 # -- remotes ---------------------------------------------------------------------------------
 
@@ -68,6 +72,12 @@ def remote_create_or_update(
     python_versions: JsonList = None,
     skip_yanked: Annotated[bool | None, typer.Option("--skip-yanked/--keep-yanked")] = None,
     policy: Annotated[str | None, typer.Option(help="immediate, on_demand or streamed.")] = None,
+    failure_policy: Annotated[
+        str | None, typer.Option(help="auto, partial or all_or_nothing (when some projects fail).")
+    ] = None,
+    max_failed_percent: Annotated[
+        float | None, typer.Option(help="Under partial: fail when more than this percent failed (0-100).")
+    ] = None,
     download_concurrency: int | None = None,
     max_retries: int | None = None,
     total_timeout: float | None = None,
@@ -240,6 +250,11 @@ def repository_sync(
     version = catalog.get_version(name, result["version"])
     # "changed": false when the sync found nothing new; the version shown is then the latest one.
     emit(version_view(version) | {"changed": result["version"] is not None, "report": result["report"]})
+    report = result["report"]
+    if report.get("partial"):
+        stale = {**(report.get("failures") or {}), **(report.get("unverifiable") or {})}
+        print(f"Error: {SyncPartial(name, result['version'], stale)}", file=sys.stderr)
+        sys.exit(PARTIAL_EXIT)
 
 
 def _scheduled_remote(catalog: Catalog, repository: str) -> str | None:

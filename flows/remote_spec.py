@@ -13,14 +13,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tasks.filenames import PACKAGE_TYPES
 from tasks.filters import PLATFORMS, FilterSpec, InvalidFilter
+from tasks.outcome import DEFAULT_MAX_FAILED_PERCENT, FailurePolicy
 
 __all__ = ["MAX_INT", "RemoteFields", "SECRET_FIELDS", "describe_validation_error", "filter_spec_of"]
 
 #: Stored, never printed: shown as ``hidden_fields`` with ``is_set``, in the seed's order.
 SECRET_FIELDS = ("client_key", "proxy_username", "proxy_password", "username", "password")
 
-#: Filters beyond Pulp's set, stored together in the ``extra_filters`` column.
-EXTRA_FILTERS = ("exclude_newer_than", "missing_upload_time", "python_versions", "skip_yanked")
+#: Fields beyond Pulp's set (filters, and the failure rule), stored together in the ``extra_filters`` column.
+EXTRA_FILTERS = (
+    "exclude_newer_than",
+    "missing_upload_time",
+    "python_versions",
+    "skip_yanked",
+    "failure_policy",
+    "max_failed_percent",
+)
 
 Policy = Literal["immediate", "on_demand", "streamed"]
 
@@ -33,7 +41,10 @@ class RemoteFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    url: str = Field(description="Root of the upstream simple index, as pip's --index-url.")
+    url: str = Field(
+        description="The upstream index: its root (https://index.example/), its simple root (.../simple/) "
+        "or devpi's .../+simple/."
+    )
     includes: list[str] = Field(default_factory=list, description="PEP 508 requirements to sync.")
     excludes: list[str] = Field(default_factory=list, description="PEP 508 requirements to leave out.")
     prereleases: bool = Field(default=True, description="Sync pre- and dev releases.")
@@ -51,6 +62,17 @@ class RemoteFields(BaseModel):
     python_versions: list[str] = Field(default_factory=list, description="Keep files installable on these.")
     skip_yanked: bool = Field(default=False, description="Leave out files the upstream yanked.")
     policy: Policy = Field(default="on_demand", description="immediate, on_demand or streamed.")
+    failure_policy: FailurePolicy = Field(
+        default=FailurePolicy.AUTO,
+        description="When some projects fail: partial commits the rest, all_or_nothing makes no version; "
+        "auto: partial without includes, all_or_nothing with them.",
+    )
+    max_failed_percent: float = Field(
+        default=DEFAULT_MAX_FAILED_PERCENT,
+        ge=0,
+        le=100,
+        description="Under partial: fail the sync when more than this percent of its projects failed.",
+    )
     download_concurrency: int | None = Field(default=None, ge=1, le=100)
     max_retries: int | None = Field(default=None, ge=0, le=20)
     total_timeout: float | None = Field(default=None, gt=0)

@@ -40,6 +40,7 @@ from tasks.batch import BatchReport, NoIncludedProjectFound, SyncFailed, SyncPla
 from tasks.filters import included_project_names
 from tasks.index_client import IndexClient, TransientError, locate_simple_root
 from tasks.index_url import simple_root_candidates
+from tasks.outcome import commits_despite_failures
 from tasks.planning import Wanted, batched, filter_fingerprint
 from tasks.retrying import call_with_retries
 from tasks.services import ServicesSpec, hosting, http_client_from, store_from
@@ -199,12 +200,30 @@ def _sync(
             if plan.spec.includes and report.projects and len(report.not_found) == report.projects:
                 writer.discard(plan.sync_id)
                 raise NoIncludedProjectFound(repository, root, report.not_found)
-            if report.failures:
+            commits = commits_despite_failures(
+                fields.failure_policy,
+                whole_index=not plan.spec.includes,
+                failed=len(report.failures),
+                asked=report.projects,
+                max_failed_percent=fields.max_failed_percent,
+            )
+            if not commits:
                 writer.discard(plan.sync_id)
                 publish_report(
                     repository, version=None, previous=repo.latest_version, summary=summary, counts=None
                 )
                 raise SyncFailed(repository, report.failures)
+            summary["partial"] = bool(report.failures or report.unverifiable)
+            if summary["partial"]:
+                logger.warning(
+                    "committing without %d failed project(s) and %d unverifiable file(s); they keep their "
+                    "previous content and the next sync retries them: %s",
+                    len(report.failures),
+                    len(report.unverifiable),
+                    "; ".join(
+                        f"{k}: {v}" for k, v in sorted({**report.failures, **report.unverifiable}.items())[:5]
+                    ),
+                )
             version = commit_version_task(
                 plan,
                 spec,

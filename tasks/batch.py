@@ -75,6 +75,21 @@ class SyncFailed(Exception):
         )
 
 
+class SyncPartial(Exception):
+    """A version was committed without some projects (``failure_policy`` partial) or files
+    (quarantined): ``stale`` maps each to why. Raised after the commit, for a distinct exit code."""
+
+    def __init__(self, repository: str, version: int | None, stale: dict[str, str]) -> None:
+        self.repository, self.version, self.stale = repository, version, stale
+        shown = "; ".join(f"{name}: {why}" for name, why in sorted(stale.items())[:3])
+        more = f" (and {len(stale) - 3} more)" if len(stale) > 3 else ""
+        at = f"version {version}" if version is not None else "its current version (nothing else changed)"
+        super().__init__(
+            f"sync of repository {repository!r} committed {at} without {len(stale)} project(s) or file(s) "
+            f"that failed: {shown}{more}. They keep their previous content; the next sync retries them"
+        )
+
+
 class NoIncludedProjectFound(SyncFailed):
     """The index has none of the remote's included projects: a wrong URL or wrong names, not a sync to
     commit as an empty version. ``url`` is the simple root asked."""
@@ -141,6 +156,8 @@ class BatchReport:
     legacy_filenames: int = 0
     #: Files found whole in the store (a killed or failed sync stored them) and reused, not downloaded.
     resumed_files: int = 0
+    #: Files whose bytes failed their digest twice, by filename: left out, retried next sync.
+    unverifiable: dict[str, str] = field(default_factory=dict)
 
     def __add__(self, other: BatchReport) -> BatchReport:
         return BatchReport(
@@ -155,6 +172,7 @@ class BatchReport:
             stale=sorted(self.stale + other.stale),
             legacy_filenames=self.legacy_filenames + other.legacy_filenames,
             resumed_files=self.resumed_files + other.resumed_files,
+            unverifiable={**self.unverifiable, **other.unverifiable},
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -170,6 +188,7 @@ class BatchReport:
             "stale": self.stale,
             "legacy_filenames": self.legacy_filenames,
             "resumed_files": self.resumed_files,
+            "unverifiable": dict(sorted(self.unverifiable.items())),
         }
 
 
@@ -186,6 +205,7 @@ class _ProjectResult:
     downloaded_bytes: int = 0
     legacy_filenames: int = 0
     resumed_files: int = 0
+    unverifiable: dict[str, str] = field(default_factory=dict)
     page: ProjectPage | None = None
     #: Kept files to download (immediate policy): fetched for the whole batch at once.
     downloads: list[Candidate] = field(default_factory=list)
@@ -209,15 +229,23 @@ def sync_projects(names: Sequence[str | Wanted], plan: SyncPlan, services: SyncS
     for result in results:
         report.skipped += result.skipped
         report.not_modified += result.not_modified
+        if result.not_found:
+            report.not_found.append(result.name)
+        if result.failure is not None:
+            # A failed project keeps exactly its previous content and memory: nothing of it is
+            # staged, and "stale" makes the commit keep it and the next sync retry it.
+            report.failures[result.name] = result.failure
+            touched.append(Touched(result.name, "stale"))
+            report.stale.append(result.name)
+            continue
+        if result.unverifiable:
+            # Its verified files commit; the project is retried next time for the quarantined ones.
+            report.unverifiable.update(result.unverifiable)
+            result.touched = Touched(result.name, "stale")
         if result.touched is not None:
             touched.append(result.touched)
             if result.touched.state == "stale":
                 report.stale.append(result.name)
-        if result.not_found:
-            report.not_found.append(result.name)
-        if result.failure is not None:
-            report.failures[result.name] = result.failure
-            continue
         packages.extend(result.packages)
         stored.extend(result.stored)
         report.downloaded_bytes += result.downloaded_bytes
@@ -225,11 +253,8 @@ def sync_projects(names: Sequence[str | Wanted], plan: SyncPlan, services: SyncS
         report.resumed_files += result.resumed_files
     report.files_kept = len(packages)
     report.downloaded_files = len(stored) - report.resumed_files
-    if report.failures:
-        # The sync will fail; nothing of this batch is staged. What was stored and verified is
-        # recorded all the same, so that the rerun reuses it instead of downloading it again.
-        services.writer.record_artifacts(stored_any)
-        return report
+    # Staged even when some projects failed: whether the sync may commit without them is the
+    # flow's decision (``tasks.outcome``); a sync that may not discards what was staged.
     ids = services.writer.upsert_packages(packages)
     services.writer.record_artifacts(stored_any)  # after the packages: it links them
     services.writer.link_artifacts(reused)  # a digest stored before, by a sync that failed, say
@@ -335,6 +360,10 @@ def _download_all(
                     result.resumed_files += 1
                 else:
                     result.downloaded_bytes += outcome.size
+        elif isinstance(outcome, DigestMismatch):  # twice: quarantined, the project's other files commit
+            log.warning("%s: leaving out %r: %s", result.name, file.filename, outcome)
+            result.skipped["unverifiable"] += 1
+            result.unverifiable[file.filename] = str(outcome)
         elif isinstance(outcome, ArtifactTooLarge):  # no size was declared, or the store's limit is lower
             log.warning("%s: skipping %r (too-large while downloading)", result.name, file.filename)
             result.skipped["too-large"] += 1
@@ -370,13 +399,17 @@ def _resume(file: DistFile, store: ArtifactStore) -> StoredArtifact | None:
 def _fetch_file(
     file: DistFile, plan: SyncPlan, index: IndexClient, putter: Putter
 ) -> StoredArtifact | Exception:
-    """Download and store one file, with retries: the stored artifact, or the error that ended it."""
+    """Download and store one file, with retries: the stored artifact, or the error that ended it.
+
+    Bytes that fail their digest are fetched once more (a flaky cache or proxy); a second
+    ``DigestMismatch`` is returned, and the file is quarantined rather than failing its project.
+    """
+    download = partial(_download, file, index, putter, plan.max_file_bytes)
     try:
-        return call_with_retries(
-            partial(_download, file, index, putter, plan.max_file_bytes),
-            attempts=plan.attempts,
-            transient=_TRANSIENT,
-        )
+        try:
+            return call_with_retries(download, attempts=plan.attempts, transient=_TRANSIENT)
+        except DigestMismatch:
+            return call_with_retries(download, attempts=plan.attempts, transient=_TRANSIENT)
     except Exception as exc:  # filed under every project that lists the file
         return exc
 

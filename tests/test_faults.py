@@ -2,8 +2,10 @@
 
 The fault-injecting index (``fixtureindex.faults``) serves the seed index's files with 5xx bursts,
 resets, truncated or corrupted bodies, slow answers and redirect loops. Transient faults are retried
-and the sync completes; a hash mismatch or a download that keeps failing fails the sync with a
-clear one-line summary and no new version. See docs/reliability.md.
+and the sync completes; a file whose bytes fail their digest twice is quarantined (exit 3, the rest
+commits); a download that keeps failing fails an includes remote's sync with a clear one-line
+summary and no new version (tests/test_convergence.py has the whole-index rule). See
+docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -154,24 +156,30 @@ def test_transient_faults_are_retried_and_the_sync_completes(cli, faulty, seed_i
     assert kinds == {"status", "reset", "slow", "truncate"}, "every planned fault was served"
 
 
-def test_a_hash_mismatch_stores_nothing_and_fails_with_file_expected_and_actual_digest(
-    cli, faulty, seed_index
-):
+def test_a_hash_mismatch_is_quarantined_naming_file_expected_and_actual_digest(cli, faulty, seed_index):
     wheel = next(seed_index.root.glob("files/*/shelf_reader-0.1-py2-none-any.whl"))
     real = wheel.read_bytes()
     actual = hashlib.sha256(real[:-1] + bytes([real[-1] ^ 0xFF])).hexdigest()
     expected = _listed(seed_index)[wheel.name]
     faulty.rules = [Rule(WHEEL, Fault.corrupt())]
     _setup(cli, faulty.url, "--max-retries", "1")
-    line = _error_line(_sync(cli))
-    assert line.startswith("Error: sync of repository 'foo' failed") and "no new version" in line
+    result = _sync(cli)
+    assert result.exit_code == 3, "committed without the quarantined file: a distinct exit code"
+    line = _error_line(result)
+    assert line.startswith("Error: sync of repository 'foo' committed version 1 without 1 ")
     assert wheel.name in line and expected in line and actual in line
+    assert result.json()["report"]["unverifiable"].keys() == {wheel.name}
+    assert result.json()["report"]["stale"] == ["shelf-reader"]
+    corrupt = sum(n for (_, kind), n in faulty.served.items() if kind == "corrupt")
+    assert corrupt == 2, "fetched twice, then quarantined"
     catalog, writer, store = _state()
-    assert catalog.get_repository("foo").latest_version == 0
+    assert catalog.get_repository("foo").latest_version == 1
     assert not store.exists(expected) and not store.exists(actual)
-    assert writer.count_packages() == 0, "a failed batch records no package"
+    assert [p.filename for p in writer.content_at("foo")] == ["shelf-reader-0.1.tar.gz"], "the rest commits"
     faulty.rules = []
-    assert _sync(cli).exit_code == 0, "the next sync finishes the job"
+    again = _sync(cli)
+    assert again.exit_code == 0, "the next sync retries the quarantined file and finishes the job"
+    assert again.json()["number"] == 2
     assert len(_assert_all_stored_and_verified(writer, store)) == 2
 
 

@@ -1,0 +1,129 @@
+"""Convergence: a whole-index sync over a partly broken upstream commits what it can, and converges.
+
+``failure_policy`` (``tasks.outcome``): a whole-index remote commits without its failed projects
+(``auto`` is ``partial`` there), each keeping exactly its previous content and retried by the next
+sync; bytes that fail their digest twice are quarantined. More than ``max_failed_percent`` failing
+is still a failure with no version, as is an upstream that is down.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from packaging.utils import canonicalize_name
+
+from fixtureindex.faults import Fault, Rule, serve_faulty
+
+SQLITE_ONLY = pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
+BROKEN_PAGES = ("/simple/scipy/", "/simple/pip-tools/")
+BAD_FILE = "/files/*/Django-2.2.28-py3-none-any.whl"
+
+
+@pytest.fixture
+def faulty(seed_index):
+    with serve_faulty(seed_index.root, []) as running:
+        yield running
+
+
+def _setup(cli, url: str, *options: str) -> None:
+    assert cli("repository", "create", "--name", "all").exit_code == 0
+    created = cli(
+        "remote",
+        "create",
+        "--name",
+        "up",
+        "--url",
+        url,
+        "--policy",
+        "immediate",
+        "--max-retries",
+        "1",
+        *options,
+    )
+    assert created.exit_code == 0, created.stderr
+
+
+def _sync(cli, *options: str):
+    return cli("repository", "sync", "--name", "all", "--remote", "up", *options)
+
+
+def _content(cli) -> dict[str, str]:
+    listed = cli("content", "list", "--repository", "all")
+    assert listed.exit_code == 0, listed.stderr
+    return {package["filename"]: package["sha256"] for package in listed.json()}
+
+
+def _listed(seed_index) -> dict[str, str]:
+    """filename -> sha256 of every file the index lists."""
+    accept = {"Accept": "application/vnd.pypi.simple.v1+json"}
+    listing = httpx.get(seed_index.url, headers=accept).json()
+    files = {}
+    for project in listing["projects"]:
+        page = httpx.get(f"{seed_index.url}{canonicalize_name(project['name'])}/", headers=accept).json()
+        files.update({file["filename"]: file["hashes"]["sha256"] for file in page["files"]})
+    return files
+
+
+def _broken() -> list[Rule]:
+    return [Rule(page, Fault.status(503)) for page in BROKEN_PAGES] + [Rule(BAD_FILE, Fault.corrupt())]
+
+
+@SQLITE_ONLY
+def test_a_whole_index_sync_commits_what_it_can_then_converges(cli, faulty, seed_index) -> None:
+    expected = _listed(seed_index)
+    faulty.rules = _broken()
+    _setup(cli, faulty.url, "--max-failed-percent", "50")
+    first = _sync(cli)
+    assert first.exit_code == 3, first.stderr
+    report = first.json()["report"]
+    assert sorted(report["failures"]) == ["pip-tools", "scipy"]
+    assert list(report["unverifiable"]) == ["Django-2.2.28-py3-none-any.whl"]
+    assert sorted(report["stale"]) == ["django", "pip-tools", "scipy"]
+    (line,) = [line for line in first.stderr.splitlines() if line.startswith("Error:")]
+    assert "committed version 1 without 3 project(s) or file(s)" in line and "retries them" in line
+    partial = _content(cli)
+    missing = set(expected) - set(partial)
+    assert "Django-2.2.28-py3-none-any.whl" in missing
+    assert all(
+        name.lower().startswith(("scipy", "pip_tools", "pip-tools", "django-2.2.28-py3")) for name in missing
+    )
+    assert all(expected[name] == digest for name, digest in partial.items()), "every good file, verified"
+
+    faulty.rules = []  # the faults stop: the next run is complete
+    second = _sync(cli)
+    assert second.exit_code == 0, second.stderr
+    assert second.json()["number"] == 2
+    assert _content(cli) == expected
+
+
+@SQLITE_ONLY
+def test_a_failed_project_keeps_exactly_its_previous_content_in_mirror_mode(cli, faulty) -> None:
+    _setup(cli, faulty.url, "--max-failed-percent", "50")
+    assert _sync(cli).exit_code == 0
+    before = _content(cli)  # then a mirror sync: a full re-evaluation that removes what was not staged
+    faulty.rules = _broken()
+    result = _sync(cli, "--mirror")
+    assert result.exit_code == 3, result.stderr
+    assert result.json()["changed"] is False and result.json()["number"] == 1
+    assert _content(cli) == before, "nothing of a failed or quarantined project was removed"
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(
+    ("options", "rules"),
+    [
+        pytest.param((), _broken(), id="over-the-default-5-percent"),
+        pytest.param(("--failure-policy", "all_or_nothing"), _broken()[:1], id="all-or-nothing"),
+        pytest.param(
+            ("--max-failed-percent", "50"), [Rule("/simple/*/", Fault.status(503))], id="upstream-down"
+        ),
+    ],
+)
+def test_too_many_failures_or_all_or_nothing_still_fail_with_no_version(cli, faulty, options, rules) -> None:
+    faulty.rules = rules
+    _setup(cli, faulty.url, *options)
+    result = _sync(cli)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: sync of repository 'all' failed")
+    shown = cli("repository", "show", "--name", "all").json()
+    assert shown["latest_version"] == 0
