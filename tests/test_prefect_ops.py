@@ -153,15 +153,17 @@ def test_a_404_is_not_retried(tmp_path, catalog):
     assert report.not_found == ["demo"] and not report.failures
 
 
-def test_a_hash_mismatch_is_not_retried(tmp_path, catalog):
+def test_a_hash_mismatch_is_fetched_once_more_then_quarantined(tmp_path, catalog):
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.startswith("/simple/"):
             return _json(_page("0" * 64))
         return httpx.Response(200, content=BODY)
 
     hits, report = _run_batch(tmp_path, catalog, handler)
-    assert hits == {"/simple/demo/": 1, "/files/demo-1.0-py3-none-any.whl": 1}
-    assert "demo" in report.failures and "0" * 64 in report.failures["demo"]
+    # Not retried as a transient fault (max_retries), but fetched a second time, then left out.
+    assert hits == {"/simple/demo/": 1, "/files/demo-1.0-py3-none-any.whl": 2}
+    assert not report.failures and report.stale == ["demo"]
+    assert "0" * 64 in report.unverifiable["demo-1.0-py3-none-any.whl"]
 
 
 def test_a_transient_error_is_retried_until_it_passes(tmp_path, catalog):
