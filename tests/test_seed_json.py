@@ -172,7 +172,8 @@ def test_the_seed_commands_print_the_seed_json_and_every_href_answers(seed_outpu
     assert version["pulp_href"].startswith(repository["versions_href"])
 
     hrefs = {href for output in seed_outputs.values() for href in _hrefs(output)}
-    assert len(hrefs) == 7, hrefs  # the repository, its versions, versions 0 and 1, the remote, 2 content lists
+    # the repository, its versions, versions 0 and 1, the remote, and two content lists
+    assert len(hrefs) == 7, hrefs
     with serve_in_thread(app_from_settings()) as base, httpx.Client(base_url=base) as http:
         answers = {href: http.get(href) for href in hrefs}
         assert {href: answer.status_code for href, answer in answers.items()} == dict.fromkeys(hrefs, 200)
