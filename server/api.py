@@ -60,7 +60,7 @@ class ReadApi(Protocol):
 
 
 def api_routes(api: ReadApi) -> list[Route]:
-    """The API's routes over ``api`` (mounted before the simple index's)."""
+    """The API's routes over ``api`` (after the simple index's)."""
     handlers = _Handlers(api)
     return [
         Route(REPOSITORIES, handlers.repositories),

@@ -87,7 +87,6 @@ def create_app(
     app = Starlette(
         lifespan=lifespan,
         routes=[
-            *(api_routes(api) if api is not None else []),
             Route("/{repo}/simple/", routes.listing),
             Route("/{repo}/simple/{project}/", routes.project),
             Route("/{repo}/simple/{project}", routes.add_slash),
@@ -95,6 +94,9 @@ def create_app(
             Route("/{repo}/versions/{number:int}/simple/{project}/", routes.project),
             Route("/{repo}/versions/{number:int}/simple/{project}", routes.add_slash),
             Route("/{repo}/files/{sha256}/{filename}", routes.file),
+            # After the index's routes, which they cannot clash with ("api" is not "simple" or
+            # "files"): a pip request matches first, as before the API existed.
+            *(api_routes(api) if api is not None else []),
         ],
     )
     return RequestLog(app)
