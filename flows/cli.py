@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from flows.allocator import tune_allocator
 from flows.cli_app import (
+    JsonLabels,
     JsonList,
     Name,
     UsageError,
@@ -23,6 +24,7 @@ from flows.cli_app import (
     bool_option,
     content_app,
     emit,
+    json_labels,
     json_list,
     open_catalog,
     remote_app,
@@ -35,7 +37,6 @@ from flows.settings import Settings
 from flows.views import package_view, remote_view, repository_view, version_view
 from storage.artifacts import ArtifactStoreError
 from storage.catalog import Catalog, CatalogError
-from storage.content import ContentWriter
 from storage.maintenance import apply_retention
 from storage.secrets import SecretError
 from tasks.batch import SyncPartial
@@ -102,6 +103,7 @@ def remote_create_or_update(
     password: str | None = None,
     proxy_username: str | None = None,
     proxy_password: str | None = None,
+    labels: JsonLabels = None,
 ) -> None:
     """Create a remote (create), or change the fields given of an existing one (update)."""
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
@@ -111,6 +113,8 @@ def remote_create_or_update(
             given[field] = False
         if given[field] is None:
             del given[field]
+    new_labels = json_labels(given.pop("labels", None))
+    labels_column = {} if new_labels is None else {"labels": new_labels}
     for field in ("includes", "excludes", "package_types", "exclude_platforms", "python_versions", "headers"):
         if field in given:
             given[field] = json_list(field, given[field])
@@ -119,11 +123,11 @@ def remote_create_or_update(
         if "url" not in given:
             raise UsageError("url: missing; a remote needs --url")
         fields = RemoteFields.model_validate(given)
-        row = catalog.create_remote(name, **fields.to_columns())
+        row = catalog.create_remote(name, **fields.to_columns(), **labels_column)
     else:
         merged = RemoteFields.from_row(catalog.get_remote(name)).model_dump() | given
         fields = RemoteFields.model_validate(merged)
-        row = catalog.update_remote(name, **fields.to_columns())
+        row = catalog.update_remote(name, **fields.to_columns(), **labels_column)
     emit(remote_view(row))
 
 
@@ -149,7 +153,7 @@ def remote_delete(name: Name) -> None:
 
 
 def _show_repository(catalog: Catalog, row: Any) -> None:
-    emit(repository_view(row, catalog.remote_name_of(row)))
+    emit(repository_view(row, catalog.remote_uuid_of(row)))
 
 
 @repository_app.command("create")
@@ -158,13 +162,19 @@ def repository_create(
     description: str | None = None,
     retain_repo_versions: int | None = None,
     remote: Annotated[str | None, typer.Option(help="Default remote for syncs.")] = None,
+    labels: JsonLabels = None,
 ) -> None:
     """Create a repository, with its empty version 0."""
     if retain_repo_versions is not None and not 1 <= retain_repo_versions <= MAX_INT:
         raise UsageError(f"retain_repo_versions: must be 1 to {MAX_INT} (got {retain_repo_versions!r})")
+    parsed_labels = json_labels(labels) or {}
     catalog = open_catalog()
     row = catalog.create_repository(
-        name, description=description, retain_repo_versions=retain_repo_versions, remote=remote
+        name,
+        description=description,
+        retain_repo_versions=retain_repo_versions,
+        remote=remote,
+        labels=parsed_labels,
     )
     _show_repository(catalog, row)
 
@@ -176,9 +186,12 @@ def repository_update(
     description: str | None = None,
     retain_repo_versions: int | None = None,
     remote: Annotated[str | None, typer.Option(help="Default remote ('' to detach).")] = None,
+    labels: JsonLabels = None,
 ) -> None:
     """Change the fields given of a repository."""
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
+    if "labels" in given:
+        given["labels"] = json_labels(given["labels"])
     if not 1 <= given.get("retain_repo_versions", 1) <= MAX_INT:
         raise UsageError(f"retain_repo_versions: must be 1 to {MAX_INT} (got {retain_repo_versions!r})")
     if given.get("remote") == "":
@@ -201,7 +214,7 @@ def repository_show(name: Name) -> None:
 def repository_list() -> None:
     """List every repository."""
     catalog = open_catalog()
-    emit([repository_view(row, catalog.remote_name_of(row)) for row in catalog.list_repositories()])
+    emit([repository_view(row, catalog.remote_uuid_of(row)) for row in catalog.list_repositories()])
 
 
 @repository_app.command("delete")
@@ -284,10 +297,21 @@ def version_list(repository: Repo) -> None:
 
 
 @content_app.command("list")
-def content_list(repository: Repo, version: Number = None) -> None:
-    """List the files of a version (the latest by default)."""
-    packages = ContentWriter(open_catalog()).content_at(repository, version)
-    emit([package_view(p) for p in packages])
+def content_list(
+    repository: Repo,
+    version: Number = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Show at most this many (default: all).", min=1, max=MAX_INT)
+    ] = None,
+    offset: Annotated[int, typer.Option(help="Skip this many first.", min=0, max=MAX_INT)] = 0,
+) -> None:
+    """List the files of a version (the latest by default), by project and filename."""
+    from storage.content_reads import ContentReader
+
+    page = ContentReader(open_catalog()).version_page(
+        repository, version, membership="present", limit=limit, offset=offset
+    )
+    emit([package_view(p) for p in page.packages])
 
 
 def main() -> None:

@@ -27,8 +27,10 @@ __all__ = [
     "emit",
     "open_catalog",
     "json_list",
+    "json_labels",
     "Name",
     "JsonList",
+    "JsonLabels",
 ]
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -85,6 +87,42 @@ def json_list(field: str, text: str | None) -> list[Any] | None:
     return value
 
 
+#: A label key, as Pulp accepts it: letters, digits, ``_`` and spaces.
+_LABEL_KEY_RE = re.compile(r"[\w ]+")
+#: What a label value may not hold (Pulp's label filters use them as separators).
+_LABEL_VALUE_FORBIDS = ",()"
+_LABELS_EXAMPLE = '{"team": "ml"}'
+
+
+def json_labels(text: str | None) -> dict[str, str] | None:
+    """Parse ``--labels``: a JSON object of strings, keys and values as Pulp accepts them.
+
+    Raises ``UsageError`` naming ``labels`` and showing the value.
+    """
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"labels: {text!r} is not valid JSON ({exc.msg}); e.g. '{_LABELS_EXAMPLE}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise UsageError(f"labels: {text!r} must be a JSON object of strings, e.g. '{_LABELS_EXAMPLE}'")
+    for key, label in value.items():
+        if not _LABEL_KEY_RE.fullmatch(key):
+            raise UsageError(
+                f"labels: key {key!r} must use only letters, digits, '_' and spaces (got {text!r})"
+            )
+        if not isinstance(label, str):
+            raise UsageError(f"labels: the value of {key!r} must be a string (got {text!r})")
+        if any(char in label for char in _LABEL_VALUE_FORBIDS) or any(ord(char) < 0x20 for char in label):
+            raise UsageError(
+                f"labels: the value of {key!r} may not hold ',', '(', ')' or control characters (got {text!r})"
+            )
+    return value
+
+
 #: Names are stored in a 255-character column and printed in one-line messages.
 MAX_NAME_LENGTH = 255
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -108,6 +146,10 @@ def _check_name(value: str) -> str:
 
 Name = Annotated[str, typer.Option("--name", help="Name of the object.", callback=_check_name)]
 JsonList = Annotated[str | None, typer.Option(help="A JSON list.")]
+JsonLabels = Annotated[
+    str | None,
+    typer.Option(help=f"Labels, a JSON object of strings, e.g. '{_LABELS_EXAMPLE}' (replaces them all)."),
+]
 
 
 def _json_default(value: Any) -> str:

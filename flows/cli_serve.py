@@ -92,7 +92,15 @@ def app_from_settings(*, redirect_to_store: bool = False) -> Any:
     settings = Settings()
     catalog = catalog_for(settings)
     upstreams = CatalogUpstreams(catalog, max_page_bytes=settings.max_page_bytes)
-    app = create_app(catalog, store_for(settings), upstreams, redirect_to_store=redirect_to_store)
+    from flows.read_api import CatalogReadApi
+
+    app = create_app(
+        catalog,
+        store_for(settings),
+        upstreams,
+        redirect_to_store=redirect_to_store,
+        api=CatalogReadApi(catalog),
+    )
     # Move what start-up made (modules, the catalog) out of the collector's way: a full collection
     # of it on a first page request cost 50-70 ms (benchmarks/bench_serve.py).
     gc.collect()
@@ -133,4 +141,4 @@ def repository_pull_through(
     catalog = open_catalog()
     ServingCatalog(catalog).set_pull_through(name, remote or None)
     row = catalog.get_repository(name)
-    emit(repository_view(row, catalog.remote_name_of(row)) | {"pull_through": remote or None})
+    emit(repository_view(row, catalog.remote_uuid_of(row)) | {"pull_through": remote or None})

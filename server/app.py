@@ -7,6 +7,7 @@ Routes (``<repo>`` is a repository name, ``<n>`` a version number)::
     /<repo>/versions/<n>/simple/[<project>/] the same, pinned to version n (reproducible installs)
     /<repo>/files/<sha256>/<filename>        a file of the repository (any version)
     /<repo>/files/<sha256>/<filename>.metadata   its PEP 658 core metadata
+    /pulp/api/v3/...                         the read-only JSON API (``server.api``), when given one
 
 Pages: PEP 503 HTML or PEP 691 JSON by ``Accept``; ETag / If-None-Match; ``X-PyPI-Last-Serial``.
 A non-normalized project name is redirected (301) to the normalized URL; an unknown repository,
@@ -30,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from server.api import ReadApi, api_routes
 from server.files import FileServer, content_type_of
 from server.metadata import core_metadata
 from server.pages import (
@@ -64,6 +66,7 @@ def create_app(
     redirect_to_store: bool = False,
     pull_through_ttl: timedelta = timedelta(minutes=10),
     page_cache_seconds: float = PAGE_CACHE_SECONDS,
+    api: ReadApi | None = None,
 ) -> Any:
     """Return the ASGI app serving every repository of ``catalog`` (wrapped in the request log).
 
@@ -91,6 +94,9 @@ def create_app(
             Route("/{repo}/versions/{number:int}/simple/{project}/", routes.project),
             Route("/{repo}/versions/{number:int}/simple/{project}", routes.add_slash),
             Route("/{repo}/files/{sha256}/{filename}", routes.file),
+            # After the index's routes, which they cannot clash with ("api" is not "simple" or
+            # "files"): a pip request matches first, as before the API existed.
+            *(api_routes(api) if api is not None else []),
         ],
     )
     return RequestLog(app)

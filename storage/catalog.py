@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError
@@ -239,6 +239,7 @@ class Catalog:
         description: str | None = None,
         retain_repo_versions: int | None = None,
         remote: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Repository:
         """Create a repository and its empty version 0, as Pulp does."""
         try:
@@ -250,6 +251,7 @@ class Catalog:
                     retain_repo_versions=retain_repo_versions,
                     remote_id=remote_id,
                     latest_version=0,
+                    labels=labels or {},
                 )
                 session.add(repository)
                 session.flush()
@@ -283,6 +285,22 @@ class Catalog:
     def delete_repository(self, name: str) -> None:
         with self.session() as session:
             session.delete(self._get(session, Repository, name))
+
+    def remote_uuid_of(self, repository: Repository) -> str | None:
+        """The uuid of the repository's default remote (None: it has none)."""
+        if repository.remote_id is None:
+            return None
+        with self.session() as session:
+            return session.scalar(select(Remote.uuid).where(Remote.id == repository.remote_id))
+
+    def name_of(self, kind: Literal["repository", "remote"], uuid: str) -> str:
+        """The name of the repository or remote (``kind``) with this uuid; raise ``NotFound``."""
+        model: type[Repository] | type[Remote] = Repository if kind == "repository" else Remote
+        with self.session() as session:
+            name: str | None = session.scalar(select(model.name).where(model.uuid == uuid))
+        if name is None:
+            raise NotFound(kind, uuid)
+        return name
 
     def remote_name_of(self, repository: Repository) -> str | None:
         if repository.remote_id is None:

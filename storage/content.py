@@ -21,6 +21,7 @@ artifacts that no version references yet (reused by the rerun).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
@@ -43,7 +44,7 @@ from storage.models import (
 from storage.models_serials import SyncProject
 from storage.serials import apply_touched, touched_names
 
-__all__ = ["NewPackage", "ContentWriter", "STALE_STAGING_AFTER"]
+__all__ = ["NewPackage", "ContentWriter", "STALE_STAGING_AFTER", "package_uuid"]
 
 #: Staging rows older than this belong to a sync that died; a later commit clears them.
 STALE_STAGING_AFTER = timedelta(hours=24)
@@ -77,6 +78,22 @@ class NewPackage(NamedTuple):
     url: str
 
 
+#: Namespace of package uuids (a uuid4 drawn once; changing it would change every package's href).
+_PACKAGE_NAMESPACE = uuid.UUID("9b2f4c3e-6a1d-4e8b-a5c7-2f0d8e1b7c46")
+
+
+def package_uuid(filename: str, sha256: str) -> str:
+    """The uuid of the package ``(filename, sha256)``: the same in every catalog, for every sync.
+
+    Derived rather than drawn, so that a row written twice (two syncs racing, an upsert that
+    loses) can only ever carry one identity.
+
+    >>> package_uuid("shelf-reader-0.1.tar.gz", "0" * 64)
+    '764d4a3a-74f9-5e62-aa68-7797d44443e2'
+    """
+    return str(uuid.uuid5(_PACKAGE_NAMESPACE, f"{filename}\0{sha256}"))
+
+
 def _table(model: Any) -> Table:
     return cast(Table, model.__table__)
 
@@ -96,7 +113,7 @@ class ContentWriter:
         self.catalog = catalog
         dialect = catalog.engine.dialect
         self._insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-        self._packages = BulkWriter(_table(Package), (*_PACKAGE_FIELDS, "created"), dialect)
+        self._packages = BulkWriter(_table(Package), (*_PACKAGE_FIELDS, "created", "uuid"), dialect)
         self._staging = BulkWriter(
             _table(SyncStaging), ("sync_id", "repository_id", "package_id", "staged_at"), dialect
         )
@@ -113,7 +130,9 @@ class ContentWriter:
         if not unique:
             return {}
         now = datetime.now(UTC)
-        rows = [(*package, now) for package in unique.values()]
+        rows = [
+            (*package, now, package_uuid(package.filename, package.sha256)) for package in unique.values()
+        ]
         with self.catalog.session() as session:
             found = self._packages.upsert_returning(
                 session.connection(),

@@ -132,6 +132,8 @@ class Remote(Base):
     proxy_password: Mapped[str | None] = mapped_column(Text)
     # filters beyond the Pulp set (see docs/filters.md)
     extra_filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Pulp's ``pulp_labels``: string keys and values the user attaches (0007_labels)
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
 
     __table_args__ = (
         CheckConstraint(f"policy IN {POLICIES!r}", name="policy"),
@@ -155,6 +157,8 @@ class Repository(Base):
     latest_version: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[datetime] = mapped_column(default=_now)
     last_updated: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+    # Pulp's ``pulp_labels`` (0007_labels)
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
 
     __table_args__ = (
         CheckConstraint("retain_repo_versions IS NULL OR retain_repo_versions > 0", name="retain"),
@@ -184,6 +188,8 @@ class Package(Base):
     __tablename__ = "packages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # the identity its href shows: derived from (filename, sha256), see storage.content.package_uuid (0007_labels)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
     name: Mapped[str] = mapped_column(Text)
     normalized_name: Mapped[str] = mapped_column(Text, index=True)
     version: Mapped[str] = mapped_column(Text)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
@@ -59,6 +59,7 @@ __all__ = [
     "parse_listing_json",
     "parse_listing_html",
     "looks_like_project_page",
+    "display_name_of",
 ]
 
 # -- JSON (PEP 691) ---------------------------------------------------------------------------------
@@ -152,12 +153,13 @@ def parse_project_json(data: bytes, *, page_url: str, last_serial_header: str | 
     serial = read_serial(document.get("meta", {}).get("_last-serial"))
     resolve = Resolver(page_url)
     status, reason = _status(document.get("project-status"))
+    parsed_files = tuple(
+        _json_file(entry, index, page_url=page_url, resolve=resolve) for index, entry in enumerate(files)
+    )
     return ProjectPage(
         name=canonicalize_name(name),
-        display_name=name,
-        files=tuple(
-            _json_file(entry, index, page_url=page_url, resolve=resolve) for index, entry in enumerate(files)
-        ),
+        display_name=display_name_of(name, parsed_files),
+        files=parsed_files,
         last_serial=serial if serial is not None else serial_from_header(last_serial_header),
         versions=tuple(versions),
         status=status,
@@ -327,6 +329,43 @@ def _parse_html(text: str, page_url: str) -> _SimpleHTMLParser:
     return parser
 
 
+_SDIST_SUFFIXES = (".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz", ".tar")
+
+
+def display_name_of(name: str, files: Sequence[DistFile]) -> str:
+    """The project's name as its upstream displays it: ``name``, unless that is the normalized form.
+
+    A PEP 691 page must give the normalized name (``django``), and many PEP 503 pages do too. The
+    files still carry the spelling the project was built with (``Django-2.0.tar.gz``): the newest
+    listed sdist's name part, else a wheel's (``_`` read as ``-``), when it names the same project.
+    Pulp shows the JSON API's name, which is that spelling for most projects.
+
+    >>> files = [DistFile("Django-2.0.tar.gz", "u", None), DistFile("Django-2.0-py3-none-any.whl", "u", None)]
+    >>> display_name_of("django", files), display_name_of("shelf-reader", [DistFile("shelf_reader-0.1-py2-none-any.whl", "u", None)])
+    ('Django', 'shelf-reader')
+    >>> display_name_of("django", [DistFile("evil-1.0.tar.gz", "u", None)]), display_name_of("Links-Kept", files)
+    ('django', 'Links-Kept')
+    """
+    if name != canonicalize_name(name):
+        return name  # the page already shows a display spelling
+    wheel_spelling = None
+    for file in reversed(files):
+        filename = file.filename
+        if filename.endswith(".whl"):
+            if wheel_spelling is None:
+                spelling = filename.split("-", 1)[0].replace("_", "-")
+                if spelling != name and canonicalize_name(spelling) == name:
+                    wheel_spelling = spelling
+            continue
+        for suffix in _SDIST_SUFFIXES:
+            if filename.endswith(suffix):
+                spelling = filename[: -len(suffix)].rpartition("-")[0]
+                if spelling and canonicalize_name(spelling) == name:
+                    return spelling
+                break
+    return wheel_spelling or name
+
+
 def _html_display_name(parser: _SimpleHTMLParser, page_url: str) -> str:
     # PEP 503 gives no name field: use "Links for <name>" when the page has it (it keeps the
     # display spelling), else the last path segment of the page URL.
@@ -363,7 +402,7 @@ def parse_project_html(text: str, *, page_url: str, last_serial_header: str | No
     status = parser.meta.get("pypi:project-status", "").lower() or None
     return ProjectPage(
         name=canonicalize_name(display_name),
-        display_name=display_name,
+        display_name=display_name_of(display_name, files),
         files=files,
         last_serial=serial,
         status=status,

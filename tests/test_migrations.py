@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, text
 
 import storage
 from storage.catalog import Catalog
+from storage.content import package_uuid
 
 MIGRATIONS = Path(storage.__file__).parent / "migrations"
 
@@ -31,3 +35,34 @@ def test_migrated_schema_matches_the_models(catalog_url):
     catalog.migrate()  # twice: idempotent
     catalog.dispose()
     command.check(_config(catalog_url))  # raises when autogenerate sees any difference
+
+
+def test_0007_gives_existing_packages_their_derived_uuid_and_rows_empty_labels(catalog_url):
+    config = _config(catalog_url)
+    command.upgrade(config, "0006_touch")
+    engine = create_engine(catalog_url)
+    sha = "a" * 64
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO packages (name, normalized_name, version, filename, packagetype, python_version,"
+                " sha256, yanked, has_metadata, url, created) VALUES ('Django', 'django', '2.0',"
+                " 'Django-2.0.tar.gz', 'sdist', 'source', :sha, false, false, 'http://x/', :now)"
+            ),
+            {"sha": sha, "now": datetime.now(UTC)},
+        )
+        connection.execute(
+            text("INSERT INTO remotes (uuid, name, url, created, last_updated, includes, excludes, prereleases,"
+                 " package_types, exclude_platforms, keep_latest_packages, policy, tls_validation, extra_filters)"
+                 " VALUES ('u', 'bar', 'http://x/', :now, :now, '[]', '[]', true, '[]', '[]', 0, 'on_demand',"
+                 " true, '{}')"),
+            {"now": datetime.now(UTC)},
+        )  # fmt: skip
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT uuid FROM packages")).scalar_one() == package_uuid(
+            "Django-2.0.tar.gz", sha
+        )
+        labels = connection.execute(text("SELECT labels FROM remotes")).scalar_one()
+        assert (json.loads(labels) if isinstance(labels, str) else labels) == {}
+    engine.dispose()

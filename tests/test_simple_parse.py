@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import doctest
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,9 +11,11 @@ from typing import Any
 
 import pytest
 
+import tasks.simple
 from tasks.distributions import DistFile, ListedProject
 from tasks.simple import (
     InvalidPage,
+    display_name_of,
     parse_listing_html,
     parse_listing_json,
     parse_project_html,
@@ -78,7 +81,8 @@ DJANGO_FILES = (
 
 def test_recorded_json_project_page() -> None:
     page = parse_project_json((PAGES / "django.v1.json").read_bytes(), page_url=PAGE_URL)
-    assert (page.name, page.display_name, page.last_serial) == ("django", "django", 20123456)
+    # PEP 691 gives the normalized name; the display spelling is read from the files, as HTML shows it.
+    assert (page.name, page.display_name, page.last_serial) == ("django", "Django", 20123456)
     assert page.versions == ("2.2.28", "3.0", "3.0a1")
     assert page.files == DJANGO_FILES
 
@@ -515,3 +519,46 @@ def test_html_serial(comment: str, header: str | None, expected: int | None) -> 
 def test_html_listing_name_from_href_when_text_empty() -> None:
     listing = parse_listing_html('<a href="/simple/zope-interface/"></a><a>no href</a>', page_url=PAGE_URL)
     assert listing.projects == (ListedProject("zope-interface", "zope-interface"),)
+
+
+def _named(*filenames: str) -> list[DistFile]:
+    return [DistFile(filename, f"https://index.example/{filename}", None) for filename in filenames]
+
+
+@pytest.mark.parametrize(
+    ("name", "filenames", "expected"),
+    [
+        pytest.param(
+            "django", ["Django-2.0.tar.gz", "Django-2.0-py3-none-any.whl"], "Django", id="sdist-spelling"
+        ),
+        pytest.param("django", ["Django-2.0-py3-none-any.whl"], "Django", id="wheel-spelling"),
+        pytest.param(
+            "zope-interface",
+            ["Zope_Interface-1.0-py3-none-any.whl"],
+            "Zope-Interface",
+            id="wheel-underscores",
+        ),
+        pytest.param(
+            "shelf-reader", ["shelf_reader-0.1-py2-none-any.whl"], "shelf-reader", id="wheel-normalized"
+        ),
+        pytest.param(
+            "django", ["django-1.0.tar.gz", "Django-2.0.tar.gz"], "Django", id="newest-listed-sdist-wins"
+        ),
+        pytest.param(
+            "django", ["evil-1.0.tar.gz", "Evil-1.0-py3-none-any.whl"], "django", id="other-project-ignored"
+        ),
+        pytest.param("django", ["Django-2.0.exe", "-2.0.tar.gz"], "django", id="no-usable-file"),
+        pytest.param(
+            "Zope.Interface", ["zope_interface-1.0.tar.gz"], "Zope.Interface", id="page-spelling-kept"
+        ),
+        pytest.param("django", [], "django", id="no-files"),
+    ],
+)
+def test_display_name_prefers_the_files_spelling_over_a_normalized_page_name(
+    name, filenames, expected
+) -> None:
+    assert display_name_of(name, _named(*filenames)) == expected
+
+
+def test_simple_doctests() -> None:
+    assert doctest.testmod(tasks.simple, raise_on_error=True).attempted > 0

@@ -1,0 +1,61 @@
+"""The catalog as the JSON API shows it (``server.api.ReadApi``), with the CLI's views.
+
+``mirrorflow serve`` hands this to the server, so that every href the CLI prints answers with the
+same JSON the CLI printed (secrets hidden the same way).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.views import package_view, remote_view, repository_view, version_view
+from server.hrefs import Membership
+from storage.catalog import Catalog
+from storage.content_reads import ContentReader
+
+__all__ = ["CatalogReadApi"]
+
+
+class CatalogReadApi:
+    """``server.api.ReadApi`` over a catalog. Every method is a few short read transactions."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.reader = ContentReader(catalog)
+
+    def repositories(self) -> list[dict[str, Any]]:
+        return [
+            repository_view(row, self.catalog.remote_uuid_of(row)) for row in self.catalog.list_repositories()
+        ]
+
+    def repository(self, uuid: str) -> dict[str, Any]:
+        row = self.catalog.get_repository(self.catalog.name_of("repository", uuid))
+        return repository_view(row, self.catalog.remote_uuid_of(row))
+
+    def versions(self, repository_uuid: str) -> list[dict[str, Any]]:
+        name = self.catalog.name_of("repository", repository_uuid)
+        return [version_view(version) for version in self.catalog.list_versions(name)]
+
+    def version(self, repository_uuid: str, number: int) -> dict[str, Any]:
+        name = self.catalog.name_of("repository", repository_uuid)
+        return version_view(self.catalog.get_version(name, number))
+
+    def remotes(self) -> list[dict[str, Any]]:
+        return [remote_view(row) for row in self.catalog.list_remotes()]
+
+    def remote(self, uuid: str) -> dict[str, Any]:
+        return remote_view(self.catalog.get_remote(self.catalog.name_of("remote", uuid)))
+
+    def content(
+        self, version: tuple[str, int, Membership] | None, *, limit: int, offset: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        if version is None:
+            page = self.reader.all_page(limit=limit, offset=offset)
+        else:
+            repository_uuid, number, membership = version
+            name = self.catalog.name_of("repository", repository_uuid)
+            page = self.reader.version_page(name, number, membership=membership, limit=limit, offset=offset)
+        return page.count, [package_view(row) for row in page.packages]
+
+    def package(self, uuid: str) -> dict[str, Any]:
+        return package_view(self.reader.package(uuid))

@@ -1,0 +1,104 @@
+"""Content reads for the content list and the JSON API: one version's packages, a page at a time.
+
+A version's content is what it holds (``present``), what it added or what it removed, as Pulp's
+``repository_version``, ``repository_version_added`` and ``repository_version_removed`` filters
+select it. Pages are ``limit`` / ``offset`` over a stable order (project, then filename).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import func, or_, select
+
+from storage.catalog import Catalog, NotFound
+from storage.models import Package, Repository, RepositoryContent, RepositoryVersion
+
+__all__ = ["ContentPage", "ContentReader", "Membership"]
+
+Membership = Literal["present", "added", "removed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContentPage:
+    """``packages`` from ``offset`` on (at most the limit asked), of ``count`` in all."""
+
+    count: int
+    packages: list[Package]
+
+
+class ContentReader:
+    """Read-only queries over packages; each method is one short read transaction."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def version_page(
+        self,
+        repository: str,
+        number: int | None,
+        *,
+        membership: Membership,
+        limit: int | None,
+        offset: int,
+    ) -> ContentPage:
+        """The packages of version ``number`` (the latest when None) of ``repository``, a page.
+
+        Raises ``NotFound`` for an unknown repository, or a version never made or dropped by
+        ``retain_repo_versions``.
+        """
+        with self.catalog.reading() as session:
+            repo = session.scalar(select(Repository).where(Repository.name == repository))
+            if repo is None:
+                raise NotFound("repository", repository)
+            wanted = repo.latest_version if number is None else number
+            exists = session.scalar(
+                select(RepositoryVersion.id).where(
+                    RepositoryVersion.repository_id == repo.id, RepositoryVersion.number == wanted
+                )
+            )
+            if exists is None:
+                raise NotFound("version", f"{repository}/{wanted}")
+            member = _membership(repo.id, wanted, membership)
+            return _page(session, member, limit, offset)
+
+    def all_page(self, *, limit: int | None, offset: int) -> ContentPage:
+        """Every package of the catalog, in any repository or none, a page."""
+        with self.catalog.reading() as session:
+            return _page(session, None, limit, offset)
+
+    def package(self, uuid: str) -> Package:
+        """The package with this uuid; raise ``NotFound``."""
+        with self.catalog.reading() as session:
+            found = session.scalar(select(Package).where(Package.uuid == uuid))
+            session.expunge_all()
+        if found is None:
+            raise NotFound("package", uuid)
+        return found
+
+
+def _membership(repository_id: int, number: int, membership: Membership) -> Any:
+    """The packages of ``membership`` in version ``number``: a subquery of package ids."""
+    content = select(RepositoryContent.package_id).where(RepositoryContent.repository_id == repository_id)
+    if membership == "added":
+        return content.where(RepositoryContent.version_added == number)
+    if membership == "removed":
+        return content.where(RepositoryContent.version_removed == number)
+    return content.where(
+        RepositoryContent.version_added <= number,
+        or_(RepositoryContent.version_removed.is_(None), RepositoryContent.version_removed > number),
+    )
+
+
+def _page(session: Any, member: Any, limit: int | None, offset: int) -> ContentPage:
+    where = [] if member is None else [Package.id.in_(member)]
+    count = session.scalar(select(func.count()).select_from(Package).where(*where)) or 0
+    query = select(Package).where(*where).order_by(Package.normalized_name, Package.filename, Package.id)
+    if limit is not None:
+        query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
+    packages = list(session.scalars(query))
+    session.expunge_all()  # detached before the read transaction ends, so they keep their values
+    return ContentPage(count=int(count), packages=packages)
