@@ -18,7 +18,7 @@ from typing import Any
 from flows.allocator import tune_allocator
 from flows.runtime import catalog_for
 from flows.settings import Settings
-from flows.sync_repository import sync_repository
+from flows.sync_repository import run_tags, sync_repository
 from storage.catalog import Catalog
 from storage.schedules import ScheduleView, list_schedules
 
@@ -52,7 +52,9 @@ def build_deployments(catalog: Catalog) -> list[Any]:
                 parameters=deployment_parameters(repo.name, schedule),
                 description=f"Sync repository {repo.name!r}"
                 + (f": {repo.description}" if repo.description else ""),
-                tags=["mirrorflow"],
+                tags=run_tags(
+                    repo.name, (schedule.remote if schedule else None) or catalog.remote_name_of(repo)
+                ),
                 # Prefect's own guard, in front of the catalog's lock (storage.locks): a run that
                 # comes while another of this repository runs waits in AwaitingConcurrencySlot
                 # instead of holding a runner process while it waits for the lock.

@@ -48,8 +48,18 @@ class RemoteFields(BaseModel):
     includes: list[str] = Field(default_factory=list, description="PEP 508 requirements to sync.")
     excludes: list[str] = Field(default_factory=list, description="PEP 508 requirements to leave out.")
     prereleases: bool = Field(default=True, description="Sync pre- and dev releases.")
-    package_types: list[str] = Field(default_factory=list, description=f"Any of {', '.join(PACKAGE_TYPES)}.")
-    exclude_platforms: list[str] = Field(default_factory=list, description=f"Any of {', '.join(PLATFORMS)}.")
+    # The item enums reach the JSON schema (the Prefect UI offers the choices, and the server refuses
+    # another value before a run exists); the filter's own check keeps its one-line message.
+    package_types: list[str] = Field(
+        default_factory=list,
+        description=f"Any of {', '.join(PACKAGE_TYPES)}.",
+        json_schema_extra={"items": {"type": "string", "enum": list(PACKAGE_TYPES)}, "uniqueItems": True},
+    )
+    exclude_platforms: list[str] = Field(
+        default_factory=list,
+        description=f"Any of {', '.join(PLATFORMS)}.",
+        json_schema_extra={"items": {"type": "string", "enum": list(PLATFORMS)}, "uniqueItems": True},
+    )
     keep_latest_packages: int = Field(
         default=0, ge=0, le=MAX_INT, description="Newest versions kept per project; 0: all."
     )

@@ -18,7 +18,14 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-__all__ = ["artifact_key", "report_rows", "summary_markdown", "publish_report", "SyncProgress"]
+__all__ = [
+    "artifact_key",
+    "report_rows",
+    "summary_markdown",
+    "publish_failure",
+    "publish_report",
+    "SyncProgress",
+]
 
 
 def artifact_key(repository: str, suffix: str = "") -> str:
@@ -98,6 +105,19 @@ def publish_report(
     )
     create_markdown_artifact(
         summary_markdown(repository, version, previous, summary, counts),
+        key=artifact_key(repository, "summary"),
+        description=f"Sync summary of repository {repository!r}",
+    )
+
+
+def publish_failure(repository: str, error: BaseException) -> None:
+    """Replace the repository's summary with what ended this run, naming the run (any failure)."""
+    from prefect.runtime import flow_run
+
+    what = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    create_markdown_artifact(
+        f"# Sync of `{repository}` failed: no new version\n\n"
+        f"Run `{flow_run.name}` ({flow_run.id}) ended with `{type(error).__name__}`:\n\n> {what}\n",
         key=artifact_key(repository, "summary"),
         description=f"Sync summary of repository {repository!r}",
     )

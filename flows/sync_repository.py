@@ -11,6 +11,7 @@ Dask included (``flows.runners``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -28,7 +29,7 @@ from prefect.futures import PrefectFuture
 from flows.allocator import tune_allocator
 from flows.params import DEFAULT_LOCK_WAIT, RemoteChoice, RepositoryName
 from flows.remote_spec import RemoteFields, filter_spec_of
-from flows.report import SyncProgress, publish_report
+from flows.report import SyncProgress, publish_failure, publish_report
 from flows.runners import RunnerSettings, task_runner_for
 from flows.runtime import catalog_for, http_spec_for, store_spec_for
 from flows.settings import Settings
@@ -46,7 +47,16 @@ from tasks.retrying import call_with_retries
 from tasks.services import ServicesSpec, hosting, http_client_from, store_from
 from tasks.steps import commit_version_task, plan_work_task, sync_batch_task
 
-__all__ = ["sync_repository", "run_sync", "Progress", "PROGRESS", "NoRemote", "INLINE_REMOTE"]
+__all__ = [
+    "sync_repository",
+    "run_sync",
+    "run_name",
+    "run_tags",
+    "Progress",
+    "PROGRESS",
+    "NoRemote",
+    "INLINE_REMOTE",
+]
 
 DEFAULT_CONCURRENCY = 10
 DEFAULT_RETRIES = 3
@@ -70,7 +80,29 @@ class NoRemote(ValueError):
 
 # The default runner is read from the environment when the module loads: a served deployment's
 # runs load the flow from its entrypoint, so this is where MIRRORFLOW_TASK_RUNNER takes effect.
-@flow(name="sync-repository", task_runner=task_runner_for(RunnerSettings()))
+def run_name() -> str:
+    """A run's name, for finding it in the UI: ``foo <- bar`` (``foo <- (inline)``, ``foo <- (default)``)."""
+    from prefect.runtime import flow_run
+
+    parameters = flow_run.parameters
+    remote = parameters.get("remote")
+    source = remote if isinstance(remote, str) else "(inline)" if remote else "(default)"
+    return f"{parameters.get('repository')} <- {source}"
+
+
+def run_tags(repository: str, remote: object) -> list[str]:
+    """Tags that let a user filter the runs of one repository or remote (CLI and deployments alike).
+
+    >>> run_tags("foo", "bar"), run_tags("foo", None)
+    (['mirrorflow', 'repository:foo', 'remote:bar'], ['mirrorflow', 'repository:foo'])
+    """
+    tags = ["mirrorflow", f"repository:{repository}"]
+    if isinstance(remote, str) and remote:
+        tags.append(f"remote:{remote}")
+    return tags
+
+
+@flow(name="sync-repository", flow_run_name=run_name, task_runner=task_runner_for(RunnerSettings()))
 def sync_repository(
     repository: RepositoryName,
     remote: RemoteChoice | None = None,
@@ -92,6 +124,20 @@ def sync_repository(
     the other sync did not finish in time.
     """
     tune_allocator()  # memory that does not grow with the index (flows.allocator), however the run started
+    try:
+        return _locked_sync(repository, remote, mirror, lock_wait_s)
+    except BaseException as exc:
+        # Every run leaves a current summary: one that failed early (unknown remote, no simple
+        # index, busy repository, cancelled) would otherwise leave an older run's summary standing.
+        if not (isinstance(exc, SyncFailed) and not isinstance(exc, NoIncludedProjectFound)):
+            with contextlib.suppress(Exception):  # never hide the failure behind the artifact's
+                publish_failure(repository, exc)
+        raise
+
+
+def _locked_sync(
+    repository: str, remote: str | RemoteFields | None, mirror: bool, lock_wait_s: float
+) -> dict[str, Any]:
     logger = get_run_logger()
     settings = Settings()
     catalog = catalog_for(settings)
@@ -306,7 +352,10 @@ def run_sync(
     lock_wait_s: float = DEFAULT_LOCK_WAIT,
 ) -> dict[str, Any]:
     """Run the flow in this process, with ``task_runner`` or the one ``MIRRORFLOW_TASK_RUNNER`` names."""
+    from prefect import tags
+
     runner = task_runner or task_runner_for(RunnerSettings(task_workers=settings.task_workers))
-    return sync_repository.with_options(task_runner=runner)(
-        repository=repository, remote=remote, mirror=mirror, lock_wait_s=lock_wait_s
-    )
+    with tags(*run_tags(repository, remote)):
+        return sync_repository.with_options(task_runner=runner)(
+            repository=repository, remote=remote, mirror=mirror, lock_wait_s=lock_wait_s
+        )

@@ -308,6 +308,56 @@ def test_a_sync_publishes_its_report_summary_and_progress_as_artifacts(cli, seed
     assert by_key["sync-report-me-progress"].data == 100.0
 
 
+def test_a_failed_run_replaces_the_summary_naming_itself_and_runs_carry_names_and_tags(
+    cli, seed_index, mirrorflow_env
+):
+    repo = f"tagged-{mirrorflow_env.backend}"  # one Prefect server for the whole session
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterTags,
+    )
+
+    _ok(cli("repository", "create", "--name", repo))
+    _ok(cli("remote", "create", "--name", "good", "--url", seed_index.url, "--includes", '["shelf-reader"]'))
+    _ok(
+        cli(
+            "remote",
+            "create",
+            "--name",
+            "nowhere",
+            "--url",
+            seed_index.url.removesuffix("simple/") + "nothing/",
+        )
+    )
+    _ok(cli("repository", "sync", "--name", repo, "--remote", "good"))
+    failed = cli("repository", "sync", "--name", repo, "--remote", "nowhere")
+    assert failed.exit_code == 1
+    with get_client(sync_client=True) as client:
+        history = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"sync-{repo}-summary"]))
+        )
+        summary = max(history, key=lambda artifact: artifact.created)
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"repository:{repo}"]))
+        )
+    assert "failed: no new version" in summary.data and "NoSimpleIndex" in summary.data
+    assert sorted(run.name for run in runs) == [f"{repo} <- good", f"{repo} <- nowhere"]
+    assert {tag for run in runs for tag in run.tags} >= {"mirrorflow", f"repository:{repo}", "remote:good"}
+    assert any(run.name in summary.data for run in runs if run.name == f"{repo} <- nowhere")
+
+
+def test_the_form_offers_the_filter_choices_and_the_server_refuses_another_value():
+    from flows.sync_repository import sync_repository
+
+    schema = sync_repository.parameters.model_dump()["definitions"]["InlineRemote"]["properties"]
+    assert schema["package_types"]["items"]["enum"][:2] == ["bdist_dmg", "bdist_dumb"]
+    assert schema["exclude_platforms"]["items"]["enum"] == ["windows", "macos", "linux", "freebsd"]
+    assert schema["policy"]["enum"] == ["immediate", "on_demand", "streamed"]
+
+
 # -- schedules and --background --------------------------------------------------------------
 
 
