@@ -33,6 +33,7 @@ from flows.runtime import catalog_for, http_spec_for, store_spec_for
 from flows.settings import Settings
 from storage.catalog import Catalog
 from storage.content import ContentWriter
+from storage.errors import MirrorflowError
 from storage.locks import holding
 from storage.maintenance import apply_retention
 from tasks.batch import BatchReport, SyncFailed, SyncPlan, SyncServices
@@ -58,7 +59,7 @@ class Progress(Protocol):
 PROGRESS: ContextVar[Progress | None] = ContextVar("mirrorflow_progress", default=None)
 
 
-class NoRemote(ValueError):
+class NoRemote(MirrorflowError, ValueError):
     def __init__(self, repository: str) -> None:
         super().__init__(f"repository {repository!r} has no remote: pass one (--remote NAME)")
 
@@ -181,7 +182,7 @@ def _sync(
                 publish_report(
                     repository, version=None, previous=repo.latest_version, summary=summary, counts=None
                 )
-                raise SyncFailed(repository, report.failures)
+                raise SyncFailed(repository, report.failures, report.advice)
             version = commit_version_task(
                 plan,
                 spec,
