@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -22,6 +23,7 @@ from flows.cli_app import (
     UsageError,
     app,
     bool_option,
+    check_range,
     content_app,
     emit,
     json_labels,
@@ -35,13 +37,10 @@ from flows.remote_spec import MAX_INT, RemoteFields, describe_validation_error
 from flows.runtime import catalog_for
 from flows.settings import Settings
 from flows.views import package_view, remote_view, repository_view, version_view
-from storage.artifacts import ArtifactStoreError
-from storage.catalog import Catalog, CatalogError
+from storage.catalog import Catalog
+from storage.errors import MirrorflowError
 from storage.maintenance import apply_retention
-from storage.secrets import SecretError
 from tasks.batch import SyncPartial
-from tasks.filters import InvalidFilter
-from tasks.index_client import IndexClientError
 
 __all__ = ["PARTIAL_EXIT", "app", "main"]
 
@@ -165,8 +164,8 @@ def repository_create(
     labels: JsonLabels = None,
 ) -> None:
     """Create a repository, with its empty version 0."""
-    if retain_repo_versions is not None and not 1 <= retain_repo_versions <= MAX_INT:
-        raise UsageError(f"retain_repo_versions: must be 1 to {MAX_INT} (got {retain_repo_versions!r})")
+    if retain_repo_versions is not None:
+        check_range("retain_repo_versions", retain_repo_versions, 1, MAX_INT, what="a number of versions")
     parsed_labels = json_labels(labels) or {}
     catalog = open_catalog()
     row = catalog.create_repository(
@@ -192,8 +191,8 @@ def repository_update(
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
     if "labels" in given:
         given["labels"] = json_labels(given["labels"])
-    if not 1 <= given.get("retain_repo_versions", 1) <= MAX_INT:
-        raise UsageError(f"retain_repo_versions: must be 1 to {MAX_INT} (got {retain_repo_versions!r})")
+    if retain_repo_versions is not None:
+        check_range("retain_repo_versions", retain_repo_versions, 1, MAX_INT, what="a number of versions")
     if given.get("remote") == "":
         given["remote"] = None
     catalog = open_catalog()
@@ -250,9 +249,12 @@ def repository_sync(
 
         emit(submit_sync(name, remote, mirror=mirror))
         return
+    from flows.console import quiet_prefect_console
     from flows.progress import progress_bar
     from flows.sync_repository import run_sync
 
+    if not _debug:
+        quiet_prefect_console()  # the run's logs go to the Prefect UI; the terminal gets the result
     with progress_bar():
         result = run_sync(name, remote, mirror=mirror, settings=settings)
     for project in result["report"].get("not_found") or []:
@@ -284,9 +286,15 @@ Repo = Annotated[str, typer.Option("--repository", help="Repository name.")]
 Number = Annotated[int | None, typer.Option("--version", help="Version number (default: latest).")]
 
 
+def _check_version(version: int | None) -> None:
+    if version is not None:
+        check_range("version", version, 0, MAX_INT, what="a version number")
+
+
 @version_app.command("show")
 def version_show(repository: Repo, version: Number = None) -> None:
     """Show a version (the latest by default) with its content summary."""
+    _check_version(version)
     emit(version_view(open_catalog().get_version(repository, version)))
 
 
@@ -308,14 +316,37 @@ def content_list(
     """List the files of a version (the latest by default), by project and filename."""
     from storage.content_reads import ContentReader
 
+    _check_version(version)
     page = ContentReader(open_catalog()).version_page(
         repository, version, membership="present", limit=limit, offset=offset
     )
     emit([package_view(p) for p in page.packages])
 
 
+#: Set by ``--debug`` or ``MIRRORFLOW_DEBUG=1``: tracebacks and Prefect's run logs on the terminal.
+_debug = False
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Show tracebacks and Prefect's run logs (or MIRRORFLOW_DEBUG=1)."),
+    ] = False,
+) -> None:
+    """Curated, versioned copies of Python package indexes, kept in sync by Prefect flows."""
+    global _debug
+    _debug = _debug or debug
+
+
 def main() -> None:
-    """Console entry point: run the app, turning known errors into one line and exit code 1."""
+    """Console entry point: run the app, turning mirrorflow's errors into one line and exit code 1.
+
+    Anything else is a bug and surfaces as one, with its traceback. ``--debug`` prints the
+    traceback of mirrorflow's errors too, above their line.
+    """
+    global _debug
+    _debug = os.environ.get("MIRRORFLOW_DEBUG", "").lower() in ("1", "true", "yes")
     # Prefect's temporary server would look up a telemetry host this network may not resolve,
     # printing an ERROR line on a successful sync; the user's own setting still wins.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -323,7 +354,6 @@ def main() -> None:
     import flows.cli_maintenance  # noqa: F401  (registers repository verify and orphans cleanup)
     import flows.cli_schedule  # noqa: F401  (registers repository schedule)
     import flows.cli_serve  # noqa: F401  (registers serve and repository pull-through)
-    from tasks.batch import SyncFailed
 
     try:
         code = app(standalone_mode=False)  # click's own usage errors come here, not to a boxed panel
@@ -334,13 +364,9 @@ def main() -> None:
         _exit_with(_usage_message(exc), code=getattr(exc, "exit_code", 2))
     except typer.Abort:
         _exit_with("aborted")
-    except ValidationError as exc:
+    except ValidationError as exc:  # input at the wire: options, settings, parameters
         _exit_with(describe_validation_error(exc))
-    except (CatalogError, InvalidFilter, UsageError, SyncFailed, SecretError, ValueError) as exc:
-        _exit_with(str(exc))
-    except ArtifactStoreError as exc:  # the store is down or refused a write
-        _exit_with(str(exc))
-    except IndexClientError as exc:  # the upstream could not be asked (no simple index at the url, say)
+    except MirrorflowError as exc:  # ours, phrased for the user; anything else is a bug: its traceback
         _exit_with(str(exc))
     except DBAPIError as exc:  # the database went away, refused us, or rejected a value
         _exit_with(f"the catalog database failed: {exc.orig or exc}")
@@ -362,6 +388,8 @@ def _usage_message(exc: typer.TyperException) -> str:
 
 
 def _exit_with(message: str, *, code: int = 1) -> NoReturn:
+    if _debug and sys.exc_info()[1] is not None:
+        traceback.print_exc()
     # One line: some messages (packaging's requirement errors) add a caret diagram below.
     lines = message.strip().splitlines() or ["unknown error"]
     print(f"Error: {lines[0]}", file=sys.stderr)

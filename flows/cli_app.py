@@ -16,6 +16,7 @@ import typer
 from flows.runtime import catalog_for
 from flows.settings import Settings
 from storage.catalog import Catalog
+from storage.errors import MirrorflowError
 
 __all__ = [
     "app",
@@ -24,6 +25,7 @@ __all__ = [
     "remote_app",
     "content_app",
     "UsageError",
+    "check_range",
     "emit",
     "open_catalog",
     "json_list",
@@ -44,8 +46,18 @@ app.add_typer(remote_app, name="remote")
 app.add_typer(content_app, name="content")
 
 
-class UsageError(ValueError):
+class UsageError(MirrorflowError, ValueError):
     """Bad input on the command line, already phrased for the user."""
+
+
+def check_range(field: str, value: float, low: float, high: float, *, what: str) -> None:
+    """Refuse ``value`` outside ``low..high`` (NaN included) with the one-line error naming ``field``.
+
+    The ranges are documented in the README's command table; ``what`` names the unit, as in
+    ``protection_time: must be a number of minutes from 0 to 5256000 (got 99999999999)``.
+    """
+    if not low <= value <= high:
+        raise UsageError(f"{field}: must be {what} from {low} to {high} (got {value!r})")
 
 
 def emit(data: Any) -> None:

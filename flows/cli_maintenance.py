@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_app import Name, UsageError, app, emit, repository_app
-from flows.remote_spec import RemoteFields
+from flows.cli_app import Name, app, check_range, emit, repository_app
+from flows.remote_spec import MAX_INT, RemoteFields
 from flows.runtime import catalog_for, http_client_for, store_for
 from flows.settings import Settings
 from storage.catalog import Catalog
@@ -32,6 +32,10 @@ app.add_typer(orphans_app, name="orphans")
 DEFAULT_SKIP_HOURS = 24.0
 #: Pulp's default orphan protection time.
 DEFAULT_PROTECTION_MINUTES = 60
+#: Upper bounds of the options (documented in the README): ten years, in hours and in minutes.
+MAX_HOURS = 87_600
+MAX_MINUTES = 5_256_000
+MAX_WORKERS = 64
 
 
 @repository_app.command("verify")
@@ -55,12 +59,10 @@ def repository_verify(
 ) -> None:
     """Re-hash every stored file of a version (core metadata included); report (and with --repair,
     fix) corrupt or missing ones."""
-    if not 1 <= workers <= 64:
-        raise UsageError(f"workers: must be between 1 and 64 (got {workers!r})")
-    if not skip_verified_within >= 0:
-        raise UsageError(
-            f"skip_verified_within: must be a number of hours >= 0 (got {skip_verified_within!r})"
-        )
+    if version is not None:
+        check_range("version", version, 0, MAX_INT, what="a version number")
+    check_range("workers", workers, 1, MAX_WORKERS, what="a number of workers")
+    check_range("skip_verified_within", skip_verified_within, 0, MAX_HOURS, what="a number of hours")
     settings = Settings()
     catalog = catalog_for(settings)
     catalog.get_repository(name)  # unknown names fail before anything is read
@@ -116,8 +118,7 @@ def orphans_cleanup(
     ] = DEFAULT_PROTECTION_MINUTES,
 ) -> None:
     """Delete packages and artifacts that no repository version, running sync or cache references."""
-    if protection_time < 0:
-        raise UsageError(f"protection_time: must be a number of minutes >= 0 (got {protection_time!r})")
+    check_range("protection_time", protection_time, 0, MAX_MINUTES, what="a number of minutes")
     settings = Settings()
     result = cleanup_orphans(
         catalog_for(settings), store_for(settings), protection=timedelta(minutes=protection_time)

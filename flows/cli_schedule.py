@@ -10,7 +10,7 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from flows.cli_app import Name, UsageError, emit, open_catalog, repository_app
+from flows.cli_app import Name, UsageError, check_range, emit, open_catalog, repository_app
 from storage.schedules import ScheduleView, get_schedule, set_schedule
 
 __all__ = [
@@ -20,6 +20,10 @@ __all__ = [
     "deployment_name",
     "submit_sync",
 ]
+
+
+#: The longest interval between scheduled syncs: a year, in seconds (documented in the README).
+MAX_INTERVAL = 365 * 24 * 3600
 
 
 def schedule_view(view: ScheduleView) -> dict[str, Any]:
@@ -60,8 +64,8 @@ def repository_schedule(
         raise UsageError(
             f"schedule: give exactly one of --cron or --interval (got cron={cron!r}, interval={interval!r})"
         )
-    if interval is not None and interval < 1:
-        raise UsageError(f"interval: must be at least 1 second (got {interval!r})")
+    if interval is not None:
+        check_range("interval", interval, 1, MAX_INTERVAL, what="a number of seconds")
     if cron is not None:
         _check_cron(cron)
     catalog = open_catalog()

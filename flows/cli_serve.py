@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli_app import Name, app, emit, open_catalog, repository_app
+from flows.cli_app import Name, app, check_range, emit, open_catalog, repository_app
 from flows.remote_spec import RemoteFields, filter_spec_of
 from flows.runtime import catalog_for, http_client_for, store_for
 from flows.settings import Settings
@@ -115,13 +115,15 @@ def _app_with_redirects() -> Any:
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
+    port: Annotated[int, typer.Option(help="Port to listen on (0 to 65535; 0: any free port).")] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes (1 to 64).")] = 1,
     redirect_to_store: Annotated[
         bool, typer.Option(help="Answer file requests with a presigned S3 URL (302) when the store has one.")
     ] = False,
 ) -> None:
     """Serve every repository as a simple index: pip install --index-url http://HOST:PORT/<repo>/simple/"""
+    check_range("port", port, 0, 65535, what="a TCP port")
+    check_range("workers", workers, 1, 64, what="a number of worker processes")
     import uvicorn
 
     catalog_for(Settings())  # fail fast on a bad catalog URL, and migrate once before the workers start

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from flows.remote_spec import SECRET_FIELDS, RemoteFields, describe_validation_error
+from storage.errors import MirrorflowError
 from storage.secrets import is_secret_header
 
 __all__ = [
@@ -96,11 +97,12 @@ class SyncParameters(BaseModel):
     lock_wait_s: float = Field(
         default=DEFAULT_LOCK_WAIT,
         ge=0,
+        le=86400,
         description="Seconds to wait while another sync of this repository runs, then give up.",
     )
 
 
-class InvalidParameters(ValueError):
+class InvalidParameters(MirrorflowError, ValueError):
     """Sync parameters that cannot run; the message names each bad field and shows its value."""
 
     def __init__(self, problems: str) -> None:

@@ -15,7 +15,14 @@ from tasks.filenames import PACKAGE_TYPES
 from tasks.filters import PLATFORMS, FilterSpec, InvalidFilter
 from tasks.outcome import DEFAULT_MAX_FAILED_PERCENT, FailurePolicy
 
-__all__ = ["MAX_INT", "RemoteFields", "SECRET_FIELDS", "describe_validation_error", "filter_spec_of"]
+__all__ = [
+    "MAX_INT",
+    "MAX_TIMEOUT",
+    "RemoteFields",
+    "SECRET_FIELDS",
+    "describe_validation_error",
+    "filter_spec_of",
+]
 
 #: Stored, never printed: shown as ``hidden_fields`` with ``is_set``, in the seed's order.
 SECRET_FIELDS = ("client_key", "proxy_username", "proxy_password", "username", "password")
@@ -34,6 +41,8 @@ Policy = Literal["immediate", "on_demand", "streamed"]
 
 #: The largest value an integer column holds (PostgreSQL ``integer``).
 MAX_INT = 2**31 - 1
+#: The longest timeout a remote may set, in seconds (a day): more is a typo, not a timeout.
+MAX_TIMEOUT = 86400.0
 
 
 class RemoteFields(BaseModel):
@@ -85,10 +94,10 @@ class RemoteFields(BaseModel):
     )
     download_concurrency: int | None = Field(default=None, ge=1, le=100)
     max_retries: int | None = Field(default=None, ge=0, le=20)
-    total_timeout: float | None = Field(default=None, gt=0)
-    connect_timeout: float | None = Field(default=None, gt=0)
-    sock_connect_timeout: float | None = Field(default=None, gt=0)
-    sock_read_timeout: float | None = Field(default=None, gt=0)
+    total_timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
+    connect_timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
+    sock_connect_timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
+    sock_read_timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
     headers: list[dict[str, str]] | None = None
     rate_limit: int | None = Field(default=None, ge=0, le=MAX_INT)
     tls_validation: bool = True

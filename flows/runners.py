@@ -13,7 +13,9 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["RunnerSettings", "task_runner_for"]
+from storage.errors import MirrorflowError
+
+__all__ = ["RunnerSettings", "TaskRunnerUnavailable", "task_runner_for"]
 
 
 class RunnerSettings(BaseSettings):
@@ -25,6 +27,10 @@ class RunnerSettings(BaseSettings):
     dask_workers: int = Field(default=2, ge=1, le=256, description="Processes of the local Dask cluster.")
 
 
+class TaskRunnerUnavailable(MirrorflowError, ValueError):
+    """The task runner the settings name cannot be built here (its package is not installed)."""
+
+
 def task_runner_for(settings: RunnerSettings) -> Any:
     """The task runner the settings name (a ``prefect.task_runners.TaskRunner``)."""
     if settings.task_runner == "threads":
@@ -34,7 +40,7 @@ def task_runner_for(settings: RunnerSettings) -> Any:
     try:
         from prefect_dask import DaskTaskRunner
     except ImportError:
-        raise ValueError(
+        raise TaskRunnerUnavailable(
             "task_runner: 'dask' needs prefect-dask; install it with pip install 'mirrorflow[dask]'"
         ) from None
     if settings.dask_address:

@@ -43,17 +43,20 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     s3_prefix: str = Field(default="", description="Key prefix inside the bucket.")
     task_workers: int = Field(default=4, ge=1, le=64, description="Threads of the flow's task runner.")
-    batch_size: int = Field(default=200, ge=1, description="Projects per mapped sync task.")
+    batch_size: int = Field(default=200, ge=1, le=100_000, description="Projects per mapped sync task.")
     max_page_bytes: int = Field(
-        default=50 * 1024 * 1024, ge=1024, description="Largest project page accepted."
+        default=50 * 1024 * 1024, ge=1024, le=2**31, description="Largest project page accepted."
     )
     sync_lock_lease: float = Field(
         default=120.0,
         ge=10,
+        le=86400,
         description="Seconds a sync's repository lock lasts unless renewed (every third of it); "
         "after a crash, the next sync of the repository may start once it expired.",
     )
-    max_file_bytes: int | None = Field(default=None, description="Largest distribution file accepted.")
+    max_file_bytes: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="Largest distribution file accepted."
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Fernet key sealing remote secrets in the catalog. Unset: a key is made once and kept "

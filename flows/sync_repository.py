@@ -35,6 +35,7 @@ from flows.runtime import catalog_for, http_spec_for, store_spec_for
 from flows.settings import Settings
 from storage.catalog import Catalog
 from storage.content import ContentWriter
+from storage.errors import MirrorflowError
 from storage.locks import holding
 from storage.maintenance import apply_retention
 from tasks.batch import BatchReport, NoIncludedProjectFound, SyncFailed, SyncPlan, SyncServices
@@ -73,7 +74,7 @@ class Progress(Protocol):
 PROGRESS: ContextVar[Progress | None] = ContextVar("mirrorflow_progress", default=None)
 
 
-class NoRemote(ValueError):
+class NoRemote(MirrorflowError, ValueError):
     def __init__(self, repository: str) -> None:
         super().__init__(f"repository {repository!r} has no remote: pass one (--remote NAME)")
 
@@ -258,7 +259,7 @@ def _sync(
                 publish_report(
                     repository, version=None, previous=repo.latest_version, summary=summary, counts=None
                 )
-                raise SyncFailed(repository, report.failures)
+                raise SyncFailed(repository, report.failures, report.advice)
             summary["partial"] = bool(report.failures or report.unverifiable)
             if summary["partial"]:
                 logger.warning(

@@ -121,6 +121,18 @@ class FileServer:
                     flight = self._flights[file.sha256] = _Flight(threading.Event())
             assert flight is not None
             if leader:
+                # Look again now that this request owns the digest's flight: another flight may
+                # have stored the file and landed between the first look and the lock, and no
+                # flight stores without first holding it. (Looked up outside ``_lock``: store I/O
+                # must not hold every other request back.)
+                try:
+                    stored = self._from_store(file)
+                except BaseException:
+                    self._land(file.sha256, flight, None)
+                    raise
+                if stored is not None:
+                    self._land(file.sha256, flight, None)
+                    return stored
                 return self._fetch_through(file, index, flight)
             if not flight.done.wait(_WAIT):
                 raise ServeError(504, f"{file.filename}: still downloading from the upstream, retry later")

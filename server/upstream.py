@@ -13,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from storage.errors import MirrorflowError
 from tasks.filters import FilterSpec
 from tasks.index_client import IndexClient
 
 __all__ = ["ServeError", "UpstreamRemote", "Upstreams"]
 
 
-class ServeError(Exception):
+class ServeError(MirrorflowError):
     """A request that cannot be served; ``status`` and a one-line ``message`` for the client."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -33,6 +33,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from storage.errors import MirrorflowError
+
 __all__ = [
     "ArtifactNotFound",
     "ArtifactStore",
@@ -51,7 +53,7 @@ __all__ = [
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
-class ArtifactStoreError(Exception):
+class ArtifactStoreError(MirrorflowError):
     """Base class of the errors an artifact store raises on purpose."""
 
 

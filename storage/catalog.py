@@ -21,6 +21,7 @@ from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.errors import MirrorflowError
 from storage.models import Remote, Repository, RepositoryVersion
 from storage.secrets import SEALED_PREFIX, NoSecretKey, SecretBox, is_secret_header
 
@@ -30,7 +31,7 @@ __all__ = ["Catalog", "CatalogError", "NotFound", "AlreadyExists", "VersionView"
 SECRET_COLUMNS = ("client_key", "proxy_username", "proxy_password", "username", "password")
 
 
-class CatalogError(Exception):
+class CatalogError(MirrorflowError):
     """Base of the catalog's errors."""
 
 

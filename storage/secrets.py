@@ -26,6 +26,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from storage.errors import MirrorflowError
+
 __all__ = [
     "SEALED_PREFIX",
     "is_secret_header",
@@ -56,7 +58,7 @@ def is_secret_header(name: str) -> bool:
     return any(part in lowered for part in _SECRET_HEADER_PARTS)
 
 
-class SecretError(Exception):
+class SecretError(MirrorflowError):
     """Base of the errors about encrypted secrets."""
 
 

@@ -39,13 +39,24 @@ from storage.artifacts import (
     artifact_key,
 )
 from storage.content import ContentWriter, NewPackage
+from storage.errors import MirrorflowError
 from storage.serials import SerialMemory, Touched
+from tasks.core_metadata import WheelMetadataError
 from tasks.distributions import DistFile, ProjectPage
+from tasks.filenames import InvalidFilename
 from tasks.filters import Candidate, FilterSpec, select_files
 from tasks.incremental import fetch_page
-from tasks.index_client import IndexClient, ProjectNotFound, TransientError
+from tasks.index_client import (
+    IndexClient,
+    IndexClientError,
+    PageTooLarge,
+    ProjectNotFound,
+    TransientError,
+    UpstreamError,
+)
 from tasks.planning import Wanted, is_stale
 from tasks.retrying import call_with_retries
+from tasks.simple_fields import InvalidPage
 from tasks.workers import Pacer, pulled, shared_pool
 
 __all__ = [
@@ -55,6 +66,8 @@ __all__ = [
     "BatchReport",
     "sync_projects",
     "SyncFailed",
+    "advice_for",
+    "RERUN",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,20 +75,69 @@ log = logging.getLogger(__name__)
 _TRANSIENT = (TransientError, StoreUnavailable)
 
 
-class SyncFailed(Exception):
-    """The sync could not complete; ``failures`` maps each failed project to why. No version was made."""
+class SyncFailed(MirrorflowError):
+    """The sync could not complete; ``failures`` maps each failed project to why. No version was made.
 
-    def __init__(self, repository: str, failures: dict[str, str]) -> None:
-        self.repository, self.failures = repository, failures
-        shown = "; ".join(f"{name}: {why}" for name, why in sorted(failures.items())[:5])
-        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+    The message is one line: the repository, the first failed project (its error names the URL),
+    how many more failed, and what to do (``advice``; "rerun" only when every failure was
+    transient, since a rerun cannot fix a wrong digest, a refused credential or an unreadable page).
+    """
+
+    def __init__(self, repository: str, failures: dict[str, str], advice: dict[str, str]) -> None:
+        self.repository, self.failures, self.advice = repository, failures, advice
+        # Shown: the first failure a rerun cannot fix, if any (its advice is what to do), else the first.
+        lasting = sorted(name for name in failures if advice.get(name) != RERUN)
+        first = lasting[0] if lasting else min(failures)
+        why, todo = failures[first].rstrip(". "), advice.get(first) or BUG
+        more = (
+            f" (and {len(failures) - 1} more project(s), listed in the sync report)"
+            if len(failures) > 1
+            else ""
+        )
         super().__init__(
-            f"sync of repository {repository!r} failed for {len(failures)} project(s), no new version: "
-            f"{shown}{more}. Rerun the sync to finish the job."
+            f"sync of repository {repository!r} failed, no new version: project {first!r}: {why}{more}. {todo}."
         )
 
 
-class SyncPartial(Exception):
+#: What to do after transient faults outlasted the retries: what was stored is kept and reused.
+RERUN = "Rerun the sync to finish the job (what was downloaded is kept)"
+_UNREADABLE = "The upstream serves something mirrorflow cannot read: leave the project out (--excludes)"
+#: What to do about an error that is not one of ours.
+BUG = "This is a bug in mirrorflow: rerun with --debug and report the traceback"
+
+
+def advice_for(exc: BaseException) -> str:
+    """What a user can do about ``exc``, one of a sync's per-project failures.
+
+    >>> advice_for(TransientError("http://i.test/simple/a/", 503, "Service Unavailable")) == RERUN
+    True
+    >>> advice_for(KeyError("x")) == BUG
+    True
+    """
+    if isinstance(exc, _TRANSIENT):
+        return RERUN
+    if isinstance(exc, DigestMismatch):
+        return "The upstream's file does not match its index: leave that release out (--excludes) or ask the upstream to fix it"
+    if isinstance(exc, PageTooLarge):
+        return "Raise MIRRORFLOW_MAX_PAGE_BYTES, or leave the project out (--excludes)"
+    if isinstance(exc, UpstreamError):
+        if exc.status in (401, 403):
+            return "Check the remote's username and password, or its headers (mirrorflow remote update)"
+        if exc.status == 407:
+            return "Check the remote's proxy_username and proxy_password (mirrorflow remote update)"
+        if exc.status is None and "ca_cert" in exc.reason:
+            return "Set the remote's ca_cert, or tls_validation false (mirrorflow remote update)"
+        if exc.status is not None and 200 <= exc.status < 300:
+            return _UNREADABLE  # it answered, with something that is not a simple page
+        return "Check the remote's url and the upstream (mirrorflow remote update --url)"
+    if isinstance(exc, InvalidPage | InvalidFilename | WheelMetadataError):
+        return _UNREADABLE
+    if isinstance(exc, MirrorflowError):
+        return "See the sync report for each project's error"
+    return BUG
+
+
+class SyncPartial(MirrorflowError):
     """A version was committed without some projects (``failure_policy`` partial) or files
     (quarantined): ``stale`` maps each to why. Raised after the commit, for a distinct exit code."""
 
@@ -97,6 +159,7 @@ class NoIncludedProjectFound(SyncFailed):
     def __init__(self, repository: str, url: str, names: Sequence[str]) -> None:
         self.repository, self.url = repository, url
         self.failures = {name: "not found on the index" for name in names}
+        self.advice = dict.fromkeys(names, "check the remote's url and includes")
         shown = ", ".join(repr(name) for name in sorted(names)[:5]) + (" ..." if len(names) > 5 else "")
         Exception.__init__(
             self,
@@ -148,6 +211,8 @@ class BatchReport:
     skipped: Counter[str] = field(default_factory=Counter)
     not_found: list[str] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
+    #: What to do about each failure (``advice_for``): not in ``as_dict``, the sync report.
+    advice: dict[str, str] = field(default_factory=dict)
     downloaded_files: int = 0
     downloaded_bytes: int = 0
     not_modified: int = 0
@@ -166,6 +231,7 @@ class BatchReport:
             skipped=self.skipped + other.skipped,
             not_found=sorted(self.not_found + other.not_found),
             failures={**self.failures, **other.failures},
+            advice={**self.advice, **other.advice},
             downloaded_files=self.downloaded_files + other.downloaded_files,
             downloaded_bytes=self.downloaded_bytes + other.downloaded_bytes,
             not_modified=self.not_modified + other.not_modified,
@@ -202,6 +268,7 @@ class _ProjectResult:
     skipped: Counter[str] = field(default_factory=Counter)
     not_found: bool = False
     failure: str | None = None
+    advice: str | None = None
     downloaded_bytes: int = 0
     legacy_filenames: int = 0
     resumed_files: int = 0
@@ -235,6 +302,7 @@ def sync_projects(names: Sequence[str | Wanted], plan: SyncPlan, services: SyncS
             # A failed project keeps exactly its previous content and memory: nothing of it is
             # staged, and "stale" makes the commit keep it and the next sync retry it.
             report.failures[result.name] = result.failure
+            report.advice[result.name] = result.advice or BUG
             touched.append(Touched(result.name, "stale"))
             report.stale.append(result.name)
             continue
@@ -275,7 +343,7 @@ def _sync_project(item: Wanted, plan: SyncPlan, services: SyncServices) -> _Proj
         result.touched = Touched(name, "gone")
         return result
     except Exception as exc:  # reported per project; the sync fails as a whole below
-        result.failure = _describe(exc)
+        result.failure, result.advice = _describe(exc), advice_for(exc)
         return result
     page = answer.page
     if page is None:
@@ -368,7 +436,10 @@ def _download_all(
             log.warning("%s: skipping %r (too-large while downloading)", result.name, file.filename)
             result.skipped["too-large"] += 1
         elif result.failure is None:
-            result.failure = f"{file.filename}: {_describe(outcome)}"
+            # An index client error names the URL it failed on; others get the file's URL here.
+            where = "" if isinstance(outcome, IndexClientError) else f" ({file.url})"
+            result.failure = f"{file.filename}{where}: {_describe(outcome)}"
+            result.advice = advice_for(outcome)
     return list(stored.values()), known
 
 

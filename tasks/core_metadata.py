@@ -20,13 +20,15 @@ import tempfile
 import zipfile
 from collections.abc import Iterable
 
+from storage.errors import MirrorflowError
+
 __all__ = ["MAX_METADATA_BYTES", "WheelMetadataError", "metadata_from_wheel"]
 
 #: Largest core metadata file served or stored; longer METADATA is cut to this length.
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 
 
-class WheelMetadataError(ValueError):
+class WheelMetadataError(MirrorflowError, ValueError):
     """The wheel ``filename`` does not give its core metadata, for ``reason``."""
 
     def __init__(self, filename: str, reason: str) -> None:

@@ -40,6 +40,8 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from storage.errors import MirrorflowError
+
 __all__ = ["MAX_FILENAME_LENGTH", "PACKAGE_TYPES", "InvalidFilename", "ParsedFilename", "parse_filename"]
 
 #: Every package type the index's JSON API reports, sorted.
@@ -61,7 +63,7 @@ _ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".zip", ".tar")
 _DUMB_PLATFORM_MARKERS = (".linux-", ".macosx-", ".win", ".freebsd-", ".cygwin-")
 
 
-class InvalidFilename(ValueError):
+class InvalidFilename(MirrorflowError, ValueError):
     """A filename that is not a distribution filename we understand (or is unsafe to store)."""
 
     def __init__(self, filename: str, reason: str) -> None:

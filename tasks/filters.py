@@ -25,6 +25,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from storage.errors import MirrorflowError
 from tasks.distributions import DistFile
 from tasks.filenames import PACKAGE_TYPES, InvalidFilename, ParsedFilename, parse_filename
 from tasks.platforms import PLATFORMS, excluded_platform, python_mismatch
@@ -47,7 +48,7 @@ __all__ = [
 _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-class InvalidFilter(ValueError):
+class InvalidFilter(MirrorflowError, ValueError):
     """A filter setting that cannot be used: names the field, shows the value and says why."""
 
     def __init__(self, field: str, value: object, reason: str) -> None:

@@ -34,6 +34,7 @@ from urllib.parse import quote
 import httpx
 from packaging.utils import canonicalize_name
 
+from storage.errors import MirrorflowError
 from tasks.distributions import ProjectListing, ProjectPage
 from tasks.retrying import retry_after_seconds
 from tasks.simple import (
@@ -68,7 +69,7 @@ ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0
 DEFAULT_MAX_PAGE_BYTES = 50 * 1024 * 1024
 
 
-class IndexClientError(Exception):
+class IndexClientError(MirrorflowError):
     """Base of the index client's errors; ``url`` is the request that failed."""
 
     def __init__(self, url: str, message: str) -> None:

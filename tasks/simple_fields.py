@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
+from storage.errors import MirrorflowError
 from tasks.distributions import Sha256, is_sha256
 
 __all__ = [
@@ -44,7 +45,7 @@ SUPPORTED_API_MAJOR = 1
 _API_VERSION_RE = re.compile(r"(\d+)\.(\d+)")
 
 
-class InvalidPage(ValueError):
+class InvalidPage(MirrorflowError, ValueError):
     """A simple page that cannot be parsed; ``url`` is the page, ``reason`` says what is wrong."""
 
     def __init__(self, url: str, reason: str) -> None:

@@ -71,7 +71,10 @@ CASES = [
     (("repository", "sync", "--name", "nope"), ["repository 'nope' does not exist"]),
     (("repository", "sync", "--name", "foo", "--remote", "nope"), ["remote 'nope' does not exist"]),
     (("repository", "sync", "--name", "plain"), ["remote", "'plain' has no remote"]),
-    (("repository", "version", "show", "--repository", "foo", "--version", "-1"), ["version 'foo/-1'"]),
+    (
+        ("repository", "version", "show", "--repository", "foo", "--version", "-1"),
+        ["version: must be a version number from 0 to 2147483647 (got -1)"],
+    ),
     (("repository", "version", "show", "--repository", "foo", "--version", "7"), ["version 'foo/7'"]),
     (("repository", "version", "show", "--repository", "foo", "--version", "x"), ["--version", "'x'"]),
     (("repository", "version", "list", "--repository", "nope"), ["repository 'nope' does not exist"]),

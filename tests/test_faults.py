@@ -185,21 +185,27 @@ def test_a_hash_mismatch_is_quarantined_naming_file_expected_and_actual_digest(c
 
 @SQLITE_ONLY
 @pytest.mark.parametrize(
-    ("fault", "said"),
+    ("fault", "said", "todo"),
     [
-        pytest.param(Fault.status(503), "answered 503", id="permanent-5xx"),
-        pytest.param(Fault.status(404), "answered 404", id="file-gone"),
-        pytest.param(Fault.redirect_loop(), "TooManyRedirects", id="redirect-loop"),
+        pytest.param(Fault.status(503), "answered 503", "Rerun the sync", id="permanent-5xx"),
+        pytest.param(Fault.status(404), "answered 404", "Check the remote's url", id="file-gone"),
+        pytest.param(Fault.redirect_loop(), "TooManyRedirects", "Check the remote's url", id="redirect-loop"),
         pytest.param(
-            Fault.redirect("file:///etc/passwd"), "UnsupportedProtocol", id="redirect-to-file-scheme"
+            Fault.redirect("file:///etc/passwd"),
+            "UnsupportedProtocol",
+            "Check the remote's url",
+            id="redirect-to-file-scheme",
         ),
     ],
 )
-def test_a_download_that_keeps_failing_fails_the_sync_with_a_summary_and_no_version(cli, faulty, fault, said):
+def test_a_download_that_keeps_failing_fails_the_sync_with_a_summary_and_no_version(
+    cli, faulty, fault, said, todo
+):
     faulty.rules = [Rule(SDIST, fault)]
     _setup(cli, faulty.url, "--max-retries", "1")
     line = _error_line(_sync(cli))
     assert "shelf-reader-0.1.tar.gz" in line and said in line and "no new version" in line
+    assert line.endswith(".") and todo in line and ("Rerun" in line) == (todo == "Rerun the sync")
     catalog, writer, _ = _state()
     assert catalog.get_repository("foo").latest_version == 0 and writer.count_packages() == 0
 

@@ -987,6 +987,8 @@ def test_seed_types_platforms_keep_latest() -> None:
 # --- purity and doctests ------------------------------------------------------------------------------
 
 PURE_MODULES = ["tasks/filenames.py", "tasks/filters.py", "tasks/platforms.py", "tasks/distributions.py"]
+#: Modules outside tasks/ that decision code may import: the error root, itself free of imports.
+PURE_SHARED = ["storage/errors.py"]
 
 
 def _imports(path: Path) -> set[str]:
@@ -1000,15 +1002,19 @@ def _imports(path: Path) -> set[str]:
     return modules
 
 
-@pytest.mark.parametrize("module", [pytest.param(m, id=m) for m in PURE_MODULES[:3]])
+@pytest.mark.parametrize("module", [pytest.param(m, id=m) for m in PURE_MODULES[:3] + PURE_SHARED])
 def test_decision_modules_import_only_stdlib_packaging_and_pure_tasks(module: str) -> None:
-    pure_tasks = {Path(m).with_suffix("").as_posix().replace("/", ".") for m in PURE_MODULES}
+    pure = {Path(m).with_suffix("").as_posix().replace("/", ".") for m in PURE_MODULES + PURE_SHARED}
     for name in _imports(ROOT / module):
         top = name.partition(".")[0]
-        if top == "tasks":
-            assert name in pure_tasks, f"{module} imports {name}, which is not a pure tasks module"
+        if top in ("tasks", "storage"):
+            assert name in pure, f"{module} imports {name}, which is not a pure module"
         else:
             assert top in sys.stdlib_module_names or top in {"packaging", "__future__"}, f"{module}: {name}"
+
+
+def test_the_error_root_imports_nothing() -> None:
+    assert _imports(ROOT / PURE_SHARED[0]) == {"__future__"}
 
 
 @pytest.mark.parametrize("module", [pytest.param(m, id=m.__name__) for m in (tasks.filters, tasks.platforms)])

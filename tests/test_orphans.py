@@ -120,7 +120,8 @@ def test_bad_protection_time_is_one_line(cli):
     result = cli("orphans", "cleanup", "--protection-time", "-5")
     assert result.exit_code == 1 and result.stdout == ""
     assert (
-        result.stderr.splitlines()[-1] == "Error: protection_time: must be a number of minutes >= 0 (got -5)"
+        result.stderr.splitlines()[-1]
+        == "Error: protection_time: must be a number of minutes from 0 to 5256000 (got -5)"
     )
 
 

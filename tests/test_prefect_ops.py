@@ -373,7 +373,7 @@ def test_schedule_creates_then_updates_and_refuses_bad_input(cli, seed_index):
         (["--cron", "0 * * * *", "--interval", "5"], "exactly one of --cron or --interval"),
         ([], "exactly one of --cron or --interval"),
         (["--cron", "every hour"], "cron: 'every hour' is not a cron expression"),
-        (["--interval", "0"], "interval: must be at least 1 second (got 0)"),
+        (["--interval", "0"], "interval: must be a number of seconds from 1 to 31536000 (got 0)"),
     ]:
         bad = cli("repository", "schedule", "--name", "foo", "--remote", "bar", *args)
         assert bad.exit_code == 1 and message in bad.stderr, bad.stderr

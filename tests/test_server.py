@@ -7,6 +7,7 @@ then starts the real app with uvicorn on a loopback port, on both backend pairs.
 from __future__ import annotations
 
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -15,9 +16,13 @@ import pytest
 from flows.cli_serve import app_from_settings
 from flows.runtime import catalog_for, store_for
 from flows.settings import Settings
+from server.files import FileServer
 from server.pages import JSON_V1
 from server.threaded import serve_in_thread
 from storage.content import ContentWriter
+from storage.filesystem_store import FileSystemStore
+from storage.serving import ServedFile
+from tasks.index_client import IndexClient
 
 DEMO = '["mf-demo-app", "mf-demo-lib"]'
 
@@ -126,8 +131,12 @@ def test_on_demand_downloads_once_under_concurrency_and_stores_verified(cli, see
     _sync(cli, seed_index.url, policy="on_demand")
     page = server.get("/foo/simple/mf-demo-app/", headers={"Accept": JSON_V1}).json()
     wheel = next(f for f in page["files"] if f["filename"].endswith(".whl"))
-    upstream_path = next(p for p in list(seed_index.hits) if p.endswith(wheel["filename"]))
-    before = seed_index.hits[upstream_path]
+    # The wheel's path on the upstream, from the upstream's own page: an on_demand sync fetched no
+    # file, and earlier tests may or may not have (the seed index and its counters are per session).
+    upstream_page = httpx.get(f"{seed_index.url}mf-demo-app/", headers={"Accept": JSON_V1}).json()
+    upstream_url = next(f["url"] for f in upstream_page["files"] if f["filename"] == wheel["filename"])
+    upstream_path = httpx.URL(seed_index.url).join(upstream_url).path
+    before = seed_index.hits[upstream_path]  # a Counter: 0 when no test fetched it yet
     with ThreadPoolExecutor(8) as pool:
         bodies = list(pool.map(lambda _: server.get(wheel["url"]).content, range(8)))
     assert {hashlib.sha256(b).hexdigest() for b in bodies} == {wheel["hashes"]["sha256"]}
@@ -140,6 +149,70 @@ def test_on_demand_downloads_once_under_concurrency_and_stores_verified(cli, see
     again = server.get(wheel["url"])
     assert again.headers["x-mirrorflow-source"] == "store"
     assert seed_index.hits[upstream_path] - before == 1
+
+
+class _PausingStore(FileSystemStore):
+    """Holds the first ``exists`` call (a request's first look at the store) until told to go on."""
+
+    def __init__(self, root) -> None:
+        super().__init__(root)
+        self.looked, self.go_on, self._held = threading.Event(), threading.Event(), False
+
+    def exists(self, sha256: str) -> bool:
+        found = super().exists(sha256)
+        if not self._held:
+            self._held = True
+            self.looked.set()
+            assert self.go_on.wait(10), "the test never let the first request go on"
+        return found
+
+
+class _Upstream:
+    """``server.upstream.Upstreams`` over a mock transport that serves one body and counts requests."""
+
+    def __init__(self, body: bytes) -> None:
+        self.requests = 0
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            self.requests += 1
+            return httpx.Response(200, content=body)
+
+        self.client = httpx.Client(transport=httpx.MockTransport(answer))
+
+    def remote(self, name):
+        return None
+
+    def fallback(self) -> IndexClient:
+        return IndexClient("http://upstream.test/simple/", client=self.client)
+
+
+class _Serving:
+    def link_artifact(self, stored) -> None:
+        pass
+
+
+def test_a_request_that_looked_before_another_flight_landed_does_not_download_again(tmp_path):
+    """The single-flight race: request A finds the store empty, then request B downloads, stores
+    and lands its flight before A reaches the flight table. A must serve B's copy, not download."""
+    body = b"wheel bytes" * 1000
+    file = ServedFile(
+        package_id=1, name="a", normalized_name="a", version="1.0", filename="a-1.0-py3-none-any.whl",
+        packagetype="bdist_wheel", requires_python=None, sha256=hashlib.sha256(body).hexdigest(),
+        size=len(body), upload_time=None, yanked=False, yanked_reason=None, metadata_sha256=None,
+        has_metadata=False, url="http://upstream.test/files/a-1.0-py3-none-any.whl", artifact_sha256=None,
+        remote=None, core_metadata_sha256=None,
+    )  # fmt: skip
+    store, upstream = _PausingStore(tmp_path / "store"), _Upstream(body)
+    files = FileServer(store, _Serving(), upstream, redirect_to_store=False)  # type: ignore[arg-type]
+    with ThreadPoolExecutor(1) as pool, upstream.client:
+        first = pool.submit(files.prepare, file)
+        assert store.looked.wait(10)  # A saw an empty store and is held there
+        second = files.prepare(file)  # B: leads a flight, downloads, stores, lands
+        assert second.source == "fetch" and b"".join(second.chunks or ()) == body
+        store.go_on.set()
+        delivery = first.result(10)
+    assert delivery.source == "store" and b"".join(delivery.chunks or ()) == body
+    assert upstream.requests == 1, "one upstream download for two requests"
 
 
 def test_streamed_is_proxied_and_never_stored(cli, seed_index, server):

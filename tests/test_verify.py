@@ -96,9 +96,9 @@ def test_repair_that_cannot_fetch_leaves_the_problem_reported(cli, seed_index, t
     [
         pytest.param(["--name", "nope"], "Error: repository 'nope' does not exist\n", id="unknown-repository"),
         pytest.param(["--name", "foo", "--version", "7"], "Error: version 'foo/7' does not exist\n", id="unknown-version"),
-        pytest.param(["--name", "foo", "--workers", "0"], "Error: workers: must be between 1 and 64 (got 0)\n", id="workers"),
+        pytest.param(["--name", "foo", "--workers", "0"], "Error: workers: must be a number of workers from 1 to 64 (got 0)\n", id="workers"),
         pytest.param(["--name", "foo", "--skip-verified-within", "-1"],
-                     "Error: skip_verified_within: must be a number of hours >= 0 (got -1.0)\n", id="negative-hours"),
+                     "Error: skip_verified_within: must be a number of hours from 0 to 87600 (got -1.0)\n", id="negative-hours"),
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line(cli, args, message):
