@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench live-check clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ lint: $(VENV)/.installed  ## ruff everywhere; mypy strict on tasks/ and storage/
 
 bench: $(VENV)/.installed  ## the scale benchmark (about 5 minutes here; see benchmarks/README.md)
 	$(PY) -m benchmarks.run --projects 20000
+
+live-check: $(VENV)/.installed  ## the seed's commands and complex remotes against a real index (not CI)
+	@test -n "$(INDEX)" || { echo "usage: make live-check INDEX=<index root URL>" >&2; exit 2; }
+	$(PY) scripts/live_check.py "$(INDEX)"
 
 clean:
 	rm -rf .mirrorflow-demo .pytest_cache
