@@ -155,10 +155,13 @@ def _project_splitter(project: NormalizedName) -> _Split:
                 continue
             pieces = head[index + 1 :].split("-")
             for count in range(len(pieces), 0, -1):
-                try:
-                    return project, Version("-".join(pieces[:count]))
-                except InvalidVersion:
-                    continue
+                text = "-".join(pieces[:count])
+                # A wheel escapes "-" as "_": "0.0.1_1" was the release "0.0.1-1" (0.0.1.post1).
+                for candidate in dict.fromkeys((text, text.replace("_", "-"))):
+                    try:
+                        return project, Version(candidate)
+                    except InvalidVersion:
+                        continue
         raise InvalidFilename(filename, f"no valid version follows the project name {project!r}")
 
     return split
@@ -295,6 +298,12 @@ def _parse_egg(filename: str, stem: str, split: _Split) -> ParsedFilename:
 def _parse_windows_installer(filename: str, stem: str, split: _Split, packagetype: str) -> ParsedFilename:
     # bdist_wininst / bdist_msi: name-version.win32[-pyX.Y] or name-version.win-amd64[-pyX.Y]
     head, dot, tail = stem.rpartition(".win")
+    if not dot and split is not _split_name_version:
+        # Read knowing the project: an installer named freely ("pyreadline-1.5-win32-setup.exe").
+        name, version = split(filename, stem)
+        return ParsedFilename(
+            name, version, packagetype, "any", ("win-amd64",) if "amd64" in stem else ("win32",)
+        )
     if not dot:
         raise InvalidFilename(filename, "a Windows installer needs a '.win32' or '.win-amd64' platform part")
     platform, dash, python = f"win{tail}".partition("-py")

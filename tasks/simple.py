@@ -337,7 +337,8 @@ def display_name_of(name: str, files: Sequence[DistFile]) -> str:
 
     A PEP 691 page must give the normalized name (``django``), and many PEP 503 pages do too. The
     files still carry the spelling the project was built with (``Django-2.0.tar.gz``): the newest
-    listed sdist's name part, else a wheel's (``_`` read as ``-``), when it names the same project.
+    listed sdist's name part, else a wheel's (``_`` read as ``-`` in both), when it names the same
+    project and differs from the normalized name (in case or dots).
     Pulp shows the JSON API's name, which is that spelling for most projects.
 
     >>> files = [DistFile("Django-2.0.tar.gz", "u", None), DistFile("Django-2.0-py3-none-any.whl", "u", None)]
@@ -359,8 +360,10 @@ def display_name_of(name: str, files: Sequence[DistFile]) -> str:
             continue
         for suffix in _SDIST_SUFFIXES:
             if filename.endswith(suffix):
-                spelling = filename[: -len(suffix)].rpartition("-")[0]
-                if spelling and canonicalize_name(spelling) == name:
+                # Build tools escape "-" as "_" in file names (PEP 625): read it back, as for wheels;
+                # a spelling that then differs only in separators tells nothing the name does not.
+                spelling = filename[: -len(suffix)].rpartition("-")[0].replace("_", "-")
+                if spelling and spelling != name and canonicalize_name(spelling) == name:
                     return spelling
                 break
     return wheel_spelling or name
