@@ -18,10 +18,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 from support_peers import mirrorflow_home, run_cli
 
 from fixtureindex.server import RunningIndex
+from tasks.index_client import ACCEPT
 
 SQLITE_ONLY = pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
 
@@ -131,3 +133,14 @@ def test_a_remote_gives_the_fixture_index_file_set(cli, upstream, kind, fixture_
     if kind == "whole-index":
         assert files == expected, "every file downloaded, of the size the fixture index serves"
         assert synced["report"]["downloaded_files"] == len(expected)
+
+
+def test_the_bandersnatch_mirror_serves_its_json_pages_with_string_serials(bandersnatch_peer):
+    """What the bandersnatch rows exercise: its own PEP 691 pages, whose ``_last-serial`` is a string."""
+    with httpx.Client(base_url=bandersnatch_peer) as http:
+        page = http.get("simple/shelf-reader/", headers={"Accept": ACCEPT})
+        assert page.headers["Content-Type"] == "application/vnd.pypi.simple.v1+json"
+        serial = page.json()["meta"]["_last-serial"]
+        assert isinstance(serial, str) and serial.isdigit()
+        html = http.get("simple/shelf-reader/", headers={"Accept": "text/html"})
+        assert html.headers["Content-Type"].startswith("text/html") and f"<!--SERIAL {serial}-->" in html.text
