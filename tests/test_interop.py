@@ -76,7 +76,7 @@ def fixture_index_file_sets(
     return sets
 
 
-@pytest.fixture(params=UPSTREAMS)
+@pytest.fixture(scope="session", params=UPSTREAMS)
 def upstream(request: pytest.FixtureRequest) -> str:
     """The upstream's URL as its users write it."""
     peer, path = request.param
