@@ -1,6 +1,8 @@
 # Everyday actions. `make demo` and `make test` work on a fresh machine (Python 3.11+).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The third-party index servers of the interop tests, in a venv of their own (tests/peers-requirements.txt).
+PEERS ?= .venv-peers
 
 .PHONY: demo test test-fast lint bench live-check clean
 
@@ -10,13 +12,19 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
+$(PEERS)/.installed: tests/peers-requirements.txt
+	python3 -m venv $(PEERS)
+	$(PEERS)/bin/pip install -q --upgrade pip
+	$(PEERS)/bin/pip install -q -r tests/peers-requirements.txt
+	touch $@
+
 demo: $(VENV)/.installed  ## sync a local fixture index end to end on embedded defaults
 	$(PY) scripts/demo.py
 
-test: $(VENV)/.installed  ## the whole suite (needs PostgreSQL on 127.0.0.1:5432; see .ci/run)
+test: $(VENV)/.installed $(PEERS)/.installed  ## the whole suite (needs PostgreSQL on 127.0.0.1:5432; see .ci/run)
 	$(VENV)/bin/pytest
 
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.installed $(PEERS)/.installed
 	$(VENV)/bin/pytest -m "not slow"
 
 lint: $(VENV)/.installed  ## ruff everywhere; mypy strict on tasks/ and storage/

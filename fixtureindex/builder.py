@@ -7,6 +7,7 @@ arguments give the same bytes, so digests are stable across runs). ``build_index
     <root>/files/<sha256[:2]>/<filename>.metadata     PEP 658 metadata, next to each wheel
     <root>/simple/index.html, index.json              the project listing
     <root>/simple/<project>/index.html, index.json    each project's page (files linked relatively)
+    <root>/pypi/<project>/json                        the legacy JSON API's document (``/pypi/<project>/json``)
     <root>/index-state.json                           serials, read by ``fixtureindex.server``
 
 Test and demo code only: nothing in ``tasks`` or ``storage`` imports this package.
@@ -31,7 +32,7 @@ from packaging.tags import parse_tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from fixtureindex.pages import render_listing, render_project
+from fixtureindex.pages import render_legacy_json, render_listing, render_project
 
 __all__ = [
     "FixtureFile",
@@ -236,6 +237,10 @@ def build_index(projects: Iterable[FixtureProject], root: Path) -> Index:
         html, json_page = render_project(project.name, entries, last_serial=serial)
         (page_dir / "index.html").write_text(html, encoding="utf-8")
         (page_dir / "index.json").write_text(json_page, encoding="utf-8")
+        legacy_dir = root / "pypi" / name
+        legacy_dir.mkdir(parents=True, exist_ok=True)
+        legacy = render_legacy_json(project.name, entries, last_serial=serial)
+        (legacy_dir / "json").write_text(legacy, encoding="utf-8")
     (root / "simple").mkdir(parents=True, exist_ok=True)
     html, json_page = render_listing(listing, last_serial=serial)
     (root / "simple" / "index.html").write_text(html, encoding="utf-8")

@@ -5,6 +5,11 @@ The pages are written the way a real index serves them: HTML anchors carry ``#sh
 ``data-dist-info-metadata``, with a bandersnatch-style ``<!--SERIAL n-->`` comment; JSON pages carry
 ``meta._last-serial``, ``size``, ``upload-time`` and ``versions``. File URLs are relative to the page
 (``../../files/ab/<file>``) so that clients must resolve them.
+
+``render_legacy_json`` writes a project's document of the legacy JSON API (``/pypi/<project>/json``:
+``info``, ``last_serial``, ``releases``, ``urls``), which mirroring tools such as bandersnatch read.
+Its file URLs are paths on the server (``/packages/ab/<file>``, the public index's file-host layout,
+which bandersnatch requires); the server makes them absolute, as that API's URLs are.
 """
 
 from __future__ import annotations
@@ -24,12 +29,12 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 if TYPE_CHECKING:
     from fixtureindex.builder import FixtureFile
 
-__all__ = ["API_VERSION", "render_listing", "render_project"]
+__all__ = ["API_VERSION", "legacy_package_type", "render_legacy_json", "render_listing", "render_project"]
 
 #: The simple API version the fixture pages declare (PEP 700 fields need 1.1).
 API_VERSION = "1.1"
@@ -140,3 +145,99 @@ def render_listing(projects: Iterable[tuple[str, int]], *, last_serial: int) -> 
         ]
     )
     return page, json.dumps(document, indent=1) + "\n"
+
+
+#: The legacy JSON API's ``packagetype`` of each distribution suffix (anything else is an sdist).
+_PACKAGE_TYPES = {
+    ".whl": "bdist_wheel",
+    ".egg": "bdist_egg",
+    ".exe": "bdist_wininst",
+    ".msi": "bdist_msi",
+    ".dmg": "bdist_dmg",
+    ".rpm": "bdist_rpm",
+}
+
+
+def legacy_package_type(filename: str) -> str:
+    """Return the legacy JSON API's ``packagetype`` for ``filename``.
+
+    >>> legacy_package_type("demo-1.0-py3-none-any.whl"), legacy_package_type("demo-1.0.tar.gz")
+    ('bdist_wheel', 'sdist')
+    """
+    for suffix, package_type in _PACKAGE_TYPES.items():
+        if filename.endswith(suffix):
+            return package_type
+    return "sdist"
+
+
+def _release_of(display_name: str, filename: str) -> str:
+    """The release a file belongs to: its version, or for a name ``packaging`` refuses, a best guess.
+
+    The guess is the text after the project name up to the next ``-`` (``Demo-0.9.win32.exe`` gives
+    ``0.9.win32``): the public index knows each file's release from its upload; a fixture only has names.
+    """
+    version = _version_of(filename)
+    if version is not None:
+        return str(version)
+    head = filename[: len(display_name)]
+    rest = (
+        filename[len(display_name) + 1 :]
+        if canonicalize_name(head) == canonicalize_name(display_name)
+        else filename
+    )
+    for suffix in (".tar.gz", ".tar.bz2", ".tgz", ".zip", *_PACKAGE_TYPES):
+        rest = rest.removesuffix(suffix)
+    return rest.split("-", 1)[0]
+
+
+def _python_version(filename: str, package_type: str) -> str | None:
+    if package_type == "sdist":
+        return "source"
+    if package_type == "bdist_wheel":
+        return filename.split("-")[-3]  # the python tag: name-version[-build]-python-abi-platform.whl
+    return None
+
+
+def _legacy_file(file: FixtureFile, digest: str) -> dict[str, Any]:
+    package_type = legacy_package_type(file.filename)
+    entry: dict[str, Any] = {
+        "filename": file.filename,
+        "url": f"/packages/{digest[:2]}/{quote(file.filename)}",
+        "digests": {"md5": hashlib.md5(file.content, usedforsecurity=False).hexdigest(), "sha256": digest},
+        "size": len(file.content),
+        "packagetype": package_type,
+        "python_version": _python_version(file.filename, package_type),
+        "requires_python": file.requires_python,
+        "yanked": file.yanked is not False,
+        "yanked_reason": file.yanked if isinstance(file.yanked, str) and file.yanked else None,
+    }
+    if file.upload_time is not None:  # The public index always has one; a fixture file may not.
+        uploaded = file.upload_time.astimezone(UTC)
+        entry["upload_time"] = uploaded.strftime("%Y-%m-%dT%H:%M:%S")
+        entry["upload_time_iso_8601"] = uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return entry
+
+
+def render_legacy_json(display_name: str, entries: Sequence[Entry], *, last_serial: int) -> str:
+    """Return the legacy JSON API document of one project (file URLs as server paths, see above)."""
+    releases: dict[str, list[dict[str, Any]]] = {}
+    for file, digest, _ in entries:
+        releases.setdefault(_release_of(display_name, file.filename), []).append(_legacy_file(file, digest))
+    parsed = [Version(v) for v in releases if _parses(v)]
+    latest = str(max(parsed)) if parsed else (next(iter(releases), None))
+    document = {
+        "info": {"name": display_name, "version": latest, "summary": None, "requires_python": None},
+        "last_serial": last_serial,
+        "releases": releases,
+        "urls": releases.get(latest, []) if latest is not None else [],
+        "vulnerabilities": [],
+    }
+    return json.dumps(document, indent=1) + "\n"
+
+
+def _parses(version: str) -> bool:
+    try:
+        Version(version)
+    except InvalidVersion:
+        return False
+    return True

@@ -6,6 +6,9 @@ Routes::
     GET /simple/<project>/       a project page, negotiated; ``X-PyPI-Last-Serial`` header;
                                  a non-normalized name or a missing slash redirects (301), as PyPI does
     GET /files/<xx>/<filename>   a file (or its ``.metadata``), with Content-Length
+    GET /pypi/<project>/json     the legacy JSON API (what bandersnatch reads), ``X-PyPI-Last-Serial``;
+                                 its file URLs are absolute, under ``/packages/``
+    GET /packages/<xx>/<filename>  the same files, at the path layout of the public index's file host
 
 ``mode`` pins the format: ``"negotiate"`` (default), ``"html-only"`` (ignores ``Accept``, as old
 mirrors do) or ``"json-only"``. ``RunningIndex.hits`` counts requests per path.
@@ -105,8 +108,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._redirect(f"/simple/{quote(normalized)}/", send_body)
             serial = self.server.serials[normalized]
             return self._page(self.server.root / "simple" / normalized, serial, send_body)
-        if path.startswith("/files/"):
-            return self._file(unquote(path[len("/files/") :]), send_body)
+        if path.startswith("/pypi/") and path.endswith("/json"):
+            return self._legacy_json(unquote(path[len("/pypi/") : -len("/json")]), send_body)
+        for prefix in ("/files/", "/packages/"):
+            if path.startswith(prefix):
+                return self._file(unquote(path[len(prefix) :]), send_body)
         return self._send(HTTPStatus.NOT_FOUND, b"Not Found\n", "text/plain", send_body)
 
     def _page(self, directory: Path, serial: int, send_body: bool) -> None:
@@ -116,6 +122,22 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = media_type if media_type == JSON_TYPE else f"{media_type}; charset=utf-8"
         headers = {"X-PyPI-Last-Serial": str(serial), "Vary": "Accept"}
         self._send(HTTPStatus.OK, body, content_type, send_body, headers)
+
+    def _legacy_json(self, name: str, send_body: bool) -> None:
+        normalized = canonicalize_name(name)
+        if normalized not in self.server.serials:
+            return self._send(HTTPStatus.NOT_FOUND, b"Not Found\n", "text/plain", send_body)
+        if name != normalized:
+            return self._redirect(f"/pypi/{quote(normalized)}/json", send_body)
+        document = json.loads((self.server.root / "pypi" / normalized / "json").read_bytes())
+        # The builder writes server paths; this API's URLs are absolute (bandersnatch fetches them as given).
+        host, port = self.server.server_address[:2]
+        for files in [*document["releases"].values(), document["urls"]]:
+            for file in files:
+                file["url"] = f"http://{host}:{port}{file['url']}"
+        body = json.dumps(document).encode()
+        headers = {"X-PyPI-Last-Serial": str(self.server.serials[normalized])}
+        self._send(HTTPStatus.OK, body, "application/json", send_body, headers)
 
     def _file(self, relative: str, send_body: bool) -> None:
         files = (self.server.root / "files").resolve()

@@ -9,11 +9,14 @@ every test module sees them:
 - ``support_server``: the index server's request log;
 - ``support_prefect``: one Prefect test harness per session, a mirrorflow environment and CLI per test;
 - ``support_tls``: the seed index behind an HTTPS front offering HTTP/2, with a test CA;
-- ``support_proxy``: a forwarding HTTP proxy and a private index, both asking for credentials.
+- ``support_proxy``: a forwarding HTTP proxy and a private index, both asking for credentials;
+- ``support_peers``: third-party index servers (pypiserver, devpi, bandersnatch, proxpi) and
+  ``mirrorflow serve``, each serving the seed catalog's files.
 """
 
 from support_catalog import *  # noqa: F403
 from support_index import *  # noqa: F403
+from support_peers import *  # noqa: F403
 from support_prefect import *  # noqa: F403
 from support_proxy import *  # noqa: F403
 from support_s3 import *  # noqa: F403

@@ -141,6 +141,42 @@ def test_build_index_layout_and_pages(tmp_path: Path) -> None:
     assert [(p.display_name, p.last_serial) for p in listing.projects] == [("Demo", 2), ("other", 2)]
 
 
+def test_build_index_writes_the_legacy_json_api(tmp_path: Path) -> None:
+    wheel_name, wheel = make_wheel("Demo", "1.0")
+    uploaded = datetime(2021, 2, 3, 4, 5, 6, tzinfo=UTC)
+    project = FixtureProject(
+        "Demo",
+        [
+            FixtureFile("Demo-0.9.win32.exe", make_legacy("Demo-0.9.win32.exe"), yanked="old"),
+            FixtureFile(wheel_name, wheel, requires_python=">=3.8", upload_time=uploaded),
+        ],
+    )
+    build_index([project], tmp_path)
+    document = json.loads((tmp_path / "pypi/demo/json").read_text())
+    assert (document["info"]["name"], document["info"]["version"], document["last_serial"]) == (
+        "Demo",
+        "1.0",
+        2,
+    )
+    exe, whl = document["releases"]["0.9.win32"][0], document["releases"]["1.0"][0]
+    assert document["urls"] == [whl], "the files of info.version"
+    digest = hashlib.sha256(wheel).hexdigest()
+    assert whl["url"] == f"/packages/{digest[:2]}/{wheel_name}", "a server path; the server makes it absolute"
+    assert (whl["digests"]["sha256"], whl["size"], whl["packagetype"], whl["python_version"]) == (
+        digest,
+        len(wheel),
+        "bdist_wheel",
+        "py3",
+    )
+    assert (whl["upload_time_iso_8601"], whl["requires_python"], whl["yanked"]) == (
+        "2021-02-03T04:05:06.000000Z",
+        ">=3.8",
+        False,
+    )
+    assert (exe["packagetype"], exe["yanked"], exe["yanked_reason"]) == ("bdist_wininst", True, "old")
+    assert "upload_time_iso_8601" not in exe, "no upload time is invented"
+
+
 def test_build_index_refuses_duplicate_projects(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'Foo.Bar' appears twice"):
         build_index([FixtureProject("foo-bar", []), FixtureProject("Foo.Bar", [])], tmp_path)
@@ -256,6 +292,26 @@ def test_server_files_and_path_traversal(seed_index: RunningIndex) -> None:
         hashlib.sha256((seed_index.root / relative).read_bytes()).hexdigest()
         == project["files"][0]["hashes"]["sha256"]
     )
+
+
+def test_server_legacy_json_api(seed_index: RunningIndex) -> None:
+    with httpx.Client(base_url=seed_index.base_url) as http:
+        answer = http.get("/pypi/django/json")
+        assert answer.headers["Content-Type"] == "application/json"
+        document = answer.json()
+        page = json.loads((seed_index.root / "simple/django/index.json").read_text())
+        assert answer.headers["X-PyPI-Last-Serial"] == str(document["last_serial"])
+        assert document["last_serial"] == page["meta"]["_last-serial"]
+        assert sorted(document["releases"], key=Version) == page["versions"]
+        files = [file for release in document["releases"].values() for file in release]
+        assert sorted(f["filename"] for f in files) == sorted(f["filename"] for f in page["files"])
+        first = files[0]
+        assert first["url"].startswith(f"{seed_index.base_url}packages/")
+        body = http.get(first["url"]).content
+        assert hashlib.sha256(body).hexdigest() == first["digests"]["sha256"]
+        assert all(file["url"].startswith(seed_index.base_url) for file in document["urls"])
+        assert http.get("/pypi/Django/json").headers["Location"] == "/pypi/django/json"
+        assert http.get("/pypi/nope/json").status_code == 404
 
 
 def test_server_stop_closes_idle_keepalive_connections(tmp_path: Path) -> None:
