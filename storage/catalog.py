@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.errors import MirrorflowError
 from storage.models import Remote, Repository, RepositoryVersion
+from storage.schema import HEAD_REVISION, VERSION_TABLE
 from storage.secrets import SEALED_PREFIX, NoSecretKey, SecretBox, is_secret_header
 
 __all__ = ["Catalog", "CatalogError", "NotFound", "AlreadyExists", "VersionView", "SECRET_COLUMNS"]
@@ -118,7 +119,12 @@ class Catalog:
         return catalog
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent)."""
+        """Bring the schema to the newest Alembic revision (idempotent).
+
+        A catalog already at the head is left alone without importing Alembic (``storage.schema``).
+        """
+        if self.schema_revision() == HEAD_REVISION:
+            return
         from alembic import command
         from alembic.config import Config
 
@@ -127,6 +133,14 @@ class Catalog:
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    def schema_revision(self) -> str | None:
+        """The catalog's Alembic revision, or None when it has none yet (a new database)."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{_READ_ONLY: True})  # on SQLite: no write lock (_begin_sqlite)
+            if not inspect(connection).has_table(VERSION_TABLE):
+                return None
+            return connection.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))
 
     def dispose(self) -> None:
         self.engine.dispose()

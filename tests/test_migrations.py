@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from sqlalchemy import create_engine, text
 import storage
 from storage.catalog import Catalog
 from storage.content import package_uuid
+from storage.schema import HEAD_REVISION
 
 MIGRATIONS = Path(storage.__file__).parent / "migrations"
 
@@ -66,3 +69,23 @@ def test_0007_gives_existing_packages_their_derived_uuid_and_rows_empty_labels(c
         labels = connection.execute(text("SELECT labels FROM remotes")).scalar_one()
         assert (json.loads(labels) if isinstance(labels, str) else labels) == {}
     engine.dispose()
+
+
+def test_the_head_revision_known_at_build_time_is_alembics_head():
+    heads = ScriptDirectory.from_config(_config("sqlite://")).get_heads()
+    assert heads == [HEAD_REVISION], f"storage.schema.HEAD_REVISION is {HEAD_REVISION!r}; move it to {heads}"
+
+
+def test_a_catalog_at_the_head_opens_without_alembic_and_one_behind_is_migrated(tmp_path):
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    Catalog.from_url(url).dispose()  # a new catalog: migrated to the head
+    probe = (
+        "import sys; from storage.catalog import Catalog; c = Catalog.from_url(sys.argv[1]); "
+        "print(c.schema_revision(), 'alembic' in sys.modules)"
+    )
+    opened = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True)
+    assert opened.stdout.split() == [HEAD_REVISION, "False"]
+
+    command.downgrade(_config(url), "-1")
+    behind = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True)
+    assert behind.stdout.split() == [HEAD_REVISION, "True"]
