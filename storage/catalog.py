@@ -140,7 +140,8 @@ class Catalog:
             connection.execution_options(**{_READ_ONLY: True})  # on SQLite: no write lock (_begin_sqlite)
             if not inspect(connection).has_table(VERSION_TABLE):
                 return None
-            return connection.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+            revision: str | None = connection.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+            return revision
 
     def dispose(self) -> None:
         self.engine.dispose()
