@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -29,7 +30,6 @@ from storage.artifacts import ArtifactStore
 from storage.catalog import Catalog
 from storage.content import ContentWriter
 from storage.filesystem_store import FileSystemStore
-from storage.s3_store import S3Store
 from tasks.batch import SyncServices
 from tasks.index_client import IndexClient, build_http_client
 
@@ -156,6 +156,8 @@ def http_client_from(http: HttpSpec) -> httpx.Client:
 def store_from(spec: StoreSpec) -> ArtifactStore:
     """The artifact store the spec names: S3 when it has an endpoint, else a directory."""
     if spec.endpoint:
+        from storage.s3_store import S3Store  # minio (0.1 s to import) only for an S3 store
+
         return S3Store.from_settings(
             spec.endpoint,
             spec.access_key,
@@ -175,6 +177,8 @@ def _verify(http: HttpSpec) -> ssl.SSLContext | bool:
     """TLS settings: Pulp-style PEM *contents* for the CA and the client certificate."""
     if not http.tls_validation:
         return False
+    if not http.ca_cert and not http.client_cert:
+        return SystemTrustOnFirstUse()
     context = (
         ssl.create_default_context(cadata=http.ca_cert) if http.ca_cert else ssl.create_default_context()
     )
@@ -186,3 +190,36 @@ def _verify(http: HttpSpec) -> ssl.SSLContext | bool:
             key_path.write_text(http.client_key or "")
             context.load_cert_chain(cert_path, key_path if http.client_key else None)
     return context
+
+
+class SystemTrustOnFirstUse(ssl.SSLContext):
+    """``ssl.create_default_context()``, except that the system's CA certificates load on the first
+    TLS connection rather than when the context is built.
+
+    Loading them costs about 20 ms at every sync's start, and a sync of a plain-http upstream (the
+    fixture index, a mirror on the LAN) may never open a TLS connection. Only this default trust is
+    deferred: a remote's own ``ca_cert`` or ``client_cert`` is loaded when the client is built, so
+    that a malformed one fails the sync at once rather than look like a connection fault.
+    """
+
+    def __new__(cls) -> SystemTrustOnFirstUse:
+        # PROTOCOL_TLS_CLIENT requires a certificate and checks the host name, as the default does.
+        return super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)
+
+    def __init__(self) -> None:
+        self._trust_lock = threading.Lock()
+        self._trusted = False
+
+    def _load_trust(self) -> None:
+        with self._trust_lock:
+            if not self._trusted:
+                self.load_default_certs(ssl.Purpose.SERVER_AUTH)
+                self._trusted = True
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        self._load_trust()
+        return super().wrap_socket(*args, **kwargs)
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        self._load_trust()
+        return super().wrap_bio(*args, **kwargs)

@@ -3,10 +3,13 @@ certificate nobody trusts refused at once (no retries), unless tls_validation is
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 import pytest
 
 from tasks.index_client import IndexClient, UpstreamError, build_http_client
+from tasks.services import HttpSpec, http_client_from
 
 
 def _ok(result):
@@ -73,3 +76,37 @@ def test_an_upstream_asking_for_a_client_certificate_gets_the_remotes(cli, mtls_
         )
     )  # fmt: skip
     assert _ok(cli("repository", "sync", "--name", "foo", "--remote", "mtls"))["number"] == 1
+
+
+@pytest.fixture
+def trust_loads(monkeypatch):
+    """How many times a TLS context has loaded the system's CA certificates."""
+    calls = []
+    original = ssl.SSLContext.load_default_certs
+
+    def counting(self, *args, **kwargs):
+        calls.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_default_certs", counting)
+    return calls
+
+
+def test_a_plain_http_upstream_loads_no_ca_certificates(seed_index, trust_loads):
+    spec = HttpSpec(index_url=seed_index.url, concurrency=2, max_page_bytes=1 << 20)
+    with http_client_from(spec) as client:
+        assert client.get(seed_index.url + "shelf-reader/").status_code == 200
+    assert trust_loads == [], "the system's CA store was loaded for an http:// upstream"
+
+
+def test_the_system_trust_loads_on_the_first_tls_connection(tls_index, tmp_path, monkeypatch, trust_loads):
+    """Without a ca_cert, the system store is trusted (SSL_CERT_FILE names it here), loaded once, on first use."""
+    bundle = tmp_path / "system-ca.pem"
+    bundle.write_text(tls_index.ca_pem)
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    spec = HttpSpec(index_url=tls_index.url, concurrency=2, max_page_bytes=1 << 20)
+    with http_client_from(spec) as client:
+        assert trust_loads == []
+        assert client.get(tls_index.url + "shelf-reader/").status_code == 200
+        assert client.get(tls_index.url + "scipy/").status_code == 200
+    assert len(trust_loads) == 1
