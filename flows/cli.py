@@ -1,7 +1,10 @@
 """The ``mirrorflow`` command line, in the grammar of Pulp's CLI: repositories, remotes, syncs.
 
 Output is JSON on stdout. Errors are one line on stderr and a non-zero exit; nothing changes.
-Prefect is imported only by the commands that run flows (it takes seconds to import).
+Each command imports what it uses, when it runs: Prefect only for the commands that run flows (it
+takes seconds to import), SQLAlchemy and pydantic only for those that need them, so that a listing
+answers in the time of ``pip --version`` (``benchmarks/cli_startup.py``; ``tests/test_fast_commands.py``
+keeps it so).
 """
 
 from __future__ import annotations
@@ -9,13 +12,10 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError
 
-from flows.allocator import tune_allocator
 from flows.cli_app import (
     JsonLabels,
     JsonList,
@@ -33,14 +33,11 @@ from flows.cli_app import (
     repository_app,
     version_app,
 )
-from flows.remote_spec import MAX_INT, RemoteFields, describe_validation_error
-from flows.runtime import catalog_for
-from flows.settings import Settings
-from flows.views import package_view, remote_view, repository_view, version_view
-from storage.catalog import Catalog
 from storage.errors import MirrorflowError
-from storage.maintenance import apply_retention
-from tasks.batch import SyncPartial
+from storage.schema import MAX_INT
+
+if TYPE_CHECKING:
+    from storage.catalog import Catalog
 
 __all__ = ["PARTIAL_EXIT", "app", "main"]
 
@@ -105,6 +102,9 @@ def remote_create_or_update(
     labels: JsonLabels = None,
 ) -> None:
     """Create a remote (create), or change the fields given of an existing one (update)."""
+    from flows.remote_spec import RemoteFields
+    from flows.views import remote_view
+
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
     for field in ("prereleases", "tls_validation"):  # pulp-cli's spelling, and the --no- flag
         given[field] = bool_option(field, given.get(field))
@@ -133,12 +133,16 @@ def remote_create_or_update(
 @remote_app.command("show")
 def remote_show(name: Name) -> None:
     """Show a remote (secrets appear only as hidden_fields)."""
+    from flows.views import remote_view
+
     emit(remote_view(open_catalog().get_remote(name)))
 
 
 @remote_app.command("list")
 def remote_list() -> None:
     """List every remote."""
+    from flows.views import remote_view
+
     emit([remote_view(row) for row in open_catalog().list_remotes()])
 
 
@@ -152,6 +156,8 @@ def remote_delete(name: Name) -> None:
 
 
 def _show_repository(catalog: Catalog, row: Any) -> None:
+    from flows.views import repository_view
+
     emit(repository_view(row, catalog.remote_uuid_of(row)))
 
 
@@ -188,6 +194,8 @@ def repository_update(
     labels: JsonLabels = None,
 ) -> None:
     """Change the fields given of a repository."""
+    from storage.maintenance import apply_retention
+
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
     if "labels" in given:
         given["labels"] = json_labels(given["labels"])
@@ -212,8 +220,10 @@ def repository_show(name: Name) -> None:
 @repository_app.command("list")
 def repository_list() -> None:
     """List every repository."""
-    catalog = open_catalog()
-    emit([repository_view(row, catalog.remote_uuid_of(row)) for row in catalog.list_repositories()])
+    from flows.listing import listed_repositories
+    from flows.views import repository_view
+
+    emit([repository_view(row, remote) for row, remote in listed_repositories()])
 
 
 @repository_app.command("delete")
@@ -237,6 +247,10 @@ def repository_sync(
     ] = False,
 ) -> None:
     """Sync a repository from a remote and print the resulting version."""
+    from flows.runtime import catalog_for
+    from flows.settings import Settings
+    from flows.views import version_view
+
     settings = Settings()
     catalog = catalog_for(settings)
     repo = catalog.get_repository(name)  # fail fast, before Prefect starts, on unknown names
@@ -249,9 +263,9 @@ def repository_sync(
 
         emit(submit_sync(name, remote, mirror=mirror))
         return
-    from flows.console import quiet_prefect_console
     from flows.progress import progress_bar
     from flows.sync_repository import run_sync
+    from flows.terminal import quiet_prefect_console
 
     if not _debug:
         quiet_prefect_console()  # the run's logs go to the Prefect UI; the terminal gets the result
@@ -268,6 +282,8 @@ def repository_sync(
     report = result["report"]
     if report.get("partial"):
         stale = {**(report.get("failures") or {}), **(report.get("unverifiable") or {})}
+        from tasks.batch import SyncPartial
+
         print(f"Error: {SyncPartial(name, result['version'], stale)}", file=sys.stderr)
         sys.exit(PARTIAL_EXIT)
 
@@ -294,6 +310,8 @@ def _check_version(version: int | None) -> None:
 @version_app.command("show")
 def version_show(repository: Repo, version: Number = None) -> None:
     """Show a version (the latest by default) with its content summary."""
+    from flows.views import version_view
+
     _check_version(version)
     emit(version_view(open_catalog().get_version(repository, version)))
 
@@ -301,6 +319,8 @@ def version_show(repository: Repo, version: Number = None) -> None:
 @version_app.command("list")
 def version_list(repository: Repo) -> None:
     """List a repository's versions, newest first."""
+    from flows.views import version_view
+
     emit([version_view(v) for v in open_catalog().list_versions(repository)])
 
 
@@ -314,6 +334,7 @@ def content_list(
     offset: Annotated[int, typer.Option(help="Skip this many first.", min=0, max=MAX_INT)] = 0,
 ) -> None:
     """List the files of a version (the latest by default), by project and filename."""
+    from flows.views import package_view
     from storage.content_reads import ContentReader
 
     _check_version(version)
@@ -350,6 +371,8 @@ def main() -> None:
     # Prefect's temporary server would look up a telemetry host this network may not resolve,
     # printing an ERROR line on a successful sync; the user's own setting still wins.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.allocator import tune_allocator
+
     tune_allocator()  # before the threads start: see flows.allocator
     import flows.cli_maintenance  # noqa: F401  (registers repository verify and orphans cleanup)
     import flows.cli_schedule  # noqa: F401  (registers repository schedule)
@@ -364,14 +387,33 @@ def main() -> None:
         _exit_with(_usage_message(exc), code=getattr(exc, "exit_code", 2))
     except typer.Abort:
         _exit_with("aborted")
-    except ValidationError as exc:  # input at the wire: options, settings, parameters
-        _exit_with(describe_validation_error(exc))
     except MirrorflowError as exc:  # ours, phrased for the user; anything else is a bug: its traceback
         _exit_with(str(exc))
-    except DBAPIError as exc:  # the database went away, refused us, or rejected a value
-        _exit_with(f"the catalog database failed: {exc.orig or exc}")
+    except Exception as exc:
+        message = _known_error_message(exc)
+        if message is None:
+            raise
+        _exit_with(message)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _known_error_message(exc: Exception) -> str | None:
+    """The one line for a pydantic or database error; None for a bug (its traceback is shown).
+
+    Our own errors (``MirrorflowError``) are caught before this. The classes are imported here,
+    once an error happened, not at start: most commands never load the modules that define them.
+    """
+    from pydantic import ValidationError
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, ValidationError):  # input at the wire: options, settings, parameters
+        from flows.remote_spec import describe_validation_error
+
+        return describe_validation_error(exc)
+    if isinstance(exc, DBAPIError):  # the database went away, refused us, or rejected a value
+        return f"the catalog database failed: {exc.orig or exc}"
+    return None
 
 
 def _usage_message(exc: typer.TyperException) -> str:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flows.runtime import catalog_for
-from flows.settings import Settings
-from storage.catalog import Catalog
+from flows.views import to_json
 from storage.errors import MirrorflowError
+
+if TYPE_CHECKING:
+    from storage.catalog import Catalog
 
 __all__ = [
     "app",
@@ -35,11 +35,24 @@ __all__ = [
     "JsonLabels",
 ]
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-repository_app = typer.Typer(no_args_is_help=True, help="Create, show, sync repositories.")
-version_app = typer.Typer(no_args_is_help=True, help="Show the versions of a repository.")
-remote_app = typer.Typer(no_args_is_help=True, help="Create, show, update upstream remotes.")
-content_app = typer.Typer(no_args_is_help=True, help="List the packages of a repository version.")
+# rich_markup_mode=None: help in click's plain format, since importing rich (and pygments) for it
+# would cost more than a listing command (see flows.cli's docstring).
+
+app = typer.Typer(
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None
+)
+repository_app = typer.Typer(
+    no_args_is_help=True, help="Create, show, sync repositories.", rich_markup_mode=None
+)
+version_app = typer.Typer(
+    no_args_is_help=True, help="Show the versions of a repository.", rich_markup_mode=None
+)
+remote_app = typer.Typer(
+    no_args_is_help=True, help="Create, show, update upstream remotes.", rich_markup_mode=None
+)
+content_app = typer.Typer(
+    no_args_is_help=True, help="List the packages of a repository version.", rich_markup_mode=None
+)
 app.add_typer(repository_app, name="repository")
 repository_app.add_typer(version_app, name="version")
 app.add_typer(remote_app, name="remote")
@@ -61,10 +74,13 @@ def check_range(field: str, value: float, low: float, high: float, *, what: str)
 
 
 def emit(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=_json_default))
+    typer.echo(to_json(data))
 
 
 def open_catalog() -> Catalog:
+    from flows.runtime import catalog_for
+    from flows.settings import Settings
+
     return catalog_for(Settings())
 
 
@@ -162,10 +178,3 @@ JsonLabels = Annotated[
     str | None,
     typer.Option(help=f"Labels, a JSON object of strings, e.g. '{_LABELS_EXAMPLE}' (replaces them all)."),
 ]
-
-
-def _json_default(value: Any) -> str:
-    """Datetimes as ISO 8601 UTC with a ``Z``, as Pulp prints them; anything else as text."""
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return str(value)

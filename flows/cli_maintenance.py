@@ -10,22 +10,22 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flows.cli_app import Name, app, check_range, emit, repository_app
-from flows.remote_spec import MAX_INT, RemoteFields
-from flows.runtime import catalog_for, http_client_for, store_for
-from flows.settings import Settings
-from storage.catalog import Catalog
-from storage.maintenance import cleanup_orphans
-from tasks.index_client import IndexClient, build_http_client
-from tasks.verify import Fetch, verify_version
+from storage.schema import MAX_INT
+
+if TYPE_CHECKING:  # the rest is imported by the command that runs (see flows.cli's docstring)
+    from storage.catalog import Catalog
+    from tasks.verify import Fetch
 
 __all__ = ["orphans_app", "repository_verify", "orphans_cleanup"]
 
-orphans_app = typer.Typer(no_args_is_help=True, help="Delete what no repository version references.")
+orphans_app = typer.Typer(
+    no_args_is_help=True, help="Delete what no repository version references.", rich_markup_mode=None
+)
 app.add_typer(orphans_app, name="orphans")
 
 #: Default of ``--skip-verified-within``: a rerun within a day resumes instead of starting over.
@@ -63,6 +63,10 @@ def repository_verify(
         check_range("version", version, 0, MAX_INT, what="a version number")
     check_range("workers", workers, 1, MAX_WORKERS, what="a number of workers")
     check_range("skip_verified_within", skip_verified_within, 0, MAX_HOURS, what="a number of hours")
+    from flows.runtime import catalog_for, store_for
+    from flows.settings import Settings
+    from tasks.verify import verify_version
+
     settings = Settings()
     catalog = catalog_for(settings)
     catalog.get_repository(name)  # unknown names fail before anything is read
@@ -91,6 +95,10 @@ def repository_verify(
 @contextmanager
 def _upstream(catalog: Catalog, repository: str, workers: int) -> Iterator[Fetch]:
     """Fetch upstream files with the repository's remote settings (auth, TLS, proxy) when it has one."""
+    from flows.remote_spec import RemoteFields
+    from flows.runtime import http_client_for
+    from tasks.index_client import IndexClient, build_http_client
+
     remote_name = catalog.remote_name_of(catalog.get_repository(repository))
     if remote_name is not None:
         fields = RemoteFields.from_row(catalog.get_remote(remote_name))
@@ -119,6 +127,10 @@ def orphans_cleanup(
 ) -> None:
     """Delete packages and artifacts that no repository version, running sync or cache references."""
     check_range("protection_time", protection_time, 0, MAX_MINUTES, what="a number of minutes")
+    from flows.runtime import catalog_for, store_for
+    from flows.settings import Settings
+    from storage.maintenance import cleanup_orphans
+
     settings = Settings()
     result = cleanup_orphans(
         catalog_for(settings), store_for(settings), protection=timedelta(minutes=protection_time)

@@ -6,12 +6,14 @@ stored here; changing a schedule takes effect when the serve process restarts.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from flows.cli_app import Name, UsageError, check_range, emit, open_catalog, repository_app
-from storage.schedules import ScheduleView, get_schedule, set_schedule
+
+if TYPE_CHECKING:  # imported by the command that runs (see flows.cli's docstring)
+    from storage.schedules import ScheduleView
 
 __all__ = [
     "repository_schedule",
@@ -68,6 +70,8 @@ def repository_schedule(
         check_range("interval", interval, 1, MAX_INTERVAL, what="a number of seconds")
     if cron is not None:
         _check_cron(cron)
+    from storage.schedules import get_schedule, set_schedule
+
     catalog = open_catalog()
     existing = get_schedule(catalog, name)
     if remote is None and existing is not None:
@@ -81,6 +85,8 @@ def repository_schedule(
 @repository_app.command("schedule-show")
 def repository_schedule_show(name: Name) -> None:
     """Show the repository's sync schedule (null when it has none)."""
+    from storage.schedules import get_schedule
+
     catalog = open_catalog()
     catalog.get_repository(name)
     view = get_schedule(catalog, name)

@@ -10,20 +10,16 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flows.cli_app import Name, app, check_range, emit, open_catalog, repository_app
-from flows.remote_spec import RemoteFields, filter_spec_of
-from flows.runtime import catalog_for, http_client_for, store_for
-from flows.settings import Settings
-from flows.views import repository_view
-from server.upstream import UpstreamRemote
-from storage.catalog import Catalog, NotFound
-from storage.serving import ServingCatalog
-from tasks.index_client import IndexClient, IndexClientError, build_http_client, locate_simple_root
-from tasks.index_url import simple_root_candidates
+
+if TYPE_CHECKING:  # the rest is imported when a server starts (see flows.cli's docstring)
+    from server.upstream import UpstreamRemote
+    from storage.catalog import Catalog
+    from tasks.index_client import IndexClient
 
 __all__ = ["CatalogUpstreams", "app_from_settings", "serve"]
 
@@ -43,6 +39,12 @@ class CatalogUpstreams:
         self._fallback: IndexClient | None = None
 
     def remote(self, name: str | None) -> UpstreamRemote | None:
+        from flows.remote_spec import RemoteFields, filter_spec_of
+        from flows.runtime import http_client_for
+        from server.upstream import UpstreamRemote
+        from storage.catalog import NotFound
+        from tasks.index_client import IndexClient
+
         if name is None:
             return None
         try:
@@ -70,6 +72,9 @@ class CatalogUpstreams:
 
     def _simple_root(self, name: str, url: str, client: Any) -> str:
         """The remote's simple root (``tasks.index_url``); asked once per remote row, not per request."""
+        from tasks.index_client import IndexClientError, locate_simple_root
+        from tasks.index_url import simple_root_candidates
+
         candidates = simple_root_candidates(url)
         try:
             return locate_simple_root(url, candidates, client=client, max_page_bytes=self.max_page_bytes)
@@ -78,6 +83,8 @@ class CatalogUpstreams:
             return candidates[0]
 
     def fallback(self) -> IndexClient:
+        from tasks.index_client import IndexClient, build_http_client
+
         with self._lock:
             if self._fallback is None:
                 client = build_http_client(concurrency=_CONCURRENCY, timeout=300.0)
@@ -87,6 +94,8 @@ class CatalogUpstreams:
 
 def app_from_settings(*, redirect_to_store: bool = False) -> Any:
     """Build the server app from ``MIRRORFLOW_*`` settings (the factory uvicorn calls)."""
+    from flows.runtime import catalog_for, store_for
+    from flows.settings import Settings
     from server.app import create_app
 
     settings = Settings()
@@ -126,6 +135,9 @@ def serve(
     check_range("workers", workers, 1, 64, what="a number of worker processes")
     import uvicorn
 
+    from flows.runtime import catalog_for
+    from flows.settings import Settings
+
     catalog_for(Settings())  # fail fast on a bad catalog URL, and migrate once before the workers start
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     factory = (
@@ -140,6 +152,9 @@ def repository_pull_through(
     remote: Annotated[str, typer.Option(help="Remote to pull missing projects from ('' to detach).")],
 ) -> None:
     """Attach a pull-through remote: projects the repository lacks are fetched from it on request."""
+    from flows.views import repository_view
+    from storage.serving import ServingCatalog
+
     catalog = open_catalog()
     ServingCatalog(catalog).set_pull_through(name, remote or None)
     row = catalog.get_repository(name)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from storage.schema import MAX_INT
 from tasks.filenames import PACKAGE_TYPES
 from tasks.filters import PLATFORMS, FilterSpec, InvalidFilter
 from tasks.outcome import DEFAULT_MAX_FAILED_PERCENT, FailurePolicy
@@ -39,8 +40,6 @@ EXTRA_FILTERS = (
 
 Policy = Literal["immediate", "on_demand", "streamed"]
 
-#: The largest value an integer column holds (PostgreSQL ``integer``).
-MAX_INT = 2**31 - 1
 #: The longest timeout a remote may set, in seconds (a day): more is a typo, not a timeout.
 MAX_TIMEOUT = 86400.0
 

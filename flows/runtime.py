@@ -6,16 +6,20 @@ Built once per process and shared by the flow's tasks (they receive them as argu
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-import httpx
-
-from flows.remote_spec import RemoteFields
 from flows.settings import Settings
-from storage.artifacts import ArtifactStore
 from storage.catalog import Catalog
 from storage.secrets import SecretBox, load_or_create_key
-from tasks.index_client import DEFAULT_MAX_PAGE_BYTES
-from tasks.services import HttpSpec, StoreSpec, http_client_from, store_from
+
+if TYPE_CHECKING:
+    # httpx loads its own command line (rich, pygments) on import: only the commands that make
+    # requests import it, through the functions below (see flows.cli's docstring).
+    import httpx
+
+    from flows.remote_spec import RemoteFields
+    from storage.artifacts import ArtifactStore
+    from tasks.services import HttpSpec, StoreSpec
 
 __all__ = [
     "catalog_for",
@@ -61,11 +65,15 @@ def reset_caches() -> None:
 
 def store_for(settings: Settings) -> ArtifactStore:
     """The S3 store when an endpoint is set, else the directory store under ``home``."""
+    from tasks.services import store_from
+
     return store_from(store_spec_for(settings))
 
 
 def store_spec_for(settings: Settings) -> StoreSpec:
     """The artifact store the settings name, as plain (picklable) values."""
+    from tasks.services import StoreSpec
+
     return StoreSpec(
         root=None if settings.s3_endpoint else str(settings.artifacts_dir),
         endpoint=settings.s3_endpoint,
@@ -81,6 +89,8 @@ def store_spec_for(settings: Settings) -> StoreSpec:
 
 def http_spec_for(remote: RemoteFields, *, concurrency: int, max_page_bytes: int) -> HttpSpec:
     """How to reach a remote's index, as plain (picklable) values."""
+    from tasks.services import HttpSpec
+
     headers: dict[str, str] = {}
     for entry in remote.headers or []:
         headers.update(entry)
@@ -107,5 +117,8 @@ def http_spec_for(remote: RemoteFields, *, concurrency: int, max_page_bytes: int
 
 def http_client_for(remote: RemoteFields, *, concurrency: int) -> httpx.Client:
     """A pooled HTTP client configured from a remote's download settings."""
+    from tasks.index_client import DEFAULT_MAX_PAGE_BYTES
+    from tasks.services import http_client_from
+
     spec = http_spec_for(remote, concurrency=concurrency, max_page_bytes=DEFAULT_MAX_PAGE_BYTES)
     return http_client_from(spec)

@@ -6,19 +6,14 @@ the values travel as constructor arguments.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flows.locations import default_home
+
 __all__ = ["Settings", "default_home"]
-
-
-def default_home() -> Path:
-    """The per-user data directory: ``$XDG_DATA_HOME/mirrorflow`` or ``~/.local/share/mirrorflow``."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "mirrorflow"
 
 
 class Settings(BaseSettings):

@@ -9,9 +9,10 @@ come after Pulp's: ``latest_version`` (a repository), the extra filters (a remot
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from flows.remote_spec import EXTRA_FILTERS, SECRET_FIELDS, RemoteFields
 from server.hrefs import (
     content_href,
     content_list_href,
@@ -20,10 +21,11 @@ from server.hrefs import (
     version_href,
     versions_href,
 )
-from storage.catalog import VersionView
-from storage.secrets import is_secret_header
 
-__all__ = ["remote_view", "repository_view", "version_view", "package_view", "HIDDEN"]
+if TYPE_CHECKING:  # pydantic and SQLAlchemy: imported by the views that use them, not by a listing
+    from storage.catalog import VersionView
+
+__all__ = ["remote_view", "repository_view", "version_view", "package_view", "to_json", "HIDDEN"]
 
 _SUMMARY_KEY = "python.python"
 #: What a secret header's value is shown as.
@@ -46,6 +48,9 @@ _REMOTE_TAIL = (
 
 
 def remote_view(row: Any) -> dict[str, Any]:
+    from flows.remote_spec import EXTRA_FILTERS, SECRET_FIELDS, RemoteFields
+    from storage.secrets import is_secret_header
+
     fields = RemoteFields.from_row(row).model_dump()
     headers = fields["headers"]
     if headers:
@@ -141,3 +146,15 @@ def package_view(row: Any) -> dict[str, Any]:
         "yanked_reason": row.yanked_reason,
         "stored": row.artifact_sha256 is not None,
     }
+
+
+def to_json(data: Any) -> str:
+    """The JSON the CLI prints: indented, datetimes as Pulp prints them."""
+    return json.dumps(data, indent=2, default=_json_default)
+
+
+def _json_default(value: Any) -> str:
+    """Datetimes as ISO 8601 UTC with a ``Z``, as Pulp prints them; anything else as text."""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)

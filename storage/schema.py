@@ -9,9 +9,11 @@ so a new migration that forgets to move it fails the suite.
 
 from __future__ import annotations
 
-__all__ = ["HEAD_REVISION", "VERSION_TABLE"]
+__all__ = ["HEAD_REVISION", "MAX_INT", "VERSION_TABLE"]
 
 #: The newest revision under ``storage/migrations/versions`` (Alembic's head).
 HEAD_REVISION = "0007_labels"
 #: Alembic's table holding a database's revision.
 VERSION_TABLE = "alembic_version"
+#: The largest value an integer column holds (PostgreSQL ``integer``): the bound of every count option.
+MAX_INT = 2**31 - 1

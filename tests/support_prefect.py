@@ -97,7 +97,7 @@ class CliResult:
 @pytest.fixture
 def cli(mirrorflow_env, capsys):
     """Run ``mirrorflow ARGS...`` in-process; returns exit code, stdout and stderr."""
-    from flows.cli import main
+    from flows.console import main  # the console script: the quick listing, else flows.cli.main
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()

@@ -1,0 +1,135 @@
+"""Commands that do not sync load only what they use (issue 14): ``repository list`` answers from
+an embedded catalog with neither SQLAlchemy, pydantic nor Typer, and no command loads Prefect,
+Alembic or the S3 client unless it uses them. ``benchmarks/cli_startup.py`` has the timings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+
+import storage
+from flows.locations import sqlite_catalog_file
+from flows.settings import Settings
+from flows.views import repository_view
+from storage.catalog import Catalog
+from storage.sqlite_reads import list_repositories, open_at_head
+
+#: Loaded by no command that does not sync or serve (prefect: seconds; the rest: 0.05-0.1 s each).
+NEVER = {"prefect", "alembic", "minio", "Crypto", "rich", "pygments", "httpx", "uvicorn"}
+#: Not loaded by the quick listing either.
+NOT_FOR_A_LISTING = NEVER | {"sqlalchemy", "pydantic", "pydantic_settings", "typer", "click", "cryptography"}
+
+_RUN = (
+    "import json, sys; sys.argv = ['mirrorflow', *sys.argv[1:]]; from flows.console import main\n"
+    "try:\n    main()\nfinally:\n"
+    "    print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)"
+)
+
+
+def _run(home: Path, *args: str) -> tuple[str, set[str]]:
+    """Run the console script's main in a fresh interpreter: its stdout, and the packages it loaded."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "MIRRORFLOW_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, *args], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout, set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A catalog at the head revision: two repositories, one with a default remote."""
+    catalog = Catalog.from_url(f"sqlite:///{tmp_path / 'catalog.db'}")
+    catalog.create_remote("up", url="https://index.example/simple/")
+    catalog.create_repository("zeta", description="last by name", retain_repo_versions=3, remote="up")
+    catalog.create_repository("alpha")
+    catalog.dispose()
+    return tmp_path
+
+
+def test_repository_list_loads_no_database_toolkit_nor_option_parser(home):
+    out, loaded = _run(home, "repository", "list")
+    assert [repo["name"] for repo in json.loads(out)] == ["alpha", "zeta"]
+    assert loaded & NOT_FOR_A_LISTING == set()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("repository", "show", "--name", "zeta"), id="show"),
+        pytest.param(("remote", "list"), id="remote-list"),
+        pytest.param(("repository", "version", "list", "--repository", "zeta"), id="version-list"),
+        pytest.param(("--help",), id="help"),
+    ],
+)
+def test_other_commands_load_neither_prefect_alembic_nor_an_s3_client(home, args):
+    out, loaded = _run(home, *args)
+    assert out.strip()
+    assert loaded & NEVER == set()
+
+
+def test_a_new_catalog_is_created_and_migrated_by_the_first_listing(tmp_path):
+    out, loaded = _run(tmp_path, "repository", "list")
+    assert json.loads(out) == []
+    assert "alembic" in loaded and (tmp_path / "catalog.db").is_file()
+
+
+def test_the_quick_listing_prints_what_the_catalog_does(home):
+    catalog = Catalog.from_url(f"sqlite:///{home / 'catalog.db'}")
+    expected = [repository_view(row, catalog.remote_uuid_of(row)) for row in catalog.list_repositories()]
+    up = catalog.remote_uuid_of(catalog.get_repository(expected[1]["name"]))
+    catalog.dispose()
+    connection = open_at_head(home / "catalog.db")
+    assert connection is not None
+    quick = [repository_view(row, remote) for row, remote in list_repositories(connection)]
+    connection.close()
+    assert quick == expected
+    assert quick[1]["remote"].endswith(f"/{up}/") and quick[1]["pulp_created"].tzinfo is not None
+
+
+def test_only_a_catalog_at_the_head_revision_is_read_quickly(home, tmp_path_factory):
+    missing = tmp_path_factory.mktemp("none") / "catalog.db"
+    assert open_at_head(missing) is None
+    assert not missing.exists(), "the quick read must not create a catalog"
+    config = Config()
+    config.set_main_option("script_location", str(Path(storage.__file__).parent / "migrations"))
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{home / 'catalog.db'}")
+    command.downgrade(config, "-1")
+    assert open_at_head(home / "catalog.db") is None
+    out, loaded = _run(home, "repository", "list")  # the Catalog migrates it, then lists
+    assert [repo["name"] for repo in json.loads(out)] == ["alpha", "zeta"] and "alembic" in loaded
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        pytest.param({"MIRRORFLOW_HOME": "/srv/mf"}, id="home"),
+        pytest.param({"mirrorflow_home": "/srv/lower"}, id="home-lowercase"),
+        pytest.param({"XDG_DATA_HOME": "/xdg"}, id="xdg"),
+        pytest.param({}, id="default"),
+        pytest.param(
+            {"MIRRORFLOW_HOME": "/a", "MIRRORFLOW_DATABASE_URL": "sqlite:////b/c.db"}, id="sqlite-url"
+        ),
+        pytest.param({"MIRRORFLOW_HOME": "/a", "MIRRORFLOW_DATABASE_URL": ""}, id="empty-url"),
+        pytest.param({"MIRRORFLOW_DATABASE_URL": "sqlite:///rel/c.db"}, id="relative-url"),
+        pytest.param({"MIRRORFLOW_DATABASE_URL": "postgresql+psycopg://u@h/db"}, id="postgres"),
+        pytest.param({"MIRRORFLOW_DATABASE_URL": "sqlite://"}, id="in-memory"),
+        pytest.param({"MIRRORFLOW_DATABASE_URL": "sqlite:///c.db?timeout=5"}, id="query"),
+    ],
+)
+def test_the_catalog_file_is_the_one_the_settings_name(environ, monkeypatch):
+    for name in ("MIRRORFLOW_HOME", "MIRRORFLOW_DATABASE_URL", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    path = sqlite_catalog_file()
+    url = Settings().catalog_url
+    if path is None:
+        assert not url.startswith("sqlite:///") or "?" in url or url == "sqlite:///"
+        return
+    assert url == f"sqlite:///{path}"
