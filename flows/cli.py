@@ -37,6 +37,7 @@ from storage.errors import MirrorflowError
 from storage.schema import MAX_INT
 
 if TYPE_CHECKING:
+    from flows.settings import Settings
     from storage.catalog import Catalog
 
 __all__ = ["PARTIAL_EXIT", "app", "main"]
@@ -263,6 +264,7 @@ def repository_sync(
 
         emit(submit_sync(name, remote, mirror=mirror))
         return
+    _use_local_prefect_server(settings)
     from flows.progress import progress_bar
     from flows.sync_repository import run_sync
     from flows.terminal import quiet_prefect_console
@@ -286,6 +288,19 @@ def repository_sync(
 
         print(f"Error: {SyncPartial(name, result['version'], stale)}", file=sys.stderr)
         sys.exit(PARTIAL_EXIT)
+
+
+def _use_local_prefect_server(settings: Settings) -> None:
+    """With MIRRORFLOW_PREFECT_SERVER=local and no PREFECT_API_URL, point Prefect at the local
+    server (flows.local_server), started first if need be; say so once, when it starts."""
+    if settings.prefect_server != "local" or os.environ.get("PREFECT_API_URL"):
+        return
+    from flows.local_server import LocalServer
+
+    state, started = LocalServer(settings.home).ensure()
+    if started:
+        print(f"started the local Prefect server; its UI: {state.url}", file=sys.stderr)
+    os.environ["PREFECT_API_URL"] = state.api_url  # read by Prefect when it is imported, below
 
 
 def _scheduled_remote(catalog: Catalog, repository: str) -> str | None:
@@ -377,6 +392,7 @@ def main() -> None:
     import flows.cli_maintenance  # noqa: F401  (registers repository verify and orphans cleanup)
     import flows.cli_schedule  # noqa: F401  (registers repository schedule)
     import flows.cli_serve  # noqa: F401  (registers serve and repository pull-through)
+    import flows.cli_server  # noqa: F401  (registers server start|stop|status)
 
     try:
         code = app(standalone_mode=False)  # click's own usage errors come here, not to a boxed panel

@@ -7,6 +7,7 @@ the values travel as constructor arguments.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,12 @@ class Settings(BaseSettings):
     )
     max_file_bytes: int | None = Field(
         default=None, ge=1, le=2**63 - 1, description="Largest distribution file accepted."
+    )
+    prefect_server: Literal["temporary", "local"] = Field(
+        default="temporary",
+        description="Without PREFECT_API_URL, where an ad hoc sync runs: Prefect's temporary server, "
+        "started and stopped by each sync, or a local server under <home>/prefect, started in the "
+        "background on first need and reused ('mirrorflow server start|stop|status').",
     )
     secret_key: SecretStr | None = Field(
         default=None,
