@@ -8,11 +8,12 @@ Layout under ``root``::
 A write is spooled into ``.incoming`` (same filesystem as the final key), verified, fsynced and then
 moved with ``os.replace``, which is atomic on POSIX: a reader sees the whole file under its key or
 nothing, never a partial file. ``deferred()`` does the same for many writes at the price of two
-flushes in all (a sync's batch of downloads: an ``fsync`` per file was a quarter of its download
-threads' time): the files wait in ``.incoming`` until the block ends (a background ``syncfs``
-every 32 MiB spooled writes most of them back meanwhile), one ``syncfs`` makes them durable, they
-move under their keys, and a second one makes the moves durable. A crash or power loss before
-that leaves spool files in ``.incoming``, never a torn file under a key. Errors are those of
+flushes per step (a sync's batch of downloads: an ``fsync`` per file was a quarter of its download
+threads' time): the files wait in ``.incoming``; every 32 MiB spooled, a background step flushes
+the filesystem (``syncfs``), moves the files spooled before it under their keys and flushes again,
+and the block's exit does the same for the rest. A crash or power loss leaves spool files in
+``.incoming``, never a torn file under a key; what a step published stays, so a sync killed at 90%
+finds most of its downloads under their keys when it runs again (``tasks.batch`` reuses them). Errors are those of
 ``storage.artifacts``; a missing file becomes
 ``ArtifactNotFound``. Other ``OSError``s (disk full, permissions) propagate unchanged: they are not
 transient and need an operator.
@@ -172,12 +173,13 @@ def _fsync_dir(directory: Path) -> None:
 class DeferredPuts:
     """Puts into a ``FileSystemStore`` whose durability is paid once, when the block exits.
 
-    ``put_chunks`` verifies and writes into ``.incoming`` without ``fsync`` (every 32 MiB, a
-    background ``syncfs`` starts writing the bytes back, so that little is left to flush at the
-    end; only the flush at exit counts for durability). Leaving the block
-    normally flushes the store's filesystem (``syncfs``, or an ``fsync`` per file where there is
-    none), moves each file under its key and flushes again; leaving it with an exception removes
-    the files instead. Thread-safe: a batch's download threads share one scope.
+    ``put_chunks`` verifies and writes into ``.incoming`` without ``fsync``. Every 32 MiB, a
+    background step flushes the filesystem (``syncfs``), publishes the files spooled before it (moved
+    under their keys) and flushes again, so that a killed sync leaves most of its downloads published
+    (where ``syncfs`` is missing, only the exit publishes). Leaving the block normally does the same
+    for the rest (``syncfs``, or an ``fsync`` per file where there is none); leaving it with an
+    exception removes the files not yet published instead. Thread-safe: a batch's download threads
+    share one scope.
     """
 
     def __init__(self, store: FileSystemStore) -> None:
@@ -211,17 +213,29 @@ class DeferredPuts:
         return StoredArtifact(sha256=spooled.sha256, size=spooled.size, key=key)
 
     def _flush_early(self) -> None:
-        # Only to shorten the flush at exit, which alone makes the files durable: the bytes are
-        # written back while the downloads go on, instead of all at once at the end.
-        with contextlib.suppress(OSError):  # the flush at exit reports it
-            _syncfs(self._store.root)
+        # A step: what was spooled before this flush is durable after it, and is published (and
+        # the moves flushed) while the downloads go on. Errors are left to the flush at exit.
+        with self._lock:
+            step = list(self._ready)
+        root = self._store.root
+        with contextlib.suppress(OSError):
+            if not step or not _syncfs(root):
+                return
+            made: set[Path] = set()
+            for path, key in step:
+                self._store._publish(path, key, made)
+            _syncfs(root)
+            with self._lock:
+                published = {id(entry) for entry in step}
+                self._ready = [entry for entry in self._ready if id(entry) not in published]
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         with self._lock:
-            ready, self._ready = self._ready, []
             flusher, self._flusher = self._flusher, None
         if flusher is not None:
-            flusher.join()
+            flusher.join()  # before taking the list: a step may still be publishing from it
+        with self._lock:
+            ready, self._ready = self._ready, []
         if exc_type is not None:
             for path, _key in ready:
                 path.unlink(missing_ok=True)

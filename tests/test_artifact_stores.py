@@ -384,7 +384,7 @@ def test_deferred_puts_keep_an_existing_object(fs_store: FileSystemStore, monkey
     assert list((fs_store.root / ".incoming").iterdir()) == []
 
 
-def test_deferred_puts_start_flushing_early_and_publish_only_at_exit(
+def test_deferred_puts_publish_in_steps_so_a_killed_sync_keeps_most_of_its_work(
     fs_store: FileSystemStore, monkeypatch
 ) -> None:
     import storage.filesystem_store as fs
@@ -395,20 +395,41 @@ def test_deferred_puts_start_flushing_early_and_publish_only_at_exit(
     def counting_syncfs(directory: Path) -> bool:
         flushes.append(threading.current_thread().name)
         if len(flushes) == 1:
-            raise OSError(5, "an early flush failed")  # ignored: the flush at exit decides
+            raise OSError(5, "an early flush failed")  # that step publishes nothing; a later one does
         return real_syncfs(directory)
 
     monkeypatch.setattr(fs, "_EARLY_FLUSH_BYTES", len(DATA))
     monkeypatch.setattr(fs, "_syncfs", counting_syncfs)
     blobs = [DATA + bytes([i]) for i in range(4)]
+    digests = [hashlib.sha256(blob).hexdigest() for blob in blobs]
     with fs_store.deferred() as puts:
-        for blob in blobs:
-            puts.put_chunks([blob], sha256=hashlib.sha256(blob).hexdigest(), size=len(blob))
-            puts._flusher.join()  # type: ignore[attr-defined]  # one early flush per put here
-        assert flushes == ["mirrorflow-flush"] * 4
-        assert not any(fs_store.exists(hashlib.sha256(blob).hexdigest()) for blob in blobs)
-    assert flushes[4:] == [threading.current_thread().name] * 2  # durable, then the moves durable
-    assert all(fs_store.exists(hashlib.sha256(blob).hexdigest()) for blob in blobs)
+        for index, blob in enumerate(blobs):
+            puts.put_chunks([blob], sha256=digests[index], size=len(blob))
+            puts._flusher.join()  # type: ignore[attr-defined]  # one step per put here
+            # A step makes what was spooled durable, then publishes it: visible before the exit.
+            assert [fs_store.exists(d) for d in digests] == [index >= 1] * (index + 1) + [False] * (3 - index)
+        assert flushes == ["mirrorflow-flush"] * 7  # the failed one, then durable + moves durable, x3
+    assert flushes[7:] == []  # nothing was left for the exit
+    assert all(fs_store.exists(digest) for digest in digests)
+    assert list((fs_store.root / ".incoming").iterdir()) == []
+
+
+def test_deferred_puts_left_by_an_exception_keep_what_a_step_published(
+    fs_store: FileSystemStore, monkeypatch
+) -> None:
+    import storage.filesystem_store as fs
+
+    monkeypatch.setattr(fs, "_EARLY_FLUSH_BYTES", len(DATA))
+    first, second = DATA + b"1", DATA + b"2"
+    with pytest.raises(RuntimeError), fs_store.deferred() as puts:
+        puts.put_chunks([first], sha256=hashlib.sha256(first).hexdigest(), size=len(first))
+        puts._flusher.join()  # type: ignore[attr-defined]
+        monkeypatch.setattr(fs, "_EARLY_FLUSH_BYTES", 1 << 40)  # no step for the second
+        puts.put_chunks([second], sha256=hashlib.sha256(second).hexdigest(), size=len(second))
+        raise RuntimeError("the batch failed")
+    assert fs_store.exists(hashlib.sha256(first).hexdigest()), "published by a step: kept, for a rerun"
+    assert not fs_store.exists(hashlib.sha256(second).hexdigest())
+    assert list((fs_store.root / ".incoming").iterdir()) == []
 
 
 def store_path(store: ArtifactStore, sha256: str) -> str:
