@@ -66,7 +66,7 @@ def main() -> None:
     total = sum(f.size for i in big for _, f in index.files(i))
     server = _Server(args.projects, args.seed, big_every=LARGE_BIG_EVERY)
     home = Path(tempfile.mkdtemp(prefix="mirrorflow-bench-resume-"))
-    lease = 5
+    lease = 10  # the smallest lease the settings accept
     env = {**os.environ, "MIRRORFLOW_HOME": str(home), "MIRRORFLOW_SYNC_LOCK_LEASE": str(lease)}
     env.pop("MIRRORFLOW_DATABASE_URL", None)
     env.pop("MIRRORFLOW_S3_ENDPOINT", None)

@@ -45,7 +45,11 @@ class NotFound(CatalogError, LookupError):
 class AlreadyExists(CatalogError):
     def __init__(self, kind: str, name: str) -> None:
         self.kind, self.name = kind, name
-        super().__init__(f"{kind} {name!r} already exists")
+        command = "repository" if kind == "repository" else "remote"
+        super().__init__(
+            f"{kind} {name!r} already exists: choose another --name, or change it with "
+            f"'mirrorflow {command} update --name {name}'"
+        )
 
 
 @dataclass(frozen=True, slots=True)

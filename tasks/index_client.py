@@ -22,13 +22,14 @@ Errors::
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -61,6 +62,8 @@ __all__ = [
     "locate_simple_root",
     "ConditionalPage",
 ]
+
+_E = TypeVar("_E", bound=BaseException)
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPES = frozenset({"text/html", "application/vnd.pypi.simple.v1+html"})
@@ -165,6 +168,10 @@ def _translate_transport_errors(url: str) -> Iterator[None]:
         if refused is not None:
             reason = f"TLS certificate not trusted ({refused.verify_message}): set ca_cert, or tls_validation false"
             raise UpstreamError(url, None, reason) from exc
+        if _cause(exc, socket.gaierror) is not None:
+            # A host name that does not resolve is a wrong URL far more often than a DNS hiccup.
+            host = httpx.URL(url).host if _http_url(url) is not None else url
+            raise UpstreamError(url, None, f"host {host!r} not found: check the remote's url") from exc
         raise TransientError(url, None, f"{type(exc).__name__}: {exc}") from exc
     except (httpx.RequestError, httpx.TooManyRedirects) as exc:
         raise UpstreamError(url, None, f"{type(exc).__name__}: {exc}") from exc
@@ -323,9 +330,10 @@ def locate_simple_root(
     as a simple index; a single candidate is returned without a request.
 
     With ``projects`` (a remote's included names; the first three are asked), a candidate answers
-    when one of their pages is found under it. Without, it answers when its listing is a simple
-    listing: 2xx, a simple Content-Type, and not a project page (a project named ``simple`` under a
-    simple root). Raises ``NoSimpleIndex`` naming every URL tried and its answer, and
+    when one of their pages is found under it, or else, when none is found anywhere, when its
+    listing answers (the names are wrong, not the URL). Without, it answers when its listing is a
+    simple listing: 2xx, a simple Content-Type, and not a project page (a project named ``simple``
+    under a simple root). Raises ``NoSimpleIndex`` naming every URL tried and its answer, and
     ``TransientError`` when a candidate could not be asked.
     """
     if len(candidates) == 1:
@@ -346,6 +354,15 @@ def locate_simple_root(
             if answer is None:
                 return index.index_url
             tried[index.index_url] = answer
+    if projects:
+        # None of them anywhere: a wrong URL, or wrong names? A candidate whose listing answers is
+        # the index; the sync then fails naming the projects it did not find (a typo, say).
+        for candidate in candidates:
+            index = IndexClient(candidate, client=client, max_page_bytes=max_page_bytes)
+            answer = index.probe_listing()
+            if answer is None:
+                return index.index_url
+            tried[index.index_url] = answer
     what = "none of the included projects found" if projects else "no simple index"
     raise NoSimpleIndex(url, tried, what)
 
@@ -360,9 +377,14 @@ def _answer(exc: Exception) -> str:
 
 def _certificate_refusal(exc: BaseException) -> ssl.SSLCertVerificationError | None:
     """The certificate verification error behind ``exc`` (httpx chains httpcore's error to it), if any."""
+    return _cause(exc, ssl.SSLCertVerificationError)
+
+
+def _cause(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The first error of type ``kind`` in ``exc``'s short chain (httpx -> httpcore -> ssl/socket)."""
     cause: BaseException | None = exc
-    for _ in range(5):  # a short chain: httpx -> httpcore -> ssl
-        if isinstance(cause, ssl.SSLCertVerificationError):
+    for _ in range(5):
+        if isinstance(cause, kind):
             return cause
         if cause is None:
             return None

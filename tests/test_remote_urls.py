@@ -198,3 +198,25 @@ def test_prereleases_takes_pulp_clis_spelling(cli, given, expected) -> None:
     refused = cli("remote", "update", "--name", "bar", "--prereleases", "maybe")
     assert refused.exit_code == 1
     assert refused.stderr.strip() == "Error: prereleases: 'maybe' is not true or false"
+
+
+@SQLITE_ONLY
+def test_a_typo_in_an_include_under_the_index_root_is_named_as_such(cli, seed_index) -> None:
+    root = seed_index.url.removesuffix("simple/")
+    _ok(cli("repository", "create", "--name", "foo"))
+    _ok(cli("remote", "create", "--name", "bar", "--url", root, "--includes", '["shelf-raeder"]'))
+    result = cli("repository", "sync", "--name", "foo", "--remote", "bar")
+    assert result.exit_code == 1
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    # The index root answered with a listing: the name is what is wrong, and the line says which.
+    assert f"found none of its included projects ('shelf-raeder') under '{seed_index.url}'" in line
+
+
+def test_a_host_that_does_not_resolve_is_not_called_transient() -> None:
+    from tasks.index_client import IndexClient, UpstreamError
+
+    with build_http_client(timeout=10.0) as client:
+        index = IndexClient("http://no-such-host.invalid/simple/", client=client)
+        with pytest.raises(UpstreamError) as caught:
+            index.get_project("shelf-reader")
+    assert "host 'no-such-host.invalid' not found: check the remote's url" in str(caught.value)
