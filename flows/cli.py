@@ -369,10 +369,27 @@ def _options(
         bool,
         typer.Option("--debug", help="Show tracebacks and Prefect's run logs (or MIRRORFLOW_DEBUG=1)."),
     ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=lambda given: _print_version(given),
+            help="Print the version.",
+        ),
+    ] = False,
 ) -> None:
     """Curated, versioned copies of Python package indexes, kept in sync by Prefect flows."""
     global _debug
     _debug = _debug or debug
+
+
+def _print_version(given: bool) -> None:
+    if given:
+        from importlib.metadata import version
+
+        typer.echo(f"mirrorflow {version('mirrorflow')}")
+        raise typer.Exit()
 
 
 def main() -> None:

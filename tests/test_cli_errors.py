@@ -151,3 +151,11 @@ def test_every_command_answers_an_unknown_option_and_a_missing_one_in_one_line(s
             line = _one_line_error(seeded(*path))
             assert "Missing option" in line and required[0].opts[0] in line, (path, line)
     assert _state(seeded) == before
+
+
+@pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
+def test_version_prints_the_installed_version(cli):
+    from importlib.metadata import version
+
+    result = cli("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"mirrorflow {version('mirrorflow')}"
