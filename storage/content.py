@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from storage.bulk import BulkWriter
 from storage.catalog import Catalog, NotFound, VersionView, _view
+from storage.content_reads import ContentReader
 from storage.models import (
     Artifact,
     Package,
@@ -390,34 +391,12 @@ class ContentWriter:
     # -- reads -------------------------------------------------------------------------------
 
     def content_at(self, repository: str, number: int | None = None) -> list[Package]:
-        """Return the packages of a version (the latest when None), by project and filename."""
-        with self.catalog.session() as session:
-            repo = session.scalar(select(Repository).where(Repository.name == repository))
-            if repo is None:
-                raise NotFound("repository", repository)
-            wanted = repo.latest_version if number is None else number
-            exists = session.scalar(
-                select(RepositoryVersion.id).where(
-                    RepositoryVersion.repository_id == repo.id, RepositoryVersion.number == wanted
-                )
-            )
-            if exists is None:  # never made, or dropped by retain_repo_versions
-                raise NotFound("version", f"{repository}/{wanted}")
-            return list(
-                session.scalars(
-                    select(Package)
-                    .join(RepositoryContent, RepositoryContent.package_id == Package.id)
-                    .where(
-                        RepositoryContent.repository_id == repo.id,
-                        RepositoryContent.version_added <= wanted,
-                        or_(
-                            RepositoryContent.version_removed.is_(None),
-                            RepositoryContent.version_removed > wanted,
-                        ),
-                    )
-                    .order_by(Package.normalized_name, Package.filename)
-                )
-            )
+        """Return the packages of a version (the latest when None), by project and filename.
+
+        Raises ``NotFound`` for an unknown repository, or a version never made or dropped.
+        """
+        reader = ContentReader(self.catalog)
+        return reader.version_page(repository, number, membership="present", limit=None, offset=0).packages
 
     def count_packages(self) -> int:
         with self.catalog.session() as session:
