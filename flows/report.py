@@ -49,6 +49,7 @@ def report_rows(summary: Mapping[str, Any], counts: Mapping[str, int] | None) ->
         "projects",
         "files_kept",
         "legacy_filenames",
+        "resumed_files",
         "downloaded_files",
         "downloaded_bytes",
         "duration_s",
@@ -60,6 +61,10 @@ def report_rows(summary: Mapping[str, Any], counts: Mapping[str, int] | None) ->
         rows.append({"metric": f"dropped by {rule}", "value": str(count)})
     for name in summary.get("not_found") or []:
         rows.append({"metric": "not found upstream", "value": name})
+    for name, status in sorted((summary.get("project_status") or {}).items()):
+        rows.append({"metric": f"upstream status: {name}", "value": status})
+    for filename, why in sorted((summary.get("unverifiable") or {}).items()):
+        rows.append({"metric": f"quarantined: {filename}", "value": why})
     for name, why in sorted((summary.get("failures") or {}).items()):
         rows.append({"metric": f"failed: {name}", "value": why})
     return rows

@@ -223,6 +223,8 @@ class BatchReport:
     resumed_files: int = 0
     #: Files whose bytes failed their digest twice, by filename: left out, retried next sync.
     unverifiable: dict[str, str] = field(default_factory=dict)
+    #: Projects whose upstream status (PEP 792) is not "active": status, and the reason when given.
+    project_status: dict[str, str] = field(default_factory=dict)
 
     def __add__(self, other: BatchReport) -> BatchReport:
         return BatchReport(
@@ -239,6 +241,7 @@ class BatchReport:
             legacy_filenames=self.legacy_filenames + other.legacy_filenames,
             resumed_files=self.resumed_files + other.resumed_files,
             unverifiable={**self.unverifiable, **other.unverifiable},
+            project_status={**self.project_status, **other.project_status},
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -255,6 +258,7 @@ class BatchReport:
             "legacy_filenames": self.legacy_filenames,
             "resumed_files": self.resumed_files,
             "unverifiable": dict(sorted(self.unverifiable.items())),
+            "project_status": dict(sorted(self.project_status.items())),
         }
 
 
@@ -296,6 +300,10 @@ def sync_projects(names: Sequence[str | Wanted], plan: SyncPlan, services: SyncS
     for result in results:
         report.skipped += result.skipped
         report.not_modified += result.not_modified
+        page = result.page
+        if page is not None and page.status is not None and page.status != "active":
+            reason = f": {page.status_reason}" if page.status_reason else ""
+            report.project_status[result.name] = f"{page.status}{reason}"
         if result.not_found:
             report.not_found.append(result.name)
         if result.failure is not None:

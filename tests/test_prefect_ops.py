@@ -147,6 +147,23 @@ def _json(body: bytes) -> httpx.Response:
     return httpx.Response(200, content=body, headers={"content-type": "application/vnd.pypi.simple.v1+json"})
 
 
+def test_a_projects_upstream_status_is_recorded_in_the_report(tmp_path, catalog):
+    sha = hashlib.sha256(BODY).hexdigest()
+    page = json.loads(_page(sha)) | {
+        "meta": {"api-version": "1.4"},
+        "project-status": {"status": "archived", "reason": "moved to demo2"},
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/simple/"):
+            return _json(json.dumps(page).encode())
+        return httpx.Response(200, content=BODY)
+
+    _, report = _run_batch(tmp_path, catalog, handler)
+    assert report.project_status == {"demo": "archived: moved to demo2"}
+    assert report.as_dict()["project_status"] == {"demo": "archived: moved to demo2"}
+
+
 def test_a_404_is_not_retried(tmp_path, catalog):
     hits, report = _run_batch(tmp_path, catalog, lambda request: httpx.Response(404))
     assert hits == {"/simple/demo/": 1}
