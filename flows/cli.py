@@ -293,7 +293,15 @@ def repository_sync(
 def _use_local_prefect_server(settings: Settings) -> None:
     """With MIRRORFLOW_PREFECT_SERVER=local and no PREFECT_API_URL, point Prefect at the local
     server (flows.local_server), started first if need be; say so once, when it starts."""
-    if settings.prefect_server != "local" or os.environ.get("PREFECT_API_URL"):
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    if settings.prefect_server != "local":
+        if sys.stderr.isatty():  # a person waiting: say what the wait is, and how to shorten it
+            print(
+                "starting Prefect's temporary server for this sync (about 10 s); "
+                "MIRRORFLOW_PREFECT_SERVER=local keeps one running instead",
+                file=sys.stderr,
+            )
         return
     from flows.local_server import LocalServer
 
