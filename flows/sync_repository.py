@@ -251,7 +251,9 @@ def _sync(
                 fields.failure_policy,
                 whole_index=not plan.spec.includes,
                 failed=len(report.failures),
-                asked=report.projects,
+                # Of every project the sync covers, the unchanged ones included: an incremental run
+                # that refetches one broken project must not fail on "100% of what it fetched".
+                asked=report.projects + work.unchanged,
                 max_failed_percent=fields.max_failed_percent,
             )
             if not commits:

@@ -38,7 +38,8 @@ def commits_despite_failures(
 ) -> bool:
     """Return True when the sync commits a version without its ``failed`` projects.
 
-    ``asked`` is the number of projects the sync fetched (or tried to).
+    ``asked`` is the number of projects the sync covers: those it fetched (or tried to) and those
+    it left unchanged (an incremental sync).
 
     >>> commits_despite_failures(FailurePolicy.AUTO, whole_index=True, failed=2, asked=1000, max_failed_percent=5)
     True
