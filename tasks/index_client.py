@@ -339,30 +339,29 @@ def locate_simple_root(
     if len(candidates) == 1:
         return candidates[0]
     tried: dict[str, str] = {}
-    for candidate in candidates:
-        index = IndexClient(candidate, client=client, max_page_bytes=max_page_bytes)
-        if projects:
-            for name in projects[:3]:
-                try:
-                    index.get_project(name)
-                except (ProjectNotFound, UpstreamError, InvalidPage) as exc:
-                    tried[index.project_url(name)] = _answer(exc)
-                    continue
+    indexes = [
+        IndexClient(candidate, client=client, max_page_bytes=max_page_bytes) for candidate in candidates
+    ]
+    for index in indexes if projects else ():
+        for name in projects[:3]:
+            try:
+                index.get_project(name)
+            except (ProjectNotFound, InvalidPage) as exc:
+                tried[index.project_url(name)] = _answer(exc)
+            except UpstreamError as exc:
+                if exc.status is None:  # no answer at all (a host that does not resolve): same for all
+                    raise
+                tried[index.project_url(name)] = _answer(exc)
+            else:
                 return index.index_url
-        else:
-            answer = index.probe_listing()
-            if answer is None:
-                return index.index_url
-            tried[index.index_url] = answer
-    if projects:
-        # None of them anywhere: a wrong URL, or wrong names? A candidate whose listing answers is
-        # the index; the sync then fails naming the projects it did not find (a typo, say).
-        for candidate in candidates:
-            index = IndexClient(candidate, client=client, max_page_bytes=max_page_bytes)
-            answer = index.probe_listing()
-            if answer is None:
-                return index.index_url
-            tried[index.index_url] = answer
+    # No included project anywhere (wrong names, or a wrong URL?), or no includes: the first
+    # candidate whose listing answers is the index. With includes, the sync then fails naming the
+    # projects it did not find.
+    for index in indexes:
+        answer = index.probe_listing()
+        if answer is None:
+            return index.index_url
+        tried[index.index_url] = answer
     what = "none of the included projects found" if projects else "no simple index"
     raise NoSimpleIndex(url, tried, what)
 
