@@ -35,7 +35,6 @@ from storage.artifacts import (
     DigestMismatch,
     Putter,
     StoredArtifact,
-    StoreUnavailable,
     artifact_key,
 )
 from storage.content import ContentWriter, NewPackage
@@ -45,13 +44,12 @@ from tasks.core_metadata import WheelMetadataError
 from tasks.distributions import DistFile, ProjectPage
 from tasks.filenames import InvalidFilename
 from tasks.filters import Candidate, FilterSpec, select_files
-from tasks.incremental import fetch_page
+from tasks.incremental import TRANSIENT, fetch_page
 from tasks.index_client import (
     IndexClient,
     IndexClientError,
     PageTooLarge,
     ProjectNotFound,
-    TransientError,
     UpstreamError,
 )
 from tasks.planning import Wanted, is_stale
@@ -71,8 +69,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_TRANSIENT = (TransientError, StoreUnavailable)
 
 
 class SyncFailed(MirrorflowError):
@@ -109,12 +105,13 @@ BUG = "This is a bug in mirrorflow: rerun with --debug and report the traceback"
 def advice_for(exc: BaseException) -> str:
     """What a user can do about ``exc``, one of a sync's per-project failures.
 
+    >>> from tasks.index_client import TransientError
     >>> advice_for(TransientError("http://i.test/simple/a/", 503, "Service Unavailable")) == RERUN
     True
     >>> advice_for(KeyError("x")) == BUG
     True
     """
-    if isinstance(exc, _TRANSIENT):
+    if isinstance(exc, TRANSIENT):
         return RERUN
     if isinstance(exc, DigestMismatch):
         return "The upstream's file does not match its index: leave that release out (--excludes) or ask the upstream to fix it"
@@ -486,9 +483,9 @@ def _fetch_file(
     download = partial(_download, file, index, putter, plan.max_file_bytes)
     try:
         try:
-            return call_with_retries(download, attempts=plan.attempts, transient=_TRANSIENT)
+            return call_with_retries(download, attempts=plan.attempts, transient=TRANSIENT)
         except DigestMismatch:
-            return call_with_retries(download, attempts=plan.attempts, transient=_TRANSIENT)
+            return call_with_retries(download, attempts=plan.attempts, transient=TRANSIENT)
     except Exception as exc:  # filed under every project that lists the file
         return exc
 

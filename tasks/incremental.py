@@ -31,19 +31,20 @@ from tasks.retrying import call_with_retries
 if TYPE_CHECKING:  # tasks.batch imports this module: the types only, no cycle at run time
     from tasks.batch import SyncPlan, SyncServices
 
-__all__ = ["fetch_page", "list_projects", "plan_work", "record_gone"]
+__all__ = ["TRANSIENT", "fetch_page", "list_projects", "plan_work", "record_gone"]
 
 log = logging.getLogger(__name__)
 
 #: The errors worth another attempt (the same set as ``tasks.batch``'s).
-_TRANSIENT = (TransientError, StoreUnavailable)
+#: The errors worth a retry with backoff, wherever a sync calls the index or the store (one list).
+TRANSIENT = (TransientError, StoreUnavailable)
 
 
 def list_projects(spec: FilterSpec, index: IndexClient, *, attempts: int) -> list[NormalizedName]:
     """Return the projects to sync: the includes' names, or the whole listing minus name-only excludes."""
     if spec.includes:
         return included_project_names(spec)
-    listing = call_with_retries(index.get_listing, attempts=attempts, transient=_TRANSIENT)
+    listing = call_with_retries(index.get_listing, attempts=attempts, transient=TRANSIENT)
     return wanted_projects((p.name for p in listing.projects), spec)
 
 
@@ -58,7 +59,7 @@ def plan_work(plan: SyncPlan, services: SyncServices, *, accepted: Collection[st
         wanted: list[tuple[str, int | None]] = [(n, None) for n in included_project_names(spec)]
         has_serials = False
     else:
-        listing = call_with_retries(services.index.get_listing, attempts=plan.attempts, transient=_TRANSIENT)
+        listing = call_with_retries(services.index.get_listing, attempts=plan.attempts, transient=TRANSIENT)
         serial_of = {p.name: p.last_serial for p in listing.projects}
         wanted = [(n, serial_of[n]) for n in wanted_projects(serial_of, spec)]
         has_serials = True
@@ -93,7 +94,7 @@ def fetch_page(item: Wanted, plan: SyncPlan, services: SyncServices) -> Conditio
                 item.name, etag=item.etag, last_modified=item.last_modified
             ),
             attempts=plan.attempts,
-            transient=_TRANSIENT,
+            transient=TRANSIENT,
         )
         page = answer.page
         if page is None or not is_stale(page.last_serial, item.expected_serial) or not delays:

@@ -14,8 +14,12 @@ import pytest
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
+import tasks.filenames
 import tasks.filters
+import tasks.index_url
+import tasks.outcome
 import tasks.platforms
+import tasks.simple
 from tasks.distributions import DistFile
 from tasks.filters import (
     FilterSpec,
@@ -986,7 +990,16 @@ def test_seed_types_platforms_keep_latest() -> None:
 
 # --- purity and doctests ------------------------------------------------------------------------------
 
-PURE_MODULES = ["tasks/filenames.py", "tasks/filters.py", "tasks/platforms.py", "tasks/distributions.py"]
+PURE_MODULES = [
+    "tasks/filenames.py",
+    "tasks/filters.py",
+    "tasks/platforms.py",
+    "tasks/distributions.py",
+    "tasks/simple.py",
+    "tasks/simple_fields.py",
+    "tasks/index_url.py",
+    "tasks/outcome.py",
+]
 #: Modules outside tasks/ that decision code may import: the error root, itself free of imports.
 PURE_SHARED = ["storage/errors.py"]
 
@@ -1002,7 +1015,7 @@ def _imports(path: Path) -> set[str]:
     return modules
 
 
-@pytest.mark.parametrize("module", [pytest.param(m, id=m) for m in PURE_MODULES[:3] + PURE_SHARED])
+@pytest.mark.parametrize("module", [pytest.param(m, id=m) for m in PURE_MODULES + PURE_SHARED])
 def test_decision_modules_import_only_stdlib_packaging_and_pure_tasks(module: str) -> None:
     pure = {Path(m).with_suffix("").as_posix().replace("/", ".") for m in PURE_MODULES + PURE_SHARED}
     for name in _imports(ROOT / module):
@@ -1017,6 +1030,19 @@ def test_the_error_root_imports_nothing() -> None:
     assert _imports(ROOT / PURE_SHARED[0]) == {"__future__"}
 
 
-@pytest.mark.parametrize("module", [pytest.param(m, id=m.__name__) for m in (tasks.filters, tasks.platforms)])
+@pytest.mark.parametrize(
+    "module",
+    [
+        pytest.param(m, id=m.__name__)
+        for m in (
+            tasks.filters,
+            tasks.platforms,
+            tasks.filenames,
+            tasks.index_url,
+            tasks.outcome,
+            tasks.simple,
+        )
+    ],
+)
 def test_doctests(module: Any) -> None:
     assert doctest.testmod(module, raise_on_error=True).attempted > 0

@@ -1,0 +1,30 @@
+"""Every doctest in the project's packages runs: an example in a docstring is a test, not a comment."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("tasks", "storage", "flows", "server")
+MODULES = sorted(
+    ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    for package in PACKAGES
+    for path in (ROOT / package).glob("*.py")
+    if ">>> " in path.read_text()
+)
+
+
+def test_the_modules_with_examples_are_found() -> None:
+    assert {"tasks.index_url", "tasks.outcome", "tasks.simple", "tasks.batch", "server.hrefs"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name), raise_on_error=False)
+    assert result.attempted > 0 and result.failed == 0, (
+        f"{name}: {result.failed} of {result.attempted} failed"
+    )
