@@ -27,7 +27,7 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 
 from flows.allocator import tune_allocator
-from flows.params import DEFAULT_LOCK_WAIT, RemoteChoice, RepositoryName
+from flows.params import DEFAULT_LOCK_WAIT, InvalidParameters, RemoteChoice, RepositoryName
 from flows.remote_spec import RemoteFields, filter_spec_of
 from flows.report import SyncProgress, publish_failure, publish_report
 from flows.runners import RunnerSettings, task_runner_for
@@ -126,6 +126,7 @@ def sync_repository(
     """
     tune_allocator()  # memory that does not grow with the index (flows.allocator), however the run started
     try:
+        _check_deployment_repository(repository)
         return _locked_sync(repository, remote, mirror, lock_wait_s)
     except BaseException as exc:
         # Every run leaves a current summary: one that failed early (unknown remote, no simple
@@ -134,6 +135,22 @@ def sync_repository(
             with contextlib.suppress(Exception):  # never hide the failure behind the artifact's
                 publish_failure(repository, exc)
         raise
+
+
+def _check_deployment_repository(repository: str) -> None:
+    """A repository's deployment syncs that repository only: its form cannot be pointed at another."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import deployment
+
+    if deployment.id is None:
+        return  # a CLI or Python run: any repository
+    with get_client(sync_client=True) as client:  # the deployment's own parameters, not this run's
+        own = (client.read_deployment(deployment.id).parameters or {}).get("repository")
+    if own is not None and own != repository:
+        raise InvalidParameters(
+            f"repository: {repository!r} is not this deployment's; {deployment.name!r} syncs {own!r} only "
+            f"(start sync-repository/{repository} for that one)"
+        )
 
 
 def _locked_sync(

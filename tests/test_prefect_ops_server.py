@@ -109,9 +109,11 @@ with get_client(sync_client=True) as client:
                 except ObjectNotFound:
                     time.sleep(0.5)
         print(json.dumps(missing))
-    elif action == "run":  # as the UI's "Quick run" does: a run of the deployment, then wait
-        run = run_deployment(sys.argv[2], timeout=90, poll_interval=1)
-        print(json.dumps({"id": str(run.id), "state": run.state.type.value, "auto": run.auto_scheduled}))
+    elif action == "run":  # as the UI's "Quick run" (or "Custom run", with parameters) does, then wait
+        parameters = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+        run = run_deployment(sys.argv[2], parameters=parameters, timeout=90, poll_interval=1)
+        print(json.dumps({"id": str(run.id), "state": run.state.type.value, "auto": run.auto_scheduled,
+                          "message": run.state.message}))
     elif action == "wait":  # one flow run, by id
         deadline = time.monotonic() + 90
         while True:
@@ -155,6 +157,7 @@ def test_served_deployments_run_from_the_ui_the_cli_and_a_schedule(server_env, s
     )
     _mirrorflow(env, "repository", "create", "--name", "foo", "--remote", "bar")
     _mirrorflow(env, "repository", "create", "--name", "tick")
+    _mirrorflow(env, "repository", "create", "--name", "spare")  # no schedule: nothing else syncs it
     _mirrorflow(env, "repository", "schedule", "--name", "tick", "--remote", "bar", "--interval", "5")
 
     log = (tmp_path / "serve.log").open("wb")
@@ -166,11 +169,19 @@ def test_served_deployments_run_from_the_ui_the_cli_and_a_schedule(server_env, s
         start_new_session=True,  # its flow-run processes join its group: stopped together below
     )
     try:
-        missing = _client(env, "ready", "sync-repository/foo", "sync-repository/tick")
+        missing = _client(
+            env, "ready", "sync-repository/foo", "sync-repository/tick", "sync-repository/spare"
+        )
         assert missing == [], (tmp_path / "serve.log").read_text()
         ui = _client(env, "run", "sync-repository/foo")  # waits while the served process picks it up
         assert ui["state"] == "COMPLETED", (tmp_path / "serve.log").read_text()
         assert _mirrorflow(env, "repository", "show", "--name", "foo")["latest_version"] == 1
+        # foo's form pointed at another repository: refused, and that repository is left alone.
+        other = _client(
+            env, "run", "sync-repository/foo", json.dumps({"repository": "spare", "remote": "bar"})
+        )
+        assert other["state"] == "FAILED" and "syncs 'foo' only" in (other["message"] or ""), other
+        assert _mirrorflow(env, "repository", "show", "--name", "spare")["latest_version"] == 0
 
         background = _mirrorflow(
             env, "repository", "sync", "--name", "foo", "--remote", "tools", "--background"
