@@ -25,6 +25,7 @@ Test and demo code only; never imported by mirrorflow itself.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import socket
 import struct
 import threading
@@ -125,9 +126,17 @@ class Rule:
     path: str
     fault: Fault
     requests: Collection[int] | None = None
+    #: The share of the matching requests that get the fault, drawn per (path, count) from a hash:
+    #: the same on every run, and a retry of a path is a new draw (``Rule("/files/*", f, share=0.2)``).
+    share: float = 1.0
 
     def matches(self, path: str, count: int) -> bool:
-        return fnmatchcase(path, self.path) and (self.requests is None or count in self.requests)
+        if not fnmatchcase(path, self.path) or (self.requests is not None and count not in self.requests):
+            return False
+        if self.share >= 1.0:
+            return True
+        draw = int.from_bytes(hashlib.sha256(f"{path}#{count}".encode()).digest()[:4], "big") / 2**32
+        return draw < self.share
 
 
 def first(n: int) -> frozenset[int]:

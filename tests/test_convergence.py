@@ -12,6 +12,7 @@ import httpx
 import pytest
 from packaging.utils import canonicalize_name
 
+from fixtureindex.builder import FixtureFile, FixtureProject, build_index
 from fixtureindex.faults import Fault, Rule, serve_faulty
 
 SQLITE_ONLY = pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
@@ -134,3 +135,53 @@ def test_too_many_failures_or_all_or_nothing_still_fail_with_no_version(cli, fau
     assert result.stderr.strip().splitlines()[-1].startswith("Error: sync of repository 'all' failed")
     shown = cli("repository", "show", "--name", "all").json()
     assert shown["latest_version"] == 0
+
+
+# -- at scale: 1,000 files, 20% resets throughout, 0.4% permanently bad files -----------------------
+
+SCALE_PROJECTS, FILES_EACH = 250, 4
+
+
+def _many_projects() -> list[FixtureProject]:
+    """250 projects of 4 small sdists each (1,000 files), every file's bytes its own."""
+    projects = []
+    for p in range(SCALE_PROJECTS):
+        name = f"scale-{p:03d}"
+        files = [
+            FixtureFile(f"{name}-1.{v}.tar.gz", f"{name} 1.{v} fixture sdist bytes\n".encode() * 8)
+            for v in range(FILES_EACH)
+        ]
+        projects.append(FixtureProject(name, files))
+    return projects
+
+
+@SQLITE_ONLY
+@pytest.mark.slow
+def test_at_scale_20_percent_resets_and_bad_files_converge(cli, tmp_path) -> None:
+    projects = _many_projects()
+    root = tmp_path / "index"
+    build_index(projects, root)
+    bad = [f"/files/*/scale-{p:03d}-1.0.tar.gz" for p in (7, 101, 202, 249)]  # 4 of 1,000 files
+    flaky = Rule("/files/*", Fault.reset(), share=0.2)  # every attempt at any file: a 1-in-5 reset
+    listed = {f.filename for project in projects for f in project.files}
+    with serve_faulty(root, [*(Rule(path, Fault.corrupt()) for path in bad), flaky]) as index:
+        _setup(cli, index.url, "--max-retries", "2")  # 3 attempts: about 1 file in 125 fails a run
+        stale_before: set[str] | None = None
+        for _ in range(3):
+            result = _sync(cli)
+            assert result.exit_code == 3, result.stderr
+            report = result.json()["report"]
+            for project in ("scale-007", "scale-101", "scale-202", "scale-249"):
+                # Quarantined, or its project failed on a file that kept resetting this run.
+                assert f"{project}-1.0.tar.gz" in report["unverifiable"] or project in report["failures"]
+            stale = set(report["stale"])
+            assert stale >= {"scale-007", "scale-101", "scale-202", "scale-249"}
+            assert stale_before is None or stale <= stale_before, "each rerun shrinks the stale set"
+            missing = listed - set(_content(cli))
+            stuck = {name for name in missing if name.rsplit("-1.", 1)[0] in stale}
+            assert missing == stuck, "every file of a project that is not stale is in the version"
+            stale_before = stale
+        index.rules = []  # the faults stop: the next run is complete
+        final = _sync(cli)
+    assert final.exit_code == 0, final.stderr
+    assert set(_content(cli)) == listed
