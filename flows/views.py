@@ -120,6 +120,12 @@ def version_view(version: VersionView, *, with_report: bool = False) -> dict[str
             "present": part("present", version.present),
         },
     }
+    report = version.report or {}
+    stale = {**(report.get("failures") or {}), **(report.get("unverifiable") or {})}
+    if report.get("partial") and stale:
+        # Made without some projects or files (failure_policy partial, quarantine): which, and why.
+        # They kept their previous content; the next sync retries them.
+        view["stale"] = dict(sorted(stale.items()))
     if with_report:
         view["report"] = version.report
     return view

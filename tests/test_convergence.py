@@ -83,6 +83,8 @@ def test_a_whole_index_sync_commits_what_it_can_then_converges(cli, faulty, seed
     (line,) = [line for line in first.stderr.splitlines() if line.startswith("Error:")]
     assert "committed version 1 without 3 project(s) or file(s)" in line and "retries them" in line
     partial = _content(cli)
+    shown = cli("repository", "version", "show", "--repository", "all").json()
+    assert sorted(shown["stale"]) == ["Django-2.2.28-py3-none-any.whl", "pip-tools", "scipy"]
     missing = set(expected) - set(partial)
     assert "Django-2.2.28-py3-none-any.whl" in missing
     assert all(
