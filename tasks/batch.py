@@ -347,7 +347,7 @@ def _sync_project(item: Wanted, plan: SyncPlan, services: SyncServices) -> _Proj
         result.not_found = True
         result.touched = Touched(name, "gone")
         return result
-    except Exception as exc:  # reported per project; the sync fails as a whole below
+    except Exception as exc:  # reported per project; the failure_policy decides for the sync (tasks.outcome)
         result.failure, result.advice = _describe(exc), advice_for(exc)
         return result
     page = answer.page
