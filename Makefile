@@ -22,10 +22,10 @@ demo: $(VENV)/.installed  ## sync a local fixture index end to end on embedded d
 	$(PY) scripts/demo.py
 
 test: $(VENV)/.installed $(PEERS)/.installed  ## the whole suite (needs PostgreSQL on 127.0.0.1:5432; see .ci/run)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto --dist loadfile
 
 test-fast: $(VENV)/.installed $(PEERS)/.installed
-	$(VENV)/bin/pytest -m "not slow"
+	$(VENV)/bin/pytest -n auto --dist loadfile -m "not slow"
 
 lint: $(VENV)/.installed  ## ruff everywhere; mypy strict on tasks/ and storage/
 	$(VENV)/bin/ruff check .
