@@ -244,26 +244,30 @@ class _VerifiedReader:
 
     def __init__(self, chunks: Iterator[bytes], sha256: str, size: int) -> None:
         self._chunks, self._sha256, self._size = chunks, sha256, size
-        self._buffer = b""
+        self._buffer, self._offset = b"", 0
         self._hash = hashlib.sha256()
         self._read = 0
 
     def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buffer) < n:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                self._check()
-                break
-            self._hash.update(chunk)
-            self._read += len(chunk)
-            self._buffer += chunk
-        if n < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:n], self._buffer[n:]
-        if not self._buffer and self._read == self._size:
-            self._check()
-        return data
+        parts: list[bytes] = []
+        wanted = n if n >= 0 else None
+        while wanted is None or wanted > 0:
+            if self._offset >= len(self._buffer):
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    self._check()
+                    break
+                self._hash.update(chunk)
+                self._read += len(chunk)
+                self._buffer, self._offset = chunk, 0
+                if self._read >= self._size:
+                    self._check()  # whole (or too long): tarfile reads no further than the size
+            end = len(self._buffer) if wanted is None else min(len(self._buffer), self._offset + wanted)
+            parts.append(self._buffer[self._offset : end])
+            if wanted is not None:
+                wanted -= end - self._offset
+            self._offset = end
+        return b"".join(parts)
 
     def _check(self) -> None:
         if self._read != self._size or self._hash.hexdigest() != self._sha256:
