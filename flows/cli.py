@@ -414,6 +414,7 @@ def main() -> None:
     from flows.allocator import tune_allocator
 
     tune_allocator()  # before the threads start: see flows.allocator
+    import flows.cli_export  # noqa: F401  (registers repository export and import)
     import flows.cli_maintenance  # noqa: F401  (registers repository verify and orphans cleanup)
     import flows.cli_schedule  # noqa: F401  (registers repository schedule)
     import flows.cli_serve  # noqa: F401  (registers serve and repository pull-through)

@@ -1,0 +1,469 @@
+"""Export one repository version as self-describing tar chunks (``storage.export_format``).
+
+Streaming throughout: records are read from the catalog in pages and spooled to a temporary
+file, artifacts are listed in digest order in pages and copied from the store into the chunk
+being written, one at a time; memory does not grow with the repository.
+
+Resumable: ``.export-state.json`` in the target directory remembers the chunks already written
+with their sha256, under a *plan digest* (the records chunk's digest, the artifact list and the
+chunk size). A rerun whose plan is the same re-hashes each finished chunk and skips it when it is
+intact; everything else is written again (as ``<chunk>.part``, renamed when complete). The TOC
+is written last, so a directory without ``toc.json`` is an unfinished export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import and_, or_, select
+
+from storage.artifacts import ArtifactStore
+from storage.catalog import Catalog, NotFound
+from storage.export_format import (
+    PACKAGES_MEMBER,
+    RECORDS_CHUNK,
+    REMOVED_MEMBER,
+    TOC_NAME,
+    ChunkEntry,
+    ExportError,
+    InvalidExport,
+    MissingContent,
+    PackageRecord,
+    Toc,
+    artifact_member,
+    chunk_name,
+    plan_chunks,
+    removed_to_json,
+)
+from storage.models import Artifact, CoreMetadata, Package, Repository, RepositoryContent, RepositoryVersion
+
+__all__ = ["ExportResult", "MissingFile", "export_version", "missing_files", "resolve_versions"]
+
+STATE_NAME = ".export-state.json"
+_PAGE = 1000
+_COPY = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    toc: Toc
+    written: int  # chunks written by this run
+    skipped: int  # chunks a previous run had finished, found intact
+    bytes_written: int
+
+
+@dataclass(frozen=True, slots=True)
+class MissingFile:
+    """A file of the export that is not stored: where the upstream had it."""
+
+    filename: str
+    sha256: str
+    size: int | None
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Selection:
+    repository_id: int
+    repository: str
+    repository_uuid: str
+    version: int
+    since: int | None
+
+
+def resolve_versions(catalog: Catalog, repository: str, version: int | None, since: int | None) -> _Selection:
+    """Check the repository and the versions; raise ``NotFound`` or ``InvalidExport``."""
+    with catalog.reading() as session:
+        repo = session.scalar(select(Repository).where(Repository.name == repository))
+        if repo is None:
+            raise NotFound("repository", repository)
+        number = repo.latest_version if version is None else version
+        for wanted in (number, since):
+            if wanted is None:
+                continue
+            found = session.scalar(
+                select(RepositoryVersion.id).where(
+                    RepositoryVersion.repository_id == repo.id, RepositoryVersion.number == wanted
+                )
+            )
+            if found is None:
+                raise NotFound("version", f"{repository}/{wanted}")
+        if since is not None and since >= number:
+            raise InvalidExport(
+                "option", "since_version", since, f"must be below the exported version {number}"
+            )
+        return _Selection(repo.id, repo.name, repo.uuid, number, since)
+
+
+def _present(repository_id: int, number: int) -> Any:
+    return select(RepositoryContent.package_id).where(
+        RepositoryContent.repository_id == repository_id,
+        RepositoryContent.version_added <= number,
+        or_(RepositoryContent.version_removed.is_(None), RepositoryContent.version_removed > number),
+    )
+
+
+def _exported(sel: _Selection) -> Any:
+    """The package ids the export carries: present at the version (and not at ``since``)."""
+    condition: Any = Package.id.in_(_present(sel.repository_id, sel.version))
+    if sel.since is not None:
+        condition = and_(condition, Package.id.not_in(_present(sel.repository_id, sel.since)))
+    return condition
+
+
+def missing_files(catalog: Catalog, sel: _Selection) -> list[MissingFile]:
+    """The exported files that have no stored artifact (synced on_demand, or streamed)."""
+    with catalog.reading() as session:
+        rows = session.execute(
+            select(Package.filename, Package.sha256, Package.size, Package.url)
+            .where(_exported(sel), Package.artifact_sha256.is_(None))
+            .order_by(Package.filename)
+        )
+        return [MissingFile(*row) for row in rows]
+
+
+def _records(catalog: Catalog, sel: _Selection) -> Iterator[PackageRecord]:
+    last = 0
+    while True:
+        with catalog.reading() as session:
+            rows = list(
+                session.execute(
+                    select(Package, CoreMetadata.sha256, CoreMetadata.source)
+                    .outerjoin(CoreMetadata, CoreMetadata.package_id == Package.id)
+                    .where(_exported(sel), Package.id > last)
+                    .order_by(Package.id)
+                    .limit(_PAGE)
+                )
+            )
+            session.expunge_all()
+        if not rows:
+            return
+        for package, core_sha, source in rows:
+            yield PackageRecord(
+                name=package.name,
+                normalized_name=package.normalized_name,
+                version=package.version,
+                filename=package.filename,
+                packagetype=package.packagetype,
+                python_version=package.python_version,
+                requires_python=package.requires_python,
+                sha256=package.sha256,
+                size=package.size,
+                upload_time=package.upload_time,
+                yanked=package.yanked,
+                yanked_reason=package.yanked_reason,
+                metadata_sha256=package.metadata_sha256,
+                has_metadata=package.has_metadata,
+                url=package.url,
+                core_metadata=core_sha,
+                metadata_source=source if core_sha else None,
+            )
+        last = rows[-1][0].id
+
+
+def _removed(catalog: Catalog, sel: _Selection) -> Iterator[tuple[str, str]]:
+    if sel.since is None:
+        return
+    last = 0
+    gone = and_(
+        Package.id.in_(_present(sel.repository_id, sel.since)),
+        Package.id.not_in(_present(sel.repository_id, sel.version)),
+    )
+    while True:
+        with catalog.reading() as session:
+            rows = list(
+                session.execute(
+                    select(Package.id, Package.filename, Package.sha256)
+                    .where(gone, Package.id > last)
+                    .order_by(Package.id)
+                    .limit(_PAGE)
+                )
+            )
+        if not rows:
+            return
+        for _, filename, sha256 in rows:
+            yield filename, sha256
+        last = rows[-1][0]
+
+
+def _artifacts(catalog: Catalog, sel: _Selection) -> Iterator[tuple[str, int]]:
+    """The exported artifacts (files and their stored core metadata), ``(sha256, size)`` by digest."""
+    files = select(Package.artifact_sha256).where(_exported(sel), Package.artifact_sha256.is_not(None))
+    metadata = select(CoreMetadata.sha256).where(
+        CoreMetadata.package_id.in_(select(Package.id).where(_exported(sel)))
+    )
+    last = ""
+    while True:
+        with catalog.reading() as session:
+            rows = list(
+                session.execute(
+                    select(Artifact.sha256, Artifact.size)
+                    .where(
+                        or_(Artifact.sha256.in_(files), Artifact.sha256.in_(metadata)), Artifact.sha256 > last
+                    )
+                    .order_by(Artifact.sha256)
+                    .limit(_PAGE)
+                )
+            )
+        if not rows:
+            return
+        for sha256, size in rows:
+            yield sha256, int(size)
+        last = rows[-1][0]
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+class _HashingWriter:
+    """A write-only file that hashes and counts what passes through (what ``tarfile`` needs)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw, self.hash, self.size = raw, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.raw.write(data)
+        self.hash.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
+
+
+class _VerifiedReader:
+    """``read(n)`` over an artifact's chunks, checking its sha256 and size when it ends."""
+
+    def __init__(self, chunks: Iterator[bytes], sha256: str, size: int) -> None:
+        self._chunks, self._sha256, self._size = chunks, sha256, size
+        self._buffer, self._offset = b"", 0
+        self._hash = hashlib.sha256()
+        self._read = 0
+
+    def read(self, n: int = -1) -> bytes:
+        parts: list[bytes] = []
+        wanted = n if n >= 0 else None
+        while wanted is None or wanted > 0:
+            if self._offset >= len(self._buffer):
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    self._check()
+                    break
+                self._hash.update(chunk)
+                self._read += len(chunk)
+                self._buffer, self._offset = chunk, 0
+                if self._read >= self._size:
+                    self._check()  # whole (or too long): tarfile reads no further than the size
+            end = len(self._buffer) if wanted is None else min(len(self._buffer), self._offset + wanted)
+            parts.append(self._buffer[self._offset : end])
+            if wanted is not None:
+                wanted -= end - self._offset
+            self._offset = end
+        return b"".join(parts)
+
+    def _check(self) -> None:
+        if self._read != self._size or self._hash.hexdigest() != self._sha256:
+            raise ExportError(
+                f"artifact {self._sha256!r} in the store is damaged (size {self._read}, expected "
+                f"{self._size}); nothing exported from it: run 'mirrorflow repository verify --repair'"
+            )
+
+
+def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o444, 0  # fixed: a chunk's bytes depend only on its content
+    info.uname = info.gname = ""
+    return info
+
+
+def _write_chunk(path: Path, fill: Callable[[tarfile.TarFile], None]) -> ChunkEntry:
+    """Write a chunk as ``<path>.part``, then publish it under ``path``; return its entry."""
+    part = path.with_name(path.name + ".part")
+    with open(part, "wb") as raw:
+        writer = _HashingWriter(raw)
+        with tarfile.open(fileobj=writer, mode="w", format=tarfile.USTAR_FORMAT) as tar:  # type: ignore[call-overload]
+            fill(tar)
+        raw.flush()
+        os.fsync(raw.fileno())
+    os.replace(part, path)
+    return ChunkEntry(path.name, writer.hash.hexdigest(), writer.size)
+
+
+def _spool_lines(lines: Iterable[str], directory: Path) -> tuple[IO[bytes], int, int]:
+    spool = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115  (returned open, closed by the caller)
+    count = 0
+    for line in lines:
+        spool.write(line.encode() + b"\n")
+        count += 1
+    size = spool.tell()
+    spool.seek(0)
+    return spool, size, count
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while block := handle.read(_COPY):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+_OURS = (TOC_NAME, STATE_NAME)
+
+
+def _check_directory(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise InvalidExport("option", "to", str(directory), "is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in directory.iterdir():
+        name = entry.name
+        if name in _OURS or (name.startswith("chunk-") and name.endswith((".tar", ".tar.part"))):
+            continue
+        raise InvalidExport(
+            "option",
+            "to",
+            str(directory),
+            f"holds {name!r}, which is not part of an export: use an empty directory",
+        )
+
+
+def export_version(
+    catalog: Catalog,
+    store: ArtifactStore,
+    *,
+    repository: str,
+    version: int | None,
+    since_version: int | None,
+    directory: Path,
+    chunk_size: int,
+    writer: str,
+) -> ExportResult:
+    """Export version ``version`` (the latest when None) of ``repository`` into ``directory``.
+
+    With ``since_version``, only the packages added since then and the removals. Raises
+    ``NotFound``, ``InvalidExport`` (options), ``MissingContent`` (files not stored: fetch them
+    first) or ``ExportError`` (a damaged stored artifact); nothing is published as complete then.
+    """
+    sel = resolve_versions(catalog, repository, version, since_version)
+    missing = missing_files(catalog, sel)
+    if missing:
+        raise MissingContent(sel.repository, sel.version, [m.filename for m in missing])
+    _check_directory(directory)
+    (directory / TOC_NAME).unlink(missing_ok=True)  # unfinished until written again, last
+
+    packages, package_size, package_count = _spool_lines(
+        (r.to_json() for r in _records(catalog, sel)), directory
+    )
+    removed, removed_size, removed_count = _spool_lines(
+        (removed_to_json(f, s) for f, s in _removed(catalog, sel)), directory
+    )
+    with packages, removed:
+        records_hash = hashlib.sha256()
+        for spool in (packages, removed):
+            while block := spool.read(_COPY):
+                records_hash.update(block)
+            spool.seek(0)
+        plan = hashlib.sha256(f"{records_hash.hexdigest()}:{chunk_size}:".encode())
+        artifact_count = artifact_bytes = 0
+        for sha256, size in _artifacts(catalog, sel):
+            plan.update(f"{sha256}:{size};".encode())
+            artifact_count += 1
+            artifact_bytes += size
+        state = _State.load(directory, plan.hexdigest())
+
+        def fill_records(tar: tarfile.TarFile) -> None:
+            tar.addfile(_tarinfo(PACKAGES_MEMBER, package_size), packages)
+            tar.addfile(_tarinfo(REMOVED_MEMBER, removed_size), removed)
+
+        entries = [
+            state.reuse(directory / RECORDS_CHUNK)
+            or state.done(_write_chunk(directory / RECORDS_CHUNK, fill_records))
+        ]
+
+    for index, members in enumerate(plan_chunks(_artifacts(catalog, sel), chunk_size), start=1):
+        path = directory / chunk_name(index)
+        entry = state.reuse(path)
+        if entry is None:
+
+            def fill(tar: tarfile.TarFile, members: list[tuple[str, int]] = members) -> None:
+                for sha256, size in members:
+                    reader = _VerifiedReader(store.open_chunks(sha256, chunk_size=_COPY), sha256, size)
+                    tar.addfile(_tarinfo(artifact_member(sha256), size), reader)
+
+            entry = state.done(_write_chunk(path, fill))
+        entries.append(entry)
+
+    for stale in directory.glob("chunk-*.tar*"):  # chunks of an earlier, larger plan
+        if stale.name not in {e.name for e in entries}:
+            stale.unlink()
+    toc = Toc(
+        repository=sel.repository,
+        repository_uuid=sel.repository_uuid,
+        version=sel.version,
+        since_version=sel.since,
+        chunk_size=chunk_size,
+        chunks=tuple(entries),
+        packages=package_count,
+        removed=removed_count,
+        artifacts=artifact_count,
+        artifact_bytes=artifact_bytes,
+        writer=writer,
+    )
+    # The state file stays: a rerun of a finished export re-hashes its chunks and writes none.
+    _atomic_write(directory / TOC_NAME, toc.to_json())
+    return ExportResult(toc, state.written, state.skipped, state.bytes_written)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".part")
+    with open(temporary, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+class _State:
+    """The chunks finished under one plan (``.export-state.json``), rewritten after each chunk."""
+
+    def __init__(self, directory: Path, plan: str, chunks: dict[str, dict[str, Any]]) -> None:
+        self.path, self.plan, self.chunks = directory / STATE_NAME, plan, chunks
+        self.written = self.skipped = self.bytes_written = 0
+
+    @classmethod
+    def load(cls, directory: Path, plan: str) -> _State:
+        try:
+            data = json.loads((directory / STATE_NAME).read_text())
+        except (OSError, ValueError):
+            data = {}
+        chunks = data.get("chunks") if isinstance(data, dict) and data.get("plan") == plan else None
+        return cls(directory, plan, chunks if isinstance(chunks, dict) else {})
+
+    def reuse(self, path: Path) -> ChunkEntry | None:
+        """The finished chunk at ``path`` when it is intact (re-hashed), else None."""
+        known = self.chunks.get(path.name)
+        if not isinstance(known, dict) or not path.is_file():
+            return None
+        if path.stat().st_size != known.get("size"):
+            return None
+        digest, size = _hash_file(path)
+        if digest != known.get("sha256"):
+            return None
+        self.skipped += 1
+        return ChunkEntry(path.name, digest, size)
+
+    def done(self, entry: ChunkEntry) -> ChunkEntry:
+        self.chunks[entry.name] = {"sha256": entry.sha256, "size": entry.size}
+        self.written += 1
+        self.bytes_written += entry.size
+        _atomic_write(self.path, json.dumps({"plan": self.plan, "chunks": self.chunks}))
+        return entry

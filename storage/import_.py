@@ -1,0 +1,345 @@
+"""Import an export (``storage.export_format``) as the next version of a repository.
+
+In order, so that nothing becomes visible before everything is checked:
+
+1. read the TOC; refuse another format version, and an incremental export whose base version
+   the target does not hold (``ExportGap``), before reading a chunk;
+2. re-hash every chunk against the TOC (``CorruptChunk`` names the first bad one);
+3. store every artifact through the store's verifying ``put_chunks`` (its sha256 is its member
+   name): content-addressed objects and artifact rows, which no version references yet;
+4. record the packages and stage the version's exact membership (staging rows are private), then
+   commit it in ONE transaction (``ContentWriter.commit_version``, mirror semantics).
+
+Idempotent and resumable: the staging id is derived from the target and the TOC's digest, so a
+rerun after a crash restages the same rows; artifacts already stored are not written again; and
+the committed version carries an ``import`` marker in its report (source repository uuid and
+version), so importing the same export twice makes no second version. An incremental export
+applies only on top of a version whose marker names its base version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any, cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage.artifacts import ArtifactStore, DigestMismatch, artifact_key
+from storage.catalog import Catalog
+from storage.content import ContentWriter, NewPackage
+from storage.export_format import (
+    PACKAGES_MEMBER,
+    RECORDS_CHUNK,
+    REMOVED_MEMBER,
+    TOC_NAME,
+    CorruptChunk,
+    ExportGap,
+    InvalidExport,
+    PackageRecord,
+    Toc,
+    read_lines,
+    removed_from_json,
+    sha256_of_member,
+)
+from storage.locks import holding
+from storage.models import CoreMetadata, Package, Repository, RepositoryContent, RepositoryVersion
+
+__all__ = ["ImportResult", "import_export", "read_toc"]
+
+_BATCH = 1000
+_COPY = 1 << 20
+_NAMESPACE = uuid.UUID("3f1c7e52-8d0b-4b8e-9a51-6c2d4e7f9a10")
+#: How long a rerun waits for a sync (or another import) of the target to finish.
+LOCK_WAIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    repository: str
+    version: int | None  # the version made; None when the target already held the export
+    changed: bool
+    added: int
+    removed: int
+    present: int
+    chunks: int
+    artifacts_stored: int
+    artifacts_present: int
+
+
+def read_toc(directory: Path) -> Toc:
+    """The export's TOC; ``InvalidExport`` when ``directory`` holds no finished export."""
+    path = directory / TOC_NAME
+    if not path.is_file():
+        raise InvalidExport(
+            "option", "from", str(directory), "holds no toc.json: not an export, or one not finished"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidExport("option", "from", str(directory), f"has an unreadable toc.json ({exc})") from None
+    return Toc.from_json(text)
+
+
+def _marker(toc: Toc) -> dict[str, Any]:
+    return {
+        "repository": toc.repository,
+        "repository_uuid": toc.repository_uuid,
+        "version": toc.version,
+        "since_version": toc.since_version,
+        "toc_sha256": toc.digest,
+    }
+
+
+def _held(catalog: Catalog, repository: str, toc: Toc) -> int | None | bool:
+    """Which version of the export's source the target's latest version is (its import marker).
+
+    Returns None when it holds none, and False when the target does not exist.
+    """
+    with catalog.reading() as session:
+        repo = session.scalar(select(Repository).where(Repository.name == repository))
+        if repo is None:
+            return False
+        report = session.scalar(
+            select(RepositoryVersion.report).where(
+                RepositoryVersion.repository_id == repo.id, RepositoryVersion.number == repo.latest_version
+            )
+        )
+    marker = (report or {}).get("import")
+    if isinstance(marker, dict) and marker.get("repository_uuid") == toc.repository_uuid:
+        version = marker.get("version")
+        return version if isinstance(version, int) else None
+    return None
+
+
+def _verify_chunks(directory: Path, toc: Toc, progress: Callable[[int], None] | None) -> None:
+    for entry in toc.chunks:
+        path = directory / entry.name
+        if not path.is_file():
+            raise CorruptChunk(entry.name, f"is missing from {str(directory)!r}")
+        size = path.stat().st_size
+        if size != entry.size:
+            raise CorruptChunk(entry.name, f"has {size} bytes, the table of contents says {entry.size}")
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while block := handle.read(_COPY):
+                digest.update(block)
+                if progress is not None:
+                    progress(len(block))
+        if digest.hexdigest() != entry.sha256:
+            raise CorruptChunk(
+                entry.name, f"has sha256 {digest.hexdigest()!r}, the table of contents says {entry.sha256!r}"
+            )
+
+
+def _members(path: Path) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
+    """The regular-file members of a chunk, streamed in order (``InvalidExport`` for anything else)."""
+    try:
+        with tarfile.open(path, mode="r|") as tar:
+            for info in tar:
+                if not info.isfile():
+                    raise InvalidExport(path.name, "member", info.name, "is not a regular file")
+                handle = tar.extractfile(info)
+                assert handle is not None  # a regular file always has one
+                yield info, handle
+    except tarfile.TarError as exc:
+        raise CorruptChunk(path.name, f"is not a tar file ({exc})") from None
+
+
+def _read_member(handle: IO[bytes]) -> Iterator[bytes]:
+    while block := handle.read(_COPY):
+        yield block
+
+
+def _records(directory: Path) -> tuple[Iterator[PackageRecord], list[tuple[str, str]]]:
+    """The package records (streamed) and the removals of the records chunk."""
+    path = directory / RECORDS_CHUNK
+    removed: list[tuple[str, str]] = []
+    found = set()
+    for info, handle in _members(path):
+        found.add(info.name)
+        if info.name == REMOVED_MEMBER:
+            where = f"{RECORDS_CHUNK}:{REMOVED_MEMBER}"
+            removed = [removed_from_json(where, line) for line in read_lines(where, handle)]
+    if found != {PACKAGES_MEMBER, REMOVED_MEMBER}:
+        raise InvalidExport(
+            RECORDS_CHUNK, "members", sorted(found), f"are not {PACKAGES_MEMBER} and {REMOVED_MEMBER}"
+        )
+
+    def packages() -> Iterator[PackageRecord]:
+        where = f"{RECORDS_CHUNK}:{PACKAGES_MEMBER}"
+        for info, handle in _members(path):
+            if info.name == PACKAGES_MEMBER:
+                for line in read_lines(where, handle):
+                    yield PackageRecord.from_json(where, line)
+
+    return packages(), removed
+
+
+def _store_artifacts(
+    directory: Path, toc: Toc, store: ArtifactStore, writer: ContentWriter
+) -> tuple[int, int]:
+    stored = present = 0
+    for entry in toc.chunks[1:]:
+        rows: list[tuple[str, int, str]] = []
+        with store.deferred() as putter:
+            for info, handle in _members(directory / entry.name):
+                sha256 = sha256_of_member(entry.name, info.name)
+                if store.exists(sha256):
+                    present += 1
+                    rows.append((sha256, info.size, _key(sha256)))
+                    continue
+                try:
+                    done = putter.put_chunks(_read_member(handle), sha256=sha256, size=info.size)
+                except DigestMismatch as exc:
+                    raise CorruptChunk(
+                        entry.name, f"holds {info.name!r}, whose bytes hash to {exc.actual_sha256!r}"
+                    ) from exc
+                rows.append((done.sha256, done.size, done.key))
+                stored += 1
+        writer.record_artifacts(rows)  # after the deferred block: the objects are durable now
+    return stored, present
+
+
+def _key(sha256: str) -> str:
+    return artifact_key(sha256)
+
+
+def _new_package(record: PackageRecord) -> NewPackage:
+    return NewPackage(
+        name=record.name,
+        normalized_name=record.normalized_name,
+        version=record.version,
+        filename=record.filename,
+        packagetype=record.packagetype,
+        python_version=record.python_version,
+        requires_python=record.requires_python,
+        sha256=record.sha256,
+        size=record.size,
+        upload_time=record.upload_time,
+        yanked=record.yanked,
+        yanked_reason=record.yanked_reason,
+        metadata_sha256=record.metadata_sha256,
+        has_metadata=record.has_metadata,
+        url=record.url,
+    )
+
+
+def _stage_batch(
+    catalog: Catalog, writer: ContentWriter, sync_id: str, repository_id: int, batch: Sequence[PackageRecord]
+) -> int:
+    digests = {record.sha256 for record in batch} | {r.core_metadata for r in batch if r.core_metadata}
+    known = writer.known_artifacts(digests)
+    for record in batch:
+        for digest in (record.sha256, record.core_metadata):
+            if digest is not None and digest not in known:
+                raise InvalidExport(
+                    RECORDS_CHUNK,
+                    "sha256",
+                    digest,
+                    f"of {record.filename!r} is in no chunk and not stored here",
+                )
+    ids = writer.upsert_packages([_new_package(record) for record in batch])
+    writer.link_artifacts(record.sha256 for record in batch)
+    metadata = [
+        {
+            "package_id": ids[(r.filename, r.sha256)],
+            "sha256": r.core_metadata,
+            "source": r.metadata_source or "wheel",
+        }
+        for r in batch
+        if r.core_metadata
+    ]
+    if metadata:
+        dialect = catalog.engine.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        with catalog.session() as session:
+            session.execute(insert(cast(Table, CoreMetadata.__table__)).on_conflict_do_nothing(), metadata)
+    writer.stage(sync_id, repository_id, ids.values())
+    return len(ids)
+
+
+def _stage_kept(
+    catalog: Catalog, writer: ContentWriter, sync_id: str, repo: Repository, removed: set[tuple[str, str]]
+) -> None:
+    """Stage what the target holds now, minus the removals (an incremental export's base)."""
+    with catalog.reading() as session:
+        rows = session.execute(
+            select(Package.id, Package.filename, Package.sha256)
+            .join(RepositoryContent, RepositoryContent.package_id == Package.id)
+            .where(RepositoryContent.repository_id == repo.id, RepositoryContent.version_removed.is_(None))
+        )
+        kept = [id_ for id_, filename, sha256 in rows if (filename, sha256) not in removed]
+    for start in range(0, len(kept), _BATCH):
+        writer.stage(sync_id, repo.id, kept[start : start + _BATCH])
+
+
+def import_export(
+    catalog: Catalog,
+    store: ArtifactStore,
+    *,
+    directory: Path,
+    repository: str,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Import the export in ``directory`` as the next version of ``repository`` (created if need be).
+
+    Raises ``InvalidExport``, ``CorruptChunk`` or ``ExportGap`` before anything is stored, and
+    ``RepositoryBusy`` when a sync of the target holds it; on any error no version is made.
+    """
+    toc = read_toc(directory)
+    held = _held(catalog, repository, toc)
+    if held is not False and held == toc.version:
+        version = catalog.get_version(repository)
+        return ImportResult(repository, None, False, 0, 0, version.present, len(toc.chunks), 0, 0)
+    if toc.since_version is not None and held != toc.since_version:
+        raise ExportGap(
+            source=toc.repository,
+            needs=toc.since_version,
+            target=repository,
+            holds=held if type(held) is int else None,
+        )
+    _verify_chunks(directory, toc, progress)
+    records, removed = _records(directory)  # the records chunk parses before anything is written
+    if held is False:
+        catalog.create_repository(repository, description=f"imported from {toc.repository}")
+    writer = ContentWriter(catalog)
+    stored, present = _store_artifacts(directory, toc, store, writer)
+    sync_id = str(uuid.uuid5(_NAMESPACE, f"{repository}\0{toc.digest}"))
+    with holding(
+        catalog, repository, holder=f"import {sync_id}", wait=LOCK_WAIT_SECONDS, lease=timedelta(minutes=5)
+    ):
+        repo = catalog.get_repository(repository)
+        batch: list[PackageRecord] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= _BATCH:
+                _stage_batch(catalog, writer, sync_id, repo.id, batch)
+                batch = []
+        if batch:
+            _stage_batch(catalog, writer, sync_id, repo.id, batch)
+        if toc.since_version is not None:
+            _stage_kept(catalog, writer, sync_id, repo, set(removed))
+        view = writer.commit_version(
+            repository=repository, sync_id=sync_id, mirror=True, report={"import": _marker(toc)}, scope="all"
+        )
+    if view is None:
+        latest = catalog.get_version(repository)
+        return ImportResult(repository, None, False, 0, 0, latest.present, len(toc.chunks), stored, present)
+    return ImportResult(
+        repository,
+        view.number,
+        True,
+        view.added,
+        view.removed,
+        view.present,
+        len(toc.chunks),
+        stored,
+        present,
+    )
