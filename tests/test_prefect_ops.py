@@ -425,13 +425,20 @@ def test_prefect_yaml_points_at_the_flow_with_valid_parameters():
     from prefect.flows import load_flow_from_entrypoint
 
     spec = yaml.safe_load((DEPLOYMENTS / "prefect.yaml").read_text())
-    assert spec["deployments"]
+    assert spec["deployments"] and spec["pull"] == [], "no working directory: nothing /app-like"
     for deployment in spec["deployments"]:
-        assert deployment["entrypoint"] == "flows/sync_repository.py:sync_repository"
+        # a module path: the installed package, whatever directory the worker runs in
+        assert deployment["entrypoint"] == "flows.sync_repository.sync_repository"
         flow = load_flow_from_entrypoint(deployment["entrypoint"])
         assert flow.name == "sync-repository"
         validate_sync_parameters(**deployment["parameters"])
         assert deployment["concurrency_limit"]["limit"] == 1
+        # never the name serve gives a repository's deployment (sync-repository/<repository>)
+        assert (
+            deployment["name"].endswith("-pool")
+            and deployment["name"] != deployment["parameters"]["repository"]
+        )
+        assert deployment["parameters"]["repository"] != "foo", "the README's served repository"
 
 
 def test_the_compose_file_has_every_production_service_wired_to_postgres_and_minio():
@@ -455,7 +462,7 @@ def test_the_compose_file_has_every_production_service_wired_to_postgres_and_min
         # MIRRORFLOW_HOME and could not read the remote secrets the others stored; no default either
         key = env.get("MIRRORFLOW_SECRET_KEY", "")
         assert key.startswith("${MIRRORFLOW_SECRET_KEY:?") and key.endswith("}"), (name, key)
-    assert services["deployments"]["command"] == "python -m deployments.serve"
+    assert services["deployments"]["command"].startswith("python -m deployments.serve")
     assert services["mirrorflow"]["command"].startswith("mirrorflow serve")
 
 
