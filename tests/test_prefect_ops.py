@@ -59,15 +59,13 @@ def test_good_parameters_take_a_remote_name_or_an_inline_remote():
 
 
 def test_the_flow_refuses_bad_parameters_before_it_runs(cli, seed_index):
-    from prefect.exceptions import ParameterTypeError
-
     from flows.sync_repository import sync_repository
 
     _ok(cli("repository", "create", "--name", "foo"))
     bad = {"url": seed_index.url, "exclude_platforms": ["amiga"]}
     before = dict(seed_index.hits)
-    with pytest.raises(ParameterTypeError, match="exclude_platforms"):
-        sync_repository(repository="foo", remote=bad)
+    state = sync_repository(repository="foo", remote=bad, return_state=True)
+    assert state.is_failed() and "remote.exclude_platforms: " in state.message and "'amiga'" in state.message
     assert _ok(cli("repository", "show", "--name", "foo"))["latest_version"] == 0
     assert dict(seed_index.hits) == before, "the index was never asked"
 
