@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -104,7 +105,8 @@ def test_a_busy_repository_and_an_unknown_remote_leave_a_current_summary(cli, se
         catalog_for(Settings()),
         repo,
         holder="another sync",
-        lease=__import__("datetime").timedelta(minutes=5),
+        wait=0,
+        lease=timedelta(minutes=5),
     )
     busy = sync_repository(repository=repo, remote="bar", lock_wait_s=0, return_state=True)
     assert busy.is_failed()
