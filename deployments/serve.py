@@ -1,17 +1,33 @@
 """Serve one Prefect deployment per repository, with the schedule kept in the catalog.
 
-    python -m deployments.serve            # runs until interrupted; needs PREFECT_API_URL
+    python -m deployments.serve [--poll 30]    # runs until interrupted; needs PREFECT_API_URL
 
 For users without work pools: this process polls the Prefect server for scheduled runs and for
 runs started from the UI or with ``mirrorflow repository sync --background``, and executes them.
 Deployments are named ``sync-repository/<repository>``; a repository without a schedule still
-gets one (no schedule), so that it can be started by hand. Restart the process after adding a
-repository or changing a schedule (``mirrorflow repository schedule``).
+gets one (no schedule), so that it can be started by hand.
+
+Every ``--poll`` seconds it reads the catalog again: a new repository is served, a deleted one's
+deployment is deleted, and a schedule changed with ``mirrorflow repository schedule`` (including
+``--pause``, ``--resume``, ``--delete``) is applied, without a restart (Prefect's ``Runner``
+watches the deployments registered with it on each of its polls, so one can be added while it runs).
+
+One owner per repository, and one source of truth per schedule:
+
+- A repository that a work-pool deployment syncs (any ``sync-repository`` deployment with a work
+  pool whose ``repository`` parameter names it, see ``deployments/prefect.yaml``) belongs to the
+  pool: serve does not serve it, and deletes its served deployment if it had one.
+- The catalog holds the schedule. A change made in the Prefect UI to a served deployment's
+  schedule (edit, toggle, pause) is undone at the next poll, with a warning in this process's log
+  naming the deployment and the command to use instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +38,24 @@ from flows.sync_repository import run_tags, sync_repository
 from storage.catalog import Catalog
 from storage.schedules import ScheduleView, list_schedules
 
-__all__ = ["build_deployments", "deployment_parameters", "main"]
+__all__ = [
+    "FLOW_NAME",
+    "DEFAULT_POLL",
+    "Served",
+    "build_deployments",
+    "deployment_parameters",
+    "wanted_deployments",
+    "drift",
+    "pooled_repositories",
+    "CatalogServer",
+    "main",
+]
+
+FLOW_NAME = "sync-repository"
+#: Seconds between two reads of the catalog.
+DEFAULT_POLL = 30.0
+
+log = logging.getLogger("mirrorflow.serve")
 
 
 def deployment_parameters(repository: str, schedule: ScheduleView | None) -> dict[str, Any]:
@@ -33,52 +66,237 @@ def deployment_parameters(repository: str, schedule: ScheduleView | None) -> dic
     return parameters
 
 
-def build_deployments(catalog: Catalog) -> list[Any]:
-    """One ``RunnerDeployment`` per repository, scheduled when the catalog holds a schedule."""
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What the catalog says one repository's served deployment is: compared poll to poll."""
 
+    repository: str
+    remote: str | None  # for the tags: the schedule's remote, else the repository's
+    description: str
+    mirror: bool
+    schedule_remote: str | None
+    cron: str | None
+    interval_seconds: int | None
+    paused: bool
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        parameters: dict[str, Any] = {"repository": self.repository, "mirror": self.mirror}
+        if self.schedule_remote is not None:
+            parameters["remote"] = self.schedule_remote
+        return parameters
+
+
+def wanted_deployments(catalog: Catalog, *, pooled: frozenset[str] = frozenset()) -> list[Served]:
+    """One ``Served`` per repository of the catalog that no work pool owns."""
     schedules = {view.repository: view for view in list_schedules(catalog)}
-    deployments = []
+    wanted = []
     for repo in catalog.list_repositories():
+        if repo.name in pooled:
+            continue
         schedule = schedules.get(repo.name)
-        timing: dict[str, Any] = {}
-        if schedule is not None and schedule.cron is not None:
-            timing["cron"] = schedule.cron
-        elif schedule is not None and schedule.interval_seconds is not None:
-            timing["interval"] = timedelta(seconds=schedule.interval_seconds)
-        deployments.append(
-            sync_repository.to_deployment(
-                name=repo.name,
-                parameters=deployment_parameters(repo.name, schedule),
+        wanted.append(
+            Served(
+                repository=repo.name,
+                remote=(schedule.remote if schedule else None) or catalog.remote_name_of(repo),
                 description=f"Sync repository {repo.name!r}"
-                + (f": {repo.description}" if repo.description else ""),
-                tags=run_tags(
-                    repo.name, (schedule.remote if schedule else None) or catalog.remote_name_of(repo)
-                ),
-                # Prefect's own guard, in front of the catalog's lock (storage.locks): a run that
-                # comes while another of this repository runs waits in AwaitingConcurrencySlot
-                # instead of holding a runner process while it waits for the lock.
-                concurrency_limit=ConcurrencyLimitConfig(
-                    limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
-                ),
-                enforce_parameter_schema=True,
-                **timing,
+                + (f": {repo.description}" if repo.description else "")
+                + ". Its schedule is kept in mirrorflow's catalog: change it with 'mirrorflow repository "
+                f"schedule --name {repo.name}' (--pause, --resume, --delete); a change made here is undone.",
+                mirror=bool(schedule and schedule.mirror),
+                schedule_remote=schedule.remote if schedule else None,
+                cron=schedule.cron if schedule else None,
+                interval_seconds=schedule.interval_seconds if schedule else None,
+                paused=bool(schedule and schedule.paused),
             )
         )
-    return deployments
+    return wanted
+
+
+def deployment_options(served: Served) -> dict[str, Any]:
+    """The options of ``Flow.to_deployment`` for one served repository."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    timing: dict[str, Any] = {}
+    if served.cron is not None:
+        timing["cron"] = served.cron
+    elif served.interval_seconds is not None:
+        timing["interval"] = timedelta(seconds=served.interval_seconds)
+    return dict(
+        name=served.repository,
+        parameters=served.parameters,
+        description=served.description,
+        tags=run_tags(served.repository, served.remote),
+        # Prefect's own guard, in front of the catalog's lock (storage.locks): a run that
+        # comes while another of this repository runs waits in AwaitingConcurrencySlot
+        # instead of holding a runner process while it waits for the lock.
+        concurrency_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+        ),
+        enforce_parameter_schema=True,
+        paused=served.paused,
+        **timing,
+    )
+
+
+def build_deployments(catalog: Catalog, *, pooled: frozenset[str] = frozenset()) -> list[Any]:
+    """One ``RunnerDeployment`` per repository, scheduled when the catalog holds a schedule."""
+    return [
+        sync_repository.to_deployment(**deployment_options(served))
+        for served in wanted_deployments(catalog, pooled=pooled)
+    ]
+
+
+def drift(served: Served, deployment: Any) -> str | None:
+    """How the Prefect server's copy of a served deployment differs from the catalog (None: it does not).
+
+    ``deployment`` is the server's ``DeploymentResponse``: its ``paused`` flag and ``schedules``.
+    """
+    if bool(deployment.paused) != served.paused:
+        return f"paused is {deployment.paused}, the catalog says {served.paused}"
+    found = []
+    for item in deployment.schedules:
+        schedule = item.schedule
+        interval = getattr(schedule, "interval", None)
+        found.append(
+            (
+                getattr(schedule, "cron", None),
+                None if interval is None else int(interval.total_seconds()),
+                bool(item.active),
+            )
+        )
+    want = (
+        []
+        if served.cron is None and served.interval_seconds is None
+        else [(served.cron, served.interval_seconds, True)]
+    )
+    if found != want:
+        return f"schedules are {_timing(found)}, the catalog says {_timing(want)}"
+    return None
+
+
+def _timing(schedules: list[tuple[str | None, int | None, bool]]) -> str:
+    if not schedules:
+        return "none"
+    return ", ".join(
+        (f"cron {cron!r}" if cron is not None else f"every {interval} s") + ("" if active else " (inactive)")
+        for cron, interval, active in schedules
+    )
+
+
+def pooled_repositories(deployments: list[Any]) -> dict[str, str]:
+    """Repository -> the work-pool deployment that owns it, among the server's ``sync-repository`` ones."""
+    owned = {}
+    for deployment in deployments:
+        repository = (deployment.parameters or {}).get("repository")
+        if deployment.work_pool_name and isinstance(repository, str):
+            owned[repository] = f"{FLOW_NAME}/{deployment.name} (work pool {deployment.work_pool_name!r})"
+    return owned
+
+
+class CatalogServer:
+    """Keeps a running Prefect ``Runner``'s deployments equal to the catalog, one poll at a time."""
+
+    def __init__(self, runner: Any, catalog: Catalog) -> None:
+        self.runner, self.catalog = runner, catalog
+        self.applied: dict[str, Served] = {}
+
+    async def refresh(self) -> None:
+        """Apply what changed in the catalog since the last call, and undo changes made elsewhere."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+        async with get_client() as client:
+            on_server = await client.read_deployments(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME]))
+            )
+            pooled = pooled_repositories(on_server)
+            served_now = {d.name: d for d in on_server if not d.work_pool_name}
+            wanted = {s.repository: s for s in wanted_deployments(self.catalog, pooled=frozenset(pooled))}
+            for repository in sorted(set(self.applied) | set(served_now)):
+                if repository in wanted or repository not in self.applied and repository not in pooled:
+                    continue
+                # Gone from the catalog, or now owned by a work pool: nothing must sync it from here.
+                why = f"it belongs to {pooled[repository]}" if repository in pooled else "it left the catalog"
+                if repository in served_now:
+                    await client.delete_deployment(served_now[repository].id)
+                log.warning("no longer serving %s/%s: %s", FLOW_NAME, repository, why)
+                self.applied.pop(repository, None)
+            for repository, served in sorted(wanted.items()):
+                previous = self.applied.get(repository)
+                current = served_now.get(repository)
+                if previous == served and current is not None:
+                    changed = drift(served, current)
+                    if changed is None:
+                        continue
+                    log.warning(
+                        "%s/%s was changed outside mirrorflow (%s): restored the catalog's schedule; change "
+                        "it with 'mirrorflow repository schedule --name %s'",
+                        FLOW_NAME,
+                        repository,
+                        changed,
+                        repository,
+                    )
+                await self.runner.aadd_deployment(
+                    await sync_repository.ato_deployment(**deployment_options(served))
+                )
+                self.applied[repository] = served
+                if previous != served:
+                    log.info("serving %s/%s (%s)", FLOW_NAME, repository, _describe(served))
+
+    async def poll(self, every: float) -> None:
+        """Refresh every ``every`` seconds; a failed refresh is logged and tried again at the next."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.refresh()
+            except Exception as exc:  # the database or the API was away: keep serving what we have
+                log.warning("could not refresh the served deployments: %s: %s", type(exc).__name__, exc)
+
+
+def _describe(served: Served) -> str:
+    timing = (
+        _timing([(served.cron, served.interval_seconds, True)])
+        if served.cron or served.interval_seconds
+        else "no schedule"
+    )
+    return timing + (", paused" if served.paused else "")
+
+
+async def serve_catalog(catalog: Catalog, *, limit: int | None, poll: float) -> None:
+    """Serve the catalog's repositories until interrupted, following the catalog every ``poll`` seconds."""
+    from prefect.runner import Runner
+
+    runner = Runner(name="mirrorflow-serve", limit=limit)
+    server = CatalogServer(runner, catalog)
+    await server.refresh()
+    if not server.applied:
+        log.warning(
+            "no repositories to serve yet; create one with 'mirrorflow repository create' (polling every %s s)",
+            poll,
+        )
+    poller = asyncio.create_task(server.poll(poll))
+    try:
+        await runner.start()
+    finally:
+        poller.cancel()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="Most flow runs at once (default: no limit).")
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=DEFAULT_POLL,
+        help=f"Seconds between two reads of the catalog (default {DEFAULT_POLL:g}).",
+    )
     args = parser.parse_args(argv)
+    if not 1 <= args.poll <= 86400:
+        parser.error(f"poll: must be a number of seconds from 1 to 86400 (got {args.poll})")
     tune_allocator()  # before the runner's threads start: see flows.allocator
-    from prefect import serve
-
-    deployments = build_deployments(catalog_for(Settings()))
-    if not deployments:
-        raise SystemExit("Error: no repositories to serve; create one with 'mirrorflow repository create'")
-    serve(*deployments, limit=args.limit)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve_catalog(catalog_for(Settings()), limit=args.limit, poll=args.poll))
 
 
 if __name__ == "__main__":

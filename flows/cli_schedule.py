@@ -1,7 +1,9 @@
 """``mirrorflow repository schedule``: a repository's sync schedule, kept in the catalog.
 
 ``python -m deployments.serve`` serves one Prefect deployment per repository with the schedule
-stored here; changing a schedule takes effect when the serve process restarts.
+stored here, and picks up a change within its poll interval (``--poll``), no restart needed. The
+catalog is the one source of truth: ``--pause``, ``--resume`` and ``--delete`` change it here, and
+serve puts back the catalog's schedule over a change made in the Prefect UI, with a warning.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def schedule_view(view: ScheduleView) -> dict[str, Any]:
         "cron": view.cron,
         "interval": view.interval_seconds,
         "mirror": view.mirror,
+        "paused": view.paused,
         "last_updated": view.updated,
     }
 
@@ -60,8 +63,18 @@ def repository_schedule(
     mirror: Annotated[
         bool, typer.Option("--mirror/--additive", help="Remove what the remote no longer has.")
     ] = False,
+    pause: Annotated[bool, typer.Option("--pause", help="Pause the schedule (kept for --resume).")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Resume a paused schedule.")] = False,
+    delete: Annotated[bool, typer.Option("--delete", help="Delete the schedule.")] = False,
 ) -> None:
-    """Create or update the repository's sync schedule (one of --cron or --interval)."""
+    """Create or update the repository's sync schedule (one of --cron or --interval), or
+    --pause, --resume or --delete it."""
+    actions = [
+        flag for flag, given in (("--pause", pause), ("--resume", resume), ("--delete", delete)) if given
+    ]
+    if actions:
+        _change_schedule(name, actions, remote=remote, cron=cron, interval=interval)
+        return
     if (cron is None) == (interval is None):
         raise UsageError(
             f"schedule: give exactly one of --cron or --interval (got cron={cron!r}, interval={interval!r})"
@@ -80,6 +93,30 @@ def repository_schedule(
         raise UsageError(f"remote: repository {name!r} has no remote; pass --remote NAME")
     view = set_schedule(catalog, name, remote=remote, cron=cron, interval_seconds=interval, mirror=mirror)
     emit(schedule_view(view))
+
+
+def _change_schedule(
+    name: str, actions: list[str], *, remote: str | None, cron: str | None, interval: int | None
+) -> None:
+    """--pause, --resume or --delete: alone, on a schedule that exists."""
+    given = [
+        f"--{option}"
+        for option, value in (("remote", remote), ("cron", cron), ("interval", interval))
+        if value is not None
+    ]
+    if len(actions) > 1 or given:
+        raise UsageError(f"schedule: {actions[0]} is given alone (got {' '.join(actions[1:] + given)})")
+    from storage.schedules import delete_schedule, get_schedule, set_paused
+
+    catalog = open_catalog()
+    catalog.get_repository(name)
+    if get_schedule(catalog, name) is None:
+        raise UsageError(f"name: repository {name!r} has no schedule; create one with --cron or --interval")
+    if actions[0] == "--delete":
+        delete_schedule(catalog, name)
+        emit(None)
+    else:
+        emit(schedule_view(set_paused(catalog, name, paused=actions[0] == "--pause")))
 
 
 @repository_app.command("schedule-show")

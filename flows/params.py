@@ -12,7 +12,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    GetJsonSchemaHandler,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from flows.remote_spec import SECRET_FIELDS, RemoteFields, describe_validation_error
 from storage.errors import MirrorflowError
@@ -22,6 +31,7 @@ __all__ = [
     "RepositoryName",
     "RemoteName",
     "RemoteChoice",
+    "OptionalRemote",
     "InlineRemote",
     "SyncParameters",
     "InvalidParameters",
@@ -55,7 +65,9 @@ class InlineRemote(RemoteFields):
     named remote, whose secrets the catalog stores encrypted.
     """
 
-    model_config = ConfigDict(json_schema_extra=lambda schema: _drop_secret_fields(schema))
+    model_config = ConfigDict(
+        title="Inline remote", json_schema_extra=lambda schema: _drop_secret_fields(schema)
+    )
 
     @model_validator(mode="after")
     def _no_secrets(self) -> InlineRemote:
@@ -86,13 +98,52 @@ RemoteChoice = Annotated[
 ]
 
 
+#: What the form shows for each choice of ``remote`` (the UI labels a choice by its title).
+_CHOICE_TITLES = {
+    "string": ("Remote by name", "A remote's name, as 'mirrorflow remote list' shows it, e.g. bar."),
+    "object": ("Inline remote", "The remote's fields: url, includes, filters (no credentials)."),
+    "null": ("The repository's remote", "The remote the repository was created with."),
+}
+
+
+def _one_choice_each(schema: dict[str, Any]) -> None:
+    """Flatten ``anyOf[oneOf[name, inline], null]`` into one titled ``anyOf``: a form of three choices.
+
+    Prefect's form draws one ``anyOf`` as a choice of its titled options; nested unions came out
+    as an unlabelled JSON editor holding ``null``.
+    """
+    choices: list[dict[str, Any]] = []
+    for option in schema.pop("anyOf", []):
+        choices.extend(option.get("oneOf", [option]))
+    for choice in choices:
+        kind = "object" if "$ref" in choice else choice.get("type", "")
+        title, description = _CHOICE_TITLES.get(kind, (kind, ""))
+        choice.setdefault("title", title)
+        choice.setdefault("description", description)
+    schema["anyOf"] = choices
+
+
+class _OneChoiceEach:
+    """Annotated metadata: ``_one_choice_each`` on the JSON schema pydantic makes (Prefect's own
+    ``json_schema_extra`` on each parameter would drop a callable one)."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        schema = dict(handler(core_schema))
+        _one_choice_each(schema)
+        return schema
+
+
+#: The ``remote`` parameter as the flow and the form take it.
+OptionalRemote = Annotated[RemoteChoice | None, _OneChoiceEach()]
+
+
 class SyncParameters(BaseModel):
     """The parameters of one sync, as the flow receives them."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     repository: RepositoryName
-    remote: RemoteChoice | None = None
+    remote: OptionalRemote = None
     mirror: bool = Field(default=False, description="Remove what the remote no longer selects.")
     lock_wait_s: float = Field(
         default=DEFAULT_LOCK_WAIT,
@@ -126,4 +177,6 @@ def _describe(exc: ValidationError) -> str:
         .replace("remote.inline:", "remote:")
     )
     # A filter's own error starts with its field: "remote: includes: ..." reads "remote.includes: ...".
-    return re.sub(r"\bremote: (\w+): ", r"remote.\1: ", text)
+    text = re.sub(r"\bremote: (\w+): ", r"remote.\1: ", text)
+    # One line: packaging's requirement errors add the input and a caret on indented lines.
+    return re.sub(r"\n[ \t]+[^\n;]*", "", text)

@@ -50,8 +50,9 @@ class RemoteFields(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     url: str = Field(
+        title="URL",
         description="The upstream index: its root (https://index.example/), its simple root (.../simple/) "
-        "or devpi's .../+simple/."
+        "or devpi's .../+simple/.",
     )
     includes: list[str] = Field(default_factory=list, description="PEP 508 requirements to sync.")
     excludes: list[str] = Field(default_factory=list, description="PEP 508 requirements to leave out.")
@@ -91,18 +92,37 @@ class RemoteFields(BaseModel):
         le=100,
         description="Under partial: fail the sync when more than this percent of its projects failed.",
     )
-    download_concurrency: int | None = Field(default=None, ge=1, le=100)
-    max_retries: int | None = Field(default=None, ge=0, le=20)
-    total_timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
-    connect_timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
-    sock_connect_timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
-    sock_read_timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT)
-    headers: list[dict[str, str]] | None = None
-    rate_limit: int | None = Field(default=None, ge=0, le=MAX_INT)
-    tls_validation: bool = True
-    proxy_url: str | None = None
-    ca_cert: str | None = None
-    client_cert: str | None = None
+    download_concurrency: int | None = Field(
+        default=None, ge=1, le=100, description="Downloads at once, 1 to 100 (default 10)."
+    )
+    max_retries: int | None = Field(
+        default=None, ge=0, le=20, description="Retries of a transient error, 0 to 20 (default 3)."
+    )
+    total_timeout: float | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT, description="Seconds for a whole request (default 300)."
+    )
+    connect_timeout: float | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT, description="Seconds to get a connection from the pool."
+    )
+    sock_connect_timeout: float | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT, description="Seconds to connect to the index."
+    )
+    sock_read_timeout: float | None = Field(
+        default=None, gt=0, le=MAX_TIMEOUT, description="Seconds to wait for the next bytes of a response."
+    )
+    headers: list[dict[str, str]] | None = Field(
+        default=None, description='Extra request headers, e.g. [{"User-Agent": "mirror"}] (no credentials).'
+    )
+    rate_limit: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_INT,
+        description="Most requests per second to the index; 0 or empty: no limit.",
+    )
+    tls_validation: bool = Field(default=True, description="Check the index's TLS certificate.")
+    proxy_url: str | None = Field(default=None, description="An http(s) proxy for every request.")
+    ca_cert: str | None = Field(default=None, description="PEM certificates to trust for the index.")
+    client_cert: str | None = Field(default=None, description="A PEM client certificate to present.")
     client_key: str | None = None
     username: str | None = None
     password: str | None = None

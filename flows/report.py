@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +25,8 @@ __all__ = [
     "summary_markdown",
     "publish_failure",
     "publish_report",
+    "publish_end",
+    "end_progress",
     "SyncProgress",
 ]
 
@@ -128,18 +131,92 @@ def publish_failure(repository: str, error: BaseException) -> None:
     )
 
 
+def publish_end(flow: Any, flow_run: Any, state: Any) -> None:
+    """A flow-run state hook (crashed, cancelled): the summary says how the run ended, naming it.
+
+    These runs end outside the flow's code (the runner killed its process, or the process died),
+    so the hook runs where the runner is: no run context, the run is named explicitly.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate, ArtifactUpdate
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    repository = str((flow_run.parameters or {}).get("repository") or "")
+    ended = (state.name or state.type.value).lower()
+    what = ((state.message or "").strip().splitlines() or [f"the run is {ended}"])[0]
+    with get_client(sync_client=True) as client:
+        client.create_artifact(
+            ArtifactCreate(
+                key=artifact_key(repository, "summary"),
+                type="markdown",
+                data=f"# Sync of `{repository}` {ended}: no new version\n\n"
+                f"Run `{flow_run.name}` ({flow_run.id}) ended **{state.name}**:\n\n> {what}\n",
+                description=f"Sync summary of repository {repository!r}",
+                flow_run_id=flow_run.id,
+            )
+        )
+        progress = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[artifact_key(repository, "progress")]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]),
+            )
+        )
+        for artifact in progress:  # it keeps the figure the last finished batch left: say it is final
+            client.update_artifact(
+                artifact.id,
+                ArtifactUpdate(
+                    data=artifact.data,
+                    description=f"Sync of {repository!r} {ended} at {artifact.data}% of its projects",
+                ),
+            )
+
+
+#: The running sync's progress artifact, for ``end_progress`` (set by ``SyncProgress``).
+_CURRENT: ContextVar[SyncProgress | None] = ContextVar("mirrorflow_sync_progress", default=None)
+
+
+def end_progress(error: BaseException) -> None:
+    """Leave the running sync's progress at its real figure, saying how it ended (no-op before it started)."""
+    progress = _CURRENT.get()
+    if progress is not None:
+        progress.fail(error)
+
+
 class SyncProgress:
     """A progress artifact advanced as batches finish (percent of projects done)."""
 
     def __init__(self, repository: str, total: int) -> None:
-        self.total, self.done = total, 0
+        self.repository, self.total, self.done = repository, total, 0
         self._id: UUID = create_progress_artifact(  # type: ignore[assignment]
             0.0,
             key=artifact_key(repository, "progress"),
             description=f"Sync of {repository!r}: projects done",
         )
+        _CURRENT.set(self)
+
+    def percent(self, done: int) -> float:
+        """Percent of the projects, rounded: 100 only when every project is done.
+
+        >>> progress = SyncProgress.__new__(SyncProgress); progress.total = 3
+        >>> progress.percent(0), progress.percent(2), progress.percent(3)
+        (0.0, 66.7, 100.0)
+        """
+        if self.total == 0:
+            return 100.0
+        return min(round(100.0 * done / self.total, 1), 100.0)
 
     def advance(self, count: int) -> None:
         self.done += count
-        percent = 100.0 if self.total == 0 else round(100.0 * self.done / self.total, 1)
-        update_progress_artifact(self._id, min(percent, 100.0))
+        update_progress_artifact(self._id, self.percent(self.done))
+
+    def fail(self, error: BaseException) -> None:
+        """End at the share of projects that synced (failed ones are not done), saying why."""
+        failed = len(getattr(error, "failures", None) or {})
+        synced = max(self.done - failed, 0)
+        update_progress_artifact(
+            self._id,
+            self.percent(synced),
+            description=f"Sync of {self.repository!r} ended with {type(error).__name__}: {synced} of "
+            f"{self.total} project(s) synced" + (f", {failed} failed" if failed else "") + "; no new version",
+        )
+        _CURRENT.set(None)

@@ -27,9 +27,16 @@ from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 
 from flows.allocator import tune_allocator
-from flows.params import DEFAULT_LOCK_WAIT, InvalidParameters, RemoteChoice, RepositoryName
+from flows.logs import route_to_prefect
+from flows.params import (
+    DEFAULT_LOCK_WAIT,
+    InvalidParameters,
+    OptionalRemote,
+    RepositoryName,
+    validate_sync_parameters,
+)
 from flows.remote_spec import RemoteFields, filter_spec_of
-from flows.report import SyncProgress, publish_failure, publish_report
+from flows.report import SyncProgress, end_progress, publish_end, publish_failure, publish_report
 from flows.runners import RunnerSettings, task_runner_for
 from flows.runtime import catalog_for, http_spec_for, store_spec_for
 from flows.settings import Settings
@@ -103,13 +110,24 @@ def run_tags(repository: str, remote: object) -> list[str]:
     return tags
 
 
-@flow(name="sync-repository", flow_run_name=run_name, task_runner=task_runner_for(RunnerSettings()))
+@flow(
+    name="sync-repository",
+    flow_run_name=run_name,
+    task_runner=task_runner_for(RunnerSettings()),
+    # The flow validates its parameters itself (flows.params): a bad one then ends the run Failed
+    # with one line naming the field, not Prefect's multi-line ParameterTypeError. Types and enums
+    # are still refused by the server's schema check before a deployment's run exists.
+    validate_parameters=False,
+    # A run that crashed or was cancelled ends outside this code: the runner's hooks say so.
+    on_crashed=[publish_end],
+    on_cancellation=[publish_end],
+)
 def sync_repository(
     repository: RepositoryName,
-    remote: RemoteChoice | None = None,
+    remote: OptionalRemote = None,
     mirror: bool = False,
     lock_wait_s: float = DEFAULT_LOCK_WAIT,
-) -> dict[str, Any]:
+) -> Any:
     """Sync ``repository`` from ``remote`` (a remote's name or an inline remote; default: the repository's).
 
     Args:
@@ -122,17 +140,33 @@ def sync_repository(
     Waits up to ``lock_wait_s`` seconds while another sync of the repository runs. Returns
     ``{"repository", "version", "report"}``; ``version`` is None when nothing changed. Raises
     ``SyncFailed`` (no new version) when any project could not be synced, ``RepositoryBusy`` when
-    the other sync did not finish in time.
+    the other sync did not finish in time. Bad parameters end the run in a ``Failed`` state whose
+    message is one line naming the field (``invalid sync parameters: remote.includes: ...``).
     """
     tune_allocator()  # memory that does not grow with the index (flows.allocator), however the run started
+    route_to_prefect()  # the steps' warnings (retries, skipped files) in the run's logs
+    try:
+        params = validate_sync_parameters(
+            repository=repository, remote=remote, mirror=mirror, lock_wait_s=lock_wait_s
+        )
+    except InvalidParameters as exc:
+        from prefect.states import Failed
+
+        get_run_logger().error("%s", exc)
+        with contextlib.suppress(Exception):
+            publish_failure(str(repository), exc)
+        return Failed(message=str(exc))  # no traceback: the message is the whole story
+    repository = params.repository
     try:
         _check_deployment_repository(repository)
-        return _locked_sync(repository, remote, mirror, lock_wait_s)
+        return _locked_sync(repository, params.remote, params.mirror, params.lock_wait_s)
     except BaseException as exc:
         # Every run leaves a current summary: one that failed early (unknown remote, no simple
         # index, busy repository, cancelled) would otherwise leave an older run's summary standing.
-        if not (isinstance(exc, SyncFailed) and not isinstance(exc, NoIncludedProjectFound)):
-            with contextlib.suppress(Exception):  # never hide the failure behind the artifact's
+        with contextlib.suppress(Exception):  # never hide the failure behind the artifact's
+            end_progress(exc)  # the real figure, not 100% of projects tried
+        with contextlib.suppress(Exception):
+            if not (isinstance(exc, SyncFailed) and not isinstance(exc, NoIncludedProjectFound)):
                 publish_failure(repository, exc)
         raise
 

@@ -1,7 +1,9 @@
 """Repository sync schedules, kept in the catalog so that ``deployments.serve`` can serve them.
 
 One row per repository: a cron expression or an interval (exactly one, a CHECK holds it), the
-remote to sync from (None: the repository's own) and whether the sync mirrors.
+remote to sync from (None: the repository's own), whether the sync mirrors and whether the
+schedule is paused. This table is the one source of truth for served schedules: ``deployments.serve``
+restores it over a change made in the Prefect UI.
 """
 
 from __future__ import annotations
@@ -9,13 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, delete, false, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from storage.catalog import Catalog, NotFound
 from storage.models import Base, Remote, Repository, UTCDateTime
 
-__all__ = ["RepositorySchedule", "ScheduleView", "set_schedule", "list_schedules", "get_schedule"]
+__all__ = [
+    "RepositorySchedule",
+    "ScheduleView",
+    "set_schedule",
+    "set_paused",
+    "delete_schedule",
+    "list_schedules",
+    "get_schedule",
+]
 
 
 class RepositorySchedule(Base):
@@ -28,6 +38,8 @@ class RepositorySchedule(Base):
     cron: Mapped[str | None] = mapped_column(Text)
     interval_seconds: Mapped[int | None] = mapped_column(Integer)
     mirror: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Paused: served without its schedule, kept for --resume (0008_schedule_paused).
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
@@ -47,6 +59,7 @@ class ScheduleView:
     interval_seconds: int | None
     mirror: bool
     updated: datetime
+    paused: bool = False
 
 
 def set_schedule(
@@ -70,9 +83,38 @@ def set_schedule(
         row = session.get(RepositorySchedule, repo.id) or RepositorySchedule(repository_id=repo.id)
         row.remote_name, row.cron, row.interval_seconds = remote, cron, interval_seconds
         row.mirror, row.updated = mirror, datetime.now(UTC)
+        row.paused = bool(row.paused)  # a new timing keeps a pause; --resume lifts it
         session.add(row)
         session.flush()
         return _view(repository, row)
+
+
+def set_paused(catalog: Catalog, repository: str, *, paused: bool) -> ScheduleView:
+    """Pause or resume ``repository``'s schedule. Raises ``NotFound`` when it has none."""
+    with catalog.session() as session:
+        found = _row(session, repository)
+        found.paused, found.updated = paused, datetime.now(UTC)
+        session.flush()
+        return _view(repository, found)
+
+
+def delete_schedule(catalog: Catalog, repository: str) -> None:
+    """Delete ``repository``'s schedule. Raises ``NotFound`` when it has none."""
+    with catalog.session() as session:
+        found = _row(session, repository)
+        session.execute(
+            delete(RepositorySchedule).where(RepositorySchedule.repository_id == found.repository_id)
+        )
+
+
+def _row(session: Session, repository: str) -> RepositorySchedule:
+    repo_id = session.scalar(select(Repository.id).where(Repository.name == repository))
+    if repo_id is None:
+        raise NotFound("repository", repository)
+    row = session.get(RepositorySchedule, repo_id)
+    if row is None:
+        raise NotFound("schedule", repository)
+    return row
 
 
 def get_schedule(catalog: Catalog, repository: str) -> ScheduleView | None:
@@ -104,4 +146,5 @@ def _view(repository: str, row: RepositorySchedule) -> ScheduleView:
         interval_seconds=row.interval_seconds,
         mirror=row.mirror,
         updated=row.updated,
+        paused=bool(row.paused),
     )

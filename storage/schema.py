@@ -12,7 +12,7 @@ from __future__ import annotations
 __all__ = ["HEAD_REVISION", "MAX_INT", "VERSION_TABLE"]
 
 #: The newest revision under ``storage/migrations/versions`` (Alembic's head).
-HEAD_REVISION = "0007_labels"
+HEAD_REVISION = "0008_schedule_paused"
 #: Alembic's table holding a database's revision.
 VERSION_TABLE = "alembic_version"
 #: The largest value an integer column holds (PostgreSQL ``integer``): the bound of every count option.

@@ -7,6 +7,7 @@ that carries a ``retry_after`` (an upstream's ``Retry-After`` on a 429 or 503, p
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from typing import TypeVar
 __all__ = ["MAX_RETRY_AFTER", "backoff_delays", "call_with_retries", "retry_after_seconds"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 #: The longest wait a ``Retry-After`` gets (seconds): a sync's worker does not sleep for an hour.
 MAX_RETRY_AFTER = 120.0
@@ -83,9 +86,12 @@ def call_with_retries(
         return fn()  # the common case: no jittered delays to draw (a Random per call showed in profiles)
     except transient as exc:
         error: BaseException = exc
-    for delay in backoff_delays(attempts, base=base_delay):
+    for tried, delay in enumerate(backoff_delays(attempts, base=base_delay), start=1):
         asked = getattr(error, "retry_after", None)
-        sleep(delay if asked is None else max(delay, min(float(asked), MAX_RETRY_AFTER)))
+        wait = delay if asked is None else max(delay, min(float(asked), MAX_RETRY_AFTER))
+        # a warning: a user sees retries (and the status in the error) in the run's logs
+        log.warning("retrying in %.1f s (try %d of %d failed): %s", wait, tried, attempts, error)
+        sleep(wait)
         try:
             return fn()
         except transient as exc:

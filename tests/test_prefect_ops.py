@@ -59,15 +59,13 @@ def test_good_parameters_take_a_remote_name_or_an_inline_remote():
 
 
 def test_the_flow_refuses_bad_parameters_before_it_runs(cli, seed_index):
-    from prefect.exceptions import ParameterTypeError
-
     from flows.sync_repository import sync_repository
 
     _ok(cli("repository", "create", "--name", "foo"))
     bad = {"url": seed_index.url, "exclude_platforms": ["amiga"]}
     before = dict(seed_index.hits)
-    with pytest.raises(ParameterTypeError, match="exclude_platforms"):
-        sync_repository(repository="foo", remote=bad)
+    state = sync_repository(repository="foo", remote=bad, return_state=True)
+    assert state.is_failed() and "remote.exclude_platforms: " in state.message and "'amiga'" in state.message
     assert _ok(cli("repository", "show", "--name", "foo"))["latest_version"] == 0
     assert dict(seed_index.hits) == before, "the index was never asked"
 
@@ -425,13 +423,20 @@ def test_prefect_yaml_points_at_the_flow_with_valid_parameters():
     from prefect.flows import load_flow_from_entrypoint
 
     spec = yaml.safe_load((DEPLOYMENTS / "prefect.yaml").read_text())
-    assert spec["deployments"]
+    assert spec["deployments"] and spec["pull"] == [], "no working directory: nothing /app-like"
     for deployment in spec["deployments"]:
-        assert deployment["entrypoint"] == "flows/sync_repository.py:sync_repository"
+        # a module path: the installed package, whatever directory the worker runs in
+        assert deployment["entrypoint"] == "flows.sync_repository.sync_repository"
         flow = load_flow_from_entrypoint(deployment["entrypoint"])
         assert flow.name == "sync-repository"
         validate_sync_parameters(**deployment["parameters"])
         assert deployment["concurrency_limit"]["limit"] == 1
+        # never the name serve gives a repository's deployment (sync-repository/<repository>)
+        assert (
+            deployment["name"].endswith("-pool")
+            and deployment["name"] != deployment["parameters"]["repository"]
+        )
+        assert deployment["parameters"]["repository"] != "foo", "the README's served repository"
 
 
 def test_the_compose_file_has_every_production_service_wired_to_postgres_and_minio():
@@ -455,7 +460,7 @@ def test_the_compose_file_has_every_production_service_wired_to_postgres_and_min
         # MIRRORFLOW_HOME and could not read the remote secrets the others stored; no default either
         key = env.get("MIRRORFLOW_SECRET_KEY", "")
         assert key.startswith("${MIRRORFLOW_SECRET_KEY:?") and key.endswith("}"), (name, key)
-    assert services["deployments"]["command"] == "python -m deployments.serve"
+    assert services["deployments"]["command"].startswith("python -m deployments.serve")
     assert services["mirrorflow"]["command"].startswith("mirrorflow serve")
 
 
