@@ -37,7 +37,7 @@ def prefect_harness() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
 
     with (
-        prefect_test_harness(server_startup_timeout=60),
+        prefect_test_harness(server_startup_timeout=180),
         temporary_settings(updates={"flows.heartbeat_frequency": None}),
     ):
         yield
