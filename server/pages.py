@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from packaging.version import InvalidVersion, Version
 
-from storage.serving import PageFile, ProjectEntry, ServedFile
+from storage.records import PageFile, ProjectEntry, ServedFile
 
 __all__ = [
     "API_VERSION",
