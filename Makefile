@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # The third-party index servers of the interop tests, in a venv of their own (tests/peers-requirements.txt).
 PEERS ?= .venv-peers
 
-.PHONY: demo test test-fast lint bench live-check clean
+.PHONY: demo test test-fast lint lint-mypy bench live-check clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,10 +27,17 @@ test: $(VENV)/.installed $(PEERS)/.installed  ## the whole suite (needs PostgreS
 test-fast: $(VENV)/.installed $(PEERS)/.installed
 	$(VENV)/bin/pytest -n auto --dist loadfile -m "not slow"
 
-lint: $(VENV)/.installed  ## ruff everywhere; mypy strict on tasks/ and storage/
+# The packages mypy checks (strict on all of them: pyproject.toml); .pre-commit-config.yaml runs the same.
+PACKAGES := deployments flows server tasks storage fixtureindex
+
+lint: $(VENV)/.installed  ## ruff everywhere; mypy strict on every package; the import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy tasks storage
+	$(VENV)/bin/mypy $(PACKAGES)
+	$(VENV)/bin/lint-imports
+
+lint-mypy:  ## mypy alone (the pre-commit hook)
+	$(VENV)/bin/mypy $(PACKAGES)
 
 bench: $(VENV)/.installed  ## the scale benchmark (about 5 minutes here; see benchmarks/README.md)
 	$(PY) -m benchmarks.run --projects 20000

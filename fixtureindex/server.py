@@ -39,6 +39,12 @@ HTML_V1_TYPE = "application/vnd.pypi.simple.v1+html"
 Mode = Literal["negotiate", "html-only", "json-only"]
 
 
+def _host_port(server: ThreadingHTTPServer) -> tuple[str, int]:
+    """The address an IPv4 or IPv6 server listens on (``server_address`` is typed loosely)."""
+    host, port = server.server_address[:2]
+    return (host if isinstance(host, str) else host.decode()), int(port)
+
+
 def _accept_q(accept: str, media_type: str) -> float:
     """Return the q-value ``accept`` gives ``media_type`` (most specific range wins; 0 when absent)."""
     main = media_type.split("/", 1)[0]
@@ -131,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._redirect(f"/pypi/{quote(normalized)}/json", send_body)
         document = json.loads((self.server.root / "pypi" / normalized / "json").read_bytes())
         # The builder writes server paths; this API's URLs are absolute (bandersnatch fetches them as given).
-        host, port = self.server.server_address[:2]
+        host, port = _host_port(self.server)
         for files in [*document["releases"].values(), document["urls"]]:
             for file in files:
                 file["url"] = f"http://{host}:{port}{file['url']}"
@@ -193,11 +199,11 @@ class _IndexServer(ThreadingHTTPServer):
         # Registered here, on the serving thread, so stop() cannot miss a just-accepted connection.
         with self._lock:
             self._connections.add(request)
-        super().process_request(request, client_address)  # type: ignore[arg-type]
+        super().process_request(request, client_address)
 
     def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         try:
-            super().process_request_thread(request, client_address)  # type: ignore[arg-type]
+            super().process_request_thread(request, client_address)
         finally:
             with self._lock:
                 self._connections.discard(request)
@@ -226,7 +232,7 @@ class RunningIndex:
 
     def __init__(self, server: _IndexServer) -> None:
         self._server = server
-        host, port = server.server_address[:2]
+        host, port = _host_port(server)
         self.base_url = f"http://{host}:{port}/"
         self.url = f"{self.base_url}simple/"
         self._thread = threading.Thread(

@@ -5,9 +5,14 @@ Registered on the shared Typer apps when ``flows.cli.main`` imports this module.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from flows.cli_app import app, emit
+
+if TYPE_CHECKING:
+    from flows.local_server import LocalServer
 
 __all__ = ["server_app"]
 
@@ -19,7 +24,7 @@ server_app = typer.Typer(
 app.add_typer(server_app, name="server")
 
 
-def _server():  # type: ignore[no-untyped-def]
+def _server() -> LocalServer:
     from flows.local_server import LocalServer
     from flows.settings import Settings
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from storage.schema import MAX_INT
+from storage.schema import MAX_INT, SECRET_FIELDS
 from tasks.filenames import PACKAGE_TYPES
 from tasks.filters import PLATFORMS, FilterSpec, InvalidFilter
 from tasks.outcome import DEFAULT_MAX_FAILED_PERCENT, FailurePolicy
@@ -25,8 +25,6 @@ __all__ = [
     "filter_spec_of",
 ]
 
-#: Stored, never printed: shown as ``hidden_fields`` with ``is_set``, in the seed's order.
-SECRET_FIELDS = ("client_key", "proxy_username", "proxy_password", "username", "password")
 
 #: Fields beyond Pulp's set (filters, and the failure rule), stored together in the ``extra_filters`` column.
 EXTRA_FILTERS = (

@@ -38,7 +38,7 @@ def task_runner_for(settings: RunnerSettings) -> Any:
 
         return ThreadPoolTaskRunner(max_workers=settings.task_workers)
     try:
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask.task_runners import DaskTaskRunner
     except ImportError:
         raise TaskRunnerUnavailable(
             "task_runner: 'dask' needs prefect-dask; install it with pip install 'mirrorflow[dask]'"

@@ -47,7 +47,8 @@ from server.pull_through import pull_through_files
 from server.upstream import ServeError, Upstreams
 from storage.artifacts import ArtifactStore
 from storage.catalog import Catalog, NotFound
-from storage.serving import RepositoryState, ServedFile, ServingCatalog
+from storage.records import RepositoryState, ServedFile
+from storage.serving import ServingCatalog
 
 __all__ = ["PAGE_CACHE_SECONDS", "create_app"]
 

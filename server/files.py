@@ -38,7 +38,8 @@ from storage.artifacts import (
     StoredArtifact,
     artifact_key,
 )
-from storage.serving import ServedFile, ServingCatalog
+from storage.records import ServedFile
+from storage.serving import ServingCatalog
 from tasks.index_client import IndexClient, IndexClientError
 
 __all__ = ["Delivery", "FileServer", "MISMATCH_MEMORY", "content_type_of"]

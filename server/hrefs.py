@@ -17,6 +17,8 @@ import re
 import uuid
 from typing import Literal
 
+from storage.errors import MirrorflowError
+
 __all__ = [
     "API_ROOT",
     "PACKAGES",
@@ -52,7 +54,9 @@ _PARAMETER = {membership: parameter for parameter, membership in MEMBERSHIP_FILT
 _VERSION_RE = re.compile(rf"{re.escape(REPOSITORIES)}(?P<uuid>[0-9a-f-]{{36}})/versions/(?P<number>[0-9]+)/")
 
 
-class InvalidHref(ValueError):
+class InvalidHref(MirrorflowError, ValueError):
+    """A href the caller gave (a query parameter) that names no repository version; ``.href``, ``.reason``."""
+
     def __init__(self, href: str, reason: str) -> None:
         super().__init__(f"{href!r} {reason}")
         self.href = href

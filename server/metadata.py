@@ -21,7 +21,7 @@ from dataclasses import replace
 from server.files import FileServer
 from server.upstream import ServeError
 from storage.artifacts import ArtifactStoreError
-from storage.serving import ServedFile
+from storage.records import ServedFile
 from tasks.core_metadata import MAX_METADATA_BYTES, WheelMetadataError, metadata_from_wheel
 from tasks.index_client import IndexClientError
 

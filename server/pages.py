@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from packaging.version import InvalidVersion, Version
 
-from storage.serving import PageFile, ProjectEntry, ServedFile
+from storage.records import PageFile, ProjectEntry, ServedFile
 
 __all__ = [
     "API_VERSION",
@@ -254,7 +254,8 @@ def _json_files(files: Sequence[PageFile], prefix: str) -> str:
         else:
             quoted, name = quote(filename), _json_string(filename)
         requires_text = escaped.get(requires)
-        if requires_text is None:
+        if requires_text is None:  # a text not seen yet (None is "null" from the start)
+            assert requires is not None
             requires_text = escaped[requires] = _json_string(requires)
         entry = (
             f'{{"filename":{name},"url":"{prefix}{sha256}/{quoted}",'

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 from packaging.utils import NormalizedName
 
 from server.upstream import ServeError, UpstreamRemote, Upstreams
-from storage.content import NewPackage
-from storage.serving import RepositoryState, ServedFile, ServingCatalog
+from storage.records import NewPackage, RepositoryState, ServedFile
+from storage.serving import ServingCatalog
 from tasks.batch import package_record
 from tasks.distributions import ProjectPage
 from tasks.filters import select_files, wanted_projects

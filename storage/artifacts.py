@@ -29,13 +29,14 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from storage.errors import MirrorflowError
 
 __all__ = [
+    "ArtifactInventory",
     "ArtifactNotFound",
     "ArtifactStore",
     "ArtifactStoreError",
@@ -46,7 +47,9 @@ __all__ = [
     "SpooledFile",
     "StoreUnavailable",
     "StoredArtifact",
+    "StoredObject",
     "artifact_key",
+    "is_digest",
     "spool_chunks",
 ]
 
@@ -139,6 +142,23 @@ def artifact_key(sha256: str) -> str:
     return f"sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
+def is_digest(name: str) -> bool:
+    """Whether ``name`` is a sha256 digest as keys spell it (64 lowercase hex digits).
+
+    >>> is_digest("ab" * 32), is_digest("AB" * 32), is_digest("spool-1")
+    (True, False, False)
+    """
+    return _SHA256_RE.fullmatch(name) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """An artifact object in a store: its digest and when it was last written (aware, UTC)."""
+
+    sha256: str
+    modified: datetime
+
+
 class Putter(Protocol):
     """What stores bytes: an ``ArtifactStore``, or its ``deferred()`` scope."""
 
@@ -148,8 +168,31 @@ class Putter(Protocol):
 
 
 @runtime_checkable
-class ArtifactStore(Protocol):
-    """Where artifact bytes live, addressed by their sha256."""
+class ArtifactInventory(Protocol):
+    """What orphan cleanup needs of a store: what it holds, deleting, and a crashed writer's spool.
+
+    Narrow on purpose (``storage.maintenance`` takes this, not a whole store): a sync never lists.
+    """
+
+    def stored_objects(self) -> Iterator[StoredObject]:
+        """Yield every artifact object under its key (nothing else: no spool files, no strays).
+
+        Raises ``StoreUnavailable``.
+        """
+        ...
+
+    def delete(self, sha256: str) -> None:
+        """Remove the artifact; deleting a missing artifact is not an error."""
+        ...
+
+    def remove_spool(self, *, older_than: datetime) -> int:
+        """Delete what writers left half-written before ``older_than``; return how many files."""
+        ...
+
+
+@runtime_checkable
+class ArtifactStore(ArtifactInventory, Protocol):
+    """Where artifact bytes live, addressed by their sha256 (and its inventory, for maintenance)."""
 
     def put_chunks(self, chunks: Iterable[bytes], *, sha256: str | None, size: int | None) -> StoredArtifact:
         """Store the bytes of ``chunks`` and return what was stored.
@@ -185,10 +228,6 @@ class ArtifactStore(Protocol):
 
     def stat(self, sha256: str) -> int:
         """Return the artifact's size in bytes. Raises ``ArtifactNotFound``, ``StoreUnavailable``."""
-        ...
-
-    def delete(self, sha256: str) -> None:
-        """Remove the artifact; deleting a missing artifact is not an error."""
         ...
 
     def url_for(self, sha256: str, *, filename: str, expires: timedelta) -> str | None:

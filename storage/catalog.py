@@ -23,13 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage.errors import MirrorflowError
 from storage.models import Remote, Repository, RepositoryVersion
-from storage.schema import HEAD_REVISION, VERSION_TABLE
+from storage.schema import HEAD_REVISION, SECRET_FIELDS, VERSION_TABLE
 from storage.secrets import SEALED_PREFIX, NoSecretKey, SecretBox, is_secret_header
 
-__all__ = ["Catalog", "CatalogError", "NotFound", "AlreadyExists", "VersionView", "SECRET_COLUMNS"]
-
-#: Remote columns stored encrypted (``flows.remote_spec.SECRET_FIELDS`` names the same fields).
-SECRET_COLUMNS = ("client_key", "proxy_username", "proxy_password", "username", "password")
+__all__ = ["Catalog", "CatalogError", "NotFound", "AlreadyExists", "VersionView"]
 
 
 class CatalogError(MirrorflowError):
@@ -199,7 +196,7 @@ class Catalog:
     def _sealed(self, fields: dict[str, Any]) -> dict[str, Any]:
         """``fields`` with each secret encrypted: only ciphertext reaches the database."""
         sealed = dict(fields)
-        for key in SECRET_COLUMNS:
+        for key in SECRET_FIELDS:
             if sealed.get(key) is not None:
                 sealed[key] = self._box(key).encrypt(sealed[key])
         if sealed.get("headers"):
@@ -239,7 +236,7 @@ class Catalog:
         writing plaintext over the ciphertext. Raises ``WrongSecretKey`` or ``NoSecretKey``.
         """
         values = {column.key: getattr(row, column.key) for column in Remote.__table__.columns}
-        for key in SECRET_COLUMNS:
+        for key in SECRET_FIELDS:
             if values[key] is not None:
                 values[key] = self._box(key).decrypt(values[key], field=key)
         if values["headers"]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -43,8 +43,10 @@ from storage.models import (
     SyncStaging,
 )
 from storage.models_serials import SyncProject
+from storage.records import NewPackage
 from storage.serials import apply_touched, touched_names
 
+# ``NewPackage`` is defined in ``storage.records`` (pure) and re-exported here for the writers' callers.
 __all__ = ["NewPackage", "ContentWriter", "STALE_STAGING_AFTER", "package_uuid"]
 
 #: Staging rows older than this belong to a sync that died; a later commit clears them.
@@ -53,30 +55,6 @@ STALE_STAGING_AFTER = timedelta(hours=24)
 #: A commit that adds or removes at least this many rows refreshes the planner's statistics.
 ANALYZE_AFTER_ROWS = 10_000
 _BATCH = 1000  # rows per statement: 16 columns x 1000 stays far below 65,535 parameters
-
-
-class NewPackage(NamedTuple):
-    """A package row to record: one distribution file, as the sync selected it.
-
-    A named tuple, not a frozen dataclass: a whole-index sync builds one per file, and a frozen
-    dataclass's ``__init__`` costs three times as much; its values are the row as they stand.
-    """
-
-    name: str
-    normalized_name: str
-    version: str
-    filename: str
-    packagetype: str
-    python_version: str
-    requires_python: str | None
-    sha256: str
-    size: int | None
-    upload_time: datetime | None
-    yanked: bool
-    yanked_reason: str | None
-    metadata_sha256: str | None
-    has_metadata: bool
-    url: str
 
 
 #: Namespace of package uuids (a uuid4 drawn once; changing it would change every package's href).

@@ -20,6 +20,7 @@ The tree, each branch drawn in its own module's docstring::
      ├── tasks.index_client.IndexClientError  ProjectNotFound, UpstreamError, TransientError
      ├── tasks.batch.SyncFailed               a sync that could not complete (no version made)
      ├── server.upstream.ServeError           a file request that cannot be served
+     ├── server.hrefs.InvalidHref             a href that names no repository version (also a ValueError)
      └── flows: UsageError, InvalidParameters, NoRemote, runners.TaskRunnerUnavailable
 
 This module imports nothing, so that decision code (``tasks.filters``) may import it and stay pure.

@@ -27,8 +27,8 @@ import functools
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -36,7 +36,9 @@ from storage.artifacts import (
     ArtifactNotFound,
     ChunkReader,
     StoredArtifact,
+    StoredObject,
     artifact_key,
+    is_digest,
     spool_chunks,
 )
 
@@ -125,6 +127,17 @@ class FileSystemStore:
                 Path(entry.path).unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    def stored_objects(self) -> Iterator[StoredObject]:
+        """Yield every file under its key (``<root>/sha256/...``) with its modification time."""
+        for directory, _dirs, files in os.walk(self._root / "sha256"):
+            for name in files:
+                if is_digest(name):
+                    try:
+                        modified = os.stat(os.path.join(directory, name)).st_mtime
+                    except FileNotFoundError:  # deleted meanwhile
+                        continue
+                    yield StoredObject(name, datetime.fromtimestamp(modified, UTC))
 
     def exists(self, sha256: str) -> bool:
         """Return whether the artifact is stored."""

@@ -18,18 +18,16 @@ Files a crashed writer left in a directory store's ``.incoming`` go too, once ol
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from storage.artifacts import ArtifactStore, artifact_key
+from storage.artifacts import ArtifactInventory
 from storage.catalog import Catalog, NotFound
-from storage.filesystem_store import FileSystemStore
 from storage.models import (
     Artifact,
     CoreMetadata,
@@ -41,16 +39,11 @@ from storage.models import (
     SyncStaging,
 )
 
-if TYPE_CHECKING:
-    from storage.s3_store import S3Store
-
 __all__ = [
     "RetentionResult",
     "apply_retention",
     "CleanupResult",
     "cleanup_orphans",
-    "stored_objects",
-    "StoredFile",
     "StoredArtifactRow",
     "version_artifacts",
     "version_core_metadata",
@@ -130,16 +123,8 @@ class CleanupResult:
     spool_files: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class StoredFile:
-    """An object in the artifact store: its digest and when it was last written."""
-
-    sha256: str
-    modified: datetime
-
-
 def cleanup_orphans(
-    catalog: Catalog, store: ArtifactStore, *, protection: timedelta, now: datetime | None = None
+    catalog: Catalog, store: ArtifactInventory, *, protection: timedelta, now: datetime | None = None
 ) -> CleanupResult:
     """Delete what no repository version, running sync or cache references; see the module docstring.
 
@@ -149,10 +134,9 @@ def cleanup_orphans(
     packages = _delete_orphan_packages(catalog, cutoff)
     artifacts = _delete_orphan_artifacts(catalog, cutoff)
     objects = _delete_unreferenced_objects(catalog, store, artifacts)
-    candidates = [f.sha256 for f in stored_objects(store) if f.modified < cutoff]
+    candidates = [f.sha256 for f in store.stored_objects() if f.modified < cutoff]
     objects += _delete_unreferenced_objects(catalog, store, candidates)
-    # A crashed writer's spool files (a directory store's only; S3 spools in the system temp dir).
-    spool = store.remove_spool(older_than=cutoff) if isinstance(store, FileSystemStore) else 0
+    spool = store.remove_spool(older_than=cutoff)  # a crashed writer's leftovers
     return CleanupResult(packages=packages, artifacts=len(artifacts), objects=objects, spool_files=spool)
 
 
@@ -200,7 +184,7 @@ def _delete_orphan_artifacts(catalog: Catalog, cutoff: datetime) -> list[str]:
         )
 
 
-def _delete_unreferenced_objects(catalog: Catalog, store: ArtifactStore, sha256s: Sequence[str]) -> int:
+def _delete_unreferenced_objects(catalog: Catalog, store: ArtifactInventory, sha256s: Sequence[str]) -> int:
     """Delete the objects among ``sha256s`` that no artifact row names (checked now, after commit)."""
     deleted = 0
     for start in range(0, len(sha256s), _BATCH):
@@ -212,49 +196,6 @@ def _delete_unreferenced_objects(catalog: Catalog, store: ArtifactStore, sha256s
                 store.delete(sha256)
                 deleted += 1
     return deleted
-
-
-def stored_objects(store: ArtifactStore) -> Iterator[StoredFile]:
-    """Every artifact object in ``store`` with its modification time.
-
-    Listing is not part of the ``ArtifactStore`` port (a sync never needs it); the two stores are
-    listed here, by their public layout (``artifacts.artifact_key``).
-    """
-    if isinstance(store, FileSystemStore):
-        yield from _files_under(store)
-        return
-    from storage.s3_store import S3Store  # minio (0.1 s to import) only when the store is not a directory
-
-    if isinstance(store, S3Store):
-        yield from _objects_in(store)
-    else:  # pragma: no cover - a third store must say how it lists
-        raise TypeError(f"cannot list the objects of {store!r}")
-
-
-def _files_under(store: FileSystemStore) -> Iterator[StoredFile]:
-    for directory, _dirs, files in os.walk(store.root / "sha256"):
-        for name in files:
-            if _is_key(name):
-                stat = os.stat(os.path.join(directory, name))
-                yield StoredFile(name, datetime.fromtimestamp(stat.st_mtime, UTC))
-
-
-def _objects_in(store: S3Store) -> Iterator[StoredFile]:
-    prefix = store.object_name("0" * 64).removesuffix(artifact_key("0" * 64)) + "sha256/"
-    # S3Store has no listing method of its own; its client and error translation are reused here.
-    with store._translated(None):
-        for obj in store._client.list_objects(store.bucket, prefix=prefix, recursive=True):
-            name = (obj.object_name or "").rsplit("/", 1)[-1]
-            if _is_key(name) and obj.last_modified is not None:
-                yield StoredFile(name, obj.last_modified.astimezone(UTC))
-
-
-def _is_key(name: str) -> bool:
-    try:
-        artifact_key(name)
-    except ValueError:
-        return False
-    return True
 
 
 # -- verify ----------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ The schema holds the invariants, so that no code path can break them:
 - a package is *present* in a repository at most once at a time (partial unique index on open intervals);
 - membership is an interval ``[version_added, version_removed)``: a new version writes only what changed.
 
-Migrations live in ``storage/migrations`` (Alembic); ``0001`` creates exactly these tables.
+Migrations live in ``storage/migrations`` (Alembic); ``0001`` creates exactly these tables. Tables
+defined beside their logic (``models_serials``, ``locks``, ``schedules``) import ``Base`` from here,
+never the other way round; ``storage/migrations/env.py`` imports them all into ``Base.metadata``.
 """
 
 from __future__ import annotations
@@ -315,8 +317,3 @@ class CoreMetadata(Base):
     source: Mapped[str] = mapped_column(String(16))
 
     __table_args__ = (CheckConstraint("source IN ('upstream', 'wheel')", name="source"),)
-
-
-# Incremental-sync tables live in their own module (same Base); importing it here puts them in
-# Base.metadata for every user of the models.
-import storage.models_serials  # noqa: E402, F401

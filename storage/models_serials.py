@@ -9,8 +9,8 @@
 - ``SyncProject``: a running sync's touched projects (``fetched``, ``gone`` or ``stale``), with
   the serial to remember; the commit turns them into ``ProjectSerial`` rows in its transaction.
 
-Migration ``0003_serials`` creates these tables. ``storage.models`` imports this module so that
-``Base.metadata`` holds them.
+Migration ``0003_serials`` creates these tables. This module imports ``storage.models`` (for ``Base``),
+not the other way round; ``storage/migrations/env.py`` imports it so that ``Base.metadata`` holds them.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import certifi
@@ -32,8 +32,10 @@ from storage.artifacts import (
     ArtifactStoreError,
     ChunkReader,
     StoredArtifact,
+    StoredObject,
     StoreUnavailable,
     artifact_key,
+    is_digest,
     spool_chunks,
 )
 
@@ -201,6 +203,19 @@ class S3Store:
                 self._client.remove_object(self._bucket, name)
         except ArtifactNotFound:
             pass
+
+    def stored_objects(self) -> Iterator[StoredObject]:
+        """Yield every object under this store's ``sha256/`` prefix with its last-modified time."""
+        prefix = f"{self._prefix}/sha256/" if self._prefix else "sha256/"
+        with self._translated(None):
+            for obj in self._client.list_objects(self._bucket, prefix=prefix, recursive=True):
+                name = (obj.object_name or "").rsplit("/", 1)[-1]
+                if is_digest(name) and obj.last_modified is not None:
+                    yield StoredObject(name, obj.last_modified.astimezone(UTC))
+
+    def remove_spool(self, *, older_than: datetime) -> int:
+        """Return 0: an S3 store spools in the system's temporary directory, never in the bucket."""
+        return 0
 
     def url_for(self, sha256: str, *, filename: str, expires: timedelta) -> str | None:
         """Return a presigned GET URL, valid for ``expires``, that downloads as ``filename``.

@@ -1,4 +1,5 @@
-"""The schema revision this code expects, known without importing Alembic.
+"""Facts of the schema known without importing SQLAlchemy or Alembic: the revision this code
+expects, the integer bound, and which remote columns hold secrets.
 
 Importing Alembic and walking its migration scripts costs about 0.1 s, on every start of every
 command. A catalog already at ``HEAD_REVISION`` needs neither: ``Catalog.migrate`` reads the one
@@ -9,7 +10,7 @@ so a new migration that forgets to move it fails the suite.
 
 from __future__ import annotations
 
-__all__ = ["HEAD_REVISION", "MAX_INT", "VERSION_TABLE"]
+__all__ = ["HEAD_REVISION", "MAX_INT", "SECRET_FIELDS", "VERSION_TABLE"]
 
 #: The newest revision under ``storage/migrations/versions`` (Alembic's head).
 HEAD_REVISION = "0008_schedule_paused"
@@ -17,3 +18,6 @@ HEAD_REVISION = "0008_schedule_paused"
 VERSION_TABLE = "alembic_version"
 #: The largest value an integer column holds (PostgreSQL ``integer``): the bound of every count option.
 MAX_INT = 2**31 - 1
+#: The remote's credential fields: stored encrypted (``storage.catalog``), never printed, never given
+#: inline (``flows``): shown as ``hidden_fields`` with ``is_set``, in the seed's order.
+SECRET_FIELDS = ("client_key", "proxy_username", "proxy_password", "username", "password")

@@ -2,7 +2,7 @@
 pull-through cache, artifacts fetched on demand and stored core metadata.
 
 Reads select plain columns (no ORM objects): a project page of 5,000 files is one query, run on the
-session's connection (Core rows, no ORM result processing) into plain tuples (``PageFile``).
+session's connection (Core rows, no ORM result processing) into the records of ``storage.records``.
 Each method is one short transaction. Raises ``storage.catalog.NotFound`` for an unknown repository.
 
 Where a file's download policy comes from: a package does not record its remote. A file of a
@@ -14,9 +14,8 @@ the remote it was fetched from). The server applies that remote's *current* poli
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Text, and_, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,7 +25,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from storage.artifacts import StoredArtifact
 from storage.catalog import Catalog, NotFound
-from storage.content import ContentWriter, NewPackage
+from storage.content import ContentWriter
 from storage.models import (
     Artifact,
     CoreMetadata,
@@ -37,87 +36,9 @@ from storage.models import (
     RepositoryContent,
     RepositoryVersion,
 )
+from storage.records import NewPackage, PageFile, ProjectEntry, RepositoryState, ServedFile
 
-__all__ = [
-    "PageFile",
-    "ProjectEntry",
-    "RepositoryState",
-    "ServedFile",
-    "ServingCatalog",
-    "upload_time_text",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class RepositoryState:
-    """What the server needs of a repository: its id, latest version and pull-through remote."""
-
-    id: int
-    name: str
-    latest_version: int
-    pull_through_remote: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectEntry:
-    """One project of a listing: normalized and display name, and its serial (max package id)."""
-
-    normalized_name: str
-    display_name: str
-    serial: int
-
-
-@dataclass(frozen=True, slots=True)
-class ServedFile:
-    """A package as the server renders and serves it.
-
-    ``remote`` names the remote whose policy applies when the file is not stored (None when
-    unknown); ``core_metadata_sha256`` is the digest of stored core metadata, if any.
-    """
-
-    package_id: int
-    name: str
-    normalized_name: str
-    version: str
-    filename: str
-    packagetype: str
-    requires_python: str | None
-    sha256: str
-    size: int | None
-    upload_time: datetime | None
-    yanked: bool
-    yanked_reason: str | None
-    metadata_sha256: str | None
-    has_metadata: bool
-    url: str
-    artifact_sha256: str | None
-    remote: str | None
-    core_metadata_sha256: str | None
-
-
-class PageFile(NamedTuple):
-    """A file as a project page lists it: the columns rendering reads, nothing more.
-
-    A NamedTuple rather than a frozen dataclass on purpose: a page of 5,000 files builds 5,000 of
-    them, and a tuple is built from a row in one C call (a frozen dataclass sets each field in
-    Python). Immutable all the same. The field names match ``ServedFile``'s, so the renderer takes
-    either (pull-through pages are built from ``ServedFile``s).
-    """
-
-    package_id: int
-    name: str
-    version: str
-    filename: str
-    requires_python: str | None
-    sha256: str
-    size: int | None
-    upload_time: str | None
-    yanked: bool
-    yanked_reason: str | None
-    metadata_sha256: str | None
-    has_metadata: bool
-    artifact_sha256: str | None
-    core_metadata_sha256: str | None
+__all__ = ["ServingCatalog", "upload_time_text"]
 
 
 class upload_time_text(FunctionElement[str]):
@@ -162,22 +83,11 @@ _PAGE_COLUMNS = (
     CoreMetadata.sha256,
 )
 
+# A ``ServedFile`` is built from these by position: the package id, every column a sync writes (in
+# ``NewPackage``'s order), the stored artifact; the queries append the remote and core metadata.
 _FILE_COLUMNS = (
     Package.id,
-    Package.name,
-    Package.normalized_name,
-    Package.version,
-    Package.filename,
-    Package.packagetype,
-    Package.requires_python,
-    Package.sha256,
-    Package.size,
-    Package.upload_time,
-    Package.yanked,
-    Package.yanked_reason,
-    Package.metadata_sha256,
-    Package.has_metadata,
-    Package.url,
+    *(getattr(Package, field) for field in NewPackage._fields),
     Package.artifact_sha256,
 )
 

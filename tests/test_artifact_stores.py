@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -22,6 +22,7 @@ from minio import Minio
 from support_s3 import new_bucket_name
 
 from storage.artifacts import (
+    ArtifactInventory,
     ArtifactNotFound,
     ArtifactStore,
     ArtifactStoreError,
@@ -86,6 +87,34 @@ def leftovers(backend: str, request: pytest.FixtureRequest) -> Callable[[Artifac
 
 def test_implements_the_protocol(store: ArtifactStore) -> None:
     assert isinstance(store, ArtifactStore)
+
+
+def test_the_inventory_lists_every_artifact_and_nothing_else(store: ArtifactStore) -> None:
+    """``stored_objects`` (orphan cleanup's view): each stored artifact once, with a recent time."""
+    assert isinstance(store, ArtifactInventory)
+    assert list(store.stored_objects()) == []
+    before = datetime.now(UTC) - timedelta(minutes=1)
+    other = store.put_chunks([b"other"], sha256=None, size=None).sha256
+    store.put_chunks([DATA], sha256=DATA_SHA, size=len(DATA))
+    with pytest.raises(DigestMismatch):
+        store.put_chunks([b"bad"], sha256=MISSING_SHA, size=None)
+    listed = {o.sha256: o.modified for o in store.stored_objects()}
+    assert sorted(listed) == sorted([DATA_SHA, other])
+    assert all(before < moment <= datetime.now(UTC) + timedelta(minutes=1) for moment in listed.values())
+    store.delete(other)
+    assert [o.sha256 for o in store.stored_objects()] == [DATA_SHA]
+
+
+def test_remove_spool_deletes_only_old_leftovers(store: ArtifactStore, backend: str) -> None:
+    store.put_chunks([DATA], sha256=DATA_SHA, size=len(DATA))
+    if backend == "fs":
+        assert isinstance(store, FileSystemStore)
+        (store.root / ".incoming" / "spool-crashed").write_bytes(b"half")
+        assert store.remove_spool(older_than=datetime.now(UTC) - timedelta(hours=1)) == 0
+        assert store.remove_spool(older_than=datetime.now(UTC) + timedelta(seconds=5)) == 1
+    else:  # an S3 store spools in the system's temporary directory, never in the bucket
+        assert store.remove_spool(older_than=datetime.now(UTC) + timedelta(seconds=5)) == 0
+    assert store.exists(DATA_SHA) and [o.sha256 for o in store.stored_objects()] == [DATA_SHA]
 
 
 def test_roundtrip(store: ArtifactStore) -> None:
@@ -288,6 +317,8 @@ def test_s3_prefix_namespaces_the_objects(s3_client: Minio, s3_store: S3Store) -
     names = [o.object_name for o in s3_client.list_objects(s3_store.bucket, recursive=True)]
     assert names == [f"mirror/main/{artifact_key(DATA_SHA)}"]
     assert not s3_store.exists(DATA_SHA)  # same bucket, no prefix: another namespace
+    assert [o.sha256 for o in store.stored_objects()] == [DATA_SHA]
+    assert list(s3_store.stored_objects()) == []
 
 
 @pytest.mark.s3

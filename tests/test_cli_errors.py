@@ -159,3 +159,41 @@ def test_version_prints_the_installed_version(cli):
 
     result = cli("--version")
     assert result.exit_code == 0 and result.stdout.strip() == f"mirrorflow {version('mirrorflow')}"
+
+
+def _main_raising(monkeypatch, error: Exception) -> None:
+    """Run ``flows.cli.main`` with a command that raises ``error`` (no Prefect, no catalog)."""
+    import flows.allocator
+    import flows.cli
+
+    def command(**_: object) -> None:
+        raise error
+
+    monkeypatch.setattr(flows.allocator, "tune_allocator", lambda: {})
+    monkeypatch.setattr(flows.cli, "app", command)
+    monkeypatch.delenv("MIRRORFLOW_DEBUG", raising=False)
+    flows.cli.main()
+
+
+def test_our_error_is_one_line_and_exit_1(monkeypatch, capsys):
+    from flows.cli_app import UsageError
+
+    with pytest.raises(SystemExit) as exited:
+        _main_raising(monkeypatch, UsageError("interval: 0 is not a number of seconds from 1"))
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == "Error: interval: 0 is not a number of seconds from 1\n"
+
+
+@pytest.mark.parametrize(
+    "bug",
+    [
+        pytest.param(ValueError("not enough values to unpack"), id="ValueError"),
+        pytest.param(KeyError("remote"), id="KeyError"),
+        pytest.param(TypeError("unsupported operand"), id="TypeError"),
+    ],
+)
+def test_a_programming_error_surfaces_as_a_bug_not_as_a_user_message(monkeypatch, capsys, bug):
+    """Only ``MirrorflowError`` is shown as one line: a plain ``ValueError`` is a bug, with its traceback."""
+    with pytest.raises(type(bug)):
+        _main_raising(monkeypatch, bug)
+    assert "Error:" not in capsys.readouterr().err

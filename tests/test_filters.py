@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ast
 import doctest
 import random
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,7 +31,6 @@ from tasks.filters import (
 )
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def dist(filename: str, **fields: Any) -> DistFile:
@@ -988,46 +984,7 @@ def test_seed_types_platforms_keep_latest() -> None:
     assert selection.counts() == {"package-type": 8, "platform": 10, "keep-latest": 6}
 
 
-# --- purity and doctests ------------------------------------------------------------------------------
-
-PURE_MODULES = [
-    "tasks/filenames.py",
-    "tasks/filters.py",
-    "tasks/platforms.py",
-    "tasks/distributions.py",
-    "tasks/simple.py",
-    "tasks/simple_fields.py",
-    "tasks/index_url.py",
-    "tasks/outcome.py",
-]
-#: Modules outside tasks/ that decision code may import: the error root, itself free of imports.
-PURE_SHARED = ["storage/errors.py"]
-
-
-def _imports(path: Path) -> set[str]:
-    modules: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, f"{path}: relative import"
-            modules.add(node.module or "")
-    return modules
-
-
-@pytest.mark.parametrize("module", [pytest.param(m, id=m) for m in PURE_MODULES + PURE_SHARED])
-def test_decision_modules_import_only_stdlib_packaging_and_pure_tasks(module: str) -> None:
-    pure = {Path(m).with_suffix("").as_posix().replace("/", ".") for m in PURE_MODULES + PURE_SHARED}
-    for name in _imports(ROOT / module):
-        top = name.partition(".")[0]
-        if top in ("tasks", "storage"):
-            assert name in pure, f"{module} imports {name}, which is not a pure module"
-        else:
-            assert top in sys.stdlib_module_names or top in {"packaging", "__future__"}, f"{module}: {name}"
-
-
-def test_the_error_root_imports_nothing() -> None:
-    assert _imports(ROOT / PURE_SHARED[0]) == {"__future__"}
+# --- doctests (purity is held by tests/test_boundaries.py) ------------------------------------------
 
 
 @pytest.mark.parametrize(

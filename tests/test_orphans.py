@@ -16,7 +16,7 @@ from flows.runtime import catalog_for, store_for
 from flows.settings import Settings
 from storage.content import ContentWriter, NewPackage
 from storage.filesystem_store import FileSystemStore
-from storage.maintenance import cleanup_orphans, stored_objects
+from storage.maintenance import cleanup_orphans
 from storage.models import Artifact, Package
 
 LATER = datetime.now(UTC) + timedelta(hours=2)  # "now" for a cleanup that finds everything old
@@ -91,7 +91,7 @@ def test_an_object_with_a_row_is_never_deleted_even_when_old(catalog, fs_store):
         session.execute(update(Package).values(created=datetime.now(UTC)))
     old = (LATER - 2 * HOUR).timestamp()
     os.utime(fs_store.path_for(package.sha256), (old, old))
-    assert [f.sha256 for f in stored_objects(fs_store)] == [package.sha256]
+    assert [f.sha256 for f in fs_store.stored_objects()] == [package.sha256]
     cleanup_orphans(catalog, fs_store, protection=HOUR, now=LATER - HOUR)
     assert fs_store.exists(package.sha256), "the artifact row protects its object"
 

@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import create_engine, text
 
-from flows.remote_spec import SECRET_FIELDS
+from flows.remote_spec import RemoteFields
 from flows.runtime import reset_caches, secret_box_for
 from flows.settings import Settings
-from storage.catalog import SECRET_COLUMNS, Catalog
+from storage.catalog import Catalog
+from storage.models import Remote
+from storage.schema import SECRET_FIELDS
 from storage.secrets import (
     InvalidSecretKey,
     NoSecretKey,
@@ -33,14 +35,16 @@ def _raw_secrets(database_url: str) -> list[tuple[str | None, ...]]:
     try:
         with engine.connect() as conn:
             return [
-                tuple(row) for row in conn.execute(text(f"SELECT {', '.join(SECRET_COLUMNS)} FROM remotes"))
+                tuple(row) for row in conn.execute(text(f"SELECT {', '.join(SECRET_FIELDS)} FROM remotes"))
             ]
     finally:
         engine.dispose()
 
 
-def test_the_catalog_and_the_cli_agree_on_the_secret_fields():
-    assert set(SECRET_COLUMNS) == set(SECRET_FIELDS)
+def test_every_secret_field_is_a_remote_column_and_a_remote_field():
+    """One list (``storage.schema.SECRET_FIELDS``) serves the catalog's encryption and the CLI's hiding."""
+    assert set(SECRET_FIELDS) <= {column.key for column in Remote.__table__.columns}
+    assert set(SECRET_FIELDS) <= set(RemoteFields.model_fields)
 
 
 def test_a_box_opens_what_it_sealed_and_only_that():
@@ -150,7 +154,7 @@ def test_a_planted_secret_appears_on_no_output_channel(cli, mirrorflow_env, seed
     rows = _raw_secrets(mirrorflow_env.database_url)
     assert rows and all(value and PLANTED not in value for row in rows for value in row)
     box = secret_box_for(Settings())
-    assert box.decrypt(rows[0][SECRET_COLUMNS.index("password")]) == PLANTED
+    assert box.decrypt(rows[0][SECRET_FIELDS.index("password")]) == PLANTED
     key_file = Settings().secret_key_file
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600, "the embedded default keeps its key private"
 

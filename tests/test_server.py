@@ -21,7 +21,7 @@ from server.pages import JSON_V1
 from server.threaded import serve_in_thread
 from storage.content import ContentWriter
 from storage.filesystem_store import FileSystemStore
-from storage.serving import ServedFile
+from storage.records import ServedFile
 from tasks.index_client import IndexClient
 
 DEMO = '["mf-demo-app", "mf-demo-lib"]'
@@ -197,7 +197,7 @@ def test_a_request_that_looked_before_another_flight_landed_does_not_download_ag
     body = b"wheel bytes" * 1000
     file = ServedFile(
         package_id=1, name="a", normalized_name="a", version="1.0", filename="a-1.0-py3-none-any.whl",
-        packagetype="bdist_wheel", requires_python=None, sha256=hashlib.sha256(body).hexdigest(),
+        packagetype="bdist_wheel", python_version="py3", requires_python=None, sha256=hashlib.sha256(body).hexdigest(),
         size=len(body), upload_time=None, yanked=False, yanked_reason=None, metadata_sha256=None,
         has_metadata=False, url="http://upstream.test/files/a-1.0-py3-none-any.whl", artifact_sha256=None,
         remote=None, core_metadata_sha256=None,

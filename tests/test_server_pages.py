@@ -13,7 +13,8 @@ import pytest
 
 from server.pages import HTML, JSON_V1, core_metadata_of, render_project, upload_time
 from storage.content import ContentWriter, NewPackage
-from storage.serving import PageFile, ServingCatalog
+from storage.records import PageFile
+from storage.serving import ServingCatalog
 
 _IST = timezone(timedelta(hours=5, minutes=30))
 

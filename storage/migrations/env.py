@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import storage.locks  # noqa: F401  (models defined beside their logic: put them in Base.metadata)
+import storage.models_serials  # noqa: F401
 import storage.schedules  # noqa: F401
 from storage.models import Base
 

@@ -1,0 +1,122 @@
+"""The package row and the records read back from the catalog: plain values, standard library only.
+
+One package row (one distribution file of one project), seen three ways:
+
+``NewPackage``   the row as a sync (or the pull-through cache) writes it: every column it sets
+``ServedFile``   that row as stored: ``package_id``, every ``NewPackage`` field in the same order,
+                 then where its bytes are (``artifact_sha256``, ``remote``, ``core_metadata_sha256``)
+``PageFile``     the columns a project page renders, ``upload_time`` already as PEP 700 text
+
+``tests/test_records.py`` holds them to this: a column added to ``NewPackage`` fails it until
+``ServedFile`` has it too, and ``PageFile`` keeps ``ServedFile``'s names and order. Sync (``storage.content``), serving (``storage.serving``) and pull-through (``server``)
+import them from here, and the page renderer (``server.pages``) can stay free of SQLAlchemy.
+
+Both tuples are ``NamedTuple`` rather than frozen dataclasses on purpose: a whole-index sync
+builds one ``NewPackage`` per file and a page of 5,000 files builds 5,000 ``PageFile`` rows; a
+tuple is built in one C call (``PageFile._make(row)``) where a frozen dataclass sets each field in
+Python (3.9 times the cost for ``NewPackage``'s 15 fields, timed side by side). They are immutable
+all the same and have no ``__dict__``. The records read once per request are frozen, slotted
+dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+__all__ = ["NewPackage", "PageFile", "ProjectEntry", "RepositoryState", "ServedFile"]
+
+
+class NewPackage(NamedTuple):
+    """A package row to record: one distribution file, as the sync selected it (a named tuple,
+    not a frozen dataclass: one per file of a whole-index sync; see the module docstring)."""
+
+    name: str
+    normalized_name: str
+    version: str
+    filename: str
+    packagetype: str
+    python_version: str
+    requires_python: str | None
+    sha256: str
+    size: int | None
+    upload_time: datetime | None
+    yanked: bool
+    yanked_reason: str | None
+    metadata_sha256: str | None
+    has_metadata: bool
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServedFile:
+    """A package as the server renders and serves it: the stored row and where its bytes are.
+
+    ``artifact_sha256`` is set once the file's bytes are stored; ``remote`` names the remote whose
+    policy applies when they are not (None when unknown); ``core_metadata_sha256`` is the digest of
+    stored core metadata, if any.
+    """
+
+    package_id: int
+    name: str
+    normalized_name: str
+    version: str
+    filename: str
+    packagetype: str
+    python_version: str
+    requires_python: str | None
+    sha256: str
+    size: int | None
+    upload_time: datetime | None
+    yanked: bool
+    yanked_reason: str | None
+    metadata_sha256: str | None
+    has_metadata: bool
+    url: str
+    artifact_sha256: str | None
+    remote: str | None
+    core_metadata_sha256: str | None
+
+
+class PageFile(NamedTuple):
+    """A file as a project page lists it: the columns rendering reads, nothing more.
+
+    Named as ``ServedFile``'s fields, so ``server.pages.page_file`` turns a pull-through file into
+    one; ``upload_time`` is PEP 700 text, formatted by the query. A named tuple: built from a row
+    in one C call, 5,000 to a page (see the module docstring).
+    """
+
+    package_id: int
+    name: str
+    version: str
+    filename: str
+    requires_python: str | None
+    sha256: str
+    size: int | None
+    upload_time: str | None
+    yanked: bool
+    yanked_reason: str | None
+    metadata_sha256: str | None
+    has_metadata: bool
+    artifact_sha256: str | None
+    core_metadata_sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryState:
+    """What the server needs of a repository: its id, latest version and pull-through remote."""
+
+    id: int
+    name: str
+    latest_version: int
+    pull_through_remote: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectEntry:
+    """One project of a listing: normalized and display name, and its serial (max package id)."""
+
+    normalized_name: str
+    display_name: str
+    serial: int
