@@ -1,4 +1,5 @@
-"""The schema revision this code expects, known without importing Alembic.
+"""The schema revision this code expects, known without importing Alembic; and the values the schema
+constrains that every layer shares (``Policy``: the catalog's CHECK, the remote's field, the sync, the server).
 
 Importing Alembic and walking its migration scripts costs about 0.1 s, on every start of every
 command. A catalog already at ``HEAD_REVISION`` needs neither: ``Catalog.migrate`` reads the one
@@ -9,7 +10,9 @@ so a new migration that forgets to move it fails the suite.
 
 from __future__ import annotations
 
-__all__ = ["HEAD_REVISION", "MAX_INT", "VERSION_TABLE"]
+import enum
+
+__all__ = ["HEAD_REVISION", "MAX_INT", "VERSION_TABLE", "Policy"]
 
 #: The newest revision under ``storage/migrations/versions`` (Alembic's head).
 HEAD_REVISION = "0007_labels"
@@ -17,3 +20,15 @@ HEAD_REVISION = "0007_labels"
 VERSION_TABLE = "alembic_version"
 #: The largest value an integer column holds (PostgreSQL ``integer``): the bound of every count option.
 MAX_INT = 2**31 - 1
+
+
+class Policy(enum.StrEnum):
+    """How a repository gets a remote's files (Pulp's names): the one definition of the three values.
+
+    ``immediate`` downloads and stores them while syncing; ``on_demand`` records them and fetches each
+    on its first request; ``streamed`` records them and proxies every request without storing.
+    """
+
+    IMMEDIATE = "immediate"
+    ON_DEMAND = "on_demand"
+    STREAMED = "streamed"

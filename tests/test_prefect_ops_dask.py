@@ -40,7 +40,7 @@ def test_a_sync_runs_on_a_local_dask_cluster_of_processes(cli, seed_index, mirro
         },
     )
     result = run_sync("foo", "bar", mirror=False, settings=settings, task_runner=runner)
-    assert result["version"] == 1 and result["report"]["projects"] == 4 and not result["report"]["failures"]
+    assert result.version == 1 and result.report["projects"] == 4 and not result.report["failures"]
     assert not services._built, "the workers built their own services; this process only hosted its own"
 
     writer = ContentWriter(catalog_for(Settings()))
@@ -56,4 +56,4 @@ def test_a_sync_runs_on_a_local_dask_cluster_of_processes(cli, seed_index, mirro
         body = b"".join(store.open_chunks(package.sha256))
         assert hashlib.sha256(body).hexdigest() == package.sha256
     again = run_sync("foo", "bar", mirror=False, settings=settings, task_runner=runner)
-    assert again["version"] is None, "a second sync on the cluster changes nothing"
+    assert again.version is None, "a second sync on the cluster changes nothing"

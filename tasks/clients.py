@@ -1,26 +1,25 @@
-"""Picklable descriptions of a sync's collaborators, and a per-process cache of the live ones.
+"""A sync's clients (index, artifact store, catalog writer), built through constructors from the config.
 
-A task that runs on a Dask worker cannot receive a live HTTP client or database engine: they do
-not pickle. The flow therefore hands its tasks a ``ServicesSpec`` (plain values, picklable and
-hashable) and each task calls ``services_for(spec)``:
+The flow builds them once (``SyncServices.build``) and passes them to every stage task as an
+argument: on the thread-pool runner the tasks receive that very object, so they share one HTTP
+client and one database engine. Nothing is registered anywhere, and nothing is looked up by key.
 
-- in the flow's own process, the flow *hosts* the services it built (``hosting``): the lookup
-  finds them, so a thread-pool run shares one client and one engine, as before;
-- in another process (a Dask worker), the first lookup builds the services from the spec and
-  keeps them for the life of the process, keyed by the spec (without the per-run token).
+A task on another process (a Dask worker) cannot receive live clients: they do not pickle. So a
+``SyncServices`` pickles as the config it was built from (``__reduce__``), and unpickling builds the
+clients in the receiving process, once per process and config (``_in_this_process``): the worker
+process's many tasks of one sync share them. That cache is written only there, by the unpickling;
+the flow never writes into it and no code asks it for anything else.
 
-Values come in through the spec, never from the environment.
+Values come in through the config, never from the environment.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import ssl
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,107 +29,61 @@ from storage.artifacts import ArtifactStore
 from storage.catalog import Catalog
 from storage.content import ContentWriter
 from storage.filesystem_store import FileSystemStore
-from tasks.batch import SyncServices
+from storage.serials import SerialMemory
+from tasks.config import HttpSpec, StoreSpec
 from tasks.index_client import IndexClient, build_http_client
 
-__all__ = [
-    "StoreSpec",
-    "HttpSpec",
-    "ServicesSpec",
-    "services_for",
-    "hosting",
-    "build_services",
-    "http_client_from",
-    "store_from",
-]
+__all__ = ["SyncServices", "http_client_from", "store_from"]
+
+_ClientsKey = tuple[str, StoreSpec, HttpSpec]
 
 
-@dataclass(frozen=True, slots=True)
-class StoreSpec:
-    """The artifact store: a directory (``root``) or an S3 bucket (``endpoint`` set)."""
+@dataclass(slots=True, eq=False)
+class SyncServices:
+    """The I/O collaborators of a sync: the upstream index, the artifact store, the catalog's writer.
 
-    root: str | None = None
-    endpoint: str | None = None
-    access_key: str = ""
-    secret_key: str = field(default="", repr=False)
-    bucket: str = "mirrorflow"
-    secure: bool = True
-    region: str | None = None
-    prefix: str = ""
-    max_size: int | None = None
+    ``key`` is what they were built from (``SyncConfig.clients_key``): a process that receives them
+    pickled builds its own from it. None for services assembled by hand (tests), which do not pickle.
+    """
 
+    index: IndexClient
+    store: ArtifactStore
+    writer: ContentWriter
+    key: _ClientsKey | None = None
 
-@dataclass(frozen=True, slots=True)
-class HttpSpec:
-    """The upstream index and how to reach it (a remote's download settings)."""
+    @classmethod
+    def build(
+        cls, key: _ClientsKey, *, catalog: Catalog | None = None, http: httpx.Client | None = None
+    ) -> SyncServices:
+        """Build the clients from plain values; reuse the caller's ``catalog`` and ``http`` client when given."""
+        catalog_url, store, http_spec = key
+        client = http if http is not None else http_client_from(http_spec)
+        index = IndexClient(http_spec.index_url, client=client, max_page_bytes=http_spec.max_page_bytes)
+        writer = ContentWriter(catalog if catalog is not None else Catalog.from_url(catalog_url))
+        return cls(index=index, store=store_from(store), writer=writer, key=key)
 
-    index_url: str
-    concurrency: int
-    max_page_bytes: int
-    timeout: float = 300.0
-    connect_timeout: float | None = None
-    read_timeout: float | None = None
-    headers: tuple[tuple[str, str], ...] = ()
-    proxy_url: str | None = None
-    tls_validation: bool = True
-    ca_cert: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = field(default=None, repr=False)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    proxy_username: str | None = None
-    proxy_password: str | None = field(default=None, repr=False)
-    #: Requests per second to the upstream, for each process of the sync (None or 0: no limit).
-    rate_limit: int | None = None
+    @property
+    def memory(self) -> SerialMemory:
+        """The serial memory, in the writer's catalog."""
+        return SerialMemory(self.writer.catalog)
+
+    def __reduce__(self) -> tuple[Callable[[_ClientsKey], SyncServices], tuple[_ClientsKey]]:
+        if self.key is None:
+            raise TypeError("SyncServices built by hand (no key) cannot be sent to another process")
+        return (_in_this_process, (self.key,))
 
 
-@dataclass(frozen=True, slots=True)
-class ServicesSpec:
-    """Everything needed to rebuild a sync's services in any process. ``token`` names the run."""
-
-    catalog_url: str
-    store: StoreSpec
-    http: HttpSpec
-    token: str = ""
+_built: dict[_ClientsKey, SyncServices] = {}
+_built_lock = threading.Lock()
 
 
-_lock = threading.Lock()
-_hosted: dict[ServicesSpec, SyncServices] = {}
-_built: dict[ServicesSpec, SyncServices] = {}
-
-
-def services_for(spec: ServicesSpec) -> SyncServices:
-    """The live services for ``spec``: the ones this process hosts, else built once and kept."""
-    with _lock:
-        hosted = _hosted.get(spec)
-        if hosted is not None:
-            return hosted
-        key = dataclasses.replace(spec, token="")
-        if key not in _built:
-            _built[key] = build_services(key)
-        return _built[key]
-
-
-@contextmanager
-def hosting(spec: ServicesSpec, services: SyncServices) -> Iterator[ServicesSpec]:
-    """Make ``services`` what ``services_for(spec)`` returns in this process, for the block."""
-    if not spec.token:
-        raise ValueError("hosting: the spec needs a token naming the run (got '')")
-    with _lock:
-        _hosted[spec] = services
-    try:
-        yield spec
-    finally:
-        with _lock:
-            _hosted.pop(spec, None)
-
-
-def build_services(spec: ServicesSpec) -> SyncServices:
-    """Build catalog, store and index client from plain values (a worker process's first task)."""
-    catalog = Catalog.from_url(spec.catalog_url)
-    client = http_client_from(spec.http)
-    index = IndexClient(spec.http.index_url, client=client, max_page_bytes=spec.http.max_page_bytes)
-    return SyncServices(index=index, store=store_from(spec.store), writer=ContentWriter(catalog))
+def _in_this_process(key: _ClientsKey) -> SyncServices:
+    """Unpickling: the services for ``key`` in this process, built on first need and kept for its life."""
+    with _built_lock:
+        services = _built.get(key)
+        if services is None:
+            services = _built[key] = SyncServices.build(key)
+        return services
 
 
 def http_client_from(http: HttpSpec) -> httpx.Client:
