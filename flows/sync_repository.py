@@ -390,9 +390,7 @@ def _run_batches(
     batch alive until the end: memory that grows with the index. A window of twice the task workers
     keeps every worker busy. Only the finished fetch futures are kept, for the commit's dependencies.
     """
-    window: deque[
-        tuple[PrefectFuture[ResolvedBatch], PrefectFuture[ResolvedBatch], PrefectFuture[Any]]
-    ]
+    window: deque[tuple[PrefectFuture[ResolvedBatch], PrefectFuture[ResolvedBatch], PrefectFuture[Any]]]
     window = deque()
     for batch in batched(names, config.batch_size):
         if len(window) >= 2 * task_workers:
