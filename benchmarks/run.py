@@ -161,7 +161,7 @@ def run(
         from flows.runtime import catalog_for
         from flows.settings import Settings
 
-        with prefect_test_harness(server_startup_timeout=60):
+        with prefect_test_harness(server_startup_timeout=240):
             _bench(
                 index,
                 server,
