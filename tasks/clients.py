@@ -6,9 +6,9 @@ client and one database engine. Nothing is registered anywhere, and nothing is l
 
 A task on another process (a Dask worker) cannot receive live clients: they do not pickle. So a
 ``SyncServices`` pickles as the config it was built from (``__reduce__``), and unpickling builds the
-clients in the receiving process, once per process and config (``_in_this_process``): the worker
-process's many tasks of one sync share them. That cache is written only there, by the unpickling;
-the flow never writes into it and no code asks it for anything else.
+clients in the receiving process on first use, once per process and config (``_in_this_process``):
+the worker process's many tasks of one sync share them. That cache is filled only there, by a
+received handle's first use; the flow never writes into it and no code asks it for anything else.
 
 Values come in through the config, never from the environment.
 """
@@ -19,7 +19,6 @@ import ssl
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +37,28 @@ __all__ = ["SyncServices", "http_client_from", "store_from"]
 _ClientsKey = tuple[str, StoreSpec, HttpSpec]
 
 
-@dataclass(slots=True, eq=False)
 class SyncServices:
     """The I/O collaborators of a sync: the upstream index, the artifact store, the catalog's writer.
 
     ``key`` is what they were built from (``SyncConfig.clients_key``): a process that receives them
-    pickled builds its own from it. None for services assembled by hand (tests), which do not pickle.
+    pickled gets a handle that builds its own from it on first use (so a Dask scheduler that only
+    unpickles a task's arguments builds nothing). None for services assembled by hand (tests),
+    which do not pickle.
     """
 
-    index: IndexClient
-    store: ArtifactStore
-    writer: ContentWriter
-    key: _ClientsKey | None = None
+    __slots__ = ("key", "_index", "_store", "_writer")
+
+    def __init__(
+        self,
+        *,
+        index: IndexClient | None = None,
+        store: ArtifactStore | None = None,
+        writer: ContentWriter | None = None,
+        key: _ClientsKey | None = None,
+    ) -> None:
+        if key is None and (index is None or store is None or writer is None):
+            raise TypeError("SyncServices: give index, store and writer, or the key to build them from")
+        self.key, self._index, self._store, self._writer = key, index, store, writer
 
     @classmethod
     def build(
@@ -63,14 +72,46 @@ class SyncServices:
         return cls(index=index, store=store_from(store), writer=writer, key=key)
 
     @property
+    def index(self) -> IndexClient:
+        if self._index is None:
+            self._take()
+        assert self._index is not None
+        return self._index
+
+    @property
+    def store(self) -> ArtifactStore:
+        if self._store is None:
+            self._take()
+        assert self._store is not None
+        return self._store
+
+    @property
+    def writer(self) -> ContentWriter:
+        if self._writer is None:
+            self._take()
+        assert self._writer is not None
+        return self._writer
+
+    @property
     def memory(self) -> SerialMemory:
         """The serial memory, in the writer's catalog."""
         return SerialMemory(self.writer.catalog)
 
+    def _take(self) -> None:
+        """A handle received from another process: use this process's services for its key."""
+        assert self.key is not None
+        built = _in_this_process(self.key)
+        self._index, self._store, self._writer = built._index, built._store, built._writer
+
     def __reduce__(self) -> tuple[Callable[[_ClientsKey], SyncServices], tuple[_ClientsKey]]:
         if self.key is None:
             raise TypeError("SyncServices built by hand (no key) cannot be sent to another process")
-        return (_in_this_process, (self.key,))
+        return (_handle, (self.key,))
+
+
+def _handle(key: _ClientsKey) -> SyncServices:
+    """Unpickling: a handle that builds nothing until a task uses it."""
+    return SyncServices(key=key)
 
 
 _built: dict[_ClientsKey, SyncServices] = {}
@@ -78,7 +119,7 @@ _built_lock = threading.Lock()
 
 
 def _in_this_process(key: _ClientsKey) -> SyncServices:
-    """Unpickling: the services for ``key`` in this process, built on first need and kept for its life."""
+    """The services for ``key`` in this process, built on first use and kept for its life."""
     with _built_lock:
         services = _built.get(key)
         if services is None:

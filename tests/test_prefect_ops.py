@@ -291,14 +291,19 @@ def test_task_arguments_pickle_and_services_are_rebuilt_from_the_config_in_anoth
     try:
         # Unpickled (a Dask worker), the services are built from the config once per process and shared.
         copy = pickle.loads(pickle.dumps(built))
-        assert copy is not built and copy.key == built.key and pickle.loads(pickle.dumps(built)) is copy
+        assert copy is not built and copy.key == built.key
+        assert copy.index is pickle.loads(pickle.dumps(built)).index, "built once per process, then shared"
         assert copy.index.index_url == "http://i.test/simple/"
         assert copy.writer.count_packages() == 0
         with pytest.raises(TypeError, match="by hand"):
             pickle.dumps(SyncServices(index=built.index, store=built.store, writer=built.writer))
     finally:
-        built.index._client.close()
-        built.writer.catalog.dispose()
+        from tasks import clients
+
+        for services in [built, *clients._built.values()]:
+            services.index._client.close()
+            services.writer.catalog.dispose()
+        clients._built.clear()
 
 
 # -- report artifacts ------------------------------------------------------------------------
