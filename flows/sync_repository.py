@@ -18,12 +18,10 @@ import contextlib
 import os
 import socket
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from prefect import allow_failure, flow, get_run_logger
@@ -34,19 +32,20 @@ from flows.params import DEFAULT_LOCK_WAIT, InvalidParameters, RemoteChoice, Rep
 from flows.remote_spec import RemoteFields, filter_spec_of
 from flows.report import SyncProgress, publish_failure, publish_report
 from flows.runners import RunnerSettings, task_runner_for
-from flows.runtime import catalog_for, http_spec_for, store_spec_for
+from flows.runtime import catalog_for, http_spec_for
 from flows.settings import Settings
+from flows.sync_config import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, sync_config
 from storage.catalog import Catalog
 from storage.errors import MirrorflowError
 from storage.locks import holding
 from storage.maintenance import apply_retention
 from tasks.clients import SyncServices, http_client_from
 from tasks.commit import NoIncludedProjectFound, SyncFailed, found_none, may_commit
-from tasks.config import Policy, SyncConfig
+from tasks.config import SyncConfig
 from tasks.filters import included_project_names
 from tasks.index_client import TransientError, locate_simple_root
 from tasks.index_url import simple_root_candidates
-from tasks.listing import Wanted, Work, batched, filter_fingerprint
+from tasks.listing import Wanted, Work, batched
 from tasks.report import BatchReport, SyncResult
 from tasks.resolve import ResolvedBatch
 from tasks.retrying import call_with_retries
@@ -71,8 +70,6 @@ __all__ = [
     "sync_config",
 ]
 
-DEFAULT_CONCURRENCY = 10
-DEFAULT_RETRIES = 3
 #: The remote name recorded on versions made from an inline remote (a flow parameter).
 INLINE_REMOTE = "(inline)"
 
@@ -199,44 +196,6 @@ def _resolve_remote(
     if remote_name is None:
         raise NoRemote(repository)
     return remote_name, RemoteFields.from_row(catalog.get_remote(remote_name))
-
-
-def sync_config(
-    settings: Settings,
-    fields: RemoteFields,
-    *,
-    repository: str,
-    repository_id: int,
-    remote: str,
-    index_url: str,
-    mirror: bool,
-) -> SyncConfig:
-    """The one configuration of a sync, from the settings, the remote and the simple root found."""
-    concurrency = fields.download_concurrency or DEFAULT_CONCURRENCY
-    http = http_spec_for(fields, concurrency=concurrency, max_page_bytes=settings.max_page_bytes)
-    remote_fields = fields.model_dump()
-    fingerprint = filter_fingerprint(remote_fields, mirror=mirror)
-    return SyncConfig(
-        sync_id=str(uuid.uuid4()),
-        repository=repository,
-        repository_id=repository_id,
-        remote=remote,
-        policy=Policy(fields.policy),
-        spec=filter_spec_of(remote_fields),
-        mirror=mirror,
-        now=datetime.now(UTC),
-        concurrency=concurrency,
-        attempts=1 + (fields.max_retries if fields.max_retries is not None else DEFAULT_RETRIES),
-        failure_policy=fields.failure_policy,
-        max_failed_percent=fields.max_failed_percent,
-        fingerprint=fingerprint,
-        accepted_fingerprints=(fingerprint, filter_fingerprint(remote_fields, mirror=True)),
-        catalog_url=settings.catalog_url,
-        store=store_spec_for(settings),
-        http=replace(http, index_url=index_url),
-        batch_size=settings.batch_size,
-        max_file_bytes=settings.max_file_bytes,
-    )
 
 
 def _sync(

@@ -32,9 +32,12 @@ def test_the_graph_shows_the_five_stages_and_the_commit_waits_on_every_fetch(cli
 
     from flows.sync_repository import sync_repository
 
-    monkeypatch.setenv("MIRRORFLOW_BATCH_SIZE", "2")  # the seed index's projects in two batches or more
+    monkeypatch.setenv("MIRRORFLOW_BATCH_SIZE", "2")  # three projects in two batches
     assert cli("repository", "create", "--name", "graph").exit_code == 0
-    state = sync_repository(repository="graph", remote={"url": seed_index.url}, return_state=True)
+    includes = ["shelf-reader", "mf-demo-app", "mf-demo-lib"]
+    state = sync_repository(
+        repository="graph", remote={"url": seed_index.url, "includes": includes}, return_state=True
+    )
     assert state.is_completed(), state.message
     flow_run_id = state.state_details.flow_run_id
     projects = state.result().report["projects"]
