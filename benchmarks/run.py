@@ -161,7 +161,7 @@ def run(
         from flows.runtime import catalog_for
         from flows.settings import Settings
 
-        with prefect_test_harness(server_startup_timeout=60):
+        with prefect_test_harness(server_startup_timeout=240):
             _bench(
                 index,
                 server,
@@ -204,23 +204,23 @@ def _bench(
         ratio = f" = {rate / raw_rate:.0%} of raw (mean of before and after, {raw_rate:.0f} pages/s)"
     _line("on_demand whole-index sync (mirror)", f"{seconds:.1f} s, {rate:.0f} projects/s{ratio}")
     _line("  CPU of this process", f"{cpu:.1f} s, {cpu * 1000 / len(names):.2f} ms per project")
-    _line("  in-flow", f"{result['report'].get('duration_s')} s")
-    _line("  version / files kept", f"{result['version']} / {result['report']['files_kept']}")
+    _line("  in-flow", f"{result.report.get('duration_s')} s")
+    _line("  version / files kept", f"{result.version} / {result.report['files_kept']}")
     _line(
         "  peak RSS (process, so far)", f"{_peak_rss_mb():.0f} MB (RSS before the sync {rss_before:.0f} MB)"
     )
     seconds, _cpu, result = _sync("all", "synthetic", mirror=True)
-    in_flow = result["report"].get("duration_s")
-    _line("no-change resync", f"{seconds:.2f} s (in-flow {in_flow} s), version {result['version']}")
+    in_flow = result.report.get("duration_s")
+    _line("no-change resync", f"{seconds:.2f} s (in-flow {in_flow} s), version {result.version}")
     server.set_state(1)
     index.state = 1
     seconds, _cpu, result = _sync("all", "synthetic", mirror=True)
-    report = result["report"]
+    report = result.report
     touched = report["projects"] + report.get("incremental", {}).get("gone", 0)
     _line(
         "incremental resync (later state)",
         f"{seconds:.2f} s (in-flow {report.get('duration_s')} s), {touched} projects touched, "
-        f"version {result['version']}",
+        f"version {result.version}",
     )
     runs = 1 if database_url else immediate_runs
     _immediate(index, server, concurrency, skip_raw, runs=runs, label="big", fresh_first=False)
@@ -295,9 +295,9 @@ def _immediate(
             os.environ["MIRRORFLOW_HOME"] = main_home
             if home is not None:
                 shutil.rmtree(home, ignore_errors=True)
-        size = result["report"]["downloaded_bytes"]
+        size = result.report["downloaded_bytes"]
         mbps = size / 1e6 / seconds
-        in_flow = result["report"].get("duration_s") or seconds
+        in_flow = result.report.get("duration_s") or seconds
         flow_mbps = size / 1e6 / in_flow
         ratio = flow_ratio = ""
         if raw_mbps:

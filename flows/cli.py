@@ -273,20 +273,18 @@ def repository_sync(
         quiet_prefect_console()  # the run's logs go to the Prefect UI; the terminal gets the result
     with progress_bar():
         result = run_sync(name, remote, mirror=mirror, settings=settings)
-    for project in result["report"].get("not_found") or []:
+    for project in result.report.get("not_found") or []:
         print(
             f"Warning: included project {project!r} is not on the index; nothing synced for it",
             file=sys.stderr,
         )
-    version = catalog.get_version(name, result["version"])
+    version = catalog.get_version(name, result.version)
     # "changed": false when the sync found nothing new; the version shown is then the latest one.
-    emit(version_view(version) | {"changed": result["version"] is not None, "report": result["report"]})
-    report = result["report"]
-    if report.get("partial"):
-        stale = {**(report.get("failures") or {}), **(report.get("unverifiable") or {})}
-        from tasks.batch import SyncPartial
+    emit(version_view(version) | {"changed": result.version is not None, "report": result.report})
+    if result.partial:
+        from tasks.commit import SyncPartial
 
-        print(f"Error: {SyncPartial(name, result['version'], stale)}", file=sys.stderr)
+        print(f"Error: {SyncPartial(name, result.version, result.stale)}", file=sys.stderr)
         sys.exit(PARTIAL_EXIT)
 
 

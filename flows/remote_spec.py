@@ -6,12 +6,20 @@ accepted always builds a filter. Errors name the field and show the value.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from storage.schema import MAX_INT, SECRET_FIELDS
+from storage.schema import MAX_INT, SECRET_FIELDS, Policy
 from tasks.filenames import PACKAGE_TYPES
 from tasks.filters import PLATFORMS, FilterSpec, InvalidFilter
 from tasks.outcome import DEFAULT_MAX_FAILED_PERCENT, FailurePolicy
@@ -36,7 +44,8 @@ EXTRA_FILTERS = (
     "max_failed_percent",
 )
 
-Policy = Literal["immediate", "on_demand", "streamed"]
+#: ``storage.schema.Policy``, drawn inline in the JSON schema (the Prefect form offers the choices).
+PolicyChoice = Annotated[Policy, WithJsonSchema({"type": "string", "enum": [p.value for p in Policy]})]
 
 #: The longest timeout a remote may set, in seconds (a day): more is a typo, not a timeout.
 MAX_TIMEOUT = 86400.0
@@ -78,7 +87,7 @@ class RemoteFields(BaseModel):
     )
     python_versions: list[str] = Field(default_factory=list, description="Keep files installable on these.")
     skip_yanked: bool = Field(default=False, description="Leave out files the upstream yanked.")
-    policy: Policy = Field(default="on_demand", description="immediate, on_demand or streamed.")
+    policy: PolicyChoice = Field(default=Policy.ON_DEMAND, description="immediate, on_demand or streamed.")
     failure_policy: FailurePolicy = Field(
         default=FailurePolicy.AUTO,
         description="When some projects fail: partial commits the rest, all_or_nothing makes no version; "

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from flows.remote_spec import RemoteFields
     from storage.artifacts import ArtifactStore
-    from tasks.services import HttpSpec, StoreSpec
+    from tasks.config import HttpSpec, StoreSpec
 
 __all__ = [
     "catalog_for",
@@ -65,14 +65,14 @@ def reset_caches() -> None:
 
 def store_for(settings: Settings) -> ArtifactStore:
     """The S3 store when an endpoint is set, else the directory store under ``home``."""
-    from tasks.services import store_from
+    from tasks.clients import store_from
 
     return store_from(store_spec_for(settings))
 
 
 def store_spec_for(settings: Settings) -> StoreSpec:
     """The artifact store the settings name, as plain (picklable) values."""
-    from tasks.services import StoreSpec
+    from tasks.config import StoreSpec
 
     return StoreSpec(
         root=None if settings.s3_endpoint else str(settings.artifacts_dir),
@@ -89,7 +89,7 @@ def store_spec_for(settings: Settings) -> StoreSpec:
 
 def http_spec_for(remote: RemoteFields, *, concurrency: int, max_page_bytes: int) -> HttpSpec:
     """How to reach a remote's index, as plain (picklable) values."""
-    from tasks.services import HttpSpec
+    from tasks.config import HttpSpec
 
     headers: dict[str, str] = {}
     for entry in remote.headers or []:
@@ -117,8 +117,8 @@ def http_spec_for(remote: RemoteFields, *, concurrency: int, max_page_bytes: int
 
 def http_client_for(remote: RemoteFields, *, concurrency: int) -> httpx.Client:
     """A pooled HTTP client configured from a remote's download settings."""
+    from tasks.clients import http_client_from
     from tasks.index_client import DEFAULT_MAX_PAGE_BYTES
-    from tasks.services import http_client_from
 
     spec = http_spec_for(remote, concurrency=concurrency, max_page_bytes=DEFAULT_MAX_PAGE_BYTES)
     return http_client_from(spec)

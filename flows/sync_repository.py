@@ -1,12 +1,15 @@
-"""The sync flow: lock -> list projects -> fetch and resolve -> filter -> download or record -> commit.
+"""The sync flow: lock -> list projects -> resolve -> filter -> fetch (download or record) -> commit.
 
 Run it from Python (``sync_repository(repository="foo", remote="bar")``), from the CLI
 (``mirrorflow repository sync --name foo --remote bar``) or from a Prefect deployment (a schedule,
 or the Prefect UI's form: the parameters are typed in ``flows.params``). One sync per repository
-runs at a time, whoever started it (``storage.locks``). Projects are mapped in batches (a flow run
-must not hold tens of thousands of task runs); the new version is committed in one database
-transaction, or not at all. The tasks receive plain values only, so any task runner works,
-Dask included (``flows.runners``).
+runs at a time, whoever started it (``storage.locks``). The stages are Prefect tasks
+(``tasks.stages``): ``list-projects``, then ``resolve-batch``, ``filter-batch`` and ``fetch-batch``
+mapped over batches of projects (a flow run must not hold tens of thousands of task runs), then
+``commit-version``, drawn after every fetch-batch: the new version is committed in one database
+transaction, or not at all. The configuration is one frozen ``SyncConfig`` built here; the clients
+are built once and passed to the tasks (``tasks.clients``), so any task runner works, Dask included
+(``flows.runners``).
 """
 
 from __future__ import annotations
@@ -15,15 +18,14 @@ import contextlib
 import os
 import socket
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
-from prefect import flow, get_run_logger
+from prefect import allow_failure, flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture
 
 from flows.allocator import tune_allocator
@@ -38,22 +40,30 @@ from flows.params import (
 from flows.remote_spec import RemoteFields, filter_spec_of
 from flows.report import SyncProgress, end_progress, publish_end, publish_failure, publish_report
 from flows.runners import RunnerSettings, task_runner_for
-from flows.runtime import catalog_for, http_spec_for, store_spec_for
+from flows.runtime import catalog_for, http_spec_for
 from flows.settings import Settings
+from flows.sync_config import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, sync_config
 from storage.catalog import Catalog
-from storage.content import ContentWriter
 from storage.errors import MirrorflowError
 from storage.locks import holding
 from storage.maintenance import apply_retention
-from tasks.batch import BatchReport, NoIncludedProjectFound, SyncFailed, SyncPlan, SyncServices
+from tasks.clients import SyncServices, http_client_from
+from tasks.commit import NoIncludedProjectFound, SyncFailed, found_none, may_commit
+from tasks.config import SyncConfig
 from tasks.filters import included_project_names
-from tasks.index_client import IndexClient, TransientError, locate_simple_root
+from tasks.index_client import TransientError, locate_simple_root
 from tasks.index_url import simple_root_candidates
-from tasks.outcome import commits_despite_failures
-from tasks.planning import Wanted, batched, filter_fingerprint
+from tasks.listing import Wanted, Work, batched
+from tasks.report import BatchReport, SyncResult
+from tasks.resolve import ResolvedBatch
 from tasks.retrying import call_with_retries
-from tasks.services import ServicesSpec, hosting, http_client_from, store_from
-from tasks.steps import commit_version_task, plan_work_task, sync_batch_task
+from tasks.stages import (
+    commit_version_task,
+    fetch_batch_task,
+    filter_batch_task,
+    list_projects_task,
+    resolve_batch_task,
+)
 
 __all__ = [
     "sync_repository",
@@ -64,10 +74,10 @@ __all__ = [
     "PROGRESS",
     "NoRemote",
     "INLINE_REMOTE",
+    "SyncResult",
+    "sync_config",
 ]
 
-DEFAULT_CONCURRENCY = 10
-DEFAULT_RETRIES = 3
 #: The remote name recorded on versions made from an inline remote (a flow parameter).
 INLINE_REMOTE = "(inline)"
 
@@ -127,7 +137,7 @@ def sync_repository(
     remote: OptionalRemote = None,
     mirror: bool = False,
     lock_wait_s: float = DEFAULT_LOCK_WAIT,
-) -> Any:
+) -> SyncResult | State:
     """Sync ``repository`` from ``remote`` (a remote's name or an inline remote; default: the repository's).
 
     Args:
@@ -137,8 +147,8 @@ def sync_repository(
         mirror: Remove what the remote no longer selects (default: only add).
         lock_wait_s: Seconds to wait while another sync of this repository runs, then give up.
 
-    Waits up to ``lock_wait_s`` seconds while another sync of the repository runs. Returns
-    ``{"repository", "version", "report"}``; ``version`` is None when nothing changed. Raises
+    Waits up to ``lock_wait_s`` seconds while another sync of the repository runs. Returns a
+    ``SyncResult``; its ``version`` is None when nothing changed. Raises
     ``SyncFailed`` (no new version) when any project could not be synced, ``RepositoryBusy`` when
     the other sync did not finish in time. Bad parameters end the run in a ``Failed`` state whose
     message is one line naming the field (``invalid sync parameters: remote.includes: ...``).
@@ -159,7 +169,7 @@ def sync_repository(
     repository = params.repository
     try:
         _check_deployment_repository(repository)
-        return _locked_sync(repository, params.remote, params.mirror, params.lock_wait_s)
+        return _locked_sync(repository, params.remote, mirror=params.mirror, lock_wait_s=params.lock_wait_s)
     except BaseException as exc:
         # Every run leaves a current summary: one that failed early (unknown remote, no simple
         # index, busy repository, cancelled) would otherwise leave an older run's summary standing.
@@ -188,8 +198,8 @@ def _check_deployment_repository(repository: str) -> None:
 
 
 def _locked_sync(
-    repository: str, remote: str | RemoteFields | None, mirror: bool, lock_wait_s: float
-) -> dict[str, Any]:
+    repository: str, remote: str | RemoteFields | None, *, mirror: bool, lock_wait_s: float
+) -> SyncResult:
     logger = get_run_logger()
     settings = Settings()
     catalog = catalog_for(settings)
@@ -200,7 +210,16 @@ def _locked_sync(
     with holding(catalog, repository, holder=_holder(), wait=lock_wait_s, lease=lease_time) as lease:
         if lease.waited >= 1:
             logger.info("waited %.1fs for another sync of %r to finish", lease.waited, repository)
-        return _sync(settings, catalog, repository, remote_name, fields, mirror, started, lease.waited)
+        return _sync(
+            settings,
+            catalog,
+            repository,
+            remote_name,
+            fields,
+            mirror=mirror,
+            started=started,
+            lock_wait=lease.waited,
+        )
 
 
 def _resolve_remote(
@@ -220,119 +239,108 @@ def _sync(
     repository: str,
     remote_name: str,
     fields: RemoteFields,
+    *,
     mirror: bool,
     started: float,
     lock_wait: float,
-) -> dict[str, Any]:
+) -> SyncResult:
     logger = get_run_logger()
     repo = catalog.get_repository(repository)  # read again under the lock: another sync may have committed
     concurrency = fields.download_concurrency or DEFAULT_CONCURRENCY
-    plan = SyncPlan(
-        sync_id=str(uuid.uuid4()),
-        repository=repository,
-        repository_id=repo.id,
-        remote=remote_name,
-        policy=fields.policy,
-        spec=filter_spec_of(fields.model_dump()),
-        now=datetime.now(UTC),
-        concurrency=concurrency,
-        attempts=1 + (fields.max_retries if fields.max_retries is not None else DEFAULT_RETRIES),
-        max_file_bytes=settings.max_file_bytes,
-    )
+    attempts = 1 + (fields.max_retries if fields.max_retries is not None else DEFAULT_RETRIES)
+    http_spec = http_spec_for(fields, concurrency=concurrency, max_page_bytes=settings.max_page_bytes)
     progress = PROGRESS.get()
-    writer = ContentWriter(catalog)
-    spec = services_spec(settings, fields, concurrency=concurrency, token=plan.sync_id)
-    with http_client_from(spec.http) as http:
+    with http_client_from(http_spec) as http:
+        includes = included_project_names(filter_spec_of(fields.model_dump()))
         root = call_with_retries(
             lambda: locate_simple_root(
                 fields.url,
                 simple_root_candidates(fields.url),
                 client=http,
-                projects=included_project_names(plan.spec),
+                projects=includes,
                 max_page_bytes=settings.max_page_bytes,
             ),
-            attempts=plan.attempts,
+            attempts=attempts,
             transient=(TransientError,),
         )
         if root != fields.url:
             logger.info("remote %r: the simple index is at %s", remote_name, root)
-        spec = replace(spec, http=replace(spec.http, index_url=root))
-        index = IndexClient(root, client=http, max_page_bytes=settings.max_page_bytes)
-        services = SyncServices(index=index, store=store_from(spec.store), writer=writer)
-        with hosting(spec, services):
-            fingerprint = filter_fingerprint(fields.model_dump(), mirror=mirror)
-            accepted = [fingerprint, filter_fingerprint(fields.model_dump(), mirror=True)]
-            work = plan_work_task(plan, spec, accepted)  # serials: fetch only what changed
-            names = work.fetch
-            logger.info(
-                "%s sync (%s): %d unchanged, %d gone", work.mode, work.reason, work.unchanged, len(work.gone)
+        config = sync_config(
+            settings,
+            fields,
+            repository=repository,
+            repository_id=repo.id,
+            remote=remote_name,
+            index_url=root,
+            mirror=mirror,
+        )
+        # Built once; the tasks receive them (a Dask worker rebuilds them from the config: tasks.clients).
+        services = SyncServices.build(config.clients_key, catalog=catalog, http=http)
+        writer = services.writer
+        listed = list_projects_task.submit(config, services)
+        work = listed.result()  # serials: fetch only what changed
+        names = work.fetch
+        logger.info(
+            "%s sync (%s): %d unchanged, %d gone", work.mode, work.reason, work.unchanged, len(work.gone)
+        )
+        logger.info(
+            "syncing %d project(s) of %s into %r (policy %s)",
+            len(names),
+            fields.url,
+            repository,
+            config.policy,
+        )
+        if progress:
+            progress.start(len(names))
+        artifact = SyncProgress(repository, len(names))
+        report = BatchReport()
+        fetched: list[PrefectFuture[Any]] = []
+        try:
+            for batch in _run_batches(names, config, services, listed, fetched, settings.task_workers):
+                report = report + batch
+                artifact.advance(batch.projects)
+                if progress:
+                    progress.advance(batch.projects)
+        except BaseException:
+            writer.discard(config.sync_id)
+            raise
+        summary = report.as_dict() | {
+            "duration_s": round(time.monotonic() - started, 3),
+            "lock_wait_s": round(lock_wait, 3),
+            "mirror": mirror,
+            "incremental": {"mode": str(work.mode), "unchanged": work.unchanged, "gone": len(work.gone)},
+        }
+        for name in report.not_found:
+            logger.warning("project %r is not on the index (%s)", name, services.index.project_url(name))
+        if found_none(config, report):
+            writer.discard(config.sync_id)
+            raise NoIncludedProjectFound(repository, root, report.not_found)
+        if not may_commit(config, report, unchanged=work.unchanged):
+            writer.discard(config.sync_id)
+            publish_report(
+                repository, version=None, previous=repo.latest_version, summary=summary, counts=None
             )
-            logger.info(
-                "syncing %d project(s) of %s into %r (policy %s)",
-                len(names),
-                fields.url,
-                repository,
-                plan.policy,
+            raise SyncFailed(repository, report.failures, report.advice)
+        summary["partial"] = bool(report.failures or report.unverifiable)
+        if summary["partial"]:
+            logger.warning(
+                "committing without %d failed project(s) and %d unverifiable file(s); they keep their "
+                "previous content and the next sync retries them: %s",
+                len(report.failures),
+                len(report.unverifiable),
+                "; ".join(
+                    f"{k}: {v}" for k, v in sorted({**report.failures, **report.unverifiable}.items())[:5]
+                ),
             )
-            if progress:
-                progress.start(len(names))
-            artifact = SyncProgress(repository, len(names))
-            report = BatchReport()
-            try:
-                for batch in _run_batches(names, plan, spec, settings):
-                    report = report + batch
-                    artifact.advance(batch.projects)
-                    if progress:
-                        progress.advance(batch.projects)
-            except BaseException:
-                writer.discard(plan.sync_id)
-                raise
-            summary = report.as_dict() | {
-                "duration_s": round(time.monotonic() - started, 3),
-                "lock_wait_s": round(lock_wait, 3),
-                "mirror": mirror,
-                "incremental": {"mode": work.mode, "unchanged": work.unchanged, "gone": len(work.gone)},
-            }
-            for name in report.not_found:
-                logger.warning("project %r is not on the index (%s)", name, index.project_url(name))
-            if plan.spec.includes and report.projects and len(report.not_found) == report.projects:
-                writer.discard(plan.sync_id)
-                raise NoIncludedProjectFound(repository, root, report.not_found)
-            commits = commits_despite_failures(
-                fields.failure_policy,
-                whole_index=not plan.spec.includes,
-                failed=len(report.failures),
-                # Of every project the sync covers, the unchanged ones included: an incremental run
-                # that refetches one broken project must not fail on "100% of what it fetched".
-                asked=report.projects + work.unchanged,
-                max_failed_percent=fields.max_failed_percent,
-            )
-            if not commits:
-                writer.discard(plan.sync_id)
-                publish_report(
-                    repository, version=None, previous=repo.latest_version, summary=summary, counts=None
-                )
-                raise SyncFailed(repository, report.failures, report.advice)
-            summary["partial"] = bool(report.failures or report.unverifiable)
-            if summary["partial"]:
-                logger.warning(
-                    "committing without %d failed project(s) and %d unverifiable file(s); they keep their "
-                    "previous content and the next sync retries them: %s",
-                    len(report.failures),
-                    len(report.unverifiable),
-                    "; ".join(
-                        f"{k}: {v}" for k, v in sorted({**report.failures, **report.unverifiable}.items())[:5]
-                    ),
-                )
-            version = commit_version_task(
-                plan,
-                spec,
-                mirror=mirror,
-                report=summary,
-                scope=work.scope,
-                fingerprint=fingerprint,
-            )
-            apply_retention(catalog, repository)  # retain_repo_versions: drop versions beyond the newest N
+        # Drawn after every fetch-batch in the graph, failed ones included (their projects are left out).
+        version = commit_version_task(
+            config,
+            services,
+            report=summary,
+            scope=work.scope,
+            wait_for=_after(fetched, listed),
+        )
+        apply_retention(catalog, repository)  # retain_repo_versions: drop versions beyond the newest N
     counts = (
         None
         if version is None
@@ -356,37 +364,62 @@ def _sync(
             version.removed,
             version.present,
         )
-    return {
-        "repository": repository,
-        "version": None if version is None else version.number,
-        "report": summary,
-    }
+    return SyncResult(
+        repository=repository, version=None if version is None else version.number, report=summary
+    )
 
 
 def _run_batches(
-    names: Sequence[Wanted], plan: SyncPlan, spec: ServicesSpec, settings: Settings
+    names: Sequence[Wanted],
+    config: SyncConfig,
+    services: SyncServices,
+    listed: PrefectFuture[Work],
+    fetched: list[PrefectFuture[Any]],
+    task_workers: int,
 ) -> Iterator[BatchReport]:
-    """Run the batches as mapped task runs, a bounded window of them submitted at a time.
+    """Map resolve -> filter -> fetch over the batches, a bounded window of batches submitted at a time;
+    yield each batch's report in order, and append its fetch future to ``fetched`` (the commit waits on them).
 
-    Submitting every batch at once keeps a future, a task run and a copy of the run's context
-    per batch alive until the end: memory that grows with the index. A window of twice the task
-    workers keeps every worker busy.
+    Submitting every batch at once keeps three futures, task runs and copies of the run's context per
+    batch alive until the end: memory that grows with the index. A window of twice the task workers
+    keeps every worker busy. Only the finished fetch futures are kept, for the commit's dependencies.
     """
-    window: deque[PrefectFuture[BatchReport]] = deque()
-    for batch in batched(names, settings.batch_size):
-        if len(window) >= 2 * settings.task_workers:
-            yield window.popleft().result()
-        window.append(sync_batch_task.submit(batch, plan, spec))
+    window: deque[tuple[PrefectFuture[ResolvedBatch], PrefectFuture[ResolvedBatch], PrefectFuture[Any]]]
+    window = deque()
+    for batch in batched(names, config.batch_size):
+        if len(window) >= 2 * task_workers:
+            yield _report_of(*window.popleft())
+        first = batch[0].name
+        resolved = resolve_batch_task.submit(
+            batch, config, services, first=first, wait_for=[listed], return_state=False
+        )
+        filtered = filter_batch_task.submit(resolved, config, first=first, return_state=False)
+        fetch = fetch_batch_task.submit(filtered, config, services, first=first, return_state=False)
+        fetched.append(fetch)
+        window.append((resolved, filtered, fetch))
     while window:
-        yield window.popleft().result()
+        yield _report_of(*window.popleft())
 
 
-def services_spec(settings: Settings, fields: RemoteFields, *, concurrency: int, token: str) -> ServicesSpec:
-    """The picklable description of a sync's services, from the settings and the remote."""
-    http = http_spec_for(fields, concurrency=concurrency, max_page_bytes=settings.max_page_bytes)
-    return ServicesSpec(
-        catalog_url=settings.catalog_url, store=store_spec_for(settings), http=http, token=token
-    )
+def _after(fetched: Sequence[PrefectFuture[Any]], listed: PrefectFuture[Work]) -> list[Any]:
+    """The commit's upstreams: every fetch-batch, failed ones allowed (the failure policy decided)."""
+    return [allow_failure(future) for future in fetched] or [listed]
+
+
+def _report_of(
+    resolved: PrefectFuture[ResolvedBatch],
+    filtered: PrefectFuture[ResolvedBatch],
+    fetch: PrefectFuture[Any],
+) -> BatchReport:
+    """The batch's report, also from a fetch-batch that ended Failed (some projects failed: the
+    failure policy decides). Any other failure of its stages raises that stage's error."""
+    outcome = fetch.result(raise_on_failure=False)
+    if isinstance(outcome, BatchReport):
+        return outcome
+    resolved.result()  # raises the error of the first stage that failed
+    filtered.result()
+    fetch.result()
+    raise TypeError(f"fetch-batch returned {outcome!r}, not a BatchReport")
 
 
 def _holder() -> str:
@@ -404,12 +437,15 @@ def run_sync(
     settings: Settings,
     task_runner: Any = None,
     lock_wait_s: float = DEFAULT_LOCK_WAIT,
-) -> dict[str, Any]:
+) -> SyncResult:
     """Run the flow in this process, with ``task_runner`` or the one ``MIRRORFLOW_TASK_RUNNER`` names."""
     from prefect import tags
 
     runner = task_runner or task_runner_for(RunnerSettings(task_workers=settings.task_workers))
     with tags(*run_tags(repository, remote)):
-        return sync_repository.with_options(task_runner=runner)(
+        result = sync_repository.with_options(task_runner=runner)(
             repository=repository, remote=remote, mirror=mirror, lock_wait_s=lock_wait_s
         )
+    # A run that ends Failed (bad parameters) raises here rather than returning its state.
+    assert isinstance(result, SyncResult), result
+    return result

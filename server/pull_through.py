@@ -20,9 +20,9 @@ from packaging.utils import NormalizedName
 from server.upstream import ServeError, UpstreamRemote, Upstreams
 from storage.records import NewPackage, RepositoryState, ServedFile
 from storage.serving import ServingCatalog
-from tasks.batch import package_record
 from tasks.distributions import ProjectPage
-from tasks.filters import select_files, wanted_projects
+from tasks.fetch import package_record
+from tasks.filters import filter_project, wanted_projects
 from tasks.index_client import IndexClientError, ProjectNotFound
 from tasks.simple import InvalidPage
 
@@ -67,9 +67,10 @@ def pull_through_files(
 
 
 def _packages(page: ProjectPage, remote: UpstreamRemote, now: datetime) -> list[NewPackage]:
-    selection = select_files(page.name, page.files, remote.spec, now=now)
-    return [
-        package_record(page, c, c.file.sha256, c.file.size)
-        for c in selection.kept
-        if c.file.sha256 is not None
-    ]
+    # The sync's own rules, refusals included: recorded now and fetched on request, a file needs a sha256.
+    selection = filter_project(
+        page.name, page.files, remote.spec, now=now, max_file_bytes=None, require_sha256=True
+    )
+    if selection.skipped:
+        log.info("pull-through of %r skipped %s", page.name, selection.counts())
+    return [package_record(page, c, c.file.sha256, c.file.size) for c in selection.kept if c.file.sha256]

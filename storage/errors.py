@@ -18,7 +18,7 @@ The tree, each branch drawn in its own module's docstring::
      ├── tasks.simple_fields.InvalidPage      an upstream page that cannot be parsed (also a ValueError)
      ├── tasks.core_metadata.WheelMetadataError
      ├── tasks.index_client.IndexClientError  ProjectNotFound, UpstreamError, TransientError
-     ├── tasks.batch.SyncFailed               a sync that could not complete (no version made)
+     ├── tasks.commit.SyncFailed              a sync that could not complete (no version made)
      ├── server.upstream.ServeError           a file request that cannot be served
      ├── server.hrefs.InvalidHref             a href that names no repository version (also a ValueError)
      └── flows: UsageError, InvalidParameters, NoRemote, runners.TaskRunnerUnavailable

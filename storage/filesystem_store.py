@@ -13,7 +13,7 @@ threads' time): the files wait in ``.incoming``; every 32 MiB spooled, a backgro
 the filesystem (``syncfs``), moves the files spooled before it under their keys and flushes again,
 and the block's exit does the same for the rest. A crash or power loss leaves spool files in
 ``.incoming``, never a torn file under a key; what a step published stays, so a sync killed at 90%
-finds most of its downloads under their keys when it runs again (``tasks.batch`` reuses them). Errors are those of
+finds most of its downloads under their keys when it runs again (``tasks.fetch`` reuses them). Errors are those of
 ``storage.artifacts``; a missing file becomes
 ``ArtifactNotFound``. Other ``OSError``s (disk full, permissions) propagate unchanged: they are not
 transient and need an operator.

@@ -37,6 +37,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from storage.schema import Policy
+
 __all__ = [
     "Base",
     "Repository",
@@ -51,7 +53,7 @@ __all__ = [
     "POLICIES",
 ]
 
-POLICIES = ("immediate", "on_demand", "streamed")
+POLICIES = tuple(policy.value for policy in Policy)
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",

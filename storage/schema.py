@@ -1,5 +1,7 @@
 """Facts of the schema known without importing SQLAlchemy or Alembic: the revision this code
-expects, the integer bound, and which remote columns hold secrets.
+expects, the integer bound, which remote columns hold secrets, and the values the schema
+constrains that every layer shares (``Policy``: the catalog's CHECK, the remote's field, the sync,
+the server).
 
 Importing Alembic and walking its migration scripts costs about 0.1 s, on every start of every
 command. A catalog already at ``HEAD_REVISION`` needs neither: ``Catalog.migrate`` reads the one
@@ -10,7 +12,9 @@ so a new migration that forgets to move it fails the suite.
 
 from __future__ import annotations
 
-__all__ = ["HEAD_REVISION", "MAX_INT", "SECRET_FIELDS", "VERSION_TABLE"]
+import enum
+
+__all__ = ["HEAD_REVISION", "MAX_INT", "SECRET_FIELDS", "VERSION_TABLE", "Policy"]
 
 #: The newest revision under ``storage/migrations/versions`` (Alembic's head).
 HEAD_REVISION = "0008_schedule_paused"
@@ -21,3 +25,15 @@ MAX_INT = 2**31 - 1
 #: The remote's credential fields: stored encrypted (``storage.catalog``), never printed, never given
 #: inline (``flows``): shown as ``hidden_fields`` with ``is_set``, in the seed's order.
 SECRET_FIELDS = ("client_key", "proxy_username", "proxy_password", "username", "password")
+
+
+class Policy(enum.StrEnum):
+    """How a repository gets a remote's files (Pulp's names): the one definition of the three values.
+
+    ``immediate`` downloads and stores them while syncing; ``on_demand`` records them and fetches each
+    on its first request; ``streamed`` records them and proxies every request without storing.
+    """
+
+    IMMEDIATE = "immediate"
+    ON_DEMAND = "on_demand"
+    STREAMED = "streamed"

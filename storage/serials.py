@@ -34,7 +34,7 @@ __all__ = ["Remembered", "Touched", "SerialMemory", "apply_touched", "touched_na
 class Remembered(NamedTuple):
     """What a repository remembers of one upstream project page.
 
-    A tuple, so that ``tasks.planning`` (which knows no storage types) reads it as
+    A tuple, so that ``tasks.listing.plan_projects`` (which knows no storage types) reads it as
     ``(serial, etag, last_modified)`` without a copy of the whole memory.
     """
 

@@ -1,9 +1,13 @@
-"""Which projects and files a repository keeps: filter settings, validated once, applied in a fixed order.
+"""The filter stage: which projects and files a repository keeps, rules applied in a fixed order.
 
-``FilterSpec.build(...)`` validates the user's settings; ``wanted_projects`` picks the projects to fetch;
-``select_files`` decides, for one project page, which files to keep. Every dropped file gets exactly one
-:class:`Skip` naming the first rule that dropped it; the rules apply in the order of :class:`SkipReason`'s
-members, as ``docs/filters.md`` explains with examples.
+``FilterSpec.build(...)`` (``tasks.filter_spec``) validates the user's settings; ``wanted_projects``
+picks the projects to fetch; ``select_files`` decides, for one project page, which files to keep;
+``filter_project`` adds the rules no index may talk us out of (an unsafe URL, a declared size over
+the limit, a field no catalog column may hold, no sha256 where the file is recorded unfetched). Every
+dropped file gets exactly one :class:`Skip` naming the first rule that dropped it; the rules apply in
+the order of :class:`SkipReason`'s members, as ``docs/filters.md`` explains with examples. The sync
+(``tasks.stages``) and pull-through (``server.pull_through``) both call ``filter_project``: one rule
+set, every refusal counted by its reason.
 
 Exception tree::
 
@@ -16,46 +20,46 @@ Pure: imports only the standard library, ``packaging`` and other pure ``tasks`` 
 from __future__ import annotations
 
 import enum
+import functools
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
 
-from storage.errors import MirrorflowError
 from tasks.distributions import DistFile
-from tasks.filenames import PACKAGE_TYPES, InvalidFilename, ParsedFilename, parse_filename
-from tasks.platforms import PLATFORMS, excluded_platform, python_mismatch
+from tasks.filenames import InvalidFilename, ParsedFilename, parse_filename
+from tasks.filter_spec import (
+    PLATFORMS,
+    FilterSpec,
+    InvalidFilter,
+    included_project_names,
+    parse_age,
+    validate_requirements,
+)
+from tasks.platforms import excluded_platform, python_mismatch
 
 __all__ = [
     "PLATFORMS",
+    "SAFETY_REASONS",
     "Candidate",
     "FilterSpec",
     "InvalidFilter",
     "Selection",
     "Skip",
     "SkipReason",
+    "filter_project",
     "included_project_names",
     "parse_age",
+    "refusal",
     "select_files",
     "validate_requirements",
     "wanted_projects",
 ]
-
-_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-class InvalidFilter(MirrorflowError, ValueError):
-    """A filter setting that cannot be used: names the field, shows the value and says why."""
-
-    def __init__(self, field: str, value: object, reason: str) -> None:
-        super().__init__(f"{field}: {value!r} {reason}")
-        self.field = field
-        self.value = value
-        self.reason = reason
 
 
 class SkipReason(enum.StrEnum):
@@ -72,6 +76,17 @@ class SkipReason(enum.StrEnum):
     YANKED = "yanked"
     TOO_NEW = "too-new"
     KEEP_LATEST = "keep-latest"
+    # The refusals (``refusal``): after keep-latest, so a refused file still counts among the newest.
+    UNSAFE_URL = "unsafe-url"
+    TOO_LARGE = "too-large"
+    INVALID_FIELD = "invalid-field"
+    NO_SHA256 = "no-sha256"
+    #: Not a rule of this module: bytes that failed their digest twice while downloading (``tasks.fetch``).
+    UNVERIFIABLE = "unverifiable"
+
+
+#: The refusals a sync logs as warnings: an index that serves them is broken or hostile.
+SAFETY_REASONS = frozenset({SkipReason.UNSAFE_URL, SkipReason.TOO_LARGE, SkipReason.INVALID_FIELD})
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,100 +117,6 @@ class Selection:
         """Return the number of skips per reason value, in rule order, leaving out reasons with none."""
         counter = Counter(skip.reason for skip in self.skipped)
         return {reason.value: counter[reason] for reason in SkipReason if counter[reason]}
-
-
-@dataclass(frozen=True, slots=True)
-class FilterSpec:
-    """Validated filter settings. Build it with :meth:`build`, which checks every field."""
-
-    includes: tuple[Requirement, ...]
-    excludes: tuple[Requirement, ...]
-    prereleases: bool
-    package_types: frozenset[str]
-    exclude_platforms: frozenset[str]
-    keep_latest_packages: int
-    min_upload_age: timedelta | None
-    missing_upload_time: str
-    python_versions: tuple[Version, ...]
-    skip_yanked: bool
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        includes: Sequence[str] = (),
-        excludes: Sequence[str] = (),
-        prereleases: bool = True,
-        package_types: Iterable[str] = (),
-        exclude_platforms: Iterable[str] = (),
-        keep_latest_packages: int = 0,
-        min_upload_age: str | timedelta | None = None,
-        missing_upload_time: str = "take",
-        python_versions: Iterable[str] = (),
-        skip_yanked: bool = False,
-    ) -> FilterSpec:
-        """Return a validated spec; raise :class:`InvalidFilter` naming the first bad field and value."""
-        return cls(
-            includes=validate_requirements("includes", includes),
-            excludes=validate_requirements("excludes", excludes),
-            prereleases=_flag("prereleases", prereleases),
-            package_types=_choices("package_types", package_types, PACKAGE_TYPES),
-            exclude_platforms=_choices("exclude_platforms", exclude_platforms, PLATFORMS),
-            keep_latest_packages=_count("keep_latest_packages", keep_latest_packages),
-            min_upload_age=_age(min_upload_age),
-            missing_upload_time=_one_of("missing_upload_time", missing_upload_time, ("take", "skip")),
-            python_versions=tuple(_target_python(v) for v in _strings("python_versions", python_versions)),
-            skip_yanked=_flag("skip_yanked", skip_yanked),
-        )
-
-
-def parse_age(text: str) -> timedelta:
-    """Parse an age such as ``"7d"``, ``"12h"``, ``"30m"``, ``"2w"`` or ``"90s"``; raise InvalidFilter.
-
-    >>> parse_age("7d"), parse_age("90s")
-    (datetime.timedelta(days=7), datetime.timedelta(seconds=90))
-    >>> parse_age("7 days")
-    Traceback (most recent call last):
-    ...
-    tasks.filters.InvalidFilter: min_upload_age: '7 days' is not an age like '7d', '12h', '30m', '2w' or '90s'
-    """
-    if not isinstance(text, str):
-        raise InvalidFilter("min_upload_age", text, "is not a string like '7d'")
-    number, unit = text.strip()[:-1], text.strip()[-1:]
-    if unit not in _AGE_UNITS or not (number.isascii() and number.isdecimal()):
-        raise InvalidFilter("min_upload_age", text, "is not an age like '7d', '12h', '30m', '2w' or '90s'")
-    try:
-        return timedelta(**{_AGE_UNITS[unit]: int(number)})
-    except OverflowError:
-        raise InvalidFilter("min_upload_age", text, "is too large") from None
-
-
-def validate_requirements(field: str, values: Sequence[str]) -> tuple[Requirement, ...]:
-    """Parse PEP 508 requirement strings; raise InvalidFilter for invalid ones, markers and URLs.
-
-    Extras are accepted and ignored: a mirror keeps a project's files whatever extras one installs.
-
-    >>> [str(r) for r in validate_requirements("includes", ["Django~=2.0", "scipy"])]
-    ['Django~=2.0', 'scipy']
-    """
-    requirements = []
-    for value in _strings(field, values):
-        try:
-            requirement = Requirement(value)
-        except InvalidRequirement as exc:
-            raise InvalidFilter(field, value, f"is not a valid PEP 508 requirement: {exc}") from exc
-        if requirement.marker is not None:
-            # A mirror serves every environment; a marker would silently depend on the syncing machine.
-            raise InvalidFilter(field, value, "has an environment marker; markers are not supported here")
-        if requirement.url:
-            raise InvalidFilter(field, value, "is a URL requirement; name a project of the index instead")
-        requirements.append(requirement)
-    return tuple(requirements)
-
-
-def included_project_names(spec: FilterSpec) -> list[NormalizedName]:
-    """Return the canonical names of the includes, sorted and deduplicated."""
-    return sorted({canonicalize_name(requirement.name) for requirement in spec.includes})
 
 
 def wanted_projects(names: Iterable[NormalizedName], spec: FilterSpec) -> list[NormalizedName]:
@@ -349,55 +270,78 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def _strings(field: str, values: Iterable[str]) -> list[str]:
-    # A bare string is iterable too: "django" would become seven one-letter requirements.
-    if isinstance(values, str):
-        raise InvalidFilter(field, values, "must be a list of strings, not one string")
-    items = list(values)
-    for value in items:
-        if not isinstance(value, str):
-            raise InvalidFilter(field, value, "is not a string")
-    return items
+def filter_project(
+    project: NormalizedName,
+    files: Sequence[DistFile],
+    spec: FilterSpec,
+    *,
+    now: datetime,
+    max_file_bytes: int | None,
+    require_sha256: bool,
+) -> Selection:
+    """``select_files``, then ``refusal`` on each kept file: what a sync (or pull-through) keeps.
+
+    ``require_sha256``: the files are recorded now and fetched later (on_demand, streamed,
+    pull-through), which cannot be verified without a listed digest. No default: say which.
+    """
+    selection = select_files(project, files, spec, now=now)
+    kept: list[Candidate] = []
+    refused: list[Skip] = []
+    for candidate in selection.kept:
+        skip = refusal(candidate.file, max_file_bytes=max_file_bytes, require_sha256=require_sha256)
+        if skip is None:
+            kept.append(candidate)
+        else:
+            refused.append(skip)
+    if not refused:
+        return selection
+    skipped = sorted((*selection.skipped, *refused), key=lambda s: (s.file.filename, s.file.url))
+    return Selection(kept=tuple(kept), skipped=tuple(skipped))
 
 
-def _choices(field: str, values: Iterable[str], allowed: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(_one_of(field, value, allowed) for value in _strings(field, values))
+def refusal(file: DistFile, *, max_file_bytes: int | None, require_sha256: bool) -> Skip | None:
+    """Return the ``Skip`` for a file no index may make us fetch or record, else None.
+
+    ``unsafe-url``: not http(s) with a host (``file://`` would read the mirror's own disk; other
+    hosts are fine: indexes often serve files from a separate host). ``too-large``: a declared size
+    above ``max_file_bytes``, refused before any byte is fetched. ``invalid-field``: text holding
+    NUL, which no catalog column may store. ``no-sha256``: with ``require_sha256``, a file listed
+    without a digest.
+
+    >>> file = DistFile(filename="a-1.0.tar.gz", url="file:///etc/passwd", sha256=None)
+    >>> refusal(file, max_file_bytes=None, require_sha256=False).reason
+    <SkipReason.UNSAFE_URL: 'unsafe-url'>
+    """
+    if _unsafe_url(_origin(file.url)):
+        return Skip(file, SkipReason.UNSAFE_URL, f"{file.url[:200]!r} is not an http(s) URL with a host")
+    if max_file_bytes is not None and file.size is not None and file.size > max_file_bytes:
+        return Skip(file, SkipReason.TOO_LARGE, f"declared size {file.size} > {max_file_bytes} bytes")
+    if "\x00" in f"{file.url}{file.requires_python or ''}{file.yanked_reason or ''}":
+        return Skip(file, SkipReason.INVALID_FIELD, "a field holds NUL")
+    if require_sha256 and file.sha256 is None:
+        return Skip(file, SkipReason.NO_SHA256, "no sha256 listed: a later fetch could not be verified")
+    return None
 
 
-def _one_of(field: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise InvalidFilter(field, value, f"is not one of {', '.join(allowed)}")
-    return value
+#: Characters that ``urlsplit`` strips or removes: a URL holding one takes the uncached check.
+_SPACE_OR_CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
 
 
-def _flag(field: str, value: bool) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidFilter(field, value, "must be true or false")
-    return value
+def _origin(url: str) -> str:
+    """Return the part of ``url`` that decides ``_unsafe_url``: ``scheme://netloc`` of a plain http(s)
+    URL (its netloc ends at the first "/" after it), else the whole URL."""
+    start = 8 if url.startswith("https://") else 7 if url.startswith("http://") else 0
+    if not start or _SPACE_OR_CONTROL_RE.search(url) is not None:
+        return url
+    end = url.find("/", start)
+    return url if end < 0 else url[:end]
 
 
-def _count(field: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidFilter(field, value, "must be a whole number, 0 or more")
-    return value
-
-
-def _age(value: str | timedelta | None) -> timedelta | None:
-    if value is None:
-        return None
-    age = value if isinstance(value, timedelta) else parse_age(value)
-    if age < timedelta(0):
-        raise InvalidFilter("min_upload_age", value, "must not be negative")
-    return age
-
-
-def _target_python(value: str) -> Version:
-    # A CPython release such as "3.12" or "3.12.1"; strings only, since YAML reads 3.10 as the float 3.1.
+@functools.lru_cache(maxsize=1024)
+def _unsafe_url(url: str) -> bool:
+    # The files of a sync share a few origins: ``urlsplit`` each once (bounded cache) instead of per file.
     try:
-        version = Version(value)
-    except InvalidVersion:
-        version = None
-    plain = version is not None and version == Version(version.base_version) and not version.epoch
-    if version is None or not plain or len(version.release) not in (2, 3):
-        raise InvalidFilter("python_versions", value, "is not a Python version like '3.12'")
-    return version
+        parts = urlsplit(url)
+        return parts.scheme not in ("http", "https") or not parts.hostname
+    except ValueError:  # e.g. a malformed IPv6 host or port
+        return True

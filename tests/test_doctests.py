@@ -19,7 +19,14 @@ MODULES = sorted(
 
 
 def test_the_modules_with_examples_are_found() -> None:
-    assert {"tasks.index_url", "tasks.outcome", "tasks.simple", "tasks.batch", "server.hrefs"} <= set(MODULES)
+    assert {
+        "tasks.index_url",
+        "tasks.outcome",
+        "tasks.simple",
+        "tasks.report",
+        "tasks.filters",
+        "server.hrefs",
+    } <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 import tasks.filenames
+import tasks.filter_spec
 import tasks.filters
 import tasks.index_url
 import tasks.outcome
@@ -751,7 +752,9 @@ def test_first_rule_wins_in_documented_order() -> None:
         "too-new": 1,
         "keep-latest": 1,
     }
-    assert list(selection.counts()) == [reason.value for reason in SkipReason]
+    # select_files's rules, in order; the refusals after keep-latest are filter_project's (test_refusals).
+    rules = list(SkipReason)[: list(SkipReason).index(SkipReason.KEEP_LATEST) + 1]
+    assert list(selection.counts()) == [reason.value for reason in rules]
 
 
 def test_selection_is_independent_of_input_order() -> None:
@@ -984,6 +987,43 @@ def test_seed_types_platforms_keep_latest() -> None:
     assert selection.counts() == {"package-type": 8, "platform": 10, "keep-latest": 6}
 
 
+# --- refusals: the rules no index may talk a sync (or pull-through) out of -------------------------
+
+_SHA = "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("url", "size", "sha256", "require_sha256", "max_file_bytes", "expected"),
+    [
+        pytest.param("https://files.example/a-1.0.tar.gz", 10, _SHA, True, 100, None, id="kept"),
+        pytest.param("file:///etc/passwd", 10, _SHA, False, None, "unsafe-url", id="file-url"),
+        pytest.param("https:///a-1.0.tar.gz", 10, _SHA, False, None, "unsafe-url", id="no-host"),
+        pytest.param("http://[::1/a-1.0.tar.gz", 10, _SHA, False, None, "unsafe-url", id="bad-ipv6"),
+        pytest.param("https://files.example/a-1.0.tar.gz", 101, _SHA, False, 100, "too-large", id="too-large"),
+        pytest.param("https://files.example/a-1.0.tar.gz", None, _SHA, False, 100, None, id="no-size-kept"),
+        pytest.param("https://files.example/a\x00-1.0.tar.gz", 1, _SHA, False, None, "invalid-field", id="nul"),
+        pytest.param("https://files.example/a-1.0.tar.gz", 1, None, True, None, "no-sha256", id="no-sha256"),
+        pytest.param("https://files.example/a-1.0.tar.gz", 1, None, False, None, None, id="no-sha256-immediate"),
+    ],
+)  # fmt: skip
+def test_refusals(url, size, sha256, require_sha256, max_file_bytes, expected) -> None:
+    file = DistFile(filename="a-1.0.tar.gz", url=url, sha256=sha256, size=size)
+    skip = tasks.filters.refusal(file, max_file_bytes=max_file_bytes, require_sha256=require_sha256)
+    assert (None if skip is None else skip.reason.value) == expected
+
+
+def test_filter_project_counts_refusals_after_keep_latest() -> None:
+    files = [
+        DistFile(filename="a-2.0.tar.gz", url="file:///a-2.0.tar.gz", sha256=_SHA),
+        DistFile(filename="a-1.0.tar.gz", url="https://files.example/a-1.0.tar.gz", sha256=_SHA),
+    ]
+    spec = FilterSpec.build(keep_latest_packages=1)
+    selection = tasks.filters.filter_project(
+        canonicalize_name("a"), files, spec, now=NOW, max_file_bytes=None, require_sha256=True
+    )
+    assert selection.kept == () and selection.counts() == {"keep-latest": 1, "unsafe-url": 1}
+
+
 # --- doctests (purity is held by tests/test_boundaries.py) ------------------------------------------
 
 
@@ -993,6 +1033,7 @@ def test_seed_types_platforms_keep_latest() -> None:
         pytest.param(m, id=m.__name__)
         for m in (
             tasks.filters,
+            tasks.filter_spec,
             tasks.platforms,
             tasks.filenames,
             tasks.index_url,

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections import Counter
-from datetime import UTC, datetime
 
 import httpx
 import pytest
+from support_sync import sync_config
 
 from storage.content import ContentWriter
-from tasks.batch import SyncPlan, SyncServices, sync_projects
+from tasks.clients import SyncServices
 from tasks.filters import FilterSpec
-from tasks.incremental import plan_work, record_gone
 from tasks.index_client import IndexClient, build_http_client
-from tasks.planning import filter_fingerprint
+from tasks.listing import filter_fingerprint, list_projects
+from tasks.stages import run_batch
 
 ROOT = "https://index.example/simple/"
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -95,31 +94,30 @@ def setup(catalog, fs_store):
 
     def sync(*, mirror: bool = True, spec: FilterSpec | None = None, attempts: int = 2):
         spec = spec or FilterSpec.build()
-        plan = SyncPlan(
-            sync_id=str(uuid.uuid4()),
-            repository="repo",
-            repository_id=repo.id,
-            remote="up",
-            policy="on_demand",
-            spec=spec,
-            now=datetime.now(UTC),
-            concurrency=4,
-            attempts=attempts,
-            stale_backoff=0.01,
-        )
-        services = SyncServices(index=IndexClient(ROOT, client=http), store=fs_store, writer=writer)
         fields = {
             "url": ROOT,
             "includes": [str(r) for r in spec.includes],
             "excludes": [str(r) for r in spec.excludes],
         }
         fingerprint = filter_fingerprint(fields, mirror=mirror)
-        work = plan_work(plan, services, accepted=[fingerprint, filter_fingerprint(fields, mirror=True)])
-        record_gone(work.gone, plan, services)
-        report = sync_projects(work.fetch, plan, services)
+        config = sync_config(
+            repository="repo",
+            repository_id=repo.id,
+            remote="up",
+            spec=spec,
+            mirror=mirror,
+            concurrency=4,
+            attempts=attempts,
+            stale_backoff=0.01,
+            fingerprint=fingerprint,
+            accepted_fingerprints=(fingerprint, filter_fingerprint(fields, mirror=True)),
+        )
+        services = SyncServices(index=IndexClient(ROOT, client=http), store=fs_store, writer=writer)
+        work = list_projects(config, services)
+        report = run_batch(work.fetch, config, services)
         version = writer.commit_version(
             repository="repo",
-            sync_id=plan.sync_id,
+            sync_id=config.sync_id,
             mirror=mirror,
             remote_name="up",
             scope=work.scope,

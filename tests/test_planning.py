@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.planning import Wanted, batched, filter_fingerprint, is_stale, plan_projects, stale_delays
+from tasks.listing import Wanted, batched, filter_fingerprint, is_stale, plan_projects, stale_delays
 
 FP = "f" * 64
 

@@ -8,10 +8,11 @@ import hashlib
 import json
 import pickle
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
+from support_sync import sync_config
 
 from flows.params import InvalidParameters, validate_sync_parameters
 from flows.settings import Settings
@@ -19,10 +20,11 @@ from storage.catalog import Catalog
 from storage.content import ContentWriter
 from storage.filesystem_store import FileSystemStore
 from storage.locks import RepositoryBusy, acquire, holding, release, renew
-from tasks.batch import SyncPlan, SyncServices, sync_projects
+from tasks.clients import SyncServices
+from tasks.config import HttpSpec, Policy, StoreSpec
 from tasks.filters import FilterSpec
 from tasks.index_client import IndexClient
-from tasks.services import HttpSpec, ServicesSpec, StoreSpec, build_services, hosting, services_for
+from tasks.stages import run_batch
 
 
 def _ok(result):
@@ -89,7 +91,7 @@ def test_an_inline_remote_syncs_without_a_remote_row(cli, seed_index):
 
     _ok(cli("repository", "create", "--name", "foo"))
     result = sync_repository(repository="foo", remote={"url": seed_index.url, "includes": ["shelf-reader"]})
-    assert result["version"] == 1
+    assert result.version == 1
     version = _ok(cli("repository", "version", "show", "--repository", "foo"))
     assert version["content_summary"]["present"]["python.python"]["count"] == 2
     assert _ok(cli("remote", "list")) == []
@@ -121,16 +123,12 @@ def _run_batch(tmp_path, catalog: Catalog, handler) -> tuple[dict[str, int], obj
 
     client = httpx.Client(transport=httpx.MockTransport(counting))
     repo = catalog.create_repository("foo")
-    plan = SyncPlan(
+    config = sync_config(
         sync_id="00000000-0000-0000-0000-000000000001",
-        repository="foo",
         repository_id=repo.id,
-        remote="bar",
-        policy="immediate",
+        policy=Policy.IMMEDIATE,
         spec=FilterSpec.build(includes=["demo"]),
-        now=datetime.now(UTC),
-        concurrency=2,
-        attempts=3,
+        mirror=False,
     )
     services = SyncServices(
         index=IndexClient("http://i.test/simple/", client=client),
@@ -138,7 +136,7 @@ def _run_batch(tmp_path, catalog: Catalog, handler) -> tuple[dict[str, int], obj
         writer=ContentWriter(catalog),
     )
     with client:
-        return hits, sync_projects(["demo"], plan, services)
+        return hits, run_batch(["demo"], config, services)
 
 
 def _json(body: bytes) -> httpx.Response:
@@ -252,9 +250,9 @@ def test_two_concurrent_syncs_of_one_repository_give_consecutive_versions(cli, s
     for thread in threads:
         thread.join(120)
     assert not errors, errors
-    assert sorted(r["version"] for r in results.values()) == [1, 2]
-    assert max(r["report"]["lock_wait_s"] for r in results.values()) > 0, "one sync waited for the other"
-    first = min(results, key=lambda name: results[name]["version"])
+    assert sorted(r.version for r in results.values()) == [1, 2]
+    assert max(r.report["lock_wait_s"] for r in results.values()) > 0, "one sync waited for the other"
+    first = min(results, key=lambda name: results[name].version)
     second = "b" if first == "a" else "a"
     v1 = _ok(cli("content", "list", "--repository", "foo", "--version", "1"))
     v2 = _ok(cli("content", "list", "--repository", "foo", "--version", "2"))
@@ -271,30 +269,39 @@ def test_two_concurrent_syncs_of_one_repository_give_consecutive_versions(cli, s
 # -- picklable tasks -------------------------------------------------------------------------
 
 
-def test_task_arguments_pickle_and_services_are_hosted_or_built(tmp_path, catalog_url):
-    spec = ServicesSpec(
+def test_task_arguments_pickle_and_services_are_rebuilt_from_the_config_in_another_process(
+    tmp_path, catalog_url
+):
+    store = StoreSpec(root=str(tmp_path / "artifacts"))
+    http = HttpSpec(
+        index_url="http://i.test/simple/", concurrency=2, max_page_bytes=1 << 20, password="s3cret"
+    )
+    config = sync_config(
         catalog_url=catalog_url,
-        store=StoreSpec(root=str(tmp_path / "artifacts")),
-        http=HttpSpec(
-            index_url="http://i.test/simple/", concurrency=2, max_page_bytes=1 << 20, password="s3cret"
-        ),
-        token="run-1",
+        store=store,
+        http=http,
+        spec=FilterSpec.build(includes=["scipy>=1"]),
+        mirror=False,
     )
-    assert pickle.loads(pickle.dumps(spec)) == spec
-    assert "s3cret" not in repr(spec)
-    plan = SyncPlan(
-        "s", "foo", 1, "bar", "on_demand", FilterSpec.build(includes=["scipy>=1"]), datetime.now(UTC), 2, 3
-    )
-    assert pickle.loads(pickle.dumps(plan)) == plan
-    built = build_services(spec)
+    assert pickle.loads(pickle.dumps(config)) == config
+    assert "s3cret" not in repr(config)
+    built = SyncServices.build(config.clients_key)
     try:
-        with hosting(spec, built):
-            assert services_for(spec) is built
-        assert built.index.index_url == "http://i.test/simple/"
-        assert built.writer.count_packages() == 0
+        # Unpickled (a Dask worker), the services are built from the config once per process and shared.
+        copy = pickle.loads(pickle.dumps(built))
+        assert copy is not built and copy.key == built.key
+        assert copy.index is pickle.loads(pickle.dumps(built)).index, "built once per process, then shared"
+        assert copy.index.index_url == "http://i.test/simple/"
+        assert copy.writer.count_packages() == 0
+        with pytest.raises(TypeError, match="by hand"):
+            pickle.dumps(SyncServices(index=built.index, store=built.store, writer=built.writer))
     finally:
-        built.index._client.close()
-        built.writer.catalog.dispose()
+        from tasks import clients
+
+        for services in [built, *clients._built.values()]:
+            services.index._client.close()
+            services.writer.catalog.dispose()
+        clients._built.clear()
 
 
 # -- report artifacts ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def test_a_sync_runs_on_a_local_dask_cluster_of_processes(cli, seed_index, mirro
     from flows.settings import Settings
     from flows.sync_repository import run_sync
     from storage.content import ContentWriter
-    from tasks import services
+    from tasks import clients
 
     _ok(cli("repository", "create", "--name", "foo"))
     _ok(cli("remote", "create", "--name", "bar", "--url", seed_index.url, "--policy", "immediate",
@@ -40,8 +40,8 @@ def test_a_sync_runs_on_a_local_dask_cluster_of_processes(cli, seed_index, mirro
         },
     )
     result = run_sync("foo", "bar", mirror=False, settings=settings, task_runner=runner)
-    assert result["version"] == 1 and result["report"]["projects"] == 4 and not result["report"]["failures"]
-    assert not services._built, "the workers built their own services; this process only hosted its own"
+    assert result.version == 1 and result.report["projects"] == 4 and not result.report["failures"]
+    assert not clients._built, "the workers built their own services; this process passed its own"
 
     writer = ContentWriter(catalog_for(Settings()))
     packages = writer.content_at("foo")
@@ -56,4 +56,4 @@ def test_a_sync_runs_on_a_local_dask_cluster_of_processes(cli, seed_index, mirro
         body = b"".join(store.open_chunks(package.sha256))
         assert hashlib.sha256(body).hexdigest() == package.sha256
     again = run_sync("foo", "bar", mirror=False, settings=settings, task_runner=runner)
-    assert again["version"] is None, "a second sync on the cluster changes nothing"
+    assert again.version is None, "a second sync on the cluster changes nothing"

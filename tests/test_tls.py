@@ -8,8 +8,9 @@ import ssl
 import httpx
 import pytest
 
+from tasks.clients import http_client_from
+from tasks.config import HttpSpec
 from tasks.index_client import IndexClient, UpstreamError, build_http_client
-from tasks.services import HttpSpec, http_client_from
 
 
 def _ok(result):

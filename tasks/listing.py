@@ -1,10 +1,8 @@
-"""Which projects a sync fetches: the listing's serials against what the repository remembers.
+"""The listing stage: the listing and the serial memory -> the projects a sync fetches.
 
-Pure: imports only the standard library. The I/O shell (``tasks.incremental.plan_work``) reads the
-listing and the memory and hands them here; the result says which pages to fetch, how, and how
-the commit treats what it did not fetch.
-
-Three modes:
+``list_projects`` reads the listing (unless includes name the projects) and the serial memory once,
+decides with ``plan_projects`` (pure) and records the projects gone, so that the commit forgets them.
+The decision's three modes:
 
 - ``full``: the first sync, or the filter fingerprint changed (the serials no longer describe
   what was filtered): fetch every wanted project unconditionally; the commit's scope is ``all``.
@@ -15,7 +13,8 @@ Three modes:
   validator is remembered; a 304 leaves the project untouched. Scope ``touched``.
 
 In every mode, remembered projects no longer wanted (gone from the listing, or now filtered out)
-are ``gone``: forgotten, and their content removed in mirror mode.
+are ``gone``: forgotten, and their content removed in mirror mode. Errors are the index client's
+(``tasks.index_client``), retried per request when transient (``tasks.report.TRANSIENT``).
 """
 
 from __future__ import annotations
@@ -26,18 +25,55 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from storage.serials import Touched
+from tasks.clients import SyncServices
+from tasks.config import Scope, SyncConfig, SyncMode
+from tasks.filters import included_project_names, wanted_projects
+from tasks.report import TRANSIENT
+from tasks.retrying import call_with_retries
+
 T = TypeVar("T")
 
 __all__ = [
     "FINGERPRINT_FIELDS",
     "Wanted",
     "Work",
-    "filter_fingerprint",
-    "plan_projects",
-    "is_stale",
-    "stale_delays",
     "batched",
+    "filter_fingerprint",
+    "is_stale",
+    "list_projects",
+    "plan_projects",
+    "stale_delays",
 ]
+
+
+def list_projects(config: SyncConfig, services: SyncServices) -> Work:
+    """Read the listing (unless includes name the projects) and the memory; decide what to fetch;
+    mark the projects gone from the listing (the commit forgets them, and removes them in mirror mode).
+
+    Raises the index client's errors when the listing cannot be read.
+    """
+    spec = config.spec
+    if spec.includes:
+        wanted: list[tuple[str, int | None]] = [(n, None) for n in included_project_names(spec)]
+        has_serials = False
+    else:
+        listing = call_with_retries(services.index.get_listing, attempts=config.attempts, transient=TRANSIENT)
+        serial_of = {p.name: p.last_serial for p in listing.projects}
+        wanted = [(n, serial_of[n]) for n in wanted_projects(serial_of, spec)]
+        has_serials = True
+    memory = services.memory
+    work = plan_projects(
+        wanted,
+        memory.remembered(config.repository_id, config.remote),
+        accepted=config.accepted_fingerprints,
+        remembered_fingerprint=memory.fingerprint(config.repository_id, config.remote),
+        listing_has_serials=has_serials,
+    )
+    if work.gone:
+        memory.touch(config.sync_id, config.repository_id, (Touched(n, "gone") for n in work.gone))
+    return work
+
 
 #: The remote fields that decide what a sync selects: a change to any forces a full re-evaluation.
 FINGERPRINT_FIELDS = (
@@ -70,16 +106,16 @@ class Wanted:
 class Work:
     """A sync's plan. ``fetch`` is sorted by name; ``unchanged`` counts the projects skipped."""
 
-    mode: str
+    mode: SyncMode
     reason: str
     fetch: tuple[Wanted, ...]
     gone: tuple[str, ...]
     unchanged: int
 
     @property
-    def scope(self) -> str:
+    def scope(self) -> Scope:
         """The commit's scope (see ``storage.content.ContentWriter.commit_version``)."""
-        return "all" if self.mode == "full" else "touched"
+        return Scope.ALL if self.mode is SyncMode.FULL else Scope.TOUCHED
 
 
 def filter_fingerprint(fields: Mapping[str, object], *, mirror: bool) -> str:
@@ -130,21 +166,21 @@ def plan_projects(
     if remembered_fingerprint not in accepted:
         reason = "first sync" if remembered_fingerprint is None else "filters changed"
         fetch = tuple(Wanted(name, serial) for name, serial in sorted(wanted_serials.items()))
-        return Work("full", reason, fetch, gone, 0)
+        return Work(SyncMode.FULL, reason, fetch, gone, 0)
     serials_known = listing_has_serials and all(s is not None for s in wanted_serials.values())
     if not serials_known:
         fetch = tuple(
             Wanted(name, serial, *remembered.get(name, (None, None, None))[1:])
             for name, serial in sorted(wanted_serials.items())
         )
-        return Work("conditional", "the index gives no serials", fetch, gone, 0)
+        return Work(SyncMode.CONDITIONAL, "the index gives no serials", fetch, gone, 0)
     changed = []
     for name, serial in sorted(wanted_serials.items()):
         previous = remembered.get(name)
         if previous is None or previous[0] is None or previous[0] != serial:
             changed.append(Wanted(name, serial))
     unchanged = len(wanted_serials) - len(changed)
-    return Work("serial", "serials compared", tuple(changed), gone, unchanged)
+    return Work(SyncMode.SERIAL, "serials compared", tuple(changed), gone, unchanged)
 
 
 def is_stale(page_serial: int | None, expected_serial: int | None) -> bool:

@@ -1,0 +1,58 @@
+"""A sync's one configuration (``tasks.config.SyncConfig``), built at the flow's entry point from the
+settings (environment), the remote's fields (catalog row or flow parameter) and the simple root found.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from flows.remote_spec import RemoteFields, filter_spec_of
+from flows.runtime import http_spec_for, store_spec_for
+from flows.settings import Settings
+from tasks.config import Policy, SyncConfig
+from tasks.listing import filter_fingerprint
+
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RETRIES", "sync_config"]
+
+DEFAULT_CONCURRENCY = 10
+DEFAULT_RETRIES = 3
+
+
+def sync_config(
+    settings: Settings,
+    fields: RemoteFields,
+    *,
+    repository: str,
+    repository_id: int,
+    remote: str,
+    index_url: str,
+    mirror: bool,
+) -> SyncConfig:
+    """The one configuration of a sync, from the settings, the remote and the simple root found."""
+    concurrency = fields.download_concurrency or DEFAULT_CONCURRENCY
+    http = http_spec_for(fields, concurrency=concurrency, max_page_bytes=settings.max_page_bytes)
+    remote_fields = fields.model_dump()
+    fingerprint = filter_fingerprint(remote_fields, mirror=mirror)
+    return SyncConfig(
+        sync_id=str(uuid.uuid4()),
+        repository=repository,
+        repository_id=repository_id,
+        remote=remote,
+        policy=Policy(fields.policy),
+        spec=filter_spec_of(remote_fields),
+        mirror=mirror,
+        now=datetime.now(UTC),
+        concurrency=concurrency,
+        attempts=1 + (fields.max_retries if fields.max_retries is not None else DEFAULT_RETRIES),
+        failure_policy=fields.failure_policy,
+        max_failed_percent=fields.max_failed_percent,
+        fingerprint=fingerprint,
+        accepted_fingerprints=(fingerprint, filter_fingerprint(remote_fields, mirror=True)),
+        catalog_url=settings.catalog_url,
+        store=store_spec_for(settings),
+        http=replace(http, index_url=index_url),
+        batch_size=settings.batch_size,
+        max_file_bytes=settings.max_file_bytes,
+    )

@@ -1,0 +1,130 @@
+"""The sync's five stages as Prefect tasks: thin wrappers, on the outside, over the stage modules.
+
+    list-projects            tasks.listing   the listing and the serial memory -> the pages to fetch
+    resolve-batch-<first>    tasks.resolve   a batch's pages -> each project's files, or why not
+    filter-batch-<first>     tasks.filters   -> the files kept, and each other one with its reason
+    fetch-batch-<first>      tasks.fetch     download or record, resume, quarantine; stage the rows
+    commit-version           tasks.commit    the staged rows -> the next version (one transaction)
+
+The flow (``flows.sync_repository``) maps the three batch stages over batches of projects (a few task
+runs per batch, never one per file) and the commit waits on every ``fetch-batch``. A batch in which
+some projects failed ends ``Failed`` in the UI, its report kept as the state's data: whether the
+sync still commits is the failure policy's decision (``tasks.outcome``), which the flow takes on
+the reports of all batches.
+
+Caching is off (``NO_CACHE``): the tasks take clients, and idempotency comes from the storage, not
+from Prefect's result cache. Retries live inside the stages, per request and for transient errors
+only (``tasks.retrying``), which is why the decorators carry none: a Prefect-level retry would also
+retry a 404 or a hash mismatch. The tasks take the sync's ``SyncConfig`` and its ``SyncServices``
+(``tasks.clients``: shared in the flow's process, rebuilt once per process elsewhere).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
+
+from storage.catalog import VersionView
+from tasks.clients import SyncServices
+from tasks.commit import commit_version
+from tasks.config import Policy, Scope, SyncConfig
+from tasks.fetch import fetch_batch
+from tasks.filters import SAFETY_REASONS, filter_project
+from tasks.listing import Wanted, Work, list_projects
+from tasks.report import BatchReport
+from tasks.resolve import ResolvedBatch, resolve_batch
+
+__all__ = [
+    "commit_version_task",
+    "fetch_batch_task",
+    "filter_batch",
+    "filter_batch_task",
+    "list_projects_task",
+    "resolve_batch_task",
+    "run_batch",
+]
+
+log = logging.getLogger(__name__)
+
+
+def filter_batch(batch: ResolvedBatch, config: SyncConfig) -> ResolvedBatch:
+    """Apply the filters (``tasks.filters.filter_project``) to every fetched page of ``batch``."""
+    require_sha256 = config.policy is not Policy.IMMEDIATE  # recorded now, fetched (and verified) later
+    projects = []
+    for project in batch.projects:
+        if project.page is None:
+            projects.append(project)
+            continue
+        selection = filter_project(
+            project.page.name,
+            project.page.files,
+            config.spec,
+            now=config.now,
+            max_file_bytes=config.max_file_bytes,
+            require_sha256=require_sha256,
+        )
+        for skip in selection.skipped:
+            if skip.reason in SAFETY_REASONS:
+                log.warning(
+                    "%s: skipping %r (%s): %s", project.name, skip.file.filename, skip.reason, skip.detail
+                )
+        projects.append(replace(project, selection=selection))
+    return ResolvedBatch(projects)
+
+
+def run_batch(names: Sequence[str | Wanted], config: SyncConfig, services: SyncServices) -> BatchReport:
+    """One batch through resolve, filter and fetch in this thread, without Prefect (tests, scripts).
+
+    ``names`` are project names (fetched unconditionally) or ``Wanted`` entries from the listing stage.
+    """
+    items = [n if isinstance(n, Wanted) else Wanted(n) for n in names]
+    return fetch_batch(filter_batch(resolve_batch(items, config, services), config), config, services)
+
+
+@task(name="list-projects", cache_policy=NO_CACHE)
+def list_projects_task(config: SyncConfig, services: SyncServices) -> Work:
+    """Compare the listing's serials with the memory: what to fetch; record the projects gone."""
+    return list_projects(config, services)
+
+
+@task(name="resolve-batch", cache_policy=NO_CACHE, task_run_name="resolve-batch-{first}")
+def resolve_batch_task(
+    batch: Sequence[Wanted], config: SyncConfig, services: SyncServices, *, first: str
+) -> ResolvedBatch:
+    """Fetch one batch's project pages."""
+    return resolve_batch(batch, config, services)
+
+
+@task(name="filter-batch", cache_policy=NO_CACHE, task_run_name="filter-batch-{first}")
+def filter_batch_task(batch: ResolvedBatch, config: SyncConfig, *, first: str) -> ResolvedBatch:
+    """Decide which files of one batch to keep (pure)."""
+    return filter_batch(batch, config)
+
+
+@task(name="fetch-batch", cache_policy=NO_CACHE, task_run_name="fetch-batch-{first}")
+def fetch_batch_task(
+    batch: ResolvedBatch, config: SyncConfig, services: SyncServices, *, first: str
+) -> BatchReport | State[BatchReport]:
+    """Download or record one batch's kept files and stage them. A batch whose projects failed ends
+    ``Failed``, its report kept as the state's data (``future.result(raise_on_failure=False)``)."""
+    report = fetch_batch(batch, config, services)
+    if not report.failures:
+        return report
+    shown = "; ".join(f"{name}: {why}" for name, why in sorted(report.failures.items())[:3])
+    more = f" (and {len(report.failures) - 3} more)" if len(report.failures) > 3 else ""
+    message = f"{len(report.failures)} of {report.projects} project(s) failed: {shown}{more}"
+    return Failed(message=message, data=report)
+
+
+@task(name="commit-version", cache_policy=NO_CACHE)
+def commit_version_task(
+    config: SyncConfig, services: SyncServices, *, report: Mapping[str, object], scope: Scope
+) -> VersionView | None:
+    """Turn what the sync staged into the next repository version (one transaction)."""
+    return commit_version(config, services, report=report, scope=scope)
