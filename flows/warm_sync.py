@@ -28,14 +28,12 @@ import argparse
 import contextlib
 import contextvars
 import ctypes
-import functools
 import json
 import os
 import secrets
 import signal
 import socket
 import socketserver
-import ssl
 import sys
 import threading
 import time
@@ -141,17 +139,21 @@ class _Handler(socketserver.StreamRequestHandler):
             self.server.running[id(sync)] = (name, sync)
         watcher = threading.Thread(target=self._watch, args=(sync,), daemon=True)
         watcher.start()
+        started, outcome = time.monotonic(), "failed"
         try:
             try:
                 code = _run(request, stream, progress=bool(request.get("progress")))
             finally:
                 sync.finish()
             stream.send({"exit": code})
+            outcome = f"exit {code}"
         except KeyboardInterrupt:
             stream.send({"error": "aborted"})
+            outcome = "interrupted"
         except BaseException as exc:  # noqa: BLE001  (every failure goes back to the CLI, in its words)
             stream.send(_failure(exc, debug=bool(request.get("debug"))))
         finally:
+            print(f"sync of {name!r}: {outcome} after {time.monotonic() - started:.3f} s", flush=True)
             with self.server.lock:
                 self.server.running.pop(id(sync), None)
                 self.server.served += 1
@@ -172,11 +174,12 @@ def _run(request: dict[str, Any], stream: _Stream, *, progress: bool) -> int:
     from flows.settings import Settings
 
     remote = request.get("remote")
-    # One Prefect client for the run, which the flow and task engines pick up from the context
-    # instead of making their own, and the process's one TLS context for it: Prefect builds a new
-    # one for every client it makes (loading the CA bundle: 0.1-0.25 s each here), though the
-    # local server is plain HTTP on loopback.
-    with SyncClientContext(httpx_settings={"verify": _api_tls()}):
+    # One Prefect client per run, which the flow and task engines and ``get_client()`` (artifacts)
+    # then take from the context instead of each making its own, and with it a TLS context: Prefect
+    # builds one per client (loading the CA bundle: 0.1-0.25 s each on this machine), though the
+    # local server is plain HTTP on loopback. It must be made with the default settings: a
+    # client from the context is reused only by callers that ask for the same settings.
+    with SyncClientContext():
         return run_cli_sync(
             str(request["repository"]),
             None if remote is None else str(remote),
@@ -185,15 +188,6 @@ def _run(request: dict[str, Any], stream: _Stream, *, progress: bool) -> int:
             out=stream,
             progress=stream if progress else None,
         )
-
-
-@functools.cache
-def _api_tls() -> ssl.SSLContext:
-    """The TLS context Prefect's client would build (its CA file, else certifi's), built once."""
-    import certifi
-    from prefect.settings import PREFECT_API_SSL_CERT_FILE
-
-    return ssl.create_default_context(cafile=PREFECT_API_SSL_CERT_FILE.value() or certifi.where())
 
 
 def _failure(exc: BaseException, *, debug: bool) -> dict[str, Any]:
@@ -228,7 +222,7 @@ def _warm_up() -> None:
     with contextlib.suppress(Exception):
         from prefect.client.orchestration import get_client
 
-        with get_client(sync_client=True, httpx_settings={"verify": _api_tls()}) as client:
+        with get_client(sync_client=True) as client:
             client.api_healthcheck()
 
 
