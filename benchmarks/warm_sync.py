@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fixtureindex.builder import FixtureFile, FixtureProject, build_index, make_wheel
@@ -42,6 +43,7 @@ from fixtureindex.server import serve_index
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 ONE_PROJECT_TARGET = 2.5
+_UPLOADED = datetime(2024, 1, 2, 12, 0, tzinfo=UTC)  # bandersnatch needs every file's upload time
 NO_OP_TARGET = 3.0
 
 
@@ -65,7 +67,7 @@ def _many_projects(count: int) -> list[FixtureProject]:
     for i in range(count):
         name = f"bench-{i:04d}"
         filename, content = make_wheel(name, "1.0")
-        projects.append(FixtureProject(name, [FixtureFile(filename, content)]))
+        projects.append(FixtureProject(name, [FixtureFile(filename, content, upload_time=_UPLOADED)]))
     return projects
 
 
