@@ -182,6 +182,26 @@ def test_the_thin_cli_loads_no_prefect_nor_database_toolkit(in_home, capsys):
     )
 
 
+def test_syncs_of_two_repositories_run_side_by_side_in_one_warm_process(in_home, capsys):
+    for name in ("left", "right"):
+        assert _in_process(capsys, "repository", "create", "--name", name)[0] == 0
+    results: dict[str, tuple[int, str, str]] = {}
+    threads = [
+        threading.Thread(target=lambda n=n: results.update({n: _thin(in_home, n, "up")}))
+        for n in ("left", "right")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name in ("left", "right"):
+        code, out, err = results[name]
+        assert code == 0, err
+        assert json.loads(out)["changed"] is True and json.loads(out)["number"] == 1
+    [(_, status)] = WarmSyncs(in_home).all()
+    assert status is not None and status["syncing"] == []
+
+
 @contextlib.contextmanager
 def _stalled(seed_index) -> Iterator[Any]:
     """The seed index, whose shelf-reader page answers only after 1.5 s."""
