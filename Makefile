@@ -47,4 +47,5 @@ live-check: $(VENV)/.installed  ## the seed's commands and complex remotes again
 	$(PY) scripts/live_check.py "$(INDEX)"
 
 clean:
+	-[ -d .mirrorflow-demo ] && MIRRORFLOW_HOME=$(CURDIR)/.mirrorflow-demo $(VENV)/bin/mirrorflow server stop >/dev/null
 	rm -rf .mirrorflow-demo .pytest_cache

@@ -117,7 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )  # fmt: skip
         compare_startup(env, args.runs)
         if args.resyncs:
-            time_resyncs(env, args.resyncs, work)
+            try:
+                time_resyncs(env, args.resyncs, work)
+            finally:  # the local Prefect server and warm sync process the syncs started (the default)
+                subprocess.run([_bin("mirrorflow"), "server", "stop"], env=env, stdout=subprocess.DEVNULL)
     return 0
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from flows.adhoc_sync import PARTIAL_EXIT
 from flows.cli_app import (
     JsonLabels,
     JsonList,
@@ -37,13 +38,11 @@ from storage.errors import MirrorflowError
 from storage.schema import MAX_INT
 
 if TYPE_CHECKING:
-    from flows.settings import Settings
     from storage.catalog import Catalog
 
-__all__ = ["PARTIAL_EXIT", "app", "main"]
+__all__ = ["PARTIAL_EXIT", "app", "known_error_message", "main"]
 
-#: The exit code of a sync that committed a version without some failed projects or files.
-PARTIAL_EXIT = 3
+# PARTIAL_EXIT: the exit code of a sync that committed a version without some failed projects or files.
 
 # -- remotes ---------------------------------------------------------------------------------
 
@@ -248,65 +247,63 @@ def repository_sync(
     ] = False,
 ) -> None:
     """Sync a repository from a remote and print the resulting version."""
+    if not background:
+        from flows.warm_sync_client import sync_through_warm_process, warm_sync_wanted
+
+        if warm_sync_wanted():  # the thin CLI: the warm sync process runs it (flows.warm_sync)
+            code = sync_through_warm_process(name, remote, mirror=mirror, debug=_debug)
+            if code:
+                sys.exit(code)
+            return
+    from flows.adhoc_sync import check_sync_request
     from flows.runtime import catalog_for
     from flows.settings import Settings
-    from flows.views import version_view
 
     settings = Settings()
     catalog = catalog_for(settings)
-    repo = catalog.get_repository(name)  # fail fast, before Prefect starts, on unknown names
-    if remote is not None:
-        catalog.get_remote(remote)
-    elif catalog.remote_name_of(repo) is None and not (background and _scheduled_remote(catalog, name)):
-        raise UsageError(f"remote: repository {name!r} has no remote; pass one (--remote NAME)")
+    # Fail fast, before Prefect starts, on unknown names.
+    check_sync_request(
+        catalog, name, remote, scheduled_remote=background and bool(_scheduled_remote(catalog, name))
+    )
     if background:
         from flows.cli_schedule import submit_sync
 
         emit(submit_sync(name, remote, mirror=mirror))
         return
-    _use_local_prefect_server(settings)
+    _use_temporary_prefect_server()
+    from flows.adhoc_sync import run_cli_sync
     from flows.progress import progress_bar
-    from flows.sync_repository import run_sync
     from flows.terminal import quiet_prefect_console
 
     if not _debug:
         quiet_prefect_console()  # the run's logs go to the Prefect UI; the terminal gets the result
-    with progress_bar():
-        result = run_sync(name, remote, mirror=mirror, settings=settings)
-    for project in result.report.get("not_found") or []:
+    with progress_bar() as progress:
+        code = run_cli_sync(name, remote, mirror=mirror, settings=settings, out=_TERMINAL, progress=progress)
+    if code:
+        sys.exit(code)
+
+
+class _Terminal:
+    """Where an in-process CLI sync writes (``flows.adhoc_sync.SyncOutput``)."""
+
+    def warn(self, line: str) -> None:
+        print(line, file=sys.stderr)
+
+    def result(self, text: str) -> None:
+        typer.echo(text)
+
+
+_TERMINAL = _Terminal()
+
+
+def _use_temporary_prefect_server() -> None:
+    """Without PREFECT_API_URL (MIRRORFLOW_PREFECT_SERVER=temporary), say what the wait is."""
+    if not os.environ.get("PREFECT_API_URL") and sys.stderr.isatty():
         print(
-            f"Warning: included project {project!r} is not on the index; nothing synced for it",
+            "starting Prefect's temporary server for this sync (about 10 s); "
+            "MIRRORFLOW_PREFECT_SERVER=local (the default) keeps one running instead",
             file=sys.stderr,
         )
-    version = catalog.get_version(name, result.version)
-    # "changed": false when the sync found nothing new; the version shown is then the latest one.
-    emit(version_view(version) | {"changed": result.version is not None, "report": result.report})
-    if result.partial:
-        from tasks.commit import SyncPartial
-
-        print(f"Error: {SyncPartial(name, result.version, result.stale)}", file=sys.stderr)
-        sys.exit(PARTIAL_EXIT)
-
-
-def _use_local_prefect_server(settings: Settings) -> None:
-    """With MIRRORFLOW_PREFECT_SERVER=local and no PREFECT_API_URL, point Prefect at the local
-    server (flows.local_server), started first if need be; say so once, when it starts."""
-    if os.environ.get("PREFECT_API_URL"):
-        return
-    if settings.prefect_server != "local":
-        if sys.stderr.isatty():  # a person waiting: say what the wait is, and how to shorten it
-            print(
-                "starting Prefect's temporary server for this sync (about 10 s); "
-                "MIRRORFLOW_PREFECT_SERVER=local keeps one running instead",
-                file=sys.stderr,
-            )
-        return
-    from flows.local_server import LocalServer
-
-    state, started = LocalServer(settings.home).ensure()
-    if started:
-        print(f"started the local Prefect server; its UI: {state.url}", file=sys.stderr)
-    os.environ["PREFECT_API_URL"] = state.api_url  # read by Prefect when it is imported, below
 
 
 def _scheduled_remote(catalog: Catalog, repository: str) -> str | None:
@@ -430,7 +427,7 @@ def main() -> None:
     except MirrorflowError as exc:  # ours, phrased for the user; anything else is a bug: its traceback
         _exit_with(str(exc))
     except Exception as exc:
-        message = _known_error_message(exc)
+        message = known_error_message(exc)
         if message is None:
             raise
         _exit_with(message)
@@ -438,7 +435,7 @@ def main() -> None:
         sys.exit(code)
 
 
-def _known_error_message(exc: Exception) -> str | None:
+def known_error_message(exc: Exception) -> str | None:
     """The one line for a pydantic or database error; None for a bug (its traceback is shown).
 
     Our own errors (``MirrorflowError``) are caught before this. The classes are imported here,

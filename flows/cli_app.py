@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from flows.names import MAX_NAME_LENGTH, NAME_RE
 from flows.views import to_json
 from storage.errors import MirrorflowError
 
@@ -151,11 +152,6 @@ def json_labels(text: str | None) -> dict[str, str] | None:
     return value
 
 
-#: Names are stored in a 255-character column and printed in one-line messages.
-MAX_NAME_LENGTH = 255
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
 def _check_name(value: str) -> str:
     """Refuse names no catalog row should carry: empty, too long, or holding control characters."""
     if not value.strip():
@@ -164,7 +160,7 @@ def _check_name(value: str) -> str:
         raise typer.BadParameter(f"{value[:20]!r}... is longer than {MAX_NAME_LENGTH} characters")
     if any(ord(char) < 0x20 or char == "\x7f" for char in value):
         raise typer.BadParameter(f"{value!r} holds a control character")
-    if not _NAME_RE.fullmatch(value):
+    if not NAME_RE.fullmatch(value):
         # A repository name is a URL path segment of the index and part of a deployment's name.
         raise typer.BadParameter(
             f"{value!r} must start with a letter or digit and use only letters, digits, '.', '_' and '-'"

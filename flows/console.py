@@ -6,6 +6,11 @@ Typer itself takes 30 ms more: together, more than ``mirrorflow repository list`
 answered here, by the code the Typer command runs (``flows.listing``, ``flows.views``); every
 other command line, ``--help`` included, goes to ``flows.cli.main``. Should the quick read fail
 (a locked or damaged catalog), the Typer command runs instead and reports it in one line.
+
+For the same reason a plain ``mirrorflow repository sync --name N [--remote R] [--mirror|--additive]``
+that goes to the warm sync process (``flows.warm_sync_client``: the default, without
+``PREFECT_API_URL``) is sent from here: Typer's parsing costs more than the rest of the thin CLI.
+Any other form (another option, a name the CLI would refuse) goes to Typer, which explains it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,60 @@ def main() -> None:
         else:
             print(to_json([repository_view(row, remote) for row, remote in rows]))
             return
+    if sys.argv[1:3] == ["repository", "sync"]:
+        request = _plain_sync(sys.argv[3:])
+        if request is not None:
+            from flows.warm_sync_client import warm_sync_wanted
+
+            if warm_sync_wanted():
+                _sync_through_warm_process(*request)
     from flows.cli import main as typer_main
 
     typer_main()
+
+
+def _plain_sync(args: list[str]) -> tuple[str, str | None, bool] | None:
+    """``(name, remote, mirror)`` of ``--name N [--remote R] [--mirror|--additive]``, as click reads
+    them (``--opt value`` or ``--opt=value``, any order, the last one wins); None for anything else.
+
+    >>> _plain_sync(["--name", "foo", "--remote=bar", "--mirror"]), _plain_sync(["--name", "foo", "-b"])
+    (('foo', 'bar', True), None)
+    """
+    from flows.names import is_plain_name
+
+    values: dict[str, str] = {}
+    mirror = False
+    rest = iter(args)
+    for arg in rest:
+        option, equals, value = arg.partition("=")
+        if option in ("--name", "--remote"):
+            value = value if equals else next(rest, None)  # type: ignore[assignment]
+            if value is None:
+                return None
+            values[option] = value
+        elif arg in ("--mirror", "--additive"):
+            mirror = arg == "--mirror"
+        else:
+            return None
+    name = values.get("--name")
+    if name is None or not is_plain_name(name):
+        return None
+    return name, values.get("--remote"), mirror
+
+
+def _sync_through_warm_process(name: str, remote: str | None, mirror: bool) -> None:
+    """Run the sync in the warm process and exit as ``flows.cli.main`` would (its one-line errors)."""
+    import os
+
+    from flows.warm_sync_client import sync_through_warm_process
+    from storage.errors import MirrorflowError
+
+    debug = os.environ.get("MIRRORFLOW_DEBUG", "").lower() in ("1", "true", "yes")
+    try:
+        code = sync_through_warm_process(name, remote, mirror=mirror, debug=debug)
+    except MirrorflowError as exc:  # the sync's own error line, the warm process's loss, no server
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)  # as Typer ends a command on Ctrl-C
+    sys.exit(code)

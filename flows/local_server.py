@@ -32,10 +32,11 @@ from typing import Any
 
 from storage.errors import MirrorflowError
 
-__all__ = ["LocalServer", "LocalServerError", "ServerState", "state_view"]
+__all__ = ["LocalServer", "LocalServerError", "ServerState", "alive", "state_view"]
 
-#: How long a start waits for the server to answer its health check.
-START_TIMEOUT = 90.0
+#: How long a start waits for the server to answer its health check (a fresh database is migrated
+#: first: 10-15 s on a quiet machine, over 90 s seen on 2 cores shared by many).
+START_TIMEOUT = 240.0
 #: How long a stop waits after SIGTERM before it kills the server.
 STOP_TIMEOUT = 20.0
 
@@ -69,7 +70,7 @@ class LocalServer:
             state = ServerState(pid=int(data["pid"]), url=str(data["url"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        return state if _alive(state.pid) and _healthy(state.api_url) else None
+        return state if alive(state.pid) and _healthy(state.api_url) else None
 
     def ensure(self, *, timeout: float = START_TIMEOUT) -> tuple[ServerState, bool]:
         """The running server, started first when there is none; and whether this call started it."""
@@ -89,9 +90,9 @@ class LocalServer:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(state.pid, signal.SIGTERM)
             deadline = time.monotonic() + STOP_TIMEOUT
-            while _alive(state.pid) and time.monotonic() < deadline:
+            while alive(state.pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            if _alive(state.pid):
+            if alive(state.pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(state.pid, signal.SIGKILL)
             self.state_file.unlink(missing_ok=True)
@@ -145,7 +146,8 @@ def state_view(state: ServerState | None, server: LocalServer) -> dict[str, Any]
     }
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (our own exited child is reaped, not counted)."""
     with contextlib.suppress(ChildProcessError):  # our own child (a test's): reap it once it exited
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
             return False

@@ -1,4 +1,7 @@
-"""A progress bar on stderr for syncs started from the CLI (rich, which Prefect brings)."""
+"""A progress bar on stderr for syncs started from the CLI (rich, which Prefect brings).
+
+Imports neither Prefect nor the flow: the thin CLI draws the bar from the warm sync's stream with it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,6 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from flows.sync_repository import PROGRESS
 
 __all__ = ["progress_bar"]
 
@@ -26,11 +27,11 @@ class _RichProgress:
 
 
 @contextmanager
-def progress_bar() -> Iterator[None]:
-    """Draw the sync's progress on stderr while the block runs (only on a terminal)."""
+def progress_bar() -> Iterator[_RichProgress | None]:
+    """A bar on stderr for the block (a ``flows.sync_repository.Progress``); None off a terminal."""
     console = Console(stderr=True)
     if not console.is_terminal:
-        yield
+        yield None
         return
     columns = (
         TextColumn("syncing"),
@@ -40,8 +41,4 @@ def progress_bar() -> Iterator[None]:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=True) as progress:
-        token = PROGRESS.set(_RichProgress(progress))
-        try:
-            yield
-        finally:
-            PROGRESS.reset(token)
+        yield _RichProgress(progress)

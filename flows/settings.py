@@ -53,11 +53,12 @@ class Settings(BaseSettings):
     max_file_bytes: int | None = Field(
         default=None, ge=1, le=2**63 - 1, description="Largest distribution file accepted."
     )
-    prefect_server: Literal["temporary", "local"] = Field(
-        default="temporary",
-        description="Without PREFECT_API_URL, where an ad hoc sync runs: Prefect's temporary server, "
-        "started and stopped by each sync, or a local server under <home>/prefect, started in the "
-        "background on first need and reused ('mirrorflow server start|stop|status').",
+    prefect_server: Literal["local", "temporary"] = Field(
+        default="local",
+        description="Without PREFECT_API_URL, where an ad hoc sync runs: 'local', a Prefect server under "
+        "<home>/prefect and a warm sync process beside it, both started in the background on first need "
+        "and reused ('mirrorflow server start|stop|status'); or 'temporary', in the CLI's own process on "
+        "Prefect's temporary server, started and stopped by each sync (no background process).",
     )
     secret_key: SecretStr | None = Field(
         default=None,

@@ -61,6 +61,8 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def main() -> None:
+    # A previous demo's local Prefect server and warm sync process live under HOME: stop them first.
+    subprocess.run([MIRRORFLOW, "server", "stop"], env=ENV, capture_output=True)
     shutil.rmtree(HOME, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
         build_index(seed_projects(), Path(tmp, "index"))
@@ -107,7 +109,9 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=10)
-    print(f"\ndemo state is in {HOME} (MIRRORFLOW_HOME); remove it with `make clean`.")
+    run(MIRRORFLOW, "server", "status")  # the local Prefect server (its UI shows the runs) and the warm sync
+    print(f"\ndemo state is in {HOME} (MIRRORFLOW_HOME); `MIRRORFLOW_HOME={HOME} {MIRRORFLOW} server stop`")
+    print("stops the local Prefect server and the warm sync process; remove the state with `make clean`.")
 
 
 if __name__ == "__main__":

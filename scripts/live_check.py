@@ -79,7 +79,12 @@ def _scenario(name: str, repository: str, remote: str, url: str, options: list[s
     """Run create / remote create / sync / version show in a fresh home; return the table row."""
     row = Row(name, remote)
     with tempfile.TemporaryDirectory(prefix="mirrorflow-live-") as home:
-        env = os.environ | {"MIRRORFLOW_HOME": home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        # A fresh home per scenario, removed after it: no local server or warm sync process to leave behind.
+        env = os.environ | {
+            "MIRRORFLOW_HOME": home,
+            "MIRRORFLOW_PREFECT_SERVER": "temporary",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
         for args in (
             ["repository", "create", "--name", repository],
             ["remote", "create", "--name", remote, "--url", url, *options],

@@ -324,7 +324,8 @@ def mirrorflow_home(home: Path) -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as patch:
         for name in [n for n in os.environ if n.startswith("MIRRORFLOW_")]:
-            patch.delenv(name)
+            if name != "MIRRORFLOW_PREFECT_SERVER":  # the suite's choice (support_prefect) stays
+                patch.delenv(name)
         patch.setenv("MIRRORFLOW_HOME", str(home))
         reset_caches()
         try:

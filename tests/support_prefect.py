@@ -19,6 +19,11 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Prefect's console handler keeps the stream it first saw; under pytest's capture that stream is
 # closed by the time the harness stops. Tests read flow logs through caplog instead.
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# The suite chooses how CLI syncs run, whatever the developer's shell says: in the test process, on
+# the session's Prefect test harness. The default ("local") would start a Prefect server and a warm
+# sync process in the background, left running after the tests; only test_local_server and
+# test_warm_sync choose it, and stop what they start. Subprocesses inherit the choice.
+os.environ["MIRRORFLOW_PREFECT_SERVER"] = "temporary"
 
 __all__ = ["prefect_harness", "mirrorflow_env", "cli", "CliResult", "MirrorflowEnv"]
 
