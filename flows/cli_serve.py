@@ -94,17 +94,13 @@ class CatalogUpstreams:
 
 def app_from_settings(*, redirect_to_store: bool = False) -> Any:
     """Build the server app from ``MIRRORFLOW_*`` settings (the factory uvicorn calls)."""
-    from flows.runtime import catalog_for, secret_box_for, store_for
+    from flows.runtime import catalog_for, store_for
     from flows.settings import Settings
     from server.app import WORKER_THREADS, create_app
-    from storage.catalog import Catalog
 
     settings = Settings()
-    catalog_for(settings)  # creates the home and migrates, once per process
-    # The server's own catalog: its connection pool holds one connection per worker thread.
-    catalog = Catalog.from_url(
-        settings.catalog_url, migrate=False, secrets=secret_box_for(settings), pool_size=WORKER_THREADS
-    )
+    # Its connection pool holds one connection per worker thread of the server.
+    catalog = catalog_for(settings, pool_size=WORKER_THREADS)
     upstreams = CatalogUpstreams(catalog, max_page_bytes=settings.max_page_bytes)
     from flows.read_api import CatalogReadApi
 
@@ -143,8 +139,11 @@ def serve(
 
     from flows.runtime import catalog_for
     from flows.settings import Settings
+    from server.app import WORKER_THREADS
 
-    catalog_for(Settings())  # fail fast on a bad catalog URL, and migrate once before the workers start
+    # Fail fast on a bad catalog URL, and migrate once before the workers start (with one worker,
+    # this is the catalog the server uses).
+    catalog_for(Settings(), pool_size=WORKER_THREADS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _configure_access_log(access_log)
     factory = (
