@@ -8,7 +8,8 @@ One run, side by side, on one machine:
 1. cached project pages per second and server CPU per page, with ``wrk`` when installed (else a
    keep-alive load generator in threads of this process), for each server;
 2. ``pip download --no-deps --only-binary :all:`` of ``--projects`` projects, through each server
-   (median of ``--pip-rounds``).
+   (median of ``--pip-rounds``), and the server's CPU per download (pip's own time dominates the
+   wall clock: it starts a Python and resolves; the server's CPU is the part the server controls).
 
 The servers: ``mirrorflow serve`` (this checkout, the real CLI in its own process); optionally the
 same command from another checkout (``--before-python``: a Python whose ``mirrorflow`` is the code
@@ -299,20 +300,31 @@ def main() -> None:
                 cpu = _cpu_seconds(pid)
                 requests = _load(page, args.seconds, args.connections)
                 cpu = _cpu_seconds(pid) - cpu
+                pip_cpu = _cpu_seconds(pid)
                 pips = [
                     _pip_download(f"{base}/bench/simple/", names, Path(tmp) / "dl") for _ in range(args.pip_rounds)
                 ]  # fmt: skip
+                pip_cpu = (_cpu_seconds(pid) - pip_cpu) / args.pip_rounds
             rows.append(
-                (label, requests / args.seconds, cpu * 1000 / requests, statistics.median(pips), pips)
+                (
+                    label,
+                    requests / args.seconds,
+                    cpu * 1000 / requests,
+                    statistics.median(pips),
+                    pips,
+                    pip_cpu,
+                )
             )
         static = next((row for row in rows if "static" in row[0]), rows[-1])
-        print(f"{'server':34} {'pages/s':>9} {'CPU ms/page':>12} {'pip download':>13}  pip rounds (s)")
-        for label, rate, cpu_ms, pip, pips in rows:
+        print(f"{'server':34} {'pages/s':>9} {'CPU ms/page':>12} {'pip download':>13} {'its server CPU':>15}"
+              "  pip rounds (s)")  # fmt: skip
+        for label, rate, cpu_ms, pip, pips, pip_cpu in rows:
             rounds = " ".join(f"{t:.2f}" for t in pips)
-            print(f"{label:34} {rate:9,.0f} {cpu_ms:12.3f} {pip:11.2f} s  {rounds}")
+            print(f"{label:34} {rate:9,.0f} {cpu_ms:12.3f} {pip:11.2f} s {pip_cpu * 1000:12.0f} ms  {rounds}")
         ours = rows[0]
         print(f"mirrorflow serve / {static[0]}: pages/s x{ours[1] / static[1]:.2f}, "
-              f"CPU per page x{ours[2] / static[2]:.1f}, pip download time x{ours[3] / static[3]:.2f}")  # fmt: skip
+              f"CPU per page x{ours[2] / static[2]:.1f}, pip download time x{ours[3] / static[3]:.2f}, "
+              f"server CPU per pip download x{ours[5] / max(static[5], 1e-3):.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response, S
 from starlette.routing import Route
 
 from server.api import ReadApi, api_routes
-from server.cache import CachedPage, PageCache, RepositoryStates
+from server.cache import CachedPage, Lookups, PageCache, RepositoryStates
 from server.files import FileServer, content_type_of
 from server.metadata import core_metadata
 from server.pages import JSON_V1, etag_matches, etag_of, negotiate, page_file, render_listing, render_project
@@ -156,6 +156,9 @@ class _Routes:
     ) -> None:
         self.serving, self.files, self.upstreams, self.ttl = serving, files, upstreams, ttl
         self.states, self.pages = states, pages
+        self.files_found: Lookups[tuple[int, int, int, str, str], ServedFile | None] = Lookups(
+            max_entries=20_000
+        )
         self._media_types: dict[str | None, str | None] = {}
 
     async def warm_up(self) -> None:
@@ -289,13 +292,17 @@ class _Routes:
             return _no_such("file", filename)
         try:
             state, _, _ = await self._state(request)
-            found = await run_in_threadpool(self.serving.find_file, state.id, sha256, filename)
+            found = await self._find_file(state, sha256, filename)
             if found is None and filename.endswith(".metadata"):
-                package = await run_in_threadpool(
-                    self.serving.find_file, state.id, sha256, filename.removesuffix(".metadata")
-                )
+                name = filename.removesuffix(".metadata")
+                package = await self._find_file(state, sha256, name)
                 if package is not None:
-                    return await self._metadata(package)
+                    response = await self._metadata(package)
+                    if package.core_metadata_sha256 is None:  # stored now: look the digest up again
+                        self.files_found.pop(
+                            (state.id, state.latest_version, state.oldest_version, sha256, name)
+                        )
+                    return response
             if found is None:
                 return _text(404, f"no file {filename!r} with sha256 {sha256!r} in repository {state.name!r}")
             if request.method == "HEAD":
@@ -313,6 +320,26 @@ class _Routes:
         if delivery.size is not None:
             headers["Content-Length"] = str(delivery.size)
         return StreamingResponse(delivery.chunks, media_type=content_type_of(filename), headers=headers)
+
+    async def _find_file(self, state: RepositoryState, sha256: str, filename: str) -> ServedFile | None:
+        """``ServingCatalog.find_file``, remembered while the repository's versions stay as they are.
+
+        Remembered: stored files (what is stored stays so) and, without a pull-through remote,
+        files the repository does not have. A file still to be fetched is looked up each time.
+        """
+        key = (state.id, state.latest_version, state.oldest_version, sha256, filename)
+        try:
+            return self.files_found.get(key)
+        except KeyError:
+            pass
+        found = await run_in_threadpool(self.serving.find_file, state.id, sha256, filename)
+        if found is None:
+            remember = state.pull_through_remote is None  # else a pull-through may bring it
+        else:
+            remember = found.artifact_sha256 is not None
+        if remember:
+            self.files_found.put(key, found)
+        return found
 
     async def _metadata(self, package: ServedFile) -> Response:
         data = await run_in_threadpool(core_metadata, self.files, package)

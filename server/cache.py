@@ -23,10 +23,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from storage.serving import RepositoryState
 
-__all__ = ["CachedPage", "PageCache", "RepositoryStates"]
+__all__ = ["CachedPage", "Lookups", "PageCache", "RepositoryStates"]
 
 log = logging.getLogger("mirrorflow.server")
 
@@ -54,7 +55,7 @@ class PageCache:
 
     Used from the event loop only (no lock). A page larger than the whole budget is not kept.
 
-    >>> cache = PageCache(max_bytes=2000)
+    >>> cache = PageCache(max_bytes=3000)
     >>> cache.put("a", CachedPage(200, b"x" * 500, [], None))
     >>> cache.put("b", CachedPage(200, b"y" * 500, [], None))
     >>> cache.get("a") is not None  # "a" is now the most recently used
@@ -92,6 +93,41 @@ class PageCache:
 
     def __len__(self) -> int:
         return len(self._pages)
+
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class Lookups(Generic[_K, _V]):
+    """An LRU of small answers (None included) bounded by their number; ``get`` raises ``KeyError``.
+
+    >>> found = Lookups[str, int | None](max_entries=2)
+    >>> found.put("a", None); found.put("b", 2); found.put("c", 3)
+    >>> found.get("c"), "a" in found.keys()
+    (3, False)
+    """
+
+    def __init__(self, *, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._found: OrderedDict[_K, _V] = OrderedDict()
+
+    def get(self, key: _K) -> _V:
+        value = self._found[key]
+        self._found.move_to_end(key)
+        return value
+
+    def put(self, key: _K, value: _V) -> None:
+        self._found[key] = value
+        self._found.move_to_end(key)
+        if len(self._found) > self.max_entries:
+            self._found.popitem(last=False)
+
+    def pop(self, key: _K) -> None:
+        self._found.pop(key, None)
+
+    def keys(self) -> list[_K]:
+        return list(self._found)
 
 
 class RepositoryStates:

@@ -58,6 +58,7 @@ class _Server:
 
     client: httpx.Client
     catalog: Catalog
+    store: FileSystemStore
     repo: str = "r"
     statements: list[str] = field(default_factory=list)
     now: float = 1000.0
@@ -86,7 +87,7 @@ def _module_server(request, tmp_path_factory) -> Iterator[_Server]:
         engine.dispose()
     catalog = Catalog.from_url(url)
     store = FileSystemStore(tmp_path_factory.mktemp("store"))
-    state = _Server(client=None, catalog=catalog)  # type: ignore[arg-type]
+    state = _Server(client=None, catalog=catalog, store=store)  # type: ignore[arg-type]
     app = create_app(catalog, store, _NoUpstreams(), clock=lambda: state.now)
     with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
         state.client = client
@@ -184,6 +185,22 @@ def test_hostile_paths_never_reach_the_catalog(served):
         response = served.get(path)
         assert response.status_code in (400, 404) and len(response.text) < 200, path
     assert served.statements == []
+
+
+def test_a_stored_file_is_looked_up_once(served):
+    body = b"sdist bytes"
+    package = _package("b", "1.0")._replace(sha256=hashlib.sha256(body).hexdigest(), size=len(body))
+    served.commit(package)
+    stored = served.store.put_chunks([body], sha256=package.sha256, size=len(body))
+    ContentWriter(served.catalog).record_artifacts([(stored.sha256, stored.size, stored.key)])
+    served.now += 1.0
+    path = f"/r/files/{package.sha256}/{package.filename}"
+    assert served.get(path).content == body
+    served.statements.clear()
+    assert served.get(path).content == body and served.get(path + "x").status_code == 404
+    assert served.get(path + "x").status_code == 404
+    selects = [statement for statement in served.statements if statement.startswith("SELECT")]
+    assert len(selects) == 2, "the unknown name once (two lookups), the stored file never"
 
 
 def test_the_page_cache_evicts_the_least_recently_used_by_bytes():
