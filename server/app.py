@@ -333,11 +333,10 @@ class _Routes:
         except KeyError:
             pass
         found = await run_in_threadpool(self.serving.find_file, state.id, sha256, filename)
-        if found is None:
-            remember = state.pull_through_remote is None  # else a pull-through may bring it
-        else:
-            remember = found.artifact_sha256 is not None
-        if remember:
+        # Not remembered: a file not yet stored (it will be), and an unknown one where a pull-through
+        # may bring it.
+        stored = found is not None and found.artifact_sha256 is not None
+        if stored or (found is None and state.pull_through_remote is None):
             self.files_found.put(key, found)
         return found
 
