@@ -269,17 +269,21 @@ class _Routes:
             cached = CachedPage(404, text, _headers(_PLAIN_TEXT, len(text)), None)
         else:
             serial = max(f.package_id for f in found)
-            body = await run_in_threadpool(
-                lambda: render_project(
-                    found[0].name,
-                    normalized,
-                    found,
-                    serial=serial,
-                    media_type=media_type,
-                    files_prefix=f"/{quote(state.name)}/files/",
+            prefix = f"/{quote(state.name)}/files/"
+            cached = await run_in_threadpool(  # rendered and hashed in one trip to a worker thread
+                lambda: _rendered(
+                    render_project(
+                        found[0].name,
+                        normalized,
+                        found,
+                        serial=serial,
+                        media_type=media_type,
+                        files_prefix=prefix,
+                    ),
+                    media_type,
+                    serial,
                 )
             )
-            cached = await run_in_threadpool(_rendered, body, media_type, serial)
         if cacheable:
             self.pages.put(key, cached)
         return _send(request, cached)
