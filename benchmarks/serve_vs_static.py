@@ -146,7 +146,8 @@ def _mirrorflow(python: str, home: Path, port: int, *, cache: bool) -> contextma
         code = (
             "import uvicorn; from flows.cli_serve import CatalogUpstreams;"
             "from flows.runtime import catalog_for, store_for; from flows.settings import Settings;"
-            "from server.app import create_app; s = Settings(); c = catalog_for(s);"
+            "from server.app import WORKER_THREADS, create_app; s = Settings();"
+            "c = catalog_for(s, pool_size=WORKER_THREADS);"
             "app = create_app(c, store_for(s), CatalogUpstreams(c, max_page_bytes=s.max_page_bytes),"
             " page_cache_bytes=0, state_interval=0.0);"
             f"uvicorn.run(app, host='127.0.0.1', port={port}, access_log=False, log_level='warning')"
