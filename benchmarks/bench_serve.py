@@ -8,7 +8,7 @@ after a package such as ``server``).
 Prints the time to serve the project page (HTML and JSON, over loopback HTTP, target under 50 ms):
 the median with the server's page cache off (every request queries the catalog and renders), the
 first request of each format in freshly started servers (no cache can help it; median and worst
-of ``--starts`` servers), and the median of repeats served from the 5-second page cache; then ``pip download`` of one wheel through ``mirrorflow``'s server beside the same download
+of ``--starts`` servers), and the median of repeats served from the page cache (pages per repository version); then ``pip download`` of one wheel through ``mirrorflow``'s server beside the same download
 from a plain static file server (``python -m http.server`` over a PEP 503 tree), in the same run.
 Uses a temporary SQLite catalog and directory store; nothing leaves the machine.
 """
@@ -151,13 +151,15 @@ def main() -> None:
         store = FileSystemStore(root / "artifacts")
         wheel_name, wheel = _populate(catalog, store, args.files)
         print(f"project page of {args.files} files, over loopback HTTP:")
-        _uncached(create_app(catalog, store, _NoUpstreams(), page_cache_seconds=0), args.rounds)
+        _uncached(
+            create_app(catalog, store, _NoUpstreams(), page_cache_bytes=0, state_interval=0.0), args.rounds
+        )
         _first_requests(lambda: create_app(catalog, store, _NoUpstreams()), args.starts)
         app = create_app(catalog, store, _NoUpstreams())
         with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=60) as client:
             for label, accept in _FORMATS:
                 median = _median_ms(client, _PAGE, accept, args.rounds)
-                print(f"  {label}: repeated, from the 5 s page cache: median {median:.1f} ms")
+                print(f"  {label}: repeated, from the page cache: median {median:.1f} ms")
             ours = _pip_download(f"{base}/bench/simple/", root / "dl-ours")
         _static_tree(root / "static", wheel_name, wheel)
         static = subprocess.Popen(

@@ -411,6 +411,7 @@ def main() -> None:
     tune_allocator()  # before the threads start: see flows.allocator
     import flows.cli_export  # noqa: F401  (registers repository export and import)
     import flows.cli_maintenance  # noqa: F401  (registers repository verify and orphans cleanup)
+    import flows.cli_publish  # noqa: F401  (registers repository publish)
     import flows.cli_schedule  # noqa: F401  (registers repository schedule)
     import flows.cli_serve  # noqa: F401  (registers serve and repository pull-through)
     import flows.cli_server  # noqa: F401  (registers server start|stop|status)

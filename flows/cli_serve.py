@@ -96,10 +96,11 @@ def app_from_settings(*, redirect_to_store: bool = False) -> Any:
     """Build the server app from ``MIRRORFLOW_*`` settings (the factory uvicorn calls)."""
     from flows.runtime import catalog_for, store_for
     from flows.settings import Settings
-    from server.app import create_app
+    from server.app import WORKER_THREADS, create_app
 
     settings = Settings()
-    catalog = catalog_for(settings)
+    # Its connection pool holds one connection per worker thread of the server.
+    catalog = catalog_for(settings, pool_size=WORKER_THREADS)
     upstreams = CatalogUpstreams(catalog, max_page_bytes=settings.max_page_bytes)
     from flows.read_api import CatalogReadApi
 
@@ -129,6 +130,7 @@ def serve(
     redirect_to_store: Annotated[
         bool, typer.Option(help="Answer file requests with a presigned S3 URL (302) when the store has one.")
     ] = False,
+    access_log: Annotated[bool, typer.Option(help="Log one line per request (to stderr).")] = False,
 ) -> None:
     """Serve every repository as a simple index: pip install --index-url http://HOST:PORT/<repo>/simple/"""
     check_range("port", port, 0, 65535, what="a TCP port")
@@ -137,13 +139,37 @@ def serve(
 
     from flows.runtime import catalog_for
     from flows.settings import Settings
+    from server.app import WORKER_THREADS
 
-    catalog_for(Settings())  # fail fast on a bad catalog URL, and migrate once before the workers start
+    # Fail fast on a bad catalog URL, and migrate once before the workers start (with one worker,
+    # this is the catalog the server uses).
+    catalog_for(Settings(), pool_size=WORKER_THREADS)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _configure_access_log(access_log)
     factory = (
         "flows.cli_serve:_app_with_redirects" if redirect_to_store else "flows.cli_serve:app_from_settings"
     )
     uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, access_log=False)
+
+
+def _configure_access_log(enabled: bool) -> None:
+    """Off: the request log middleware costs one check per request. On: lines go through a queue,
+    written by a thread of their own rather than on the server's event loop."""
+    import logging.handlers
+    import queue
+    import sys
+
+    logger = logging.getLogger("mirrorflow.server.access")
+    if not enabled:
+        logger.setLevel(logging.WARNING)
+        return
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    logging.handlers.QueueListener(lines, handler).start()  # a daemon thread, for the process's life
+    logger.addHandler(logging.handlers.QueueHandler(lines))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 @repository_app.command("pull-through")

@@ -32,19 +32,23 @@ __all__ = [
 ]
 
 
-_catalogs: dict[str, Catalog] = {}
+_catalogs: dict[tuple[str, int | None], Catalog] = {}
 _catalogs_lock = threading.Lock()
 
 
-def catalog_for(settings: Settings) -> Catalog:
-    """The catalog named by the settings, migrated to the newest schema (once per process)."""
-    url = settings.catalog_url
+def catalog_for(settings: Settings, *, pool_size: int | None = None) -> Catalog:
+    """The catalog named by the settings, migrated to the newest schema (once per process).
+
+    ``pool_size``: connections kept open (``storage.catalog.make_engine``); the server asks for one
+    per worker thread, and gets a catalog of its own.
+    """
+    key = (settings.catalog_url, pool_size)
     with _catalogs_lock:
-        if url not in _catalogs:
+        if key not in _catalogs:
             if settings.database_url is None:
                 settings.home.mkdir(parents=True, exist_ok=True)
-            _catalogs[url] = Catalog.from_url(url, secrets=secret_box_for(settings))
-        return _catalogs[url]
+            _catalogs[key] = Catalog.from_url(key[0], secrets=secret_box_for(settings), pool_size=pool_size)
+        return _catalogs[key]
 
 
 def secret_box_for(settings: Settings) -> SecretBox:

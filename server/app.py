@@ -10,6 +10,8 @@ Routes (``<repo>`` is a repository name, ``<n>`` a version number)::
     /pulp/api/v3/...                         the read-only JSON API (``server.api``), when given one
 
 Pages: PEP 503 HTML or PEP 691 JSON by ``Accept``; ETag / If-None-Match; ``X-PyPI-Last-Serial``.
+Rendered pages are kept per repository version (``server.cache``): a cached page costs no catalog
+query, and which version is the latest is re-read at most once per ``state_interval``.
 A non-normalized project name is redirected (301) to the normalized URL; an unknown repository,
 version or project is a 404 with one line of text. Catalog and store calls run in worker threads.
 """
@@ -17,13 +19,15 @@ version or project is a 404 with one line of text. Catalog and store calls run i
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
+import anyio.to_thread
 from packaging.utils import canonicalize_name
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -32,31 +36,32 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response, S
 from starlette.routing import Route
 
 from server.api import ReadApi, api_routes
+from server.cache import CachedPage, Lookups, PageCache, RepositoryStates
 from server.files import FileServer, content_type_of
 from server.metadata import core_metadata
-from server.pages import (
-    JSON_V1,
-    etag_matches,
-    etag_of,
-    negotiate,
-    page_file,
-    render_listing,
-    render_project,
-)
+from server.pages import JSON_V1, etag_matches, etag_of, negotiate, page_file, render_listing, render_project
 from server.pull_through import pull_through_files
 from server.upstream import ServeError, Upstreams
 from storage.artifacts import ArtifactStore
-from storage.catalog import Catalog, NotFound
+from storage.catalog import Catalog
 from storage.records import RepositoryState, ServedFile
 from storage.serving import ServingCatalog
 
-__all__ = ["PAGE_CACHE_SECONDS", "create_app"]
+__all__ = ["PAGE_CACHE_BYTES", "STATE_INTERVAL", "WORKER_THREADS", "create_app"]
 
-PAGE_CACHE_SECONDS = 5.0
-PAGE_CACHE_SIZE = 256
+#: Memory for rendered pages, per process (an LRU by bytes; 0: no page cache).
+PAGE_CACHE_BYTES = 64 * 1024 * 1024
+#: Seconds between two reads of the repositories' state (the change signal), per process.
+STATE_INTERVAL = 1.0
+#: Worker threads of a server process (catalog reads, the store, upstream fetches). The catalog's
+#: connection pool is sized to them (``flows.cli_serve``): a thread never waits for a connection,
+#: and a returned connection is kept rather than closed.
+WORKER_THREADS = 16
 
 log = logging.getLogger("mirrorflow.server")
 access_log = logging.getLogger("mirrorflow.server.access")
+
+_ACCEPTABLE = "acceptable: text/html, application/vnd.pypi.simple.v1+(html|json)"
 
 
 def create_app(
@@ -66,22 +71,33 @@ def create_app(
     *,
     redirect_to_store: bool = False,
     pull_through_ttl: timedelta = timedelta(minutes=10),
-    page_cache_seconds: float = PAGE_CACHE_SECONDS,
+    page_cache_bytes: int = PAGE_CACHE_BYTES,
+    state_interval: float = STATE_INTERVAL,
+    worker_threads: int = WORKER_THREADS,
     api: ReadApi | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Any:
     """Return the ASGI app serving every repository of ``catalog`` (wrapped in the request log).
 
     ``redirect_to_store``: answer file requests with a 302 to a presigned URL when the store has one
     (S3). ``pull_through_ttl``: how long a pulled-through project page is served before it is
-    fetched again from the remote. ``page_cache_seconds``: how long a rendered page of a repository
-    version is kept in memory (0: never; the benchmark measures uncached pages so).
+    fetched again from the remote. ``page_cache_bytes``: memory for rendered pages (0: none; the
+    benchmark measures uncached pages so). ``state_interval``: how stale the repositories' state
+    (and so the latest version served) may be, in seconds of ``clock``. ``worker_threads``: the
+    size of the worker thread pool, which should not exceed the catalog's connection pool.
     """
     serving = ServingCatalog(catalog)
     files = FileServer(store, serving, upstreams, redirect_to_store=redirect_to_store)
-    routes = _Routes(serving, files, upstreams, pull_through_ttl, page_cache_seconds)
+    states = RepositoryStates(
+        serving.repositories, run=run_in_threadpool, interval=state_interval, clock=clock
+    )
+    routes = _Routes(
+        serving, files, upstreams, pull_through_ttl, states, PageCache(max_bytes=page_cache_bytes)
+    )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = worker_threads
         await routes.warm_up()
         yield
 
@@ -100,11 +116,33 @@ def create_app(
             *(api_routes(api) if api is not None else []),
         ],
     )
+    app.state.page_cache = routes.pages  # for tests and benchmarks: what is cached
+    app.state.repository_states = states
     return RequestLog(app)
 
 
 def _text(status: int, message: str) -> Response:
     return PlainTextResponse(message + "\n", status_code=status)
+
+
+# Control characters (NUL above all: PostgreSQL refuses it in text) never name anything served;
+# neither does a name longer than any filesystem or index allows. Such a path is answered 404
+# before it reaches the catalog.
+_HOSTILE = re.compile(r"[\x00-\x1f\x7f]").search
+_LONGEST = 1024
+
+
+def _hostile(text: str) -> bool:
+    return len(text) > _LONGEST or _HOSTILE(text) is not None
+
+
+def _no_such(kind: str, text: str) -> Response:
+    """The 404 of a hostile name, which shows at most its first 100 characters."""
+    shown = repr(text[:100]) + ("..." if len(text) > 100 else "")
+    return _text(404, f"no {kind} {shown}")
+
+
+_is_sha256 = re.compile(r"[0-9a-f]{64}").fullmatch
 
 
 class _Routes:
@@ -114,48 +152,65 @@ class _Routes:
         files: FileServer,
         upstreams: Upstreams,
         ttl: timedelta,
-        page_cache_seconds: float,
+        states: RepositoryStates,
+        pages: PageCache,
     ) -> None:
         self.serving, self.files, self.upstreams, self.ttl = serving, files, upstreams, ttl
-        # Rendered pages of repository versions, for page_cache_seconds: a version's content never
-        # changes; only what is stored does (a wheel fetched on demand starts offering its metadata).
-        self._pages: dict[tuple[Any, ...], tuple[float, bytes, int]] = {}
-        self._page_seconds = page_cache_seconds
+        self.states, self.pages = states, pages
+        self.files_found: Lookups[tuple[int, int, int, str, str], ServedFile | None] = Lookups(
+            max_entries=20_000
+        )
+        self._media_types: dict[str | None, str | None] = {}
 
     async def warm_up(self) -> None:
         """Pay the process's one-time costs at startup rather than on the first request.
 
         That is anyio's worker-thread backend (imported on first use, ~15 ms), a pooled catalog
-        connection and the compiled SQL of the page queries. No page is read or kept.
+        connection, the compiled SQL of the page queries and the repositories' state. No page is
+        read or kept.
         """
 
         def queries() -> None:
             self.serving.project_files(0, 0, "")
-            with suppress(NotFound):
-                self.serving.repository("")
+            self.serving.projects(0, 0, pull_through=False)
 
         try:
             await run_in_threadpool(queries)
+            await self.states.get("")
         except Exception as exc:  # a catalog down at startup shows on requests, with their errors
             log.warning("warm-up failed: %s", exc)
 
-    async def _state(self, request: Request) -> tuple[RepositoryState, int, bool]:
-        """The repository, the version to serve and whether it is pinned; raise ServeError(404)."""
-        name = request.path_params["repo"]
+    def _negotiate(self, accept: str | None) -> str | None:
+        """``negotiate``, remembered per ``Accept`` header (clients send a handful of them)."""
         try:
-            state = await run_in_threadpool(self.serving.repository, name)
-        except NotFound:
-            raise ServeError(404, f"no repository {name!r}") from None
+            return self._media_types[accept]
+        except KeyError:
+            pass
+        media_type = negotiate(accept)
+        if len(self._media_types) >= 256:
+            self._media_types.clear()
+        self._media_types[accept] = media_type
+        return media_type
+
+    async def _state(self, request: Request) -> tuple[RepositoryState, int, bool]:
+        """The repository, the version to serve and whether it is pinned; raise ServeError(404).
+
+        From the repositories' state, read at most once per interval: no catalog query.
+        """
+        name = request.path_params["repo"]
+        state = None if _hostile(name) else await self.states.get(name)
+        if state is None:
+            raise ServeError(404, f"no repository {name[:100]!r}")
         number = request.path_params.get("number")
         if number is None:
             return state, state.latest_version, False
-        if number > state.latest_version or not await run_in_threadpool(
-            self.serving.has_version, state.id, number
-        ):
+        if not state.has_version(number):
             raise ServeError(404, f"repository {name!r} has no version {number}")
         return state, number, True
 
     async def add_slash(self, request: Request) -> Response:
+        if _hostile(request.path_params["project"]):
+            return _no_such("project", request.path_params["project"])
         return RedirectResponse(request.url.path + "/", status_code=301)
 
     async def listing(self, request: Request) -> Response:
@@ -163,33 +218,47 @@ class _Routes:
             state, number, pinned = await self._state(request)
         except ServeError as exc:
             return _text(exc.status, exc.message)
-        media_type = negotiate(request.headers.get("accept"))
+        media_type = self._negotiate(request.headers.get("accept"))
         if media_type is None:
-            return _text(406, "acceptable: text/html, application/vnd.pypi.simple.v1+(html|json)")
+            return _text(406, _ACCEPTABLE)
+        # The latest listing of a pull-through repository grows without a commit: never cached.
         pull = state.pull_through_remote is not None and not pinned
-        projects = await run_in_threadpool(self.serving.projects, state.id, number, pull_through=pull)
-        serial = max((p.serial for p in projects), default=0)
-        body = render_listing(projects, serial=serial, media_type=media_type)
-        return _page(request, body, media_type, serial)
+        key = (state.id, number, "", media_type)
+        cached = None if pull else self.pages.get(key)
+        if cached is None:
+            projects = await run_in_threadpool(self.serving.projects, state.id, number, pull_through=pull)
+            serial = max((p.serial for p in projects), default=0)
+            body = render_listing(projects, serial=serial, media_type=media_type)
+            cached = _rendered(body, media_type, serial)
+            if not pull:
+                self.pages.put(key, cached)
+        return _send(request, cached)
 
     async def project(self, request: Request) -> Response:
         project = request.path_params["project"]
+        if _hostile(project):
+            return _no_such("project", project)
         normalized = canonicalize_name(project)
         if normalized != project:
             base = request.url.path.rstrip("/").rsplit("/", 1)[0]
             return RedirectResponse(f"{base}/{quote(normalized)}/", status_code=301)
         try:
             state, number, pinned = await self._state(request)
-            media_type = negotiate(request.headers.get("accept"))
-            if media_type is None:
-                return _text(406, "acceptable: text/html, application/vnd.pypi.simple.v1+(html|json)")
-            key = (state.id, number, normalized, media_type)
-            cached = self._pages.get(key)
-            if cached is not None and cached[0] > time.monotonic():
-                return _page(request, cached[1], media_type, cached[2])
+        except ServeError as exc:
+            return _text(exc.status, exc.message)
+        media_type = self._negotiate(request.headers.get("accept"))
+        if media_type is None:
+            return _text(406, _ACCEPTABLE)
+        key = (state.id, number, normalized, media_type)
+        cached = self.pages.get(key)
+        if cached is not None:
+            return _send(request, cached)
+        pull = state.pull_through_remote is not None and not pinned
+        try:
             found = await run_in_threadpool(self.serving.project_files, state.id, number, normalized)
-            cacheable = bool(found)
-            if not found and state.pull_through_remote is not None and not pinned:
+            # What a version holds never changes; what pull-through finds does (not cached).
+            cacheable = bool(found) or not pull
+            if not found and pull:
                 pulled = await run_in_threadpool(
                     pull_through_files, self.serving, self.upstreams, state, normalized, ttl=self.ttl
                 )
@@ -197,35 +266,48 @@ class _Routes:
         except ServeError as exc:
             return _text(exc.status, exc.message)
         if not found:
-            return _text(404, f"no project {normalized!r} in repository {state.name!r} version {number}")
-        serial = max(f.package_id for f in found)
-        body = await run_in_threadpool(
-            lambda: render_project(
-                found[0].name,
-                normalized,
-                found,
-                serial=serial,
-                media_type=media_type,
-                files_prefix=f"/{quote(state.name)}/files/",
+            text = f"no project {normalized!r} in repository {state.name!r} version {number}\n".encode()
+            cached = CachedPage(404, text, _headers(_PLAIN_TEXT, len(text)), None)
+        else:
+            serial = max(f.package_id for f in found)
+            prefix = f"/{quote(state.name)}/files/"
+            cached = await run_in_threadpool(  # rendered and hashed in one trip to a worker thread
+                lambda: _rendered(
+                    render_project(
+                        found[0].name,
+                        normalized,
+                        found,
+                        serial=serial,
+                        media_type=media_type,
+                        files_prefix=prefix,
+                    ),
+                    media_type,
+                    serial,
+                )
             )
-        )
-        if cacheable and self._page_seconds > 0:
-            if len(self._pages) >= PAGE_CACHE_SIZE:
-                self._pages.clear()
-            self._pages[key] = (time.monotonic() + self._page_seconds, body, serial)
-        return _page(request, body, media_type, serial)
+        if cacheable:
+            self.pages.put(key, cached)
+        return _send(request, cached)
 
     async def file(self, request: Request) -> Response:
         sha256, filename = request.path_params["sha256"], request.path_params["filename"]
+        if not _is_sha256(sha256):
+            return _no_such("file with sha256", sha256)
+        if _hostile(filename):
+            return _no_such("file", filename)
         try:
             state, _, _ = await self._state(request)
-            found = await run_in_threadpool(self.serving.find_file, state.id, sha256, filename)
+            found = await self._find_file(state, sha256, filename)
             if found is None and filename.endswith(".metadata"):
-                package = await run_in_threadpool(
-                    self.serving.find_file, state.id, sha256, filename.removesuffix(".metadata")
-                )
+                name = filename.removesuffix(".metadata")
+                package = await self._find_file(state, sha256, name)
                 if package is not None:
-                    return await self._metadata(package)
+                    response = await self._metadata(package)
+                    if package.core_metadata_sha256 is None:  # stored now: look the digest up again
+                        self.files_found.pop(
+                            (state.id, state.latest_version, state.oldest_version, sha256, name)
+                        )
+                    return response
             if found is None:
                 return _text(404, f"no file {filename!r} with sha256 {sha256!r} in repository {state.name!r}")
             if request.method == "HEAD":
@@ -244,28 +326,74 @@ class _Routes:
             headers["Content-Length"] = str(delivery.size)
         return StreamingResponse(delivery.chunks, media_type=content_type_of(filename), headers=headers)
 
+    async def _find_file(self, state: RepositoryState, sha256: str, filename: str) -> ServedFile | None:
+        """``ServingCatalog.find_file``, remembered while the repository's versions stay as they are.
+
+        Remembered: stored files (what is stored stays so) and, without a pull-through remote,
+        files the repository does not have. A file still to be fetched is looked up each time.
+        """
+        key = (state.id, state.latest_version, state.oldest_version, sha256, filename)
+        try:
+            return self.files_found.get(key)
+        except KeyError:
+            pass
+        found = await run_in_threadpool(self.serving.find_file, state.id, sha256, filename)
+        # Not remembered: a file not yet stored (it will be), and an unknown one where a pull-through
+        # may bring it.
+        stored = found is not None and found.artifact_sha256 is not None
+        if stored or (found is None and state.pull_through_remote is None):
+            self.files_found.put(key, found)
+        return found
+
     async def _metadata(self, package: ServedFile) -> Response:
         data = await run_in_threadpool(core_metadata, self.files, package)
         return Response(data, media_type=content_type_of(".metadata"))
 
 
-def _page(request: Request, body: bytes, media_type: str, serial: int) -> Response:
+_PLAIN_TEXT = b"text/plain; charset=utf-8"
+
+
+def _headers(content_type: bytes, length: int, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", content_type), (b"content-length", str(length).encode()), *extra]
+
+
+def _rendered(body: bytes, media_type: str, serial: int) -> CachedPage:
+    """A page as it is sent, with its ETag (depending on the format as well as the body) and headers."""
     etag = etag_of(body + media_type.encode())
-    headers = {"ETag": etag, "X-PyPI-Last-Serial": str(serial), "Vary": "Accept"}
-    if etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
     content_type = media_type if media_type == JSON_V1 else f"{media_type}; charset=utf-8"
-    return Response(body, headers=headers | {"Content-Type": content_type})
+    extra = ((b"etag", etag.encode()), (b"x-pypi-last-serial", str(serial).encode()), (b"vary", b"Accept"))
+    return CachedPage(200, body, _headers(content_type.encode(), len(body), *extra), etag)
+
+
+class _Sent(Response):
+    """A response whose headers were built once, when its page was rendered."""
+
+    def __init__(self, status: int, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code, self.body, self.raw_headers, self.background = status, body, raw_headers, None
+
+
+def _send(request: Request, page: CachedPage) -> Response:
+    if page.etag is not None and etag_matches(request.headers.get("if-none-match"), page.etag):
+        # 304: the validators, without the body's Content-Type and Content-Length (``_headers``
+        # puts those two first)
+        return _Sent(304, b"", page.raw_headers[2:])
+    return _Sent(page.status, page.body, page.raw_headers)
 
 
 class RequestLog:
-    """ASGI middleware: one log line per request (method, path, status, bytes, milliseconds)."""
+    """ASGI middleware: one log line per request (method, path, status, bytes, milliseconds).
+
+    Only while ``mirrorflow.server.access`` logs at INFO (``mirrorflow serve --access-log``);
+    otherwise a request costs it one check. The line is handed to the logging handlers on the event
+    loop: the serve command gives the logger a queue handler, so that writing it happens elsewhere.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        self.state = app.state
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

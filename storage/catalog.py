@@ -78,15 +78,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """Return an engine for ``url`` (``sqlite:///...`` or ``postgresql+psycopg://...``)."""
+def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
+    """Return an engine for ``url`` (``sqlite:///...`` or ``postgresql+psycopg://...``).
+
+    ``pool_size``: connections kept open, for a process with that many threads using the catalog
+    (the server); None: SQLAlchemy's 5 (+ 10 closed again after use). The PRAGMAs are set once per
+    connection, when it is opened.
+    """
+    sizing: dict[str, Any] = {}
+    if pool_size is not None:
+        sizing = {"pool_size": pool_size, "max_overflow": max(1, pool_size // 4)}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, **sizing)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "connect", lambda conn, _rec: setattr(conn, "isolation_level", None))
         event.listen(engine, "begin", _begin_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **sizing)
 
 
 #: The execution option of ``Catalog.reading``'s connections.
@@ -113,8 +121,15 @@ class Catalog:
         self._secrets = secrets
 
     @classmethod
-    def from_url(cls, url: str, *, migrate: bool = True, secrets: SecretBox | None = None) -> Catalog:
-        catalog = cls(make_engine(url), secrets=secrets)
+    def from_url(
+        cls,
+        url: str,
+        *,
+        migrate: bool = True,
+        secrets: SecretBox | None = None,
+        pool_size: int | None = None,
+    ) -> Catalog:
+        catalog = cls(make_engine(url, pool_size=pool_size), secrets=secrets)
         if migrate:
             catalog.migrate()
         return catalog

@@ -105,12 +105,17 @@ class PageFile(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class RepositoryState:
-    """What the server needs of a repository: its id, latest version and pull-through remote."""
+    """What the server needs of a repository: its id, latest version, pull-through remote and
+    oldest version (retention deletes the versions below it; the ones between are all there)."""
 
     id: int
     name: str
     latest_version: int
     pull_through_remote: str | None
+    oldest_version: int = 0
+
+    def has_version(self, number: int) -> bool:
+        return self.oldest_version <= number <= self.latest_version
 
 
 @dataclass(frozen=True, slots=True)

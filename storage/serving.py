@@ -92,6 +92,18 @@ _FILE_COLUMNS = (
 )
 
 
+_OLDEST_VERSION = (
+    select(func.min(RepositoryVersion.number))
+    .where(RepositoryVersion.repository_id == Repository.id)
+    .correlate(Repository)
+    .scalar_subquery()
+)
+
+_STATES = select(
+    Repository.id, Repository.name, Repository.latest_version, Remote.name, _OLDEST_VERSION
+).outerjoin(Remote, Remote.id == Repository.pull_through_remote_id)
+
+
 def _present_at(repository_id: int, number: int) -> Any:
     return and_(
         RepositoryContent.repository_id == repository_id,
@@ -118,14 +130,18 @@ class ServingCatalog:
     def repository(self, name: str) -> RepositoryState:
         """Return the repository's state; raise ``NotFound``."""
         with self.catalog.reading() as session:
-            row = session.execute(
-                select(Repository.id, Repository.name, Repository.latest_version, Remote.name)
-                .outerjoin(Remote, Remote.id == Repository.pull_through_remote_id)
-                .where(Repository.name == name)
-            ).first()
+            row = session.execute(_STATES.where(Repository.name == name)).first()
         if row is None:
             raise NotFound("repository", name)
         return RepositoryState(*row)
+
+    def repositories(self) -> list[RepositoryState]:
+        """Return the state of every repository, in one query (the server's change signal).
+
+        Repositories are few; each row costs an index lookup for its oldest version.
+        """
+        with self.catalog.reading() as session:
+            return [RepositoryState(*row) for row in session.connection().execute(_STATES)]
 
     def has_version(self, repository_id: int, number: int) -> bool:
         with self.catalog.reading() as session:
