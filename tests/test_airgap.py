@@ -233,6 +233,38 @@ def test_on_demand_content_is_refused_by_name_and_nothing_is_written(homes, tmp_
     assert not (tmp_path / "x").exists()
 
 
+def test_the_flows_run_under_prefect_and_publish_progress_and_reports(
+    homes, tmp_path, monkeypatch, prefect_harness
+):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.airgap import export_repository, import_repository
+
+    (online, online_store), (offline, _) = homes
+    online.create_repository("foo")
+    _commit(online, online_store, "foo", _files(*(f"p{i}-1.0-py3-none-any.whl" for i in range(3))))
+    for side in ("online", "offline"):
+        monkeypatch.setenv("MIRRORFLOW_HOME", str(tmp_path / side))
+        monkeypatch.setenv("MIRRORFLOW_DATABASE_URL", f"sqlite:///{tmp_path / side}.db")
+        if side == "online":
+            exported = export_repository(repository="foo", to=str(tmp_path / "x"), chunk_size="4KiB")
+        else:
+            imported = import_repository(repository="bar", source=str(tmp_path / "x"))
+    assert (exported["chunks"], exported["artifacts"], imported["version"]) == (4, 3, 1)
+    assert _file_set(offline, "bar") == _file_set(online, "foo")
+    keys = [f"{kind}-{name}{suffix}" for kind, name in (("export", "foo"), ("import", "bar"))
+            for suffix in ("", "-summary", "-progress")]  # fmt: skip
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    by_key = {a.key: a for a in found}
+    assert set(by_key) == set(keys)
+    assert {row["metric"]: row["value"] for row in json.loads(by_key["export-foo"].data)}["artifacts"] == "3"
+    assert {row["metric"]: row["value"] for row in json.loads(by_key["import-bar"].data)}["added"] == "3"
+    assert "is now at version 1" in by_key["import-bar-summary"].data
+    assert by_key["export-foo-progress"].data == by_key["import-bar-progress"].data == 100.0
+
+
 def test_an_unknown_format_version_is_refused_naming_the_field(homes, tmp_path):
     (online, online_store), (offline, offline_store) = homes
     online.create_repository("foo")
