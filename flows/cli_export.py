@@ -7,7 +7,7 @@ on stdout; bad input is one line on stderr and exit 1, with nothing written.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,6 +19,7 @@ from flows.cli_app import Name, check_range, emit, repository_app
 from storage.schema import MAX_INT
 
 if TYPE_CHECKING:  # the rest is imported by the command that runs (see flows.cli's docstring)
+    from flows.settings import Settings
     from storage.export_format import TransferProgress
 
 __all__ = ["repository_export", "repository_import"]
@@ -57,14 +58,21 @@ def repository_export(
     from storage.export_format import parse_size
 
     parse_size("chunk_size", chunk_size)  # a bad size is refused before anything starts
-    params = {
-        "repository": name,
-        "to": to,
-        "version": version,
-        "since_version": since_version,
-        "chunk_size": chunk_size,
-    }
-    emit(_run("export", params | {"fetch_missing_files": fetch_missing_files}, f"exporting {name}"))
+
+    def in_process(settings: Settings, progress: TransferProgress | None) -> dict[str, Any]:
+        from flows.airgap_run import run_export
+
+        return run_export(repository=name, to=to, version=version, since_version=since_version,
+                          chunk_size=chunk_size, fetch_missing_files=fetch_missing_files, settings=settings,
+                          progress=progress)  # fmt: skip
+
+    def as_flow() -> dict[str, Any]:
+        from flows.airgap import export_repository
+
+        return export_repository(repository=name, to=str(to), version=version, since_version=since_version,
+                                 chunk_size=chunk_size, fetch_missing=fetch_missing_files)  # fmt: skip
+
+    emit(_run(in_process, as_flow, f"exporting {name}"))
 
 
 @repository_app.command("import")
@@ -75,38 +83,46 @@ def repository_import(
     ],
 ) -> None:
     """Import an export as the next version of a repository (created if need be); verified first."""
-    emit(_run("import", {"repository": name, "source": source}, f"importing into {name}"))
+
+    def in_process(settings: Settings, progress: TransferProgress | None) -> dict[str, Any]:
+        from flows.airgap_run import run_import
+
+        return run_import(repository=name, source=source, settings=settings, progress=progress)
+
+    def as_flow() -> dict[str, Any]:
+        from flows.airgap import import_repository
+
+        return import_repository(repository=name, source=str(source))
+
+    emit(_run(in_process, as_flow, f"importing into {name}"))
 
 
-def _run(kind: str, params: dict[str, Any], label: str) -> dict[str, Any]:
+def _run(
+    in_process: Callable[[Settings, TransferProgress | None], dict[str, Any]],
+    as_flow: Callable[[], dict[str, Any]],
+    label: str,
+) -> dict[str, Any]:
     """Run the export or import: as its Prefect flow when a Prefect server is configured (the run,
     its progress and its report then show in the Prefect UI, as a sync's do), else in this process
-    without Prefect (no server to start for a record nobody would see). A bar on a terminal."""
+    without Prefect (no temporary server to start for a run nobody would see); see docs/airgap.md.
+    A bar on a terminal either way."""
     from flows.settings import Settings
 
     settings = Settings()
     with _progress_bar(label) as bar:
         if not (os.environ.get("PREFECT_API_URL") or settings.prefect_server == "local"):
-            from flows.airgap_run import run_export, run_import
-
-            if kind == "export":
-                return run_export(**params, settings=settings, progress=bar)
-            return run_import(**params, settings=settings, progress=bar)
+            return in_process(settings, bar)
         from flows.cli import _debug, _use_local_prefect_server
 
         _use_local_prefect_server(settings)
-        from flows.airgap import TRANSFER_PROGRESS, export_repository, import_repository
+        from flows.airgap import TRANSFER_PROGRESS
         from flows.terminal import quiet_prefect_console
 
         if not _debug:
             quiet_prefect_console()  # the run's logs go to the Prefect UI; the terminal gets the result
         token = TRANSFER_PROGRESS.set(bar)
         try:
-            if kind == "export":
-                params = params | {"to": str(params["to"]), "fetch_missing": params["fetch_missing_files"]}
-                del params["fetch_missing_files"]
-                return export_repository(**params)
-            return import_repository(repository=params["repository"], source=str(params["source"]))
+            return as_flow()
         finally:
             TRANSFER_PROGRESS.reset(token)
 

@@ -234,12 +234,16 @@ def test_on_demand_content_is_refused_by_name_and_nothing_is_written(homes, tmp_
 
 
 def test_the_flows_run_under_prefect_and_publish_progress_and_reports(
-    homes, tmp_path, monkeypatch, prefect_harness
+    homes, tmp_path, monkeypatch, capsys, prefect_harness
 ):
+    """The export flow called directly; the import through the CLI, which runs its flow when a
+    Prefect server is configured (PREFECT_API_URL: the harness's)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.settings import PREFECT_API_URL
 
-    from flows.airgap import export_repository, import_repository
+    from flows.airgap import export_repository
+    from flows.cli import main
 
     (online, online_store), (offline, _) = homes
     online.create_repository("foo")
@@ -250,7 +254,12 @@ def test_the_flows_run_under_prefect_and_publish_progress_and_reports(
         if side == "online":
             exported = export_repository(repository="foo", to=str(tmp_path / "x"), chunk_size="4KiB")
         else:
-            imported = import_repository(repository="bar", source=str(tmp_path / "x"))
+            monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+            monkeypatch.setattr(sys, "argv", ["mirrorflow", "repository", "import", "--name", "bar",
+                                              "--from", str(tmp_path / "x")])  # fmt: skip
+            capsys.readouterr()
+            main()
+            imported = json.loads(capsys.readouterr().out)
     assert (exported["chunks"], exported["artifacts"], imported["version"]) == (4, 3, 1)
     assert _file_set(offline, "bar") == _file_set(online, "foo")
     keys = [f"{kind}-{name}{suffix}" for kind, name in (("export", "foo"), ("import", "bar"))
