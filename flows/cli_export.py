@@ -6,24 +6,23 @@ on stdout; bad input is one line on stderr and exit 1, with nothing written.
 
 from __future__ import annotations
 
-import time
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from flows.airgap_run import DEFAULT_CHUNK_SIZE
 from flows.cli_app import Name, check_range, emit, repository_app
 from storage.schema import MAX_INT
 
 if TYPE_CHECKING:  # the rest is imported by the command that runs (see flows.cli's docstring)
-    from storage.artifacts import ArtifactStore
-    from storage.catalog import Catalog
-    from storage.export import MissingFile
+    from flows.settings import Settings
+    from storage.export_format import TransferProgress
 
-__all__ = ["repository_export", "repository_import", "fetch_missing"]
-
-DEFAULT_CHUNK_SIZE = "2GiB"
-_FETCH_WORKERS = 4
+__all__ = ["repository_export", "repository_import"]
 
 
 @repository_app.command("export")
@@ -56,71 +55,24 @@ def repository_export(
     for field, value in (("version", version), ("since_version", since_version)):
         if value is not None:
             check_range(field, value, 0, MAX_INT, what="a version number")
-    from importlib.metadata import version as package_version
+    from storage.export_format import parse_size
 
-    from flows.runtime import catalog_for, store_for
-    from flows.settings import Settings
-    from storage.export import export_version, missing_files, resolve_versions
-    from storage.export_format import MissingContent, parse_size
+    parse_size("chunk_size", chunk_size)  # a bad size is refused before anything starts
 
-    size = parse_size("chunk_size", chunk_size)
-    settings = Settings()
-    catalog = catalog_for(settings)
-    store = store_for(settings)
-    selection = resolve_versions(catalog, name, version, since_version)
-    missing = missing_files(catalog, selection)
-    if missing and not fetch_missing_files:
-        raise MissingContent(selection.repository, selection.version, [m.filename for m in missing])
-    fetched = fetch_missing(catalog, store, name, missing) if missing else 0
-    started = time.monotonic()
-    result = export_version(
-        catalog,
-        store,
-        repository=name,
-        version=selection.version,
-        since_version=since_version,
-        directory=to,
-        chunk_size=size,
-        writer=f"mirrorflow {package_version('mirrorflow')}",
-    )
-    seconds = time.monotonic() - started
-    toc = result.toc
-    emit(
-        {
-            "repository": toc.repository,
-            "version": toc.version,
-            "since_version": toc.since_version,
-            "to": str(to),
-            "chunks": len(toc.chunks),
-            "chunks_written": result.written,
-            "chunks_skipped": result.skipped,
-            "packages": toc.packages,
-            "removed": toc.removed,
-            "artifacts": toc.artifacts,
-            "artifact_bytes": toc.artifact_bytes,
-            "fetched": fetched,
-            "seconds": round(seconds, 3),
-            "mb_per_s": round(result.bytes_written / 1e6 / seconds, 1) if seconds > 0 else None,
-        }
-    )
+    def in_process(settings: Settings, progress: TransferProgress | None) -> dict[str, Any]:
+        from flows.airgap_run import run_export
 
+        return run_export(repository=name, to=to, version=version, since_version=since_version,
+                          chunk_size=chunk_size, fetch_missing_files=fetch_missing_files, settings=settings,
+                          progress=progress)  # fmt: skip
 
-def fetch_missing(catalog: Catalog, store: ArtifactStore, repository: str, missing: list[MissingFile]) -> int:
-    """Download the files of ``missing`` with the repository's remote settings, verified, and store them.
+    def as_flow() -> dict[str, Any]:
+        from flows.airgap import export_repository
 
-    Each file is checked against its recorded sha256 and size by the store (``DigestMismatch``:
-    nothing stored); its artifact row is recorded only once the object is stored. Returns how many.
-    """
-    from flows.cli_maintenance import _upstream
-    from storage.content import ContentWriter
+        return export_repository(repository=name, to=str(to), version=version, since_version=since_version,
+                                 chunk_size=chunk_size, fetch_missing=fetch_missing_files)  # fmt: skip
 
-    writer = ContentWriter(catalog)
-    with _upstream(catalog, repository, _FETCH_WORKERS) as fetch:
-        for file in missing:
-            with fetch(file.url) as chunks:
-                stored = store.put_chunks(chunks, sha256=file.sha256, size=file.size)
-            writer.record_artifacts([(stored.sha256, stored.size, stored.key)])
-    return len(missing)
+    emit(_run(in_process, as_flow, f"exporting {name}"))
 
 
 @repository_app.command("import")
@@ -131,24 +83,85 @@ def repository_import(
     ],
 ) -> None:
     """Import an export as the next version of a repository (created if need be); verified first."""
-    from flows.runtime import catalog_for, store_for
+
+    def in_process(settings: Settings, progress: TransferProgress | None) -> dict[str, Any]:
+        from flows.airgap_run import run_import
+
+        return run_import(repository=name, source=source, settings=settings, progress=progress)
+
+    def as_flow() -> dict[str, Any]:
+        from flows.airgap import import_repository
+
+        return import_repository(repository=name, source=str(source))
+
+    emit(_run(in_process, as_flow, f"importing into {name}"))
+
+
+def _run(
+    in_process: Callable[[Settings, TransferProgress | None], dict[str, Any]],
+    as_flow: Callable[[], dict[str, Any]],
+    label: str,
+) -> dict[str, Any]:
+    """Run the export or import: as its Prefect flow when a Prefect server is configured (the run,
+    its progress and its report then show in the Prefect UI, as a sync's do), else in this process
+    without Prefect (no temporary server to start for a run nobody would see); see docs/airgap.md.
+    A bar on a terminal either way."""
     from flows.settings import Settings
-    from storage.import_ import import_export
 
     settings = Settings()
-    started = time.monotonic()
-    result = import_export(catalog_for(settings), store_for(settings), directory=source, repository=name)
-    emit(
-        {
-            "repository": result.repository,
-            "version": result.version,
-            "changed": result.changed,
-            "added": result.added,
-            "removed": result.removed,
-            "present": result.present,
-            "chunks": result.chunks,
-            "artifacts_stored": result.artifacts_stored,
-            "artifacts_already_present": result.artifacts_present,
-            "seconds": round(time.monotonic() - started, 3),
-        }
+    with _progress_bar(label) as bar:
+        if not (os.environ.get("PREFECT_API_URL") or settings.prefect_server == "local"):
+            return in_process(settings, bar)
+        from flows.cli import _debug, _use_local_prefect_server
+
+        _use_local_prefect_server(settings)
+        from flows.airgap import TRANSFER_PROGRESS
+        from flows.terminal import quiet_prefect_console
+
+        if not _debug:
+            quiet_prefect_console()  # the run's logs go to the Prefect UI; the terminal gets the result
+        token = TRANSFER_PROGRESS.set(bar)
+        try:
+            return as_flow()
+        finally:
+            TRANSFER_PROGRESS.reset(token)
+
+
+class _Bar:
+    def __init__(self, progress: Any, label: str) -> None:
+        self._progress, self._task = progress, progress.add_task(label, total=None)
+
+    def start(self, total: int) -> None:
+        self._progress.update(self._task, total=total, completed=0)
+
+    def advance(self, count: int) -> None:
+        self._progress.advance(self._task, count)
+
+
+@contextmanager
+def _progress_bar(label: str) -> Iterator[TransferProgress | None]:
+    """A bar with bytes, speed and ETA on stderr while the block runs; None when not a terminal."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
     )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        yield _Bar(progress, label)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -38,18 +37,19 @@ from storage.export_format import (
     MissingContent,
     PackageRecord,
     Toc,
+    TransferProgress,
     artifact_member,
     chunk_name,
     plan_chunks,
     removed_to_json,
 )
+from storage.export_tar import BLOCK, ChunkWriter
 from storage.models import Artifact, CoreMetadata, Package, Repository, RepositoryContent, RepositoryVersion
 
 __all__ = ["ExportResult", "MissingFile", "export_version", "missing_files", "resolve_versions"]
 
 STATE_NAME = ".export-state.json"
 _PAGE = 1000
-_COPY = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,78 +223,48 @@ def _artifacts(catalog: Catalog, sel: _Selection) -> Iterator[tuple[str, int]]:
 # -- writing ----------------------------------------------------------------------------------
 
 
-class _HashingWriter:
-    """A write-only file that hashes and counts what passes through (what ``tarfile`` needs)."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw, self.hash, self.size = raw, hashlib.sha256(), 0
-
-    def write(self, data: bytes) -> int:
-        self.raw.write(data)
-        self.hash.update(data)
-        self.size += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.size
-
-
-class _VerifiedReader:
-    """``read(n)`` over an artifact's chunks, checking its sha256 and size when it ends."""
-
-    def __init__(self, chunks: Iterator[bytes], sha256: str, size: int) -> None:
-        self._chunks, self._sha256, self._size = chunks, sha256, size
-        self._buffer, self._offset = b"", 0
-        self._hash = hashlib.sha256()
-        self._read = 0
-
-    def read(self, n: int = -1) -> bytes:
-        parts: list[bytes] = []
-        wanted = n if n >= 0 else None
-        while wanted is None or wanted > 0:
-            if self._offset >= len(self._buffer):
-                chunk = next(self._chunks, None)
-                if chunk is None:
-                    self._check()
-                    break
-                self._hash.update(chunk)
-                self._read += len(chunk)
-                self._buffer, self._offset = chunk, 0
-                if self._read >= self._size:
-                    self._check()  # whole (or too long): tarfile reads no further than the size
-            end = len(self._buffer) if wanted is None else min(len(self._buffer), self._offset + wanted)
-            parts.append(self._buffer[self._offset : end])
-            if wanted is not None:
-                wanted -= end - self._offset
-            self._offset = end
-        return b"".join(parts)
-
-    def _check(self) -> None:
-        if self._read != self._size or self._hash.hexdigest() != self._sha256:
-            raise ExportError(
-                f"artifact {self._sha256!r} in the store is damaged (size {self._read}, expected "
-                f"{self._size}); nothing exported from it: run 'mirrorflow repository verify --repair'"
-            )
+def _verified_blocks(store: ArtifactStore, sha256: str, size: int) -> Iterator[bytes]:
+    """The stored artifact's bytes in ``BLOCK``s, checked against its sha256 and size: a damaged
+    store raises ``ExportError`` before a byte past ``size`` is yielded, or at the end."""
+    digest, read = hashlib.sha256(), 0
+    chunks = store.open_chunks(sha256, chunk_size=BLOCK)
+    try:
+        for block in chunks:
+            read += len(block)
+            if read > size:
+                break
+            digest.update(block)
+            yield block
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    if read != size or digest.hexdigest() != sha256:
+        raise ExportError(
+            f"artifact {sha256!r} in the store is damaged (size {read}, expected "
+            f"{size}); nothing exported from it: run 'mirrorflow repository verify --repair'"
+        )
 
 
-def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = size, 0o444, 0  # fixed: a chunk's bytes depend only on its content
-    info.uname = info.gname = ""
-    return info
+def _write_chunk(path: Path, fill: Callable[[ChunkWriter], None]) -> ChunkEntry:
+    """Write a chunk as ``<path>.part``, make it durable, then publish it under ``path``.
 
-
-def _write_chunk(path: Path, fill: Callable[[tarfile.TarFile], None]) -> ChunkEntry:
-    """Write a chunk as ``<path>.part``, then publish it under ``path``; return its entry."""
+    One ``fsync`` per chunk (not per file): a chunk is what the resume state records as done.
+    """
     part = path.with_name(path.name + ".part")
-    with open(part, "wb") as raw:
-        writer = _HashingWriter(raw)
-        with tarfile.open(fileobj=writer, mode="w", format=tarfile.USTAR_FORMAT) as tar:  # type: ignore[call-overload]
-            fill(tar)
-        raw.flush()
-        os.fsync(raw.fileno())
+    try:
+        with open(part, "wb") as raw:
+            writer = ChunkWriter(raw)
+            fill(writer)
+            writer.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+            entry = ChunkEntry(path.name, writer.sha256, writer.size)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
     os.replace(part, path)
-    return ChunkEntry(path.name, writer.hash.hexdigest(), writer.size)
+    return entry
 
 
 def _spool_lines(lines: Iterable[str], directory: Path) -> tuple[IO[bytes], int, int]:
@@ -311,7 +281,7 @@ def _spool_lines(lines: Iterable[str], directory: Path) -> tuple[IO[bytes], int,
 def _hash_file(path: Path) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
     with open(path, "rb") as handle:
-        while block := handle.read(_COPY):
+        while block := handle.read(BLOCK):
             digest.update(block)
             size += len(block)
     return digest.hexdigest(), size
@@ -346,12 +316,14 @@ def export_version(
     directory: Path,
     chunk_size: int,
     writer: str,
+    progress: TransferProgress | None = None,
 ) -> ExportResult:
     """Export version ``version`` (the latest when None) of ``repository`` into ``directory``.
 
-    With ``since_version``, only the packages added since then and the removals. Raises
-    ``NotFound``, ``InvalidExport`` (options), ``MissingContent`` (files not stored: fetch them
-    first) or ``ExportError`` (a damaged stored artifact); nothing is published as complete then.
+    With ``since_version``, only the packages added since then and the removals. ``progress`` is
+    told the artifact bytes to copy, then each file's bytes as it is copied (or a whole chunk's,
+    found intact). Raises ``NotFound``, ``InvalidExport`` (options), ``MissingContent`` (files not
+    stored: fetch them first) or ``ExportError`` (a damaged stored artifact); nothing is published as complete then.
     """
     sel = resolve_versions(catalog, repository, version, since_version)
     missing = missing_files(catalog, sel)
@@ -369,7 +341,7 @@ def export_version(
     with packages, removed:
         records_hash = hashlib.sha256()
         for spool in (packages, removed):
-            while block := spool.read(_COPY):
+            while block := spool.read(BLOCK):
                 records_hash.update(block)
             spool.seek(0)
         plan = hashlib.sha256(f"{records_hash.hexdigest()}:{chunk_size}:".encode())
@@ -379,10 +351,12 @@ def export_version(
             artifact_count += 1
             artifact_bytes += size
         state = _State.load(directory, plan.hexdigest())
+        if progress is not None:
+            progress.start(artifact_bytes)
 
-        def fill_records(tar: tarfile.TarFile) -> None:
-            tar.addfile(_tarinfo(PACKAGES_MEMBER, package_size), packages)
-            tar.addfile(_tarinfo(REMOVED_MEMBER, removed_size), removed)
+        def fill_records(chunk: ChunkWriter) -> None:
+            chunk.add(PACKAGES_MEMBER, package_size, iter(lambda: packages.read(BLOCK), b""))
+            chunk.add(REMOVED_MEMBER, removed_size, iter(lambda: removed.read(BLOCK), b""))
 
         entries = [
             state.reuse(directory / RECORDS_CHUNK)
@@ -394,12 +368,15 @@ def export_version(
         entry = state.reuse(path)
         if entry is None:
 
-            def fill(tar: tarfile.TarFile, members: list[tuple[str, int]] = members) -> None:
+            def fill(chunk: ChunkWriter, members: list[tuple[str, int]] = members) -> None:
                 for sha256, size in members:
-                    reader = _VerifiedReader(store.open_chunks(sha256, chunk_size=_COPY), sha256, size)
-                    tar.addfile(_tarinfo(artifact_member(sha256), size), reader)
+                    chunk.add(artifact_member(sha256), size, _verified_blocks(store, sha256, size))
+                    if progress is not None:
+                        progress.advance(size)
 
             entry = state.done(_write_chunk(path, fill))
+        elif progress is not None:
+            progress.advance(sum(size for _, size in members))
         entries.append(entry)
 
     for stale in directory.glob("chunk-*.tar*"):  # chunks of an earlier, larger plan

@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from storage.errors import MirrorflowError
 
@@ -45,6 +45,7 @@ __all__ = [
     "MissingContent",
     "PackageRecord",
     "Toc",
+    "TransferProgress",
     "artifact_member",
     "chunk_name",
     "parse_size",
@@ -106,6 +107,13 @@ class MissingContent(ExportError):
             f"{len(self.filenames)} file(s) of {repository!r} version {version} are not stored "
             f"(on_demand): {shown}{more}; rerun with --fetch-missing to fetch them from the upstream"
         )
+
+
+class TransferProgress(Protocol):
+    """Told the bytes an export or import will move (``start``), then each step (``advance``)."""
+
+    def start(self, total: int) -> None: ...
+    def advance(self, count: int) -> None: ...
 
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}

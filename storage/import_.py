@@ -4,9 +4,12 @@ In order, so that nothing becomes visible before everything is checked:
 
 1. read the TOC; refuse another format version, and an incremental export whose base version
    the target does not hold (``ExportGap``), before reading a chunk;
-2. re-hash every chunk against the TOC (``CorruptChunk`` names the first bad one);
-3. store every artifact through the store's verifying ``put_chunks`` (its sha256 is its member
-   name): content-addressed objects and artifact rows, which no version references yet;
+2. check that every chunk is there with its size, then hash the records chunk against the TOC
+   and parse its records;
+3. read each artifact chunk ONCE: its sha256 is computed as its members stream into the store's
+   verifying ``put_chunks`` (a member's sha256 is its name), and compared with the TOC at its end
+   (``CorruptChunk`` names the first bad chunk). What is stored then is content-addressed objects
+   and artifact rows, each verified, which no version references yet: nothing is visible;
 4. record the packages and stage the version's exact membership (staging rows are private), then
    commit it in ONE transaction (``ContentWriter.commit_version``, mirror semantics).
 
@@ -22,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import tarfile
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -39,22 +42,24 @@ from storage.export_format import (
     RECORDS_CHUNK,
     REMOVED_MEMBER,
     TOC_NAME,
+    ChunkEntry,
     CorruptChunk,
     ExportGap,
     InvalidExport,
     PackageRecord,
     Toc,
+    TransferProgress,
     read_lines,
     removed_from_json,
     sha256_of_member,
 )
+from storage.export_tar import BLOCK, read_members
 from storage.locks import holding
 from storage.models import CoreMetadata, Package, Repository, RepositoryContent, RepositoryVersion
 
 __all__ = ["ImportResult", "import_export", "read_toc"]
 
 _BATCH = 1000
-_COPY = 1 << 20
 _NAMESPACE = uuid.UUID("3f1c7e52-8d0b-4b8e-9a51-6c2d4e7f9a10")
 #: How long a rerun waits for a sync (or another import) of the target to finish.
 LOCK_WAIT_SECONDS = 60.0
@@ -118,7 +123,8 @@ def _held(catalog: Catalog, repository: str, toc: Toc) -> int | None | bool:
     return None
 
 
-def _verify_chunks(directory: Path, toc: Toc, progress: Callable[[int], None] | None) -> None:
+def _check_chunks(directory: Path, toc: Toc) -> None:
+    """Every chunk is there with the TOC's size: a missing or truncated copy fails before any work."""
     for entry in toc.chunks:
         path = directory / entry.name
         if not path.is_file():
@@ -126,16 +132,23 @@ def _verify_chunks(directory: Path, toc: Toc, progress: Callable[[int], None] | 
         size = path.stat().st_size
         if size != entry.size:
             raise CorruptChunk(entry.name, f"has {size} bytes, the table of contents says {entry.size}")
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while block := handle.read(_COPY):
-                digest.update(block)
-                if progress is not None:
-                    progress(len(block))
-        if digest.hexdigest() != entry.sha256:
-            raise CorruptChunk(
-                entry.name, f"has sha256 {digest.hexdigest()!r}, the table of contents says {entry.sha256!r}"
-            )
+
+
+def _check_digest(entry: ChunkEntry, digest: Any) -> None:
+    if digest.hexdigest() != entry.sha256:
+        raise CorruptChunk(
+            entry.name, f"has sha256 {digest.hexdigest()!r}, the table of contents says {entry.sha256!r}"
+        )
+
+
+def _verify_chunk(directory: Path, entry: ChunkEntry, progress: TransferProgress | None) -> None:
+    digest = hashlib.sha256()
+    with open(directory / entry.name, "rb") as handle:
+        while block := handle.read(BLOCK):
+            digest.update(block)
+            if progress is not None:
+                progress.advance(len(block))
+    _check_digest(entry, digest)
 
 
 def _members(path: Path) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
@@ -150,11 +163,6 @@ def _members(path: Path) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
                 yield info, handle
     except tarfile.TarError as exc:
         raise CorruptChunk(path.name, f"is not a tar file ({exc})") from None
-
-
-def _read_member(handle: IO[bytes]) -> Iterator[bytes]:
-    while block := handle.read(_COPY):
-        yield block
 
 
 def _records(directory: Path) -> tuple[Iterator[PackageRecord], list[tuple[str, str]]]:
@@ -183,26 +191,37 @@ def _records(directory: Path) -> tuple[Iterator[PackageRecord], list[tuple[str, 
 
 
 def _store_artifacts(
-    directory: Path, toc: Toc, store: ArtifactStore, writer: ContentWriter
+    directory: Path, toc: Toc, store: ArtifactStore, writer: ContentWriter, progress: TransferProgress | None
 ) -> tuple[int, int]:
+    """Store the artifacts of every chunk, reading each chunk once: its sha256 is computed as its
+    members stream into the store, which verifies each against its name (``put_chunks``).
+
+    A chunk whose digest differs from the TOC's raises ``CorruptChunk`` at its end, inside its
+    ``deferred`` scope, so what it spooled is dropped. Artifacts of earlier chunks stay stored:
+    each was verified on its own, is content-addressed, and no version references it (a rerun
+    after the chunk is copied again reuses them).
+    """
     stored = present = 0
     for entry in toc.chunks[1:]:
         rows: list[tuple[str, int, str]] = []
-        with store.deferred() as putter:
-            for info, handle in _members(directory / entry.name):
-                sha256 = sha256_of_member(entry.name, info.name)
+        digest = hashlib.sha256()
+        advance = progress.advance if progress is not None else None
+        with store.deferred() as putter, open(directory / entry.name, "rb") as handle:
+            for name, size, blocks in read_members(handle, entry.name, digest, advance):
+                sha256 = sha256_of_member(entry.name, name)
                 if store.exists(sha256):
                     present += 1
-                    rows.append((sha256, info.size, _key(sha256)))
-                    continue
+                    rows.append((sha256, size, _key(sha256)))
+                    continue  # read_members reads (and hashes) the bytes left
                 try:
-                    done = putter.put_chunks(_read_member(handle), sha256=sha256, size=info.size)
+                    done = putter.put_chunks(blocks, sha256=sha256, size=size)
                 except DigestMismatch as exc:
                     raise CorruptChunk(
-                        entry.name, f"holds {info.name!r}, whose bytes hash to {exc.actual_sha256!r}"
+                        entry.name, f"holds {name!r}, whose bytes hash to {exc.actual_sha256!r}"
                     ) from exc
                 rows.append((done.sha256, done.size, done.key))
                 stored += 1
+            _check_digest(entry, digest)
         writer.record_artifacts(rows)  # after the deferred block: the objects are durable now
     return stored, present
 
@@ -286,12 +305,13 @@ def import_export(
     *,
     directory: Path,
     repository: str,
-    progress: Callable[[int], None] | None = None,
+    progress: TransferProgress | None = None,
 ) -> ImportResult:
     """Import the export in ``directory`` as the next version of ``repository`` (created if need be).
 
-    Raises ``InvalidExport``, ``CorruptChunk`` or ``ExportGap`` before anything is stored, and
-    ``RepositoryBusy`` when a sync of the target holds it; on any error no version is made.
+    Raises ``InvalidExport``, ``CorruptChunk`` or ``ExportGap`` before any version (or the
+    repository) is made, and ``RepositoryBusy`` when a sync of the target holds it; on any error
+    no version is made. ``progress`` is told the chunks' total bytes, then the bytes read.
     """
     toc = read_toc(directory)
     held = _held(catalog, repository, toc)
@@ -305,12 +325,15 @@ def import_export(
             target=repository,
             holds=held if type(held) is int else None,
         )
-    _verify_chunks(directory, toc, progress)
+    _check_chunks(directory, toc)
+    if progress is not None:
+        progress.start(sum(entry.size for entry in toc.chunks))
+    _verify_chunk(directory, toc.chunks[0], progress)
     records, removed = _records(directory)  # the records chunk parses before anything is written
+    writer = ContentWriter(catalog)
+    stored, present = _store_artifacts(directory, toc, store, writer, progress)
     if held is False:
         catalog.create_repository(repository, description=f"imported from {toc.repository}")
-    writer = ContentWriter(catalog)
-    stored, present = _store_artifacts(directory, toc, store, writer)
     sync_id = str(uuid.uuid5(_NAMESPACE, f"{repository}\0{toc.digest}"))
     with holding(
         catalog, repository, holder=f"import {sync_id}", wait=LOCK_WAIT_SECONDS, lease=timedelta(minutes=5)

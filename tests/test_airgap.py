@@ -141,15 +141,26 @@ def test_a_corrupted_chunk_is_refused_by_name_and_nothing_is_imported(homes, tmp
     toc = _export(online, online_store, tmp_path / "x", chunk_size=4096).toc
     assert len(toc.chunks) == 5, "records + one 3 kB file per 4 KiB chunk"
     chunk = tmp_path / "x" / "chunk-00002.tar"
-    data = bytearray(chunk.read_bytes())
-    data[1000] ^= 0xFF
-    chunk.write_bytes(bytes(data))
-    with pytest.raises(CorruptChunk, match="^chunk 'chunk-00002.tar' has sha256 .* nothing was imported"):
-        import_export(offline, offline_store, directory=tmp_path / "x", repository="bar")
-    assert [r.name for r in offline.list_repositories()] == []
-    assert not (tmp_path / "offline" / "artifacts").exists() or not any(
-        (tmp_path / "offline" / "artifacts").rglob("sha256/*/*/*")
-    )
+    good = chunk.read_bytes()
+    for offset, why in (
+        (1000, "holds 'artifacts/"),
+        (3500, "has sha256 "),
+        (100, "has a damaged tar header"),
+    ):
+        data = bytearray(good)  # in a file's bytes, in its padding, in its header
+        data[offset] ^= 0xFF
+        chunk.write_bytes(bytes(data))
+        with pytest.raises(CorruptChunk, match=f"^chunk 'chunk-00002.tar' {why}.* nothing was imported"):
+            import_export(offline, offline_store, directory=tmp_path / "x", repository="bar")
+        assert [r.name for r in offline.list_repositories()] == []
+    # Chunk 1 was read (and its file stored, verified) before chunk 2: invisible, content-addressed.
+    stored = list((tmp_path / "offline" / "artifacts").rglob("sha256/*/*/*"))
+    assert all(hashlib.sha256(path.read_bytes()).hexdigest() == path.name for path in stored)
+    assert len(stored) <= 1
+    chunk.write_bytes(good)  # copied again: the rerun finishes
+    result = import_export(offline, offline_store, directory=tmp_path / "x", repository="bar")
+    assert (result.version, result.present) == (1, 4)
+    assert _file_set(offline, "bar") == _file_set(online, "foo")
 
 
 class _Killed(Exception):
@@ -193,8 +204,7 @@ def test_a_killed_import_leaves_no_partial_version_and_a_rerun_finishes(homes, t
     _export(online, online_store, tmp_path / "x", chunk_size=4096)
     with pytest.raises(_Killed):
         import_export(offline, _DyingStore(offline_store, 2), directory=tmp_path / "x", repository="bar")
-    assert offline.get_repository("bar").latest_version == 0
-    assert offline.list_versions("bar")[0].number == 0
+    assert [r.name for r in offline.list_repositories()] == [], "made only once every chunk is in"
     result = import_export(offline, offline_store, directory=tmp_path / "x", repository="bar")
     assert (result.version, result.present, result.artifacts_stored, result.artifacts_present) == (1, 4, 2, 2)
     assert _file_set(offline, "bar") == _file_set(online, "foo")
@@ -221,6 +231,47 @@ def test_on_demand_content_is_refused_by_name_and_nothing_is_written(homes, tmp_
     with pytest.raises(MissingContent, match=r"'lazy-1.0-py3-none-any.whl'; rerun with --fetch-missing"):
         _export(online, online_store, tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_the_flows_run_under_prefect_and_publish_progress_and_reports(
+    homes, tmp_path, monkeypatch, capsys, prefect_harness
+):
+    """The export flow called directly; the import through the CLI, which runs its flow when a
+    Prefect server is configured (PREFECT_API_URL: the harness's)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.airgap import export_repository
+    from flows.cli import main
+
+    (online, online_store), (offline, _) = homes
+    online.create_repository("foo")
+    _commit(online, online_store, "foo", _files(*(f"p{i}-1.0-py3-none-any.whl" for i in range(3))))
+    for side in ("online", "offline"):
+        monkeypatch.setenv("MIRRORFLOW_HOME", str(tmp_path / side))
+        monkeypatch.setenv("MIRRORFLOW_DATABASE_URL", f"sqlite:///{tmp_path / side}.db")
+        if side == "online":
+            exported = export_repository(repository="foo", to=str(tmp_path / "x"), chunk_size="4KiB")
+        else:
+            monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+            monkeypatch.setattr(sys, "argv", ["mirrorflow", "repository", "import", "--name", "bar",
+                                              "--from", str(tmp_path / "x")])  # fmt: skip
+            capsys.readouterr()
+            main()
+            imported = json.loads(capsys.readouterr().out)
+    assert (exported["chunks"], exported["artifacts"], imported["version"]) == (4, 3, 1)
+    assert _file_set(offline, "bar") == _file_set(online, "foo")
+    keys = [f"{kind}-{name}{suffix}" for kind, name in (("export", "foo"), ("import", "bar"))
+            for suffix in ("", "-summary", "-progress")]  # fmt: skip
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    by_key = {a.key: a for a in found}
+    assert set(by_key) == set(keys)
+    assert {row["metric"]: row["value"] for row in json.loads(by_key["export-foo"].data)}["artifacts"] == "3"
+    assert {row["metric"]: row["value"] for row in json.loads(by_key["import-bar"].data)}["added"] == "3"
+    assert "is now at version 1" in by_key["import-bar-summary"].data
+    assert by_key["export-foo-progress"].data == by_key["import-bar-progress"].data == 100.0
 
 
 def test_an_unknown_format_version_is_refused_naming_the_field(homes, tmp_path):
