@@ -28,7 +28,7 @@ test-fast: $(VENV)/.installed $(PEERS)/.installed
 	$(VENV)/bin/pytest -n auto --dist loadfile -m "not slow"
 
 # The packages mypy checks (strict on all of them: pyproject.toml); .pre-commit-config.yaml runs the same.
-PACKAGES := deployments flows server tasks storage fixtureindex
+PACKAGES := -p mirrorflow.deployments -p mirrorflow.flows -p mirrorflow.server -p mirrorflow.tasks -p mirrorflow.storage -p mirrorflow.fixtureindex
 
 lint: $(VENV)/.installed  ## ruff everywhere; mypy strict on every package; the import contracts
 	$(VENV)/bin/ruff check .

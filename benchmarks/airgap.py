@@ -28,9 +28,9 @@ from pathlib import Path
 
 
 def _populate(home: Path, megabytes: int, file_mb: int) -> list[Path]:
-    from storage.catalog import Catalog
-    from storage.content import ContentWriter, NewPackage
-    from storage.filesystem_store import FileSystemStore
+    from mirrorflow.storage.catalog import Catalog
+    from mirrorflow.storage.content import ContentWriter, NewPackage
+    from mirrorflow.storage.filesystem_store import FileSystemStore
 
     catalog = Catalog.from_url(f"sqlite:///{home / 'catalog.db'}")
     store = FileSystemStore(home / "artifacts")
@@ -85,7 +85,7 @@ def main() -> None:
         online.mkdir()
         files = _populate(online, args.megabytes, args.file_mb)
         total_mb = sum(f.stat().st_size for f in files) / 1e6
-        mirrorflow = [sys.executable, "-c", "from flows.cli import main; main()"]
+        mirrorflow = [sys.executable, "-c", "from mirrorflow.flows.cli import main; main()"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MIRRORFLOW_")}
         env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
         export = _run([*mirrorflow, "repository", "export", "--name", "foo", "--to", str(root / "out"),

@@ -30,14 +30,14 @@ from typing import Any
 
 import httpx
 
-from fixtureindex.builder import make_wheel
-from server.app import create_app
-from server.pages import JSON_V1
-from server.threaded import serve_in_thread
-from storage.catalog import Catalog
-from storage.content import ContentWriter, NewPackage
-from storage.filesystem_store import FileSystemStore
-from tasks.index_client import IndexClient, build_http_client
+from mirrorflow.fixtureindex.builder import make_wheel
+from mirrorflow.server.app import create_app
+from mirrorflow.server.pages import JSON_V1
+from mirrorflow.server.threaded import serve_in_thread
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.filesystem_store import FileSystemStore
+from mirrorflow.tasks.index_client import IndexClient, build_http_client
 
 
 class _NoUpstreams:

@@ -75,9 +75,9 @@ def compare_startup(env: dict[str, str], runs: int) -> float:
 
 def time_resyncs(env: dict[str, str], resyncs: int, work: Path) -> None:
     """Time no-change resyncs of the whole fixture index (a first sync fills the repository)."""
-    from fixtureindex.builder import build_index
-    from fixtureindex.catalog import seed_projects
-    from fixtureindex.server import serve_index
+    from mirrorflow.fixtureindex.builder import build_index
+    from mirrorflow.fixtureindex.catalog import seed_projects
+    from mirrorflow.fixtureindex.server import serve_index
 
     build_index(seed_projects(), work / "index")
     with serve_index(work / "index", host="127.0.0.1", port=0) as running:

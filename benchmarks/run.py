@@ -123,8 +123,8 @@ def _cpu_s() -> float:
 
 def _sync(repository: str, remote: str, *, mirror: bool) -> tuple[float, float, dict[str, Any]]:
     """Run one sync; return its wall seconds, this process's CPU seconds during it, and its result."""
-    from flows.settings import Settings
-    from flows.sync_repository import run_sync
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.flows.sync_repository import run_sync
 
     started, cpu = time.perf_counter(), _cpu_s()
     result = run_sync(repository, remote, mirror=mirror, settings=Settings())
@@ -143,7 +143,7 @@ def run(
     skip_raw: bool,
     immediate_runs: int = 3,
 ) -> None:
-    from flows.allocator import tune_allocator
+    from mirrorflow.flows.allocator import tune_allocator
 
     tune_allocator()  # as the CLI and the served deployments do at start (flows.allocator)
     home = Path(tempfile.mkdtemp(prefix="mirrorflow-bench-"))
@@ -158,8 +158,8 @@ def run(
     try:
         from prefect.testing.utilities import prefect_test_harness
 
-        from flows.runtime import catalog_for
-        from flows.settings import Settings
+        from mirrorflow.flows.runtime import catalog_for
+        from mirrorflow.flows.settings import Settings
 
         with prefect_test_harness(server_startup_timeout=240):
             _bench(
@@ -255,8 +255,8 @@ def _immediate(
     after it, so that it downloads everything (the first may use the benchmark's own home:
     ``fresh_first``); with ``--database-url`` there is one run per step, into that database.
     """
-    from flows.runtime import catalog_for
-    from flows.settings import Settings
+    from mirrorflow.flows.runtime import catalog_for
+    from mirrorflow.flows.settings import Settings
 
     big = [i for i in index.indices() if index.is_big(i)]
     names = [index.name(i) for i in big]

@@ -42,10 +42,10 @@ from pathlib import Path
 
 import httpx
 
-from fixtureindex.builder import make_wheel
-from storage.catalog import Catalog
-from storage.content import ContentWriter, NewPackage
-from storage.filesystem_store import FileSystemStore
+from mirrorflow.fixtureindex.builder import make_wheel
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.filesystem_store import FileSystemStore
 
 # What pip sends (PEP 691): JSON preferred, HTML accepted.
 PIP_ACCEPT = (
@@ -141,12 +141,19 @@ def _mirrorflow(python: str, home: Path, port: int, *, cache: bool) -> contextma
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MIRRORFLOW_", "PIP_"))}
     env["MIRRORFLOW_HOME"] = str(home)
     if cache:
-        command = [python, "-c", "from flows.console import main; main()", "serve", "--port", str(port)]
+        command = [
+            python,
+            "-c",
+            "from mirrorflow.flows.console import main; main()",
+            "serve",
+            "--port",
+            str(port),
+        ]
     else:  # the same app with its page cache off and the state read on every request
         code = (
-            "import uvicorn; from flows.cli_serve import CatalogUpstreams;"
-            "from flows.runtime import catalog_for, store_for; from flows.settings import Settings;"
-            "from server.app import WORKER_THREADS, create_app; s = Settings();"
+            "import uvicorn; from mirrorflow.flows.cli_serve import CatalogUpstreams;"
+            "from mirrorflow.flows.runtime import catalog_for, store_for; from mirrorflow.flows.settings import Settings;"
+            "from mirrorflow.server.app import WORKER_THREADS, create_app; s = Settings();"
             "c = catalog_for(s, pool_size=WORKER_THREADS);"
             "app = create_app(c, store_for(s), CatalogUpstreams(c, max_page_bytes=s.max_page_bytes),"
             " page_cache_bytes=0, state_interval=0.0);"

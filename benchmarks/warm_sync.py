@@ -36,9 +36,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fixtureindex.builder import FixtureFile, FixtureProject, build_index, make_wheel
-from fixtureindex.catalog import seed_projects
-from fixtureindex.server import serve_index
+from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, build_index, make_wheel
+from mirrorflow.fixtureindex.catalog import seed_projects
+from mirrorflow.fixtureindex.server import serve_index
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -1,6 +1,6 @@
 """Serve one Prefect deployment per repository, with the schedule kept in the catalog.
 
-    python -m deployments.serve [--poll 30]    # runs until interrupted; needs PREFECT_API_URL
+    python -m mirrorflow.deployments.serve [--poll 30]    # runs until interrupted; needs PREFECT_API_URL
 
 For users without work pools: this process polls the Prefect server for scheduled runs and for
 runs started from the UI or with ``mirrorflow repository sync --background``, and executes them.
@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from flows.allocator import tune_allocator
-from flows.runtime import catalog_for
-from flows.settings import Settings
-from flows.sync_repository import run_tags, sync_repository
-from storage.catalog import Catalog
-from storage.schedules import ScheduleView, list_schedules
+from mirrorflow.flows.allocator import tune_allocator
+from mirrorflow.flows.runtime import catalog_for
+from mirrorflow.flows.settings import Settings
+from mirrorflow.flows.sync_repository import run_tags, sync_repository
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.schedules import ScheduleView, list_schedules
 
 __all__ = [
     "FLOW_NAME",
@@ -283,7 +283,9 @@ async def serve_catalog(catalog: Catalog, *, limit: int | None, poll: float) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m mirrorflow.deployments.serve", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--limit", type=int, default=None, help="Most flow runs at once (default: no limit).")
     parser.add_argument(
         "--poll",

@@ -3,13 +3,13 @@
 Build PyPI-compatible indexes of real, installable wheels and sdists (``builder``), serve them on
 loopback with PEP 691 content negotiation (``server``), and get the seed catalog (``catalog``)::
 
-    python -m fixtureindex build --root /tmp/index
-    python -m fixtureindex serve --root /tmp/index --port 8000
+    python -m mirrorflow.fixtureindex build --root /tmp/index
+    python -m mirrorflow.fixtureindex serve --root /tmp/index --port 8000
 
 Not used by mirrorflow itself.
 """
 
-from fixtureindex.builder import (
+from mirrorflow.fixtureindex.builder import (
     FixtureFile,
     FixtureProject,
     Index,
@@ -18,8 +18,8 @@ from fixtureindex.builder import (
     make_sdist,
     make_wheel,
 )
-from fixtureindex.catalog import seed_projects
-from fixtureindex.server import RunningIndex, serve_index
+from mirrorflow.fixtureindex.catalog import seed_projects
+from mirrorflow.fixtureindex.server import RunningIndex, serve_index
 
 __all__ = [
     "FixtureFile",

@@ -1,4 +1,4 @@
-"""``python -m fixtureindex build|serve --root DIR [--port N]``: build or serve the seed fixture index."""
+"""``python -m mirrorflow.fixtureindex build|serve --root DIR [--port N]``: build or serve the seed fixture index."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from fixtureindex.builder import build_index
-from fixtureindex.catalog import seed_projects
-from fixtureindex.server import serve_index
+from mirrorflow.fixtureindex.builder import build_index
+from mirrorflow.fixtureindex.catalog import seed_projects
+from mirrorflow.fixtureindex.server import serve_index
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -19,7 +19,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fixtureindex", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m mirrorflow.fixtureindex", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="write the seed catalog's static index tree under --root")
     build.add_argument("--root", type=Path, required=True, help="directory to write the index into")

@@ -8,7 +8,7 @@ arguments give the same bytes, so digests are stable across runs). ``build_index
     <root>/simple/index.html, index.json              the project listing
     <root>/simple/<project>/index.html, index.json    each project's page (files linked relatively)
     <root>/pypi/<project>/json                        the legacy JSON API's document (``/pypi/<project>/json``)
-    <root>/index-state.json                           serials, read by ``fixtureindex.server``
+    <root>/index-state.json                           serials, read by ``mirrorflow.fixtureindex.server``
 
 Test and demo code only: nothing in ``tasks`` or ``storage`` imports this package.
 """
@@ -32,7 +32,7 @@ from packaging.tags import parse_tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from fixtureindex.pages import render_legacy_json, render_listing, render_project
+from mirrorflow.fixtureindex.pages import render_legacy_json, render_listing, render_project
 
 __all__ = [
     "FixtureFile",

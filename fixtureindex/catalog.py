@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from fixtureindex.builder import FixtureFile, FixtureProject, make_sdist, make_wheel
+from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, make_sdist, make_wheel
 
 __all__ = ["SCIPY_PLATFORMS", "seed_projects"]
 

@@ -1,7 +1,7 @@
 """A fixture index that misbehaves on purpose: 5xx bursts, resets, timeouts, lies, loops and huge pages.
 
-``serve_faulty(root, rules)`` serves an index built by ``fixtureindex.builder.build_index`` exactly as
-``fixtureindex.server.serve_index`` does, except where a :class:`Rule` matches a request: the rule's
+``serve_faulty(root, rules)`` serves an index built by ``mirrorflow.fixtureindex.builder.build_index`` exactly as
+``mirrorflow.fixtureindex.server.serve_index`` does, except where a :class:`Rule` matches a request: the rule's
 :class:`Fault` then shapes the answer. Rules are tried in order; the first whose ``path`` (an
 ``fnmatch`` pattern on the URL path) and ``requests`` (the 1-based count of requests to that exact
 path) both match wins. Counting per path keeps a plan deterministic under concurrent clients::
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from fixtureindex.server import Mode, RunningIndex, _Handler, _IndexServer
+from mirrorflow.fixtureindex.server import Mode, RunningIndex, _Handler, _IndexServer
 
 __all__ = ["Fault", "FaultKind", "FaultyIndex", "Rule", "TcpProxy", "first", "serve_faulty"]
 

@@ -32,7 +32,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 if TYPE_CHECKING:
-    from fixtureindex.builder import FixtureFile
+    from mirrorflow.fixtureindex.builder import FixtureFile
 
 __all__ = ["API_VERSION", "legacy_package_type", "render_legacy_json", "render_listing", "render_project"]
 

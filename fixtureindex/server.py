@@ -274,7 +274,7 @@ class RunningIndex:
 def serve_index(
     root: Path, *, host: str = "127.0.0.1", port: int = 0, mode: Mode = "negotiate"
 ) -> RunningIndex:
-    """Serve the index built under ``root`` (see ``fixtureindex.builder.build_index``).
+    """Serve the index built under ``root`` (see ``mirrorflow.fixtureindex.builder.build_index``).
 
     ``port=0`` picks a free port. Returns the ``RunningIndex`` (already serving).
     """

@@ -2,15 +2,15 @@
 
 ``mirrorflow repository sync`` runs this in one of two processes:
 
-- the warm sync process (``flows.warm_sync``), next to the local Prefect server, which streams
-  what it writes back to the thin CLI (``flows.warm_sync_client``);
+- the warm sync process (``mirrorflow.flows.warm_sync``), next to the local Prefect server, which streams
+  what it writes back to the thin CLI (``mirrorflow.flows.warm_sync_client``);
 - the CLI's own process, with ``MIRRORFLOW_PREFECT_SERVER=temporary`` or ``PREFECT_API_URL`` set.
 
 Both print the same thing because both run ``run_cli_sync``: it writes through a ``SyncOutput``
 (the terminal, or the request's stream) and returns the exit code. Errors it does not print are
 raised, as ``MirrorflowError``s the caller turns into their one line.
 
-This module imports only the standard library when loaded: ``flows.cli`` takes ``PARTIAL_EXIT``
+This module imports only the standard library when loaded: ``mirrorflow.flows.cli`` takes ``PARTIAL_EXIT``
 from it without loading Prefect.
 """
 
@@ -19,9 +19,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from flows.settings import Settings
-    from flows.sync_repository import Progress
-    from storage.catalog import Catalog
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.flows.sync_repository import Progress
+    from mirrorflow.storage.catalog import Catalog
 
 __all__ = ["PARTIAL_EXIT", "SyncOutput", "check_sync_request", "run_cli_sync"]
 
@@ -41,7 +41,7 @@ def check_sync_request(catalog: Catalog, name: str, remote: str | None, *, sched
 
     ``scheduled_remote``: a background sync may use the remote of the repository's schedule.
     """
-    from flows.cli_app import UsageError
+    from mirrorflow.flows.cli_app import UsageError
 
     repo = catalog.get_repository(name)
     if remote is not None:
@@ -64,9 +64,9 @@ def run_cli_sync(
     0, or ``PARTIAL_EXIT`` when the version was committed without some projects or files (the
     error line says which). ``progress`` (when given) sees the projects' count and each batch.
     """
-    from flows.runtime import catalog_for
-    from flows.sync_repository import PROGRESS, run_sync
-    from flows.views import to_json, version_view
+    from mirrorflow.flows.runtime import catalog_for
+    from mirrorflow.flows.sync_repository import PROGRESS, run_sync
+    from mirrorflow.flows.views import to_json, version_view
 
     catalog = catalog_for(settings)
     check_sync_request(catalog, name, remote, scheduled_remote=False)  # fail fast, before the run
@@ -83,7 +83,7 @@ def run_cli_sync(
         to_json(version_view(version) | {"changed": result.version is not None, "report": result.report})
     )
     if result.partial:
-        from tasks.commit import SyncPartial
+        from mirrorflow.tasks.commit import SyncPartial
 
         out.warn(f"Error: {SyncPartial(name, result.version, result.stale)}")
         return PARTIAL_EXIT

@@ -1,13 +1,13 @@
 """The air-gap flows, ``export-repository`` and ``import-repository`` (``docs/airgap.md``).
 
-Thin shells: the work is ``storage.export.export_version`` and ``storage.import_.import_export``;
+Thin shells: the work is ``mirrorflow.storage.export.export_version`` and ``mirrorflow.storage.import_.import_export``;
 a flow adds a progress artifact (percent of bytes), a report table and a markdown summary, keyed
 per repository (``export-<repository>``, ``import-<repository>``), and a summary naming the run
 when it fails. ``run_export`` and ``run_import`` are the same work without Prefect: the CLI calls
-them directly when no Prefect server is configured (see ``flows.cli_export``).
+them directly when no Prefect server is configured (see ``mirrorflow.flows.cli_export``).
 
 Deploy them like the sync flow, e.g. ``export_repository.serve(parameters={...})`` or an
-entrypoint ``flows/airgap.py:export_repository`` in ``deployments/prefect.yaml``.
+entrypoint ``mirrorflow.flows.airgap:export_repository`` in ``deployments/prefect.yaml``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 
 from prefect import flow
 
-from flows.airgap_run import DEFAULT_CHUNK_SIZE, run_export, run_import
-from flows.params import RepositoryName
-from flows.settings import Settings
-from storage.export_format import TransferProgress
+from mirrorflow.flows.airgap_run import DEFAULT_CHUNK_SIZE, run_export, run_import
+from mirrorflow.flows.params import RepositoryName
+from mirrorflow.flows.settings import Settings
+from mirrorflow.storage.export_format import TransferProgress
 
 __all__ = [
     "TRANSFER_PROGRESS",

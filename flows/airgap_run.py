@@ -1,7 +1,7 @@
-"""Export and import as plain calls, without Prefect: what the air-gap flows (``flows.airgap``) run,
-and what the CLI runs directly when no Prefect server is configured (``flows.cli_export``).
+"""Export and import as plain calls, without Prefect: what the air-gap flows (``mirrorflow.flows.airgap``) run,
+and what the CLI runs directly when no Prefect server is configured (``mirrorflow.flows.cli_export``).
 
-Kept apart from ``flows.airgap`` so that this path does not import Prefect (seconds of start-up).
+Kept apart from ``mirrorflow.flows.airgap`` so that this path does not import Prefect (seconds of start-up).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flows.settings import Settings
-from storage.export_format import TransferProgress
+from mirrorflow.flows.settings import Settings
+from mirrorflow.storage.export_format import TransferProgress
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "fetch_missing", "run_export", "run_import"]
 
@@ -25,8 +25,8 @@ def fetch_missing(catalog: Any, store: Any, repository: str, missing: list[Any])
     Each file is checked against its recorded sha256 and size by the store (``DigestMismatch``:
     nothing stored); its artifact row is recorded only once the object is stored. Returns how many.
     """
-    from flows.cli_maintenance import _upstream
-    from storage.content import ContentWriter
+    from mirrorflow.flows.cli_maintenance import _upstream
+    from mirrorflow.storage.content import ContentWriter
 
     writer = ContentWriter(catalog)
     with _upstream(catalog, repository, _FETCH_WORKERS) as fetch:
@@ -51,9 +51,9 @@ def run_export(
     """Export (fetching on_demand files first when asked); return the summary the CLI prints."""
     from importlib.metadata import version as package_version
 
-    from flows.runtime import catalog_for, store_for
-    from storage.export import export_version, missing_files, resolve_versions
-    from storage.export_format import MissingContent, parse_size
+    from mirrorflow.flows.runtime import catalog_for, store_for
+    from mirrorflow.storage.export import export_version, missing_files, resolve_versions
+    from mirrorflow.storage.export_format import MissingContent, parse_size
 
     size = parse_size("chunk_size", chunk_size)
     catalog = catalog_for(settings)
@@ -99,8 +99,8 @@ def run_import(
     *, repository: str, source: Path, settings: Settings, progress: TransferProgress | None
 ) -> dict[str, Any]:
     """Import the export in ``source``; return the summary the CLI prints."""
-    from flows.runtime import catalog_for, store_for
-    from storage.import_ import import_export
+    from mirrorflow.flows.runtime import catalog_for, store_for
+    from mirrorflow.storage.import_ import import_export
 
     started = time.monotonic()
     result = import_export(

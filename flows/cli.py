@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from flows.adhoc_sync import PARTIAL_EXIT
-from flows.cli_app import (
+from mirrorflow.flows.adhoc_sync import PARTIAL_EXIT
+from mirrorflow.flows.cli_app import (
     JsonLabels,
     JsonList,
     Name,
@@ -34,11 +34,11 @@ from flows.cli_app import (
     repository_app,
     version_app,
 )
-from storage.errors import MirrorflowError
-from storage.schema import MAX_INT
+from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.storage.schema import MAX_INT
 
 if TYPE_CHECKING:
-    from storage.catalog import Catalog
+    from mirrorflow.storage.catalog import Catalog
 
 __all__ = ["PARTIAL_EXIT", "app", "known_error_message", "main"]
 
@@ -102,8 +102,8 @@ def remote_create_or_update(
     labels: JsonLabels = None,
 ) -> None:
     """Create a remote (create), or change the fields given of an existing one (update)."""
-    from flows.remote_spec import RemoteFields
-    from flows.views import remote_view
+    from mirrorflow.flows.remote_spec import RemoteFields
+    from mirrorflow.flows.views import remote_view
 
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
     for field in ("prereleases", "tls_validation"):  # pulp-cli's spelling, and the --no- flag
@@ -133,7 +133,7 @@ def remote_create_or_update(
 @remote_app.command("show")
 def remote_show(name: Name) -> None:
     """Show a remote (secrets appear only as hidden_fields)."""
-    from flows.views import remote_view
+    from mirrorflow.flows.views import remote_view
 
     emit(remote_view(open_catalog().get_remote(name)))
 
@@ -141,7 +141,7 @@ def remote_show(name: Name) -> None:
 @remote_app.command("list")
 def remote_list() -> None:
     """List every remote."""
-    from flows.views import remote_view
+    from mirrorflow.flows.views import remote_view
 
     emit([remote_view(row) for row in open_catalog().list_remotes()])
 
@@ -156,7 +156,7 @@ def remote_delete(name: Name) -> None:
 
 
 def _show_repository(catalog: Catalog, row: Any) -> None:
-    from flows.views import repository_view
+    from mirrorflow.flows.views import repository_view
 
     emit(repository_view(row, catalog.remote_uuid_of(row)))
 
@@ -194,7 +194,7 @@ def repository_update(
     labels: JsonLabels = None,
 ) -> None:
     """Change the fields given of a repository."""
-    from storage.maintenance import apply_retention
+    from mirrorflow.storage.maintenance import apply_retention
 
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
     if "labels" in given:
@@ -220,8 +220,8 @@ def repository_show(name: Name) -> None:
 @repository_app.command("list")
 def repository_list() -> None:
     """List every repository."""
-    from flows.listing import listed_repositories
-    from flows.views import repository_view
+    from mirrorflow.flows.listing import listed_repositories
+    from mirrorflow.flows.views import repository_view
 
     emit([repository_view(row, remote) for row, remote in listed_repositories()])
 
@@ -248,16 +248,16 @@ def repository_sync(
 ) -> None:
     """Sync a repository from a remote and print the resulting version."""
     if not background:
-        from flows.warm_sync_client import sync_through_warm_process, warm_sync_wanted
+        from mirrorflow.flows.warm_sync_client import sync_through_warm_process, warm_sync_wanted
 
         if warm_sync_wanted():  # the thin CLI: the warm sync process runs it (flows.warm_sync)
             code = sync_through_warm_process(name, remote, mirror=mirror, debug=_debug)
             if code:
                 sys.exit(code)
             return
-    from flows.adhoc_sync import check_sync_request
-    from flows.runtime import catalog_for
-    from flows.settings import Settings
+    from mirrorflow.flows.adhoc_sync import check_sync_request
+    from mirrorflow.flows.runtime import catalog_for
+    from mirrorflow.flows.settings import Settings
 
     settings = Settings()
     catalog = catalog_for(settings)
@@ -266,14 +266,14 @@ def repository_sync(
         catalog, name, remote, scheduled_remote=background and bool(_scheduled_remote(catalog, name))
     )
     if background:
-        from flows.cli_schedule import submit_sync
+        from mirrorflow.flows.cli_schedule import submit_sync
 
         emit(submit_sync(name, remote, mirror=mirror))
         return
     _use_temporary_prefect_server()
-    from flows.adhoc_sync import run_cli_sync
-    from flows.progress import progress_bar
-    from flows.terminal import quiet_prefect_console
+    from mirrorflow.flows.adhoc_sync import run_cli_sync
+    from mirrorflow.flows.progress import progress_bar
+    from mirrorflow.flows.terminal import quiet_prefect_console
 
     if not _debug:
         quiet_prefect_console()  # the run's logs go to the Prefect UI; the terminal gets the result
@@ -284,7 +284,7 @@ def repository_sync(
 
 
 class _Terminal:
-    """Where an in-process CLI sync writes (``flows.adhoc_sync.SyncOutput``)."""
+    """Where an in-process CLI sync writes (``mirrorflow.flows.adhoc_sync.SyncOutput``)."""
 
     def warn(self, line: str) -> None:
         print(line, file=sys.stderr)
@@ -308,7 +308,7 @@ def _use_temporary_prefect_server() -> None:
 
 def _scheduled_remote(catalog: Catalog, repository: str) -> str | None:
     """The remote of the repository's schedule: its deployment syncs from that one."""
-    from storage.schedules import get_schedule
+    from mirrorflow.storage.schedules import get_schedule
 
     schedule = get_schedule(catalog, repository)
     return schedule.remote if schedule else None
@@ -328,7 +328,7 @@ def _check_version(version: int | None) -> None:
 @version_app.command("show")
 def version_show(repository: Repo, version: Number = None) -> None:
     """Show a version (the latest by default) with its content summary."""
-    from flows.views import version_view
+    from mirrorflow.flows.views import version_view
 
     _check_version(version)
     emit(version_view(open_catalog().get_version(repository, version)))
@@ -337,7 +337,7 @@ def version_show(repository: Repo, version: Number = None) -> None:
 @version_app.command("list")
 def version_list(repository: Repo) -> None:
     """List a repository's versions, newest first."""
-    from flows.views import version_view
+    from mirrorflow.flows.views import version_view
 
     emit([version_view(v) for v in open_catalog().list_versions(repository)])
 
@@ -352,8 +352,8 @@ def content_list(
     offset: Annotated[int, typer.Option(help="Skip this many first.", min=0, max=MAX_INT)] = 0,
 ) -> None:
     """List the files of a version (the latest by default), by project and filename."""
-    from flows.views import package_view
-    from storage.content_reads import ContentReader
+    from mirrorflow.flows.views import package_view
+    from mirrorflow.storage.content_reads import ContentReader
 
     _check_version(version)
     page = ContentReader(open_catalog()).version_page(
@@ -406,15 +406,15 @@ def main() -> None:
     # Prefect's temporary server would look up a telemetry host this network may not resolve,
     # printing an ERROR line on a successful sync; the user's own setting still wins.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.allocator import tune_allocator
+    from mirrorflow.flows.allocator import tune_allocator
 
     tune_allocator()  # before the threads start: see flows.allocator
-    import flows.cli_export  # noqa: F401  (registers repository export and import)
-    import flows.cli_maintenance  # noqa: F401  (registers repository verify and orphans cleanup)
-    import flows.cli_publish  # noqa: F401  (registers repository publish)
-    import flows.cli_schedule  # noqa: F401  (registers repository schedule)
-    import flows.cli_serve  # noqa: F401  (registers serve and repository pull-through)
-    import flows.cli_server  # noqa: F401  (registers server start|stop|status)
+    import mirrorflow.flows.cli_export  # noqa: F401  (registers repository export and import)
+    import mirrorflow.flows.cli_maintenance  # noqa: F401  (registers repository verify and orphans cleanup)
+    import mirrorflow.flows.cli_publish  # noqa: F401  (registers repository publish)
+    import mirrorflow.flows.cli_schedule  # noqa: F401  (registers repository schedule)
+    import mirrorflow.flows.cli_serve  # noqa: F401  (registers serve and repository pull-through)
+    import mirrorflow.flows.cli_server  # noqa: F401  (registers server start|stop|status)
 
     try:
         code = app(standalone_mode=False)  # click's own usage errors come here, not to a boxed panel
@@ -446,7 +446,7 @@ def known_error_message(exc: Exception) -> str | None:
     from sqlalchemy.exc import DBAPIError
 
     if isinstance(exc, ValidationError):  # input at the wire: options, settings, parameters
-        from flows.remote_spec import describe_validation_error
+        from mirrorflow.flows.remote_spec import describe_validation_error
 
         return describe_validation_error(exc)
     if isinstance(exc, DBAPIError):  # the database went away, refused us, or rejected a value

@@ -1,7 +1,7 @@
 """The ``mirrorflow`` Typer apps and the helpers every command module shares.
 
-Command modules (``flows.cli`` and the ``flows.cli_*`` modules) register their commands on these
-apps; ``flows.cli.main`` imports them all.
+Command modules (``mirrorflow.flows.cli`` and the ``mirrorflow.flows.cli_*`` modules) register their commands on these
+apps; ``mirrorflow.flows.cli.main`` imports them all.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flows.names import MAX_NAME_LENGTH, NAME_RE
-from flows.views import to_json
-from storage.errors import MirrorflowError
+from mirrorflow.flows.names import MAX_NAME_LENGTH, NAME_RE
+from mirrorflow.flows.views import to_json
+from mirrorflow.storage.errors import MirrorflowError
 
 if TYPE_CHECKING:
-    from storage.catalog import Catalog
+    from mirrorflow.storage.catalog import Catalog
 
 __all__ = [
     "app",
@@ -79,8 +79,8 @@ def emit(data: Any) -> None:
 
 
 def open_catalog() -> Catalog:
-    from flows.runtime import catalog_for
-    from flows.settings import Settings
+    from mirrorflow.flows.runtime import catalog_for
+    from mirrorflow.flows.settings import Settings
 
     return catalog_for(Settings())
 

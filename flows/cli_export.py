@@ -1,6 +1,6 @@
 """Air-gap commands: ``repository export`` and ``repository import`` (``docs/airgap.md``).
 
-Registered on the shared Typer apps when ``flows.cli.main`` imports this module. Output is JSON
+Registered on the shared Typer apps when ``mirrorflow.flows.cli.main`` imports this module. Output is JSON
 on stdout; bad input is one line on stderr and exit 1, with nothing written.
 """
 
@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flows.airgap_run import DEFAULT_CHUNK_SIZE
-from flows.cli_app import Name, check_range, emit, repository_app
-from storage.schema import MAX_INT
+from mirrorflow.flows.airgap_run import DEFAULT_CHUNK_SIZE
+from mirrorflow.flows.cli_app import Name, check_range, emit, repository_app
+from mirrorflow.storage.schema import MAX_INT
 
 if TYPE_CHECKING:  # the rest is imported by the command that runs (see flows.cli's docstring)
-    from flows.settings import Settings
-    from storage.export_format import TransferProgress
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.storage.export_format import TransferProgress
 
 __all__ = ["repository_export", "repository_import"]
 
@@ -56,19 +56,19 @@ def repository_export(
     for field, value in (("version", version), ("since_version", since_version)):
         if value is not None:
             check_range(field, value, 0, MAX_INT, what="a version number")
-    from storage.export_format import parse_size
+    from mirrorflow.storage.export_format import parse_size
 
     parse_size("chunk_size", chunk_size)  # a bad size is refused before anything starts
 
     def in_process(settings: Settings, progress: TransferProgress | None) -> dict[str, Any]:
-        from flows.airgap_run import run_export
+        from mirrorflow.flows.airgap_run import run_export
 
         return run_export(repository=name, to=to, version=version, since_version=since_version,
                           chunk_size=chunk_size, fetch_missing_files=fetch_missing_files, settings=settings,
                           progress=progress)  # fmt: skip
 
     def as_flow() -> dict[str, Any]:
-        from flows.airgap import export_repository
+        from mirrorflow.flows.airgap import export_repository
 
         return export_repository(repository=name, to=str(to), version=version, since_version=since_version,
                                  chunk_size=chunk_size, fetch_missing=fetch_missing_files)  # fmt: skip
@@ -86,12 +86,12 @@ def repository_import(
     """Import an export as the next version of a repository (created if need be); verified first."""
 
     def in_process(settings: Settings, progress: TransferProgress | None) -> dict[str, Any]:
-        from flows.airgap_run import run_import
+        from mirrorflow.flows.airgap_run import run_import
 
         return run_import(repository=name, source=source, settings=settings, progress=progress)
 
     def as_flow() -> dict[str, Any]:
-        from flows.airgap import import_repository
+        from mirrorflow.flows.airgap import import_repository
 
         return import_repository(repository=name, source=str(source))
 
@@ -107,17 +107,17 @@ def _run(
     its progress and its report then show in the Prefect UI, as a sync's do), else in this process
     without Prefect (no temporary server to start for a run nobody would see); see docs/airgap.md.
     A bar on a terminal either way."""
-    from flows.settings import Settings
+    from mirrorflow.flows.settings import Settings
 
     settings = Settings()
     with _progress_bar(label) as bar:
         if not (os.environ.get("PREFECT_API_URL") or settings.prefect_server == "local"):
             return in_process(settings, bar)
-        from flows.cli import _debug
+        from mirrorflow.flows.cli import _debug
 
         _use_local_prefect_server(settings)
-        from flows.airgap import TRANSFER_PROGRESS
-        from flows.terminal import quiet_prefect_console
+        from mirrorflow.flows.airgap import TRANSFER_PROGRESS
+        from mirrorflow.flows.terminal import quiet_prefect_console
 
         if not _debug:
             quiet_prefect_console()  # the run's logs go to the Prefect UI; the terminal gets the result
@@ -169,11 +169,11 @@ def _progress_bar(label: str) -> Iterator[TransferProgress | None]:
 
 
 def _use_local_prefect_server(settings: Settings) -> None:
-    """Without PREFECT_API_URL, point Prefect at the local server (``flows.local_server``), started
+    """Without PREFECT_API_URL, point Prefect at the local server (``mirrorflow.flows.local_server``), started
     first if need be, as ad hoc syncs do; say so once, when it starts."""
     if os.environ.get("PREFECT_API_URL"):
         return
-    from flows.local_server import LocalServer
+    from mirrorflow.flows.local_server import LocalServer
 
     state, started = LocalServer(settings.home).ensure()
     if started:

@@ -1,6 +1,6 @@
 """Maintenance commands: ``repository verify`` (and ``--repair``) and ``orphans cleanup``.
 
-Registered on the shared Typer apps when ``flows.cli.main`` imports this module. Output is JSON
+Registered on the shared Typer apps when ``mirrorflow.flows.cli.main`` imports this module. Output is JSON
 on stdout; a verify that leaves problems exits 1 after printing its report.
 """
 
@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flows.cli_app import Name, app, check_range, emit, repository_app
-from storage.schema import MAX_INT
+from mirrorflow.flows.cli_app import Name, app, check_range, emit, repository_app
+from mirrorflow.storage.schema import MAX_INT
 
 if TYPE_CHECKING:  # the rest is imported by the command that runs (see flows.cli's docstring)
-    from storage.catalog import Catalog
-    from tasks.verify import Fetch
+    from mirrorflow.storage.catalog import Catalog
+    from mirrorflow.tasks.verify import Fetch
 
 __all__ = ["orphans_app", "repository_verify", "orphans_cleanup"]
 
@@ -63,9 +63,9 @@ def repository_verify(
         check_range("version", version, 0, MAX_INT, what="a version number")
     check_range("workers", workers, 1, MAX_WORKERS, what="a number of workers")
     check_range("skip_verified_within", skip_verified_within, 0, MAX_HOURS, what="a number of hours")
-    from flows.runtime import catalog_for, store_for
-    from flows.settings import Settings
-    from tasks.verify import verify_version
+    from mirrorflow.flows.runtime import catalog_for, store_for
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.tasks.verify import verify_version
 
     settings = Settings()
     catalog = catalog_for(settings)
@@ -95,9 +95,9 @@ def repository_verify(
 @contextmanager
 def _upstream(catalog: Catalog, repository: str, workers: int) -> Iterator[Fetch]:
     """Fetch upstream files with the repository's remote settings (auth, TLS, proxy) when it has one."""
-    from flows.remote_spec import RemoteFields
-    from flows.runtime import http_client_for
-    from tasks.index_client import IndexClient, build_http_client
+    from mirrorflow.flows.remote_spec import RemoteFields
+    from mirrorflow.flows.runtime import http_client_for
+    from mirrorflow.tasks.index_client import IndexClient, build_http_client
 
     remote_name = catalog.remote_name_of(catalog.get_repository(repository))
     if remote_name is not None:
@@ -127,9 +127,9 @@ def orphans_cleanup(
 ) -> None:
     """Delete packages and artifacts that no repository version, running sync or cache references."""
     check_range("protection_time", protection_time, 0, MAX_MINUTES, what="a number of minutes")
-    from flows.runtime import catalog_for, store_for
-    from flows.settings import Settings
-    from storage.maintenance import cleanup_orphans
+    from mirrorflow.flows.runtime import catalog_for, store_for
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.storage.maintenance import cleanup_orphans
 
     settings = Settings()
     result = cleanup_orphans(

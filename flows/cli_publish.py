@@ -1,4 +1,4 @@
-"""``mirrorflow repository publish``: a version as static files for any web server (``server.publish``)."""
+"""``mirrorflow repository publish``: a version as static files for any web server (``mirrorflow.server.publish``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_app import Name, check_range, emit, open_catalog, repository_app
+from mirrorflow.flows.cli_app import Name, check_range, emit, open_catalog, repository_app
 
 __all__ = ["repository_publish"]
 
@@ -25,10 +25,10 @@ def repository_publish(
     """Write a version as PEP 503/691 pages, files and .metadata files: serve DIR with any web server."""
     if version is not None:
         check_range("version", version, 0, 2**31 - 1, what="a version number")
-    from flows.runtime import store_for
-    from flows.settings import Settings
-    from server.publish import publish
-    from storage.serving import ServingCatalog
+    from mirrorflow.flows.runtime import store_for
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.server.publish import publish
+    from mirrorflow.storage.serving import ServingCatalog
 
     catalog = open_catalog()
     done = publish(ServingCatalog(catalog), store_for(Settings()), name, version, to)

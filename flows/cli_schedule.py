@@ -1,6 +1,6 @@
 """``mirrorflow repository schedule``: a repository's sync schedule, kept in the catalog.
 
-``python -m deployments.serve`` serves one Prefect deployment per repository with the schedule
+``python -m mirrorflow.deployments.serve`` serves one Prefect deployment per repository with the schedule
 stored here, and picks up a change within its poll interval (``--poll``), no restart needed. The
 catalog is the one source of truth: ``--pause``, ``--resume`` and ``--delete`` change it here, and
 serve puts back the catalog's schedule over a change made in the Prefect UI, with a warning.
@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from flows.cli_app import Name, UsageError, check_range, emit, open_catalog, repository_app
+from mirrorflow.flows.cli_app import Name, UsageError, check_range, emit, open_catalog, repository_app
 
 if TYPE_CHECKING:  # imported by the command that runs (see flows.cli's docstring)
-    from storage.schedules import ScheduleView
+    from mirrorflow.storage.schedules import ScheduleView
 
 __all__ = [
     "repository_schedule",
@@ -83,7 +83,7 @@ def repository_schedule(
         check_range("interval", interval, 1, MAX_INTERVAL, what="a number of seconds")
     if cron is not None:
         _check_cron(cron)
-    from storage.schedules import get_schedule, set_schedule
+    from mirrorflow.storage.schedules import get_schedule, set_schedule
 
     catalog = open_catalog()
     existing = get_schedule(catalog, name)
@@ -106,7 +106,7 @@ def _change_schedule(
     ]
     if len(actions) > 1 or given:
         raise UsageError(f"schedule: {actions[0]} is given alone (got {' '.join(actions[1:] + given)})")
-    from storage.schedules import delete_schedule, get_schedule, set_paused
+    from mirrorflow.storage.schedules import delete_schedule, get_schedule, set_paused
 
     catalog = open_catalog()
     catalog.get_repository(name)
@@ -122,7 +122,7 @@ def _change_schedule(
 @repository_app.command("schedule-show")
 def repository_schedule_show(name: Name) -> None:
     """Show the repository's sync schedule (null when it has none)."""
-    from storage.schedules import get_schedule
+    from mirrorflow.storage.schedules import get_schedule
 
     catalog = open_catalog()
     catalog.get_repository(name)
@@ -131,7 +131,7 @@ def repository_schedule_show(name: Name) -> None:
 
 
 def deployment_name(repository: str) -> str:
-    """The deployment ``deployments.serve`` makes for ``repository`` (``<flow>/<deployment>``)."""
+    """The deployment ``mirrorflow.deployments.serve`` makes for ``repository`` (``<flow>/<deployment>``)."""
     return f"sync-repository/{repository}"
 
 
@@ -141,7 +141,7 @@ def submit_sync(repository: str, remote: str | None, *, mirror: bool) -> dict[st
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    from flows.params import validate_sync_parameters
+    from mirrorflow.flows.params import validate_sync_parameters
 
     parameters: dict[str, Any] = {"repository": repository, "mirror": mirror}
     if remote is not None:
@@ -152,7 +152,7 @@ def submit_sync(repository: str, remote: str | None, *, mirror: bool) -> dict[st
     except ObjectNotFound:
         raise UsageError(
             f"name: no Prefect deployment {deployment_name(repository)!r} for repository {repository!r}; "
-            "start 'python -m deployments.serve' against the same Prefect server first"
+            "start 'python -m mirrorflow.deployments.serve' against the same Prefect server first"
         ) from None
     run = cast(FlowRun, started)  # called from synchronous code, run_deployment returns the run
     return {

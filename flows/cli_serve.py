@@ -2,7 +2,7 @@
 
 The server is built from the settings (``MIRRORFLOW_*``) by ``app_from_settings``, which uvicorn
 calls in each worker process (``--workers``). Remotes are read from the catalog when a request
-first needs them and their HTTP clients are built as a sync builds them (``flows.runtime``).
+first needs them and their HTTP clients are built as a sync builds them (``mirrorflow.flows.runtime``).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flows.cli_app import Name, app, check_range, emit, open_catalog, repository_app
+from mirrorflow.flows.cli_app import Name, app, check_range, emit, open_catalog, repository_app
 
 if TYPE_CHECKING:  # the rest is imported when a server starts (see flows.cli's docstring)
-    from server.upstream import UpstreamRemote
-    from storage.catalog import Catalog
-    from tasks.index_client import IndexClient
+    from mirrorflow.server.upstream import UpstreamRemote
+    from mirrorflow.storage.catalog import Catalog
+    from mirrorflow.tasks.index_client import IndexClient
 
 __all__ = ["CatalogUpstreams", "app_from_settings", "serve"]
 
@@ -29,7 +29,7 @@ _CONCURRENCY = 20
 
 
 class CatalogUpstreams:
-    """``server.upstream.Upstreams`` over the catalog's remotes; clients are cached per remote version."""
+    """``mirrorflow.server.upstream.Upstreams`` over the catalog's remotes; clients are cached per remote version."""
 
     def __init__(self, catalog: Catalog, *, max_page_bytes: int) -> None:
         self.catalog = catalog
@@ -39,11 +39,11 @@ class CatalogUpstreams:
         self._fallback: IndexClient | None = None
 
     def remote(self, name: str | None) -> UpstreamRemote | None:
-        from flows.remote_spec import RemoteFields, filter_spec_of
-        from flows.runtime import http_client_for
-        from server.upstream import UpstreamRemote
-        from storage.catalog import NotFound
-        from tasks.index_client import IndexClient
+        from mirrorflow.flows.remote_spec import RemoteFields, filter_spec_of
+        from mirrorflow.flows.runtime import http_client_for
+        from mirrorflow.server.upstream import UpstreamRemote
+        from mirrorflow.storage.catalog import NotFound
+        from mirrorflow.tasks.index_client import IndexClient
 
         if name is None:
             return None
@@ -71,9 +71,9 @@ class CatalogUpstreams:
             return upstream
 
     def _simple_root(self, name: str, url: str, client: Any) -> str:
-        """The remote's simple root (``tasks.index_url``); asked once per remote row, not per request."""
-        from tasks.index_client import IndexClientError, locate_simple_root
-        from tasks.index_url import simple_root_candidates
+        """The remote's simple root (``mirrorflow.tasks.index_url``); asked once per remote row, not per request."""
+        from mirrorflow.tasks.index_client import IndexClientError, locate_simple_root
+        from mirrorflow.tasks.index_url import simple_root_candidates
 
         candidates = simple_root_candidates(url)
         try:
@@ -83,7 +83,7 @@ class CatalogUpstreams:
             return candidates[0]
 
     def fallback(self) -> IndexClient:
-        from tasks.index_client import IndexClient, build_http_client
+        from mirrorflow.tasks.index_client import IndexClient, build_http_client
 
         with self._lock:
             if self._fallback is None:
@@ -94,15 +94,15 @@ class CatalogUpstreams:
 
 def app_from_settings(*, redirect_to_store: bool = False) -> Any:
     """Build the server app from ``MIRRORFLOW_*`` settings (the factory uvicorn calls)."""
-    from flows.runtime import catalog_for, store_for
-    from flows.settings import Settings
-    from server.app import WORKER_THREADS, create_app
+    from mirrorflow.flows.runtime import catalog_for, store_for
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.server.app import WORKER_THREADS, create_app
 
     settings = Settings()
     # Its connection pool holds one connection per worker thread of the server.
     catalog = catalog_for(settings, pool_size=WORKER_THREADS)
     upstreams = CatalogUpstreams(catalog, max_page_bytes=settings.max_page_bytes)
-    from flows.read_api import CatalogReadApi
+    from mirrorflow.flows.read_api import CatalogReadApi
 
     app = create_app(
         catalog,
@@ -137,9 +137,9 @@ def serve(
     check_range("workers", workers, 1, 64, what="a number of worker processes")
     import uvicorn
 
-    from flows.runtime import catalog_for
-    from flows.settings import Settings
-    from server.app import WORKER_THREADS
+    from mirrorflow.flows.runtime import catalog_for
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.server.app import WORKER_THREADS
 
     # Fail fast on a bad catalog URL, and migrate once before the workers start (with one worker,
     # this is the catalog the server uses).
@@ -147,7 +147,9 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _configure_access_log(access_log)
     factory = (
-        "flows.cli_serve:_app_with_redirects" if redirect_to_store else "flows.cli_serve:app_from_settings"
+        "mirrorflow.flows.cli_serve:_app_with_redirects"
+        if redirect_to_store
+        else "mirrorflow.flows.cli_serve:app_from_settings"
     )
     uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, access_log=False)
 
@@ -178,8 +180,8 @@ def repository_pull_through(
     remote: Annotated[str, typer.Option(help="Remote to pull missing projects from ('' to detach).")],
 ) -> None:
     """Attach a pull-through remote: projects the repository lacks are fetched from it on request."""
-    from flows.views import repository_view
-    from storage.serving import ServingCatalog
+    from mirrorflow.flows.views import repository_view
+    from mirrorflow.storage.serving import ServingCatalog
 
     catalog = open_catalog()
     ServingCatalog(catalog).set_pull_through(name, remote or None)

@@ -1,7 +1,7 @@
-"""``mirrorflow server start|stop|status``: the local Prefect server (``flows.local_server``) and the
-warm sync processes beside it (``flows.warm_sync``).
+"""``mirrorflow server start|stop|status``: the local Prefect server (``mirrorflow.flows.local_server``) and the
+warm sync processes beside it (``mirrorflow.flows.warm_sync``).
 
-Registered on the shared Typer apps when ``flows.cli.main`` imports this module.
+Registered on the shared Typer apps when ``mirrorflow.flows.cli.main`` imports this module.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from flows.cli_app import app, emit
+from mirrorflow.flows.cli_app import app, emit
 
 if TYPE_CHECKING:
-    from flows.local_server import LocalServer
+    from mirrorflow.flows.local_server import LocalServer
 
 __all__ = ["server_app"]
 
@@ -27,15 +27,15 @@ app.add_typer(server_app, name="server")
 
 
 def _server() -> LocalServer:
-    from flows.local_server import LocalServer
-    from flows.warm_sync_client import home_of
+    from mirrorflow.flows.local_server import LocalServer
+    from mirrorflow.flows.warm_sync_client import home_of
 
     return LocalServer(home_of())
 
 
 def _warm_view() -> list[dict[str, Any]]:
     """Every warm sync process of this home: pid, port, settings key, whether it answers, syncs."""
-    from flows.warm_sync_client import WarmSyncs, home_of
+    from mirrorflow.flows.warm_sync_client import WarmSyncs, home_of
 
     shown = []
     for state, status in WarmSyncs(home_of()).all():
@@ -56,8 +56,8 @@ def _warm_view() -> list[dict[str, Any]]:
 @server_app.command("start")
 def server_start() -> None:
     """Start the local Prefect server and a warm sync process for these settings (or show them)."""
-    from flows.local_server import state_view
-    from flows.warm_sync_client import WarmSyncs, home_of
+    from mirrorflow.flows.local_server import state_view
+    from mirrorflow.flows.warm_sync_client import WarmSyncs, home_of
 
     server = _server()
     state, started = server.ensure()
@@ -71,8 +71,8 @@ def server_start() -> None:
 @server_app.command("stop")
 def server_stop() -> None:
     """Stop the warm sync processes and the local Prefect server."""
-    from flows.local_server import state_view
-    from flows.warm_sync_client import WarmSyncs, home_of
+    from mirrorflow.flows.local_server import state_view
+    from mirrorflow.flows.warm_sync_client import WarmSyncs, home_of
 
     server = _server()
     workers = WarmSyncs(home_of()).stop_all()
@@ -83,7 +83,7 @@ def server_stop() -> None:
 @server_app.command("status")
 def server_status() -> None:
     """Show whether the local Prefect server runs, its URL, and the warm sync processes."""
-    from flows.local_server import state_view
+    from mirrorflow.flows.local_server import state_view
 
     server = _server()
     emit(state_view(server.running(), server) | {"workers": _warm_view()})

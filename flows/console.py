@@ -3,12 +3,12 @@
 Typer's option parsing imports pydantic (about 50 ms) even for a command without options, and
 Typer itself takes 30 ms more: together, more than ``mirrorflow repository list`` may take beside
 ``pip --version`` (``benchmarks/cli_startup.py``). So exactly ``mirrorflow repository list`` is
-answered here, by the code the Typer command runs (``flows.listing``, ``flows.views``); every
-other command line, ``--help`` included, goes to ``flows.cli.main``. Should the quick read fail
+answered here, by the code the Typer command runs (``mirrorflow.flows.listing``, ``mirrorflow.flows.views``); every
+other command line, ``--help`` included, goes to ``mirrorflow.flows.cli.main``. Should the quick read fail
 (a locked or damaged catalog), the Typer command runs instead and reports it in one line.
 
 For the same reason a plain ``mirrorflow repository sync --name N [--remote R] [--mirror|--additive]``
-that goes to the warm sync process (``flows.warm_sync_client``: the default, without
+that goes to the warm sync process (``mirrorflow.flows.warm_sync_client``: the default, without
 ``PREFECT_API_URL``) is sent from here: Typer's parsing costs more than the rest of the thin CLI.
 Any other form (another option, a name the CLI would refuse) goes to Typer, which explains it.
 """
@@ -24,8 +24,8 @@ def main() -> None:
     if sys.argv[1:] == ["repository", "list"]:
         import sqlite3
 
-        from flows.listing import listed_repositories
-        from flows.views import repository_view, to_json
+        from mirrorflow.flows.listing import listed_repositories
+        from mirrorflow.flows.views import repository_view, to_json
 
         try:
             rows = listed_repositories()
@@ -37,11 +37,11 @@ def main() -> None:
     if sys.argv[1:3] == ["repository", "sync"]:
         request = _plain_sync(sys.argv[3:])
         if request is not None:
-            from flows.warm_sync_client import warm_sync_wanted
+            from mirrorflow.flows.warm_sync_client import warm_sync_wanted
 
             if warm_sync_wanted():
                 _sync_through_warm_process(*request)
-    from flows.cli import main as typer_main
+    from mirrorflow.flows.cli import main as typer_main
 
     typer_main()
 
@@ -53,7 +53,7 @@ def _plain_sync(args: list[str]) -> tuple[str, str | None, bool] | None:
     >>> _plain_sync(["--name", "foo", "--remote=bar", "--mirror"]), _plain_sync(["--name", "foo", "-b"])
     (('foo', 'bar', True), None)
     """
-    from flows.names import is_plain_name
+    from mirrorflow.flows.names import is_plain_name
 
     values: dict[str, str] = {}
     mirror = False
@@ -76,11 +76,11 @@ def _plain_sync(args: list[str]) -> tuple[str, str | None, bool] | None:
 
 
 def _sync_through_warm_process(name: str, remote: str | None, mirror: bool) -> None:
-    """Run the sync in the warm process and exit as ``flows.cli.main`` would (its one-line errors)."""
+    """Run the sync in the warm process and exit as ``mirrorflow.flows.cli.main`` would (its one-line errors)."""
     import os
 
-    from flows.warm_sync_client import sync_through_warm_process
-    from storage.errors import MirrorflowError
+    from mirrorflow.flows.warm_sync_client import sync_through_warm_process
+    from mirrorflow.storage.errors import MirrorflowError
 
     debug = os.environ.get("MIRRORFLOW_DEBUG", "").lower() in ("1", "true", "yes")
     try:

@@ -3,7 +3,7 @@
 ``mirrorflow repository list`` should answer in about the time of ``pip --version``
 (``benchmarks/cli_startup.py``); importing SQLAlchemy alone takes longer. So when the catalog is
 the embedded SQLite file and at the head revision, it is read with ``sqlite3``
-(``storage.sqlite_reads``); otherwise (PostgreSQL, a new or older catalog) through the
+(``mirrorflow.storage.sqlite_reads``); otherwise (PostgreSQL, a new or older catalog) through the
 ``Catalog``, which migrates it first. Both give the same rows to the same view.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.locations import sqlite_catalog_file
-from storage.sqlite_reads import list_repositories, open_at_head
+from mirrorflow.flows.locations import sqlite_catalog_file
+from mirrorflow.storage.sqlite_reads import list_repositories, open_at_head
 
 __all__ = ["listed_repositories"]
 
@@ -27,7 +27,7 @@ def listed_repositories() -> list[tuple[Any, str | None]]:
                 return list_repositories(connection)
         finally:
             connection.close()
-    from flows.cli_app import open_catalog
+    from mirrorflow.flows.cli_app import open_catalog
 
     catalog = open_catalog()
     return [(row, catalog.remote_uuid_of(row)) for row in catalog.list_repositories()]

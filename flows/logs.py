@@ -1,4 +1,4 @@
-"""Send the steps' stdlib log records (``tasks.*``, ``storage.*``) to the Prefect run they belong to.
+"""Send the steps' stdlib log records (``mirrorflow.tasks.*``, ``mirrorflow.storage.*``) to the Prefect run they belong to.
 
 The steps log with the standard library only (decision code stays free of Prefect), so their
 warnings (retries with the status, skipped unsafe files, stale pages) would reach a terminal but

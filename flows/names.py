@@ -18,5 +18,5 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def is_plain_name(value: str) -> bool:
-    """Whether ``value`` is a name the CLI accepts (``flows.cli_app`` explains a refusal)."""
+    """Whether ``value`` is a name the CLI accepts (``mirrorflow.flows.cli_app`` explains a refusal)."""
     return len(value) <= MAX_NAME_LENGTH and NAME_RE.fullmatch(value) is not None

@@ -23,9 +23,9 @@ from pydantic import (
     model_validator,
 )
 
-from flows.remote_spec import SECRET_FIELDS, RemoteFields, describe_validation_error
-from storage.errors import MirrorflowError
-from storage.secrets import is_secret_header
+from mirrorflow.flows.remote_spec import SECRET_FIELDS, RemoteFields, describe_validation_error
+from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.storage.secrets import is_secret_header
 
 __all__ = [
     "RepositoryName",

@@ -28,7 +28,7 @@ class _RichProgress:
 
 @contextmanager
 def progress_bar() -> Iterator[_RichProgress | None]:
-    """A bar on stderr for the block (a ``flows.sync_repository.Progress``); None off a terminal."""
+    """A bar on stderr for the block (a ``mirrorflow.flows.sync_repository.Progress``); None off a terminal."""
     console = Console(stderr=True)
     if not console.is_terminal:
         yield None

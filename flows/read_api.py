@@ -1,4 +1,4 @@
-"""The catalog as the JSON API shows it (``server.api.ReadApi``), with the CLI's views.
+"""The catalog as the JSON API shows it (``mirrorflow.server.api.ReadApi``), with the CLI's views.
 
 ``mirrorflow serve`` hands this to the server, so that every href the CLI prints answers with the
 same JSON the CLI printed (secrets hidden the same way).
@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.views import package_view, remote_view, repository_view, version_view
-from server.hrefs import Membership
-from storage.catalog import Catalog
-from storage.content_reads import ContentReader
+from mirrorflow.flows.views import package_view, remote_view, repository_view, version_view
+from mirrorflow.server.hrefs import Membership
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.content_reads import ContentReader
 
 __all__ = ["CatalogReadApi"]
 
 
 class CatalogReadApi:
-    """``server.api.ReadApi`` over a catalog. Every method is a few short read transactions."""
+    """``mirrorflow.server.api.ReadApi`` over a catalog. Every method is a few short read transactions."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog

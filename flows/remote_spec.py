@@ -1,6 +1,6 @@
 """The remote's fields, validated at the wire (CLI options, flow parameters) with pydantic.
 
-Filter fields are checked by ``tasks.filters.FilterSpec.build`` so that a remote that was
+Filter fields are checked by ``mirrorflow.tasks.filters.FilterSpec.build`` so that a remote that was
 accepted always builds a filter. Errors name the field and show the value.
 """
 
@@ -19,10 +19,10 @@ from pydantic import (
     model_validator,
 )
 
-from storage.schema import MAX_INT, SECRET_FIELDS, Policy
-from tasks.filenames import PACKAGE_TYPES
-from tasks.filters import PLATFORMS, FilterSpec, InvalidFilter
-from tasks.outcome import DEFAULT_MAX_FAILED_PERCENT, FailurePolicy
+from mirrorflow.storage.schema import MAX_INT, SECRET_FIELDS, Policy
+from mirrorflow.tasks.filenames import PACKAGE_TYPES
+from mirrorflow.tasks.filters import PLATFORMS, FilterSpec, InvalidFilter
+from mirrorflow.tasks.outcome import DEFAULT_MAX_FAILED_PERCENT, FailurePolicy
 
 __all__ = [
     "MAX_INT",

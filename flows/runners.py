@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from storage.errors import MirrorflowError
+from mirrorflow.storage.errors import MirrorflowError
 
 __all__ = ["RunnerSettings", "TaskRunnerUnavailable", "task_runner_for"]
 

@@ -8,18 +8,18 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from flows.settings import Settings
-from storage.catalog import Catalog
-from storage.secrets import SecretBox, load_or_create_key
+from mirrorflow.flows.settings import Settings
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.secrets import SecretBox, load_or_create_key
 
 if TYPE_CHECKING:
     # httpx loads its own command line (rich, pygments) on import: only the commands that make
     # requests import it, through the functions below (see flows.cli's docstring).
     import httpx
 
-    from flows.remote_spec import RemoteFields
-    from storage.artifacts import ArtifactStore
-    from tasks.config import HttpSpec, StoreSpec
+    from mirrorflow.flows.remote_spec import RemoteFields
+    from mirrorflow.storage.artifacts import ArtifactStore
+    from mirrorflow.tasks.config import HttpSpec, StoreSpec
 
 __all__ = [
     "catalog_for",
@@ -39,7 +39,7 @@ _catalogs_lock = threading.Lock()
 def catalog_for(settings: Settings, *, pool_size: int | None = None) -> Catalog:
     """The catalog named by the settings, migrated to the newest schema (once per process).
 
-    ``pool_size``: connections kept open (``storage.catalog.make_engine``); the server asks for one
+    ``pool_size``: connections kept open (``mirrorflow.storage.catalog.make_engine``); the server asks for one
     per worker thread, and gets a catalog of its own.
     """
     key = (settings.catalog_url, pool_size)
@@ -69,14 +69,14 @@ def reset_caches() -> None:
 
 def store_for(settings: Settings) -> ArtifactStore:
     """The S3 store when an endpoint is set, else the directory store under ``home``."""
-    from tasks.clients import store_from
+    from mirrorflow.tasks.clients import store_from
 
     return store_from(store_spec_for(settings))
 
 
 def store_spec_for(settings: Settings) -> StoreSpec:
     """The artifact store the settings name, as plain (picklable) values."""
-    from tasks.config import StoreSpec
+    from mirrorflow.tasks.config import StoreSpec
 
     return StoreSpec(
         root=None if settings.s3_endpoint else str(settings.artifacts_dir),
@@ -93,7 +93,7 @@ def store_spec_for(settings: Settings) -> StoreSpec:
 
 def http_spec_for(remote: RemoteFields, *, concurrency: int, max_page_bytes: int) -> HttpSpec:
     """How to reach a remote's index, as plain (picklable) values."""
-    from tasks.config import HttpSpec
+    from mirrorflow.tasks.config import HttpSpec
 
     headers: dict[str, str] = {}
     for entry in remote.headers or []:
@@ -121,8 +121,8 @@ def http_spec_for(remote: RemoteFields, *, concurrency: int, max_page_bytes: int
 
 def http_client_for(remote: RemoteFields, *, concurrency: int) -> httpx.Client:
     """A pooled HTTP client configured from a remote's download settings."""
-    from tasks.clients import http_client_from
-    from tasks.index_client import DEFAULT_MAX_PAGE_BYTES
+    from mirrorflow.tasks.clients import http_client_from
+    from mirrorflow.tasks.index_client import DEFAULT_MAX_PAGE_BYTES
 
     spec = http_spec_for(remote, concurrency=concurrency, max_page_bytes=DEFAULT_MAX_PAGE_BYTES)
     return http_client_from(spec)

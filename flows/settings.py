@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from flows.locations import default_home
+from mirrorflow.flows.locations import default_home
 
 __all__ = ["Settings", "default_home"]
 

@@ -1,4 +1,4 @@
-"""A sync's one configuration (``tasks.config.SyncConfig``), built at the flow's entry point from the
+"""A sync's one configuration (``mirrorflow.tasks.config.SyncConfig``), built at the flow's entry point from the
 settings (environment), the remote's fields (catalog row or flow parameter) and the simple root found.
 """
 
@@ -8,11 +8,11 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from flows.remote_spec import RemoteFields, filter_spec_of
-from flows.runtime import http_spec_for, store_spec_for
-from flows.settings import Settings
-from tasks.config import Policy, SyncConfig
-from tasks.listing import filter_fingerprint
+from mirrorflow.flows.remote_spec import RemoteFields, filter_spec_of
+from mirrorflow.flows.runtime import http_spec_for, store_spec_for
+from mirrorflow.flows.settings import Settings
+from mirrorflow.tasks.config import Policy, SyncConfig
+from mirrorflow.tasks.listing import filter_fingerprint
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RETRIES", "sync_config"]
 

@@ -2,14 +2,14 @@
 
 Run it from Python (``sync_repository(repository="foo", remote="bar")``), from the CLI
 (``mirrorflow repository sync --name foo --remote bar``) or from a Prefect deployment (a schedule,
-or the Prefect UI's form: the parameters are typed in ``flows.params``). One sync per repository
-runs at a time, whoever started it (``storage.locks``). The stages are Prefect tasks
-(``tasks.stages``): ``list-projects``, then ``resolve-batch``, ``filter-batch`` and ``fetch-batch``
+or the Prefect UI's form: the parameters are typed in ``mirrorflow.flows.params``). One sync per repository
+runs at a time, whoever started it (``mirrorflow.storage.locks``). The stages are Prefect tasks
+(``mirrorflow.tasks.stages``): ``list-projects``, then ``resolve-batch``, ``filter-batch`` and ``fetch-batch``
 mapped over batches of projects (a flow run must not hold tens of thousands of task runs), then
 ``commit-version``, drawn after every fetch-batch: the new version is committed in one database
 transaction, or not at all. The configuration is one frozen ``SyncConfig`` built here; the clients
-are built once and passed to the tasks (``tasks.clients``), so any task runner works, Dask included
-(``flows.runners``).
+are built once and passed to the tasks (``mirrorflow.tasks.clients``), so any task runner works, Dask included
+(``mirrorflow.flows.runners``).
 """
 
 from __future__ import annotations
@@ -28,36 +28,36 @@ from prefect import allow_failure, flow, get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture
 
-from flows.allocator import tune_allocator
-from flows.logs import route_to_prefect
-from flows.params import (
+from mirrorflow.flows.allocator import tune_allocator
+from mirrorflow.flows.logs import route_to_prefect
+from mirrorflow.flows.params import (
     DEFAULT_LOCK_WAIT,
     InvalidParameters,
     OptionalRemote,
     RepositoryName,
     validate_sync_parameters,
 )
-from flows.remote_spec import RemoteFields, filter_spec_of
-from flows.report import SyncProgress, end_progress, publish_end, publish_failure, publish_report
-from flows.runners import RunnerSettings, task_runner_for
-from flows.runtime import catalog_for, http_spec_for
-from flows.settings import Settings
-from flows.sync_config import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, sync_config
-from storage.catalog import Catalog
-from storage.errors import MirrorflowError
-from storage.locks import holding
-from storage.maintenance import apply_retention
-from tasks.clients import SyncServices, http_client_from
-from tasks.commit import NoIncludedProjectFound, SyncFailed, found_none, may_commit
-from tasks.config import SyncConfig
-from tasks.filters import included_project_names
-from tasks.index_client import TransientError, locate_simple_root
-from tasks.index_url import simple_root_candidates
-from tasks.listing import Wanted, Work, batched
-from tasks.report import BatchReport, SyncResult
-from tasks.resolve import ResolvedBatch
-from tasks.retrying import call_with_retries
-from tasks.stages import (
+from mirrorflow.flows.remote_spec import RemoteFields, filter_spec_of
+from mirrorflow.flows.report import SyncProgress, end_progress, publish_end, publish_failure, publish_report
+from mirrorflow.flows.runners import RunnerSettings, task_runner_for
+from mirrorflow.flows.runtime import catalog_for, http_spec_for
+from mirrorflow.flows.settings import Settings
+from mirrorflow.flows.sync_config import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, sync_config
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.storage.locks import holding
+from mirrorflow.storage.maintenance import apply_retention
+from mirrorflow.tasks.clients import SyncServices, http_client_from
+from mirrorflow.tasks.commit import NoIncludedProjectFound, SyncFailed, found_none, may_commit
+from mirrorflow.tasks.config import SyncConfig
+from mirrorflow.tasks.filters import included_project_names
+from mirrorflow.tasks.index_client import TransientError, locate_simple_root
+from mirrorflow.tasks.index_url import simple_root_candidates
+from mirrorflow.tasks.listing import Wanted, Work, batched
+from mirrorflow.tasks.report import BatchReport, SyncResult
+from mirrorflow.tasks.resolve import ResolvedBatch
+from mirrorflow.tasks.retrying import call_with_retries
+from mirrorflow.tasks.stages import (
     commit_version_task,
     fetch_batch_task,
     filter_batch_task,

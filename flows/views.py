@@ -2,7 +2,7 @@
 
 Secrets never appear: they are shown as ``hidden_fields`` with ``is_set``, as the seed does, and
 the value of a header that carries a credential (``Authorization``, a token) as ``<hidden>``.
-The hrefs are those ``mirrorflow serve`` answers (``server.hrefs``). Fields Pulp does not have
+The hrefs are those ``mirrorflow serve`` answers (``mirrorflow.server.hrefs``). Fields Pulp does not have
 come after Pulp's: ``latest_version`` (a repository), the extra filters (a remote), ``upload_time``,
 ``yanked``, ``yanked_reason`` and ``stored`` (a package); docs/json.md lists the differences.
 """
@@ -13,7 +13,7 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from server.hrefs import (
+from mirrorflow.server.hrefs import (
     content_href,
     content_list_href,
     remote_href,
@@ -23,7 +23,7 @@ from server.hrefs import (
 )
 
 if TYPE_CHECKING:  # pydantic and SQLAlchemy: imported by the views that use them, not by a listing
-    from storage.catalog import VersionView
+    from mirrorflow.storage.catalog import VersionView
 
 __all__ = ["remote_view", "repository_view", "version_view", "package_view", "to_json", "HIDDEN"]
 
@@ -48,8 +48,8 @@ _REMOTE_TAIL = (
 
 
 def remote_view(row: Any) -> dict[str, Any]:
-    from flows.remote_spec import EXTRA_FILTERS, SECRET_FIELDS, RemoteFields
-    from storage.secrets import is_secret_header
+    from mirrorflow.flows.remote_spec import EXTRA_FILTERS, SECRET_FIELDS, RemoteFields
+    from mirrorflow.storage.secrets import is_secret_header
 
     fields = RemoteFields.from_row(row).model_dump()
     headers = fields["headers"]

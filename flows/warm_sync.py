@@ -1,7 +1,7 @@
 """The warm sync process: Prefect, the flow and the catalog stack loaded once, syncs run on request.
 
-``python -m flows.warm_sync --state FILE --key KEY`` is started in the background by the thin CLI
-(``flows.warm_sync_client``, which documents the channel and how processes are keyed by settings),
+``python -m mirrorflow.flows.warm_sync --state FILE --key KEY`` is started in the background by the thin CLI
+(``mirrorflow.flows.warm_sync_client``, which documents the channel and how processes are keyed by settings),
 with ``PREFECT_API_URL`` pointing at the local Prefect server. Each request runs the
 ``sync-repository`` flow in this process, in a thread of its own (syncs of different repositories
 run side by side; two of one repository queue on its lock as anywhere else), so every run shows
@@ -170,8 +170,8 @@ class _Handler(socketserver.StreamRequestHandler):
 def _run(request: dict[str, Any], stream: _Stream, *, progress: bool) -> int:
     from prefect.context import SyncClientContext
 
-    from flows.adhoc_sync import run_cli_sync
-    from flows.settings import Settings
+    from mirrorflow.flows.adhoc_sync import run_cli_sync
+    from mirrorflow.flows.settings import Settings
 
     remote = request.get("remote")
     # One Prefect client per run, which the flow and task engines and ``get_client()`` (artifacts)
@@ -191,9 +191,9 @@ def _run(request: dict[str, Any], stream: _Stream, *, progress: bool) -> int:
 
 
 def _failure(exc: BaseException, *, debug: bool) -> dict[str, Any]:
-    """What the CLI shows for ``exc``: its one line, as ``flows.cli.main`` phrases it; a bug's traceback."""
-    from flows.cli import known_error_message
-    from storage.errors import MirrorflowError
+    """What the CLI shows for ``exc``: its one line, as ``mirrorflow.flows.cli.main`` phrases it; a bug's traceback."""
+    from mirrorflow.flows.cli import known_error_message
+    from mirrorflow.storage.errors import MirrorflowError
 
     text = "".join(traceback.format_exception(exc))
     if isinstance(exc, MirrorflowError):
@@ -208,15 +208,15 @@ def _failure(exc: BaseException, *, debug: bool) -> dict[str, Any]:
 
 def _warm_up() -> None:
     """Load what every sync uses and migrate the catalog now, not during the first request."""
-    import flows.adhoc_sync  # noqa: F401
-    import flows.cli  # noqa: F401
-    import flows.sync_repository  # noqa: F401
-    import flows.views  # noqa: F401
-    import tasks.stages  # noqa: F401
+    import mirrorflow.flows.adhoc_sync  # noqa: F401
+    import mirrorflow.flows.cli  # noqa: F401
+    import mirrorflow.flows.sync_repository  # noqa: F401
+    import mirrorflow.flows.views  # noqa: F401
+    import mirrorflow.tasks.stages  # noqa: F401
 
     with contextlib.suppress(Exception):  # bad settings are reported per request, in one line
-        from flows.runtime import catalog_for
-        from flows.settings import Settings
+        from mirrorflow.flows.runtime import catalog_for
+        from mirrorflow.flows.settings import Settings
 
         catalog_for(Settings())
     with contextlib.suppress(Exception):
@@ -247,13 +247,13 @@ def _idle_watch(server: _Server, idle: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m flows.warm_sync")
+    parser = argparse.ArgumentParser(prog="python -m mirrorflow.flows.warm_sync")
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--idle", type=float, default=3600.0)
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.allocator import tune_allocator
+    from mirrorflow.flows.allocator import tune_allocator
 
     tune_allocator()
     _warm_up()

@@ -2,10 +2,10 @@
 
 Without ``PREFECT_API_URL`` (and unless ``MIRRORFLOW_PREFECT_SERVER=temporary``), ``mirrorflow
 repository sync`` does not run the flow itself: importing Prefect, the flow and the catalog stack
-costs seconds per command. It sends the request to a warm sync process (``flows.warm_sync``) that
-runs next to the local Prefect server (``flows.local_server``) with all of that loaded, and prints
+costs seconds per command. It sends the request to a warm sync process (``mirrorflow.flows.warm_sync``) that
+runs next to the local Prefect server (``mirrorflow.flows.local_server``) with all of that loaded, and prints
 what that process streams back: the progress bar, warnings, the JSON and the exit code, exactly as
-an in-process sync prints them (both run ``flows.adhoc_sync.run_cli_sync``).
+an in-process sync prints them (both run ``mirrorflow.flows.adhoc_sync.run_cli_sync``).
 
 Which process: one per *settings*. The flow reads its settings (``MIRRORFLOW_*``) from its own
 process's environment, so a warm process must have been started with the environment the CLI has
@@ -47,9 +47,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from flows.local_server import LocalServer, ServerState, alive
-from flows.locations import default_home
-from storage.errors import MirrorflowError
+from mirrorflow.flows.local_server import LocalServer, ServerState, alive
+from mirrorflow.flows.locations import default_home
+from mirrorflow.storage.errors import MirrorflowError
 
 __all__ = [
     "WarmSyncError",
@@ -94,7 +94,7 @@ class WarmSyncError(MirrorflowError, RuntimeError):
 def warm_sync_wanted(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether a CLI sync goes to a warm process: no ``PREFECT_API_URL``, and the setting is ``local``.
 
-    ``MIRRORFLOW_PREFECT_SERVER`` read as ``flows.settings.Settings`` reads it (name in any case;
+    ``MIRRORFLOW_PREFECT_SERVER`` read as ``mirrorflow.flows.settings.Settings`` reads it (name in any case;
     unset means ``local``); any other value, a wrong one included, leaves the sync in the CLI's
     process, whose ``Settings`` then accepts ``temporary`` or reports the error in one line.
     """
@@ -233,7 +233,15 @@ class WarmSyncs:
         log_file = self.directory / f"{key}.log"
         env = dict(environ) | {"PREFECT_API_URL": server.api_url, "MIRRORFLOW_HOME": str(home)}
         env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        command = [sys.executable, "-m", "flows.warm_sync", "--state", str(state_file), "--key", key]
+        command = [
+            sys.executable,
+            "-m",
+            "mirrorflow.flows.warm_sync",
+            "--state",
+            str(state_file),
+            "--key",
+            key,
+        ]
         with log_file.open("ab") as log:
             process = subprocess.Popen(
                 [*command, "--idle", str(IDLE_TIMEOUT)],
@@ -327,7 +335,7 @@ def sync_through_warm_process(
         lines = stack.enter_context(connection.makefile("rb"))
         bar = None
         if draw:
-            from flows.progress import progress_bar
+            from mirrorflow.flows.progress import progress_bar
 
             bar = stack.enter_context(progress_bar())
         try:

@@ -20,9 +20,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from fixtureindex.builder import build_index
-from fixtureindex.catalog import seed_projects
-from fixtureindex.server import serve_index
+from mirrorflow.fixtureindex.builder import build_index
+from mirrorflow.fixtureindex.catalog import seed_projects
+from mirrorflow.fixtureindex.server import serve_index
 
 HOME = Path(".mirrorflow-demo").resolve()
 ENV = os.environ | {"MIRRORFLOW_HOME": str(HOME), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}

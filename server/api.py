@@ -1,4 +1,4 @@
-"""The read-only JSON API: the hrefs the CLI prints, answered in Pulp's shape (``server.hrefs``).
+"""The read-only JSON API: the hrefs the CLI prints, answered in Pulp's shape (``mirrorflow.server.hrefs``).
 
 Routes (all ``GET``; lists are paginated as Pulp paginates them)::
 
@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.hrefs import (
+from mirrorflow.server.hrefs import (
     MEMBERSHIP_FILTERS,
     PACKAGES,
     REMOTES,
@@ -36,7 +36,7 @@ from server.hrefs import (
     Membership,
     parse_version_href,
 )
-from storage.catalog import NotFound
+from mirrorflow.storage.catalog import NotFound
 
 __all__ = ["DEFAULT_LIMIT", "ReadApi", "api_routes", "page_links"]
 

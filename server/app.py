@@ -7,10 +7,10 @@ Routes (``<repo>`` is a repository name, ``<n>`` a version number)::
     /<repo>/versions/<n>/simple/[<project>/] the same, pinned to version n (reproducible installs)
     /<repo>/files/<sha256>/<filename>        a file of the repository (any version)
     /<repo>/files/<sha256>/<filename>.metadata   its PEP 658 core metadata
-    /pulp/api/v3/...                         the read-only JSON API (``server.api``), when given one
+    /pulp/api/v3/...                         the read-only JSON API (``mirrorflow.server.api``), when given one
 
 Pages: PEP 503 HTML or PEP 691 JSON by ``Accept``; ETag / If-None-Match; ``X-PyPI-Last-Serial``.
-Rendered pages are kept per repository version (``server.cache``): a cached page costs no catalog
+Rendered pages are kept per repository version (``mirrorflow.server.cache``): a cached page costs no catalog
 query, and which version is the latest is re-read at most once per ``state_interval``.
 A non-normalized project name is redirected (301) to the normalized URL; an unknown repository,
 version or project is a 404 with one line of text. Catalog and store calls run in worker threads.
@@ -35,17 +35,25 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from server.api import ReadApi, api_routes
-from server.cache import CachedPage, Lookups, PageCache, RepositoryStates
-from server.files import FileServer, content_type_of
-from server.metadata import core_metadata
-from server.pages import JSON_V1, etag_matches, etag_of, negotiate, page_file, render_listing, render_project
-from server.pull_through import pull_through_files
-from server.upstream import ServeError, Upstreams
-from storage.artifacts import ArtifactStore
-from storage.catalog import Catalog
-from storage.records import RepositoryState, ServedFile
-from storage.serving import ServingCatalog
+from mirrorflow.server.api import ReadApi, api_routes
+from mirrorflow.server.cache import CachedPage, Lookups, PageCache, RepositoryStates
+from mirrorflow.server.files import FileServer, content_type_of
+from mirrorflow.server.metadata import core_metadata
+from mirrorflow.server.pages import (
+    JSON_V1,
+    etag_matches,
+    etag_of,
+    negotiate,
+    page_file,
+    render_listing,
+    render_project,
+)
+from mirrorflow.server.pull_through import pull_through_files
+from mirrorflow.server.upstream import ServeError, Upstreams
+from mirrorflow.storage.artifacts import ArtifactStore
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.records import RepositoryState, ServedFile
+from mirrorflow.storage.serving import ServingCatalog
 
 __all__ = ["PAGE_CACHE_BYTES", "STATE_INTERVAL", "WORKER_THREADS", "create_app"]
 

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from storage.records import RepositoryState
+from mirrorflow.storage.records import RepositoryState
 
 __all__ = ["CachedPage", "Lookups", "PageCache", "RepositoryStates"]
 

@@ -30,17 +30,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO
 
-from server.upstream import ServeError, Upstreams
-from storage.artifacts import (
+from mirrorflow.server.upstream import ServeError, Upstreams
+from mirrorflow.storage.artifacts import (
     ArtifactNotFound,
     ArtifactStore,
     ArtifactStoreError,
     StoredArtifact,
     artifact_key,
 )
-from storage.records import ServedFile
-from storage.serving import ServingCatalog
-from tasks.index_client import IndexClient, IndexClientError
+from mirrorflow.storage.records import ServedFile
+from mirrorflow.storage.serving import ServingCatalog
+from mirrorflow.tasks.index_client import IndexClient, IndexClientError
 
 __all__ = ["Delivery", "FileServer", "MISMATCH_MEMORY", "content_type_of"]
 

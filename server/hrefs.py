@@ -1,6 +1,6 @@
 """The hrefs of the read-only JSON API, in Pulp's shape, so that scripts written for pulp-cli work.
 
-Pure functions over uuids and numbers; the CLI prints these hrefs and ``server.api`` answers them::
+Pure functions over uuids and numbers; the CLI prints these hrefs and ``mirrorflow.server.api`` answers them::
 
     /pulp/api/v3/repositories/python/python/<uuid>/              a repository
     /pulp/api/v3/repositories/python/python/<uuid>/versions/<n>/ one of its versions
@@ -17,7 +17,7 @@ import re
 import uuid
 from typing import Literal
 
-from storage.errors import MirrorflowError
+from mirrorflow.storage.errors import MirrorflowError
 
 __all__ = [
     "API_ROOT",
@@ -104,7 +104,7 @@ def parse_version_href(href: str) -> tuple[str, int]:
     >>> parse_version_href("/pulp/api/v3/repositories/python/python/foo/versions/1/")
     Traceback (most recent call last):
     ...
-    server.hrefs.InvalidHref: '/pulp/api/v3/repositories/python/python/foo/versions/1/' is not a repository version href
+    mirrorflow.server.hrefs.InvalidHref: '/pulp/api/v3/repositories/python/python/foo/versions/1/' is not a repository version href
     """
     path = href
     if "://" in href:

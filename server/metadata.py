@@ -18,12 +18,12 @@ import hashlib
 import logging
 from dataclasses import replace
 
-from server.files import FileServer
-from server.upstream import ServeError
-from storage.artifacts import ArtifactStoreError
-from storage.records import ServedFile
-from tasks.core_metadata import MAX_METADATA_BYTES, WheelMetadataError, metadata_from_wheel
-from tasks.index_client import IndexClientError
+from mirrorflow.server.files import FileServer
+from mirrorflow.server.upstream import ServeError
+from mirrorflow.storage.artifacts import ArtifactStoreError
+from mirrorflow.storage.records import ServedFile
+from mirrorflow.tasks.core_metadata import MAX_METADATA_BYTES, WheelMetadataError, metadata_from_wheel
+from mirrorflow.tasks.index_client import IndexClientError
 
 __all__ = ["MAX_METADATA_BYTES", "core_metadata"]
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from packaging.version import InvalidVersion, Version
 
-from storage.records import PageFile, ProjectEntry, ServedFile
+from mirrorflow.storage.records import PageFile, ProjectEntry, ServedFile
 
 __all__ = [
     "API_VERSION",
@@ -149,7 +149,7 @@ def _metadata_of(
 def upload_time(moment: datetime) -> str:
     """Return an upload time as PEP 700 writes it, in UTC with microseconds.
 
-    (The same text ``storage.serving.upload_time_text`` has the database write.)
+    (The same text ``mirrorflow.storage.serving.upload_time_text`` has the database write.)
 
     >>> upload_time(datetime(2024, 4, 9, 12, 0, tzinfo=UTC))
     '2024-04-09T12:00:00.000000Z'

@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from server.pages import HTML, HTML_V1, JSON_V1, render_listing, render_project
-from storage.artifacts import ArtifactStore, ArtifactStoreError
-from storage.catalog import NotFound
-from storage.errors import MirrorflowError
-from storage.records import PageFile
-from storage.serving import ServingCatalog
-from tasks.core_metadata import WheelMetadataError, metadata_from_wheel
+from mirrorflow.server.pages import HTML, HTML_V1, JSON_V1, render_listing, render_project
+from mirrorflow.storage.artifacts import ArtifactStore, ArtifactStoreError
+from mirrorflow.storage.catalog import NotFound
+from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.storage.records import PageFile
+from mirrorflow.storage.serving import ServingCatalog
+from mirrorflow.tasks.core_metadata import WheelMetadataError, metadata_from_wheel
 
 __all__ = ["MARKER", "PublishError", "Published", "publish"]
 

@@ -2,7 +2,7 @@
 
 On a request for such a project (latest-version routes only; a pinned version never changes), the
 remote's page is fetched, its files filtered with the remote's own includes, excludes and filters
-(``tasks.filters``), and the kept files are recorded as packages plus rows of
+(``mirrorflow.tasks.filters``), and the kept files are recorded as packages plus rows of
 ``pull_through_packages`` (no repository version is created). The page is then served from those
 rows; it is fetched again from the remote once ``ttl`` seconds have passed, adding new files.
 When the remote is unreachable, the cached files are served as they are.
@@ -17,14 +17,14 @@ from datetime import UTC, datetime, timedelta
 
 from packaging.utils import NormalizedName
 
-from server.upstream import ServeError, UpstreamRemote, Upstreams
-from storage.records import NewPackage, RepositoryState, ServedFile
-from storage.serving import ServingCatalog
-from tasks.distributions import ProjectPage
-from tasks.fetch import package_record
-from tasks.filters import filter_project, wanted_projects
-from tasks.index_client import IndexClientError, ProjectNotFound
-from tasks.simple import InvalidPage
+from mirrorflow.server.upstream import ServeError, UpstreamRemote, Upstreams
+from mirrorflow.storage.records import NewPackage, RepositoryState, ServedFile
+from mirrorflow.storage.serving import ServingCatalog
+from mirrorflow.tasks.distributions import ProjectPage
+from mirrorflow.tasks.fetch import package_record
+from mirrorflow.tasks.filters import filter_project, wanted_projects
+from mirrorflow.tasks.index_client import IndexClientError, ProjectNotFound
+from mirrorflow.tasks.simple import InvalidPage
 
 __all__ = ["pull_through_files"]
 

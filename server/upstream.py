@@ -1,9 +1,9 @@
 """How the server reaches upstream indexes: one ``UpstreamRemote`` per remote, looked up by name.
 
-The entry point (``flows.cli_serve``) builds these from the catalog's remotes with the same HTTP
+The entry point (``mirrorflow.flows.cli_serve``) builds these from the catalog's remotes with the same HTTP
 settings a sync uses; tests may pass their own ``Upstreams``.
 
-Errors raised to the routes (``server.app`` turns them into responses)::
+Errors raised to the routes (``mirrorflow.server.app`` turns them into responses)::
 
     ServeError            .status (404, 502, 503), .message: short text for the client
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from storage.errors import MirrorflowError
-from tasks.filters import FilterSpec
-from tasks.index_client import IndexClient
+from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.tasks.filters import FilterSpec
+from mirrorflow.tasks.index_client import IndexClient
 
 __all__ = ["ServeError", "UpstreamRemote", "Upstreams"]
 

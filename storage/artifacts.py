@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from storage.errors import MirrorflowError
+from mirrorflow.storage.errors import MirrorflowError
 
 __all__ = [
     "ArtifactInventory",
@@ -171,7 +171,7 @@ class Putter(Protocol):
 class ArtifactInventory(Protocol):
     """What orphan cleanup needs of a store: what it holds, deleting, and a crashed writer's spool.
 
-    Narrow on purpose (``storage.maintenance`` takes this, not a whole store): a sync never lists.
+    Narrow on purpose (``mirrorflow.storage.maintenance`` takes this, not a whole store): a sync never lists.
     """
 
     def stored_objects(self) -> Iterator[StoredObject]:

@@ -6,7 +6,7 @@ Each public method is one short transaction. Errors::
      ├── NotFound          (.kind, .name)  no repository / remote / version of that name
      └── AlreadyExists     (.kind, .name)  a repository or remote of that name exists
 
-Content writes (packages, artifacts, staging, the version commit) live in ``storage.content``.
+Content writes (packages, artifacts, staging, the version commit) live in ``mirrorflow.storage.content``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.errors import MirrorflowError
-from storage.models import Remote, Repository, RepositoryVersion
-from storage.schema import HEAD_REVISION, SECRET_FIELDS, VERSION_TABLE
-from storage.secrets import SEALED_PREFIX, NoSecretKey, SecretBox, is_secret_header
+from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.storage.models import Remote, Repository, RepositoryVersion
+from mirrorflow.storage.schema import HEAD_REVISION, SECRET_FIELDS, VERSION_TABLE
+from mirrorflow.storage.secrets import SEALED_PREFIX, NoSecretKey, SecretBox, is_secret_header
 
 __all__ = ["Catalog", "CatalogError", "NotFound", "AlreadyExists", "VersionView"]
 
@@ -137,7 +137,7 @@ class Catalog:
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent).
 
-        A catalog already at the head is left alone without importing Alembic (``storage.schema``).
+        A catalog already at the head is left alone without importing Alembic (``mirrorflow.storage.schema``).
         """
         if self.schema_revision() == HEAD_REVISION:
             return

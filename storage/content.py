@@ -4,7 +4,7 @@ A sync writes in two phases, so that no reader ever sees half of it:
 
 1. batch by batch, ``upsert_packages`` + ``stage`` record what the sync selected (packages are
    shared, idempotent rows; staging rows are private to the sync), and
-   ``storage.serials.SerialMemory.touch`` records which projects the sync evaluated;
+   ``mirrorflow.storage.serials.SerialMemory.touch`` records which projects the sync evaluated;
 2. ``commit_version`` turns the staged set into the next repository version in ONE transaction:
    lock the repository, close intervals of what leaves, open intervals for what arrives, write
    the version row, fold the touched projects into the serial memory. A commit that would change
@@ -12,7 +12,7 @@ A sync writes in two phases, so that no reader ever sees half of it:
 
 An incremental sync (``scope="touched"``) stages only the projects it fetched: an untouched
 project keeps its content without a staging row, so a sync's cost follows what changed upstream,
-not the size of the repository. The per-batch writes go through ``storage.bulk`` (driver SQL,
+not the size of the repository. The per-batch writes go through ``mirrorflow.storage.bulk`` (driver SQL,
 chunked far below the parameter limits).
 
 A sync killed before step 2 leaves only staging rows (invisible, cleared later) and packages or
@@ -30,10 +30,10 @@ from sqlalchemy import Table, and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from storage.bulk import BulkWriter
-from storage.catalog import Catalog, NotFound, VersionView, _view
-from storage.content_reads import ContentReader
-from storage.models import (
+from mirrorflow.storage.bulk import BulkWriter
+from mirrorflow.storage.catalog import Catalog, NotFound, VersionView, _view
+from mirrorflow.storage.content_reads import ContentReader
+from mirrorflow.storage.models import (
     Artifact,
     Package,
     Remote,
@@ -42,9 +42,9 @@ from storage.models import (
     RepositoryVersion,
     SyncStaging,
 )
-from storage.models_serials import SyncProject
-from storage.records import NewPackage
-from storage.serials import apply_touched, touched_names
+from mirrorflow.storage.models_serials import SyncProject
+from mirrorflow.storage.records import NewPackage
+from mirrorflow.storage.serials import apply_touched, touched_names
 
 # ``NewPackage`` is defined in ``storage.records`` (pure) and re-exported here for the writers' callers.
 __all__ = ["NewPackage", "ContentWriter", "STALE_STAGING_AFTER", "package_uuid"]
@@ -211,7 +211,7 @@ class ContentWriter:
         projects keep their content without being staged).
 
         With ``remote_name``, the sync's touched projects are folded into the serial memory in the
-        same transaction (``storage.serials.apply_touched``), and ``fingerprint`` (when given)
+        same transaction (``mirrorflow.storage.serials.apply_touched``), and ``fingerprint`` (when given)
         becomes the memory's filter fingerprint. Raises ``NotFound`` for an unknown repository.
         """
         view = self._commit(

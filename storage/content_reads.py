@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from sqlalchemy import func, or_, select
 
-from storage.catalog import Catalog, NotFound
-from storage.models import Package, Repository, RepositoryContent, RepositoryVersion
+from mirrorflow.storage.catalog import Catalog, NotFound
+from mirrorflow.storage.models import Package, Repository, RepositoryContent, RepositoryVersion
 
 __all__ = ["ContentPage", "ContentReader", "Membership"]
 

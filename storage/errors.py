@@ -9,21 +9,21 @@ ValueError)``), so callers that catch ``ValueError`` keep working.
 The tree, each branch drawn in its own module's docstring::
 
     MirrorflowError
-     ├── storage.catalog.CatalogError         NotFound, AlreadyExists, locks.RepositoryBusy
-     ├── storage.artifacts.ArtifactStoreError ArtifactNotFound, DigestMismatch, ArtifactTooLarge,
+     ├── mirrorflow.storage.catalog.CatalogError         NotFound, AlreadyExists, locks.RepositoryBusy
+     ├── mirrorflow.storage.artifacts.ArtifactStoreError ArtifactNotFound, DigestMismatch, ArtifactTooLarge,
      │                                        StoreUnavailable
-     ├── storage.secrets.SecretError          InvalidSecretKey, NoSecretKey, WrongSecretKey
-     ├── tasks.filters.InvalidFilter          a remote's filter field (also a ValueError)
-     ├── tasks.filenames.InvalidFilename      a distribution filename (also a ValueError)
-     ├── tasks.simple_fields.InvalidPage      an upstream page that cannot be parsed (also a ValueError)
-     ├── tasks.core_metadata.WheelMetadataError
-     ├── tasks.index_client.IndexClientError  ProjectNotFound, UpstreamError, TransientError
-     ├── tasks.commit.SyncFailed              a sync that could not complete (no version made)
-     ├── server.upstream.ServeError           a file request that cannot be served
-     ├── server.hrefs.InvalidHref             a href that names no repository version (also a ValueError)
+     ├── mirrorflow.storage.secrets.SecretError          InvalidSecretKey, NoSecretKey, WrongSecretKey
+     ├── mirrorflow.tasks.filters.InvalidFilter          a remote's filter field (also a ValueError)
+     ├── mirrorflow.tasks.filenames.InvalidFilename      a distribution filename (also a ValueError)
+     ├── mirrorflow.tasks.simple_fields.InvalidPage      an upstream page that cannot be parsed (also a ValueError)
+     ├── mirrorflow.tasks.core_metadata.WheelMetadataError
+     ├── mirrorflow.tasks.index_client.IndexClientError  ProjectNotFound, UpstreamError, TransientError
+     ├── mirrorflow.tasks.commit.SyncFailed              a sync that could not complete (no version made)
+     ├── mirrorflow.server.upstream.ServeError           a file request that cannot be served
+     ├── mirrorflow.server.hrefs.InvalidHref             a href that names no repository version (also a ValueError)
      └── flows: UsageError, InvalidParameters, NoRemote, runners.TaskRunnerUnavailable
 
-This module imports nothing, so that decision code (``tasks.filters``) may import it and stay pure.
+This module imports nothing, so that decision code (``mirrorflow.tasks.filters``) may import it and stay pure.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Export one repository version as self-describing tar chunks (``storage.export_format``).
+"""Export one repository version as self-describing tar chunks (``mirrorflow.storage.export_format``).
 
 Streaming throughout: records are read from the catalog in pages and spooled to a temporary
 file, artifacts are listed in digest order in pages and copied from the store into the chunk
@@ -24,9 +24,9 @@ from typing import IO, Any
 
 from sqlalchemy import and_, or_, select
 
-from storage.artifacts import ArtifactStore
-from storage.catalog import Catalog, NotFound
-from storage.export_format import (
+from mirrorflow.storage.artifacts import ArtifactStore
+from mirrorflow.storage.catalog import Catalog, NotFound
+from mirrorflow.storage.export_format import (
     PACKAGES_MEMBER,
     RECORDS_CHUNK,
     REMOVED_MEMBER,
@@ -43,8 +43,15 @@ from storage.export_format import (
     plan_chunks,
     removed_to_json,
 )
-from storage.export_tar import BLOCK, ChunkWriter
-from storage.models import Artifact, CoreMetadata, Package, Repository, RepositoryContent, RepositoryVersion
+from mirrorflow.storage.export_tar import BLOCK, ChunkWriter
+from mirrorflow.storage.models import (
+    Artifact,
+    CoreMetadata,
+    Package,
+    Repository,
+    RepositoryContent,
+    RepositoryVersion,
+)
 
 __all__ = ["ExportResult", "MissingFile", "export_version", "missing_files", "resolve_versions"]
 

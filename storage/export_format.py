@@ -1,6 +1,6 @@
 """The air-gap export format (``docs/airgap.md``): its table of contents, records and chunk plan.
 
-Pure code (standard library only): what ``storage.export`` writes and ``storage.import_`` reads,
+Pure code (standard library only): what ``mirrorflow.storage.export`` writes and ``mirrorflow.storage.import_`` reads,
 and the checks that refuse a damaged or foreign export before anything is stored.
 
 An export is a directory::
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from storage.errors import MirrorflowError
+from mirrorflow.storage.errors import MirrorflowError
 
 __all__ = [
     "FORMAT",
@@ -131,7 +131,7 @@ def parse_size(field: str, text: str) -> int:
     >>> parse_size("chunk_size", "2 parsecs")
     Traceback (most recent call last):
     ...
-    storage.export_format.InvalidExport: option: chunk_size '2 parsecs' is not a size such as 2GiB, 500MB or 65536
+    mirrorflow.storage.export_format.InvalidExport: option: chunk_size '2 parsecs' is not a size such as 2GiB, 500MB or 65536
 
     Raises ``InvalidExport`` naming ``field`` and showing ``text``.
     """

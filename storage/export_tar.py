@@ -1,4 +1,4 @@
-"""Tar chunks written and read in large blocks, hashed as they stream (``storage.export_format``).
+"""Tar chunks written and read in large blocks, hashed as they stream (``mirrorflow.storage.export_format``).
 
 Why not ``tarfile`` for the artifacts: it copies through 16 KiB buffers when writing and reads a
 stream in 10 KiB records, and profiling an export of 200 MB spent most of its time there
@@ -18,7 +18,7 @@ import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Protocol
 
-from storage.export_format import CorruptChunk, InvalidExport
+from mirrorflow.storage.export_format import CorruptChunk, InvalidExport
 
 __all__ = ["BLOCK", "ChunkWriter", "member_header", "read_members"]
 

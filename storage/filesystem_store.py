@@ -13,8 +13,8 @@ threads' time): the files wait in ``.incoming``; every 32 MiB spooled, a backgro
 the filesystem (``syncfs``), moves the files spooled before it under their keys and flushes again,
 and the block's exit does the same for the rest. A crash or power loss leaves spool files in
 ``.incoming``, never a torn file under a key; what a step published stays, so a sync killed at 90%
-finds most of its downloads under their keys when it runs again (``tasks.fetch`` reuses them). Errors are those of
-``storage.artifacts``; a missing file becomes
+finds most of its downloads under their keys when it runs again (``mirrorflow.tasks.fetch`` reuses them). Errors are those of
+``mirrorflow.storage.artifacts``; a missing file becomes
 ``ArtifactNotFound``. Other ``OSError``s (disk full, permissions) propagate unchanged: they are not
 transient and need an operator.
 """
@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import cast
 
-from storage.artifacts import (
+from mirrorflow.storage.artifacts import (
     ArtifactNotFound,
     ChunkReader,
     StoredArtifact,
@@ -50,7 +50,7 @@ _EARLY_FLUSH_BYTES = 32 << 20
 
 
 class FileSystemStore:
-    """Artifacts stored as files under ``root``; implements ``storage.artifacts.ArtifactStore``.
+    """Artifacts stored as files under ``root``; implements ``mirrorflow.storage.artifacts.ArtifactStore``.
 
     ``max_size`` (bytes, None for no limit) makes ``put_chunks`` refuse larger artifacts with
     ``ArtifactTooLarge``. The root and its ``.incoming`` directory are created if missing.

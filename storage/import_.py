@@ -1,4 +1,4 @@
-"""Import an export (``storage.export_format``) as the next version of a repository.
+"""Import an export (``mirrorflow.storage.export_format``) as the next version of a repository.
 
 In order, so that nothing becomes visible before everything is checked:
 
@@ -34,10 +34,10 @@ from typing import IO, Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.artifacts import ArtifactStore, DigestMismatch, artifact_key
-from storage.catalog import Catalog
-from storage.content import ContentWriter, NewPackage
-from storage.export_format import (
+from mirrorflow.storage.artifacts import ArtifactStore, DigestMismatch, artifact_key
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.export_format import (
     PACKAGES_MEMBER,
     RECORDS_CHUNK,
     REMOVED_MEMBER,
@@ -53,9 +53,9 @@ from storage.export_format import (
     removed_from_json,
     sha256_of_member,
 )
-from storage.export_tar import BLOCK, read_members
-from storage.locks import holding
-from storage.models import CoreMetadata, Package, Repository, RepositoryContent, RepositoryVersion
+from mirrorflow.storage.export_tar import BLOCK, read_members
+from mirrorflow.storage.locks import holding
+from mirrorflow.storage.models import CoreMetadata, Package, Repository, RepositoryContent, RepositoryVersion
 
 __all__ = ["ImportResult", "import_export", "read_toc"]
 

@@ -26,8 +26,8 @@ from sqlalchemy import CursorResult, String, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.catalog import Catalog, CatalogError
-from storage.models import Base, UTCDateTime
+from mirrorflow.storage.catalog import Catalog, CatalogError
+from mirrorflow.storage.models import Base, UTCDateTime
 
 __all__ = ["SyncLock", "Lease", "RepositoryBusy", "acquire", "release", "renew", "holding"]
 

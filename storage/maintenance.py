@@ -26,9 +26,9 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from storage.artifacts import ArtifactInventory
-from storage.catalog import Catalog, NotFound
-from storage.models import (
+from mirrorflow.storage.artifacts import ArtifactInventory
+from mirrorflow.storage.catalog import Catalog, NotFound
+from mirrorflow.storage.models import (
     Artifact,
     CoreMetadata,
     Package,

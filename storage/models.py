@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from storage.schema import Policy
+from mirrorflow.storage.schema import Policy
 
 __all__ = [
     "Base",

@@ -9,7 +9,7 @@
 - ``SyncProject``: a running sync's touched projects (``fetched``, ``gone`` or ``stale``), with
   the serial to remember; the commit turns them into ``ProjectSerial`` rows in its transaction.
 
-Migration ``0003_serials`` creates these tables. This module imports ``storage.models`` (for ``Base``),
+Migration ``0003_serials`` creates these tables. This module imports ``mirrorflow.storage.models`` (for ``Base``),
 not the other way round; ``storage/migrations/env.py`` imports it so that ``Base.metadata`` holds them.
 """
 
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Base
+from mirrorflow.storage.models import Base
 
 __all__ = ["ProjectSerial", "SyncFilterState", "SyncProject", "PROJECT_STATES"]
 

@@ -8,8 +8,8 @@ One package row (one distribution file of one project), seen three ways:
 ``PageFile``     the columns a project page renders, ``upload_time`` already as PEP 700 text
 
 ``tests/test_records.py`` holds them to this: a column added to ``NewPackage`` fails it until
-``ServedFile`` has it too, and ``PageFile`` keeps ``ServedFile``'s names and order. Sync (``storage.content``), serving (``storage.serving``) and pull-through (``server``)
-import them from here, and the page renderer (``server.pages``) can stay free of SQLAlchemy.
+``ServedFile`` has it too, and ``PageFile`` keeps ``ServedFile``'s names and order. Sync (``mirrorflow.storage.content``), serving (``mirrorflow.storage.serving``) and pull-through (``server``)
+import them from here, and the page renderer (``mirrorflow.server.pages``) can stay free of SQLAlchemy.
 
 Both tuples are ``NamedTuple`` rather than frozen dataclasses on purpose: a whole-index sync
 builds one ``NewPackage`` per file and a page of 5,000 files builds 5,000 ``PageFile`` rows; a
@@ -82,7 +82,7 @@ class ServedFile:
 class PageFile(NamedTuple):
     """A file as a project page lists it: the columns rendering reads, nothing more.
 
-    Named as ``ServedFile``'s fields, so ``server.pages.page_file`` turns a pull-through file into
+    Named as ``ServedFile``'s fields, so ``mirrorflow.server.pages.page_file`` turns a pull-through file into
     one; ``upload_time`` is PEP 700 text, formatted by the query. A named tuple: built from a row
     in one C call, 5,000 to a page (see the module docstring).
     """

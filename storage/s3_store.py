@@ -4,7 +4,7 @@ Objects are named ``<prefix>/sha256/ab/cd/<sha256>`` (see ``artifacts.artifact_k
 spooled to a local temporary file and verified first, so nothing unverified ever reaches the
 bucket, then uploaded to its final name in one ``fput_object``.
 
-Vendor errors are translated here and nowhere else (errors drawn in ``storage.artifacts``):
+Vendor errors are translated here and nowhere else (errors drawn in ``mirrorflow.storage.artifacts``):
 
 - ``S3Error`` NoSuchKey / NoSuchBucket               -> ``ArtifactNotFound``
 - ``S3Error`` SlowDown / ServiceUnavailable / ...,
@@ -27,7 +27,7 @@ import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, S3Error, ServerError
 
-from storage.artifacts import (
+from mirrorflow.storage.artifacts import (
     ArtifactNotFound,
     ArtifactStoreError,
     ChunkReader,
@@ -65,7 +65,7 @@ def make_http_client(
 
 
 class S3Store:
-    """Artifacts stored as objects in ``bucket``; implements ``storage.artifacts.ArtifactStore``.
+    """Artifacts stored as objects in ``bucket``; implements ``mirrorflow.storage.artifacts.ArtifactStore``.
 
     ``prefix`` namespaces the keys inside a shared bucket. With ``create_bucket`` the bucket is
     created when missing (raises ``StoreUnavailable`` if the endpoint cannot be reached).
@@ -245,7 +245,7 @@ class S3Store:
 
     @contextmanager
     def _translated(self, sha256: str | None) -> Iterator[None]:
-        """Turn minio and urllib3 errors raised inside the block into ``storage.artifacts`` errors."""
+        """Turn minio and urllib3 errors raised inside the block into ``mirrorflow.storage.artifacts`` errors."""
         try:
             yield
         except S3Error as exc:

@@ -1,8 +1,8 @@
-"""Repository sync schedules, kept in the catalog so that ``deployments.serve`` can serve them.
+"""Repository sync schedules, kept in the catalog so that ``mirrorflow.deployments.serve`` can serve them.
 
 One row per repository: a cron expression or an interval (exactly one, a CHECK holds it), the
 remote to sync from (None: the repository's own), whether the sync mirrors and whether the
-schedule is paused. This table is the one source of truth for served schedules: ``deployments.serve``
+schedule is paused. This table is the one source of truth for served schedules: ``mirrorflow.deployments.serve``
 restores it over a change made in the Prefect UI.
 """
 
@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, Text, delete, false, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from storage.catalog import Catalog, NotFound
-from storage.models import Base, Remote, Repository, UTCDateTime
+from mirrorflow.storage.catalog import Catalog, NotFound
+from mirrorflow.storage.models import Base, Remote, Repository, UTCDateTime
 
 __all__ = [
     "RepositorySchedule",

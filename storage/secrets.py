@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from storage.errors import MirrorflowError
+from mirrorflow.storage.errors import MirrorflowError
 
 __all__ = [
     "SEALED_PREFIX",

@@ -2,7 +2,7 @@
 
 A sync reads the memory once (``remembered`` and ``fingerprint``), records the projects it
 touches as it goes (``touch``, batched, private to the sync like staging rows), and the version
-commit (``storage.content.ContentWriter.commit_version``) folds them into the memory with
+commit (``mirrorflow.storage.content.ContentWriter.commit_version``) folds them into the memory with
 ``apply_touched`` inside its own transaction, so the memory never runs ahead of the content:
 
 - ``fetched`` projects remember the page's serial / ETag / Last-Modified;
@@ -23,10 +23,10 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Select, Table, delete, insert, literal, select
 from sqlalchemy.orm import Session
 
-from storage.bulk import BulkWriter
-from storage.catalog import Catalog
-from storage.models import Remote
-from storage.models_serials import PROJECT_STATES, ProjectSerial, SyncFilterState, SyncProject
+from mirrorflow.storage.bulk import BulkWriter
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.models import Remote
+from mirrorflow.storage.models_serials import PROJECT_STATES, ProjectSerial, SyncFilterState, SyncProject
 
 __all__ = ["Remembered", "Touched", "SerialMemory", "apply_touched", "touched_names"]
 
@@ -34,7 +34,7 @@ __all__ = ["Remembered", "Touched", "SerialMemory", "apply_touched", "touched_na
 class Remembered(NamedTuple):
     """What a repository remembers of one upstream project page.
 
-    A tuple, so that ``tasks.listing.plan_projects`` (which knows no storage types) reads it as
+    A tuple, so that ``mirrorflow.tasks.listing.plan_projects`` (which knows no storage types) reads it as
     ``(serial, etag, last_modified)`` without a copy of the whole memory.
     """
 

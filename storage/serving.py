@@ -2,8 +2,8 @@
 pull-through cache, artifacts fetched on demand and stored core metadata.
 
 Reads select plain columns (no ORM objects): a project page of 5,000 files is one query, run on the
-session's connection (Core rows, no ORM result processing) into the records of ``storage.records``.
-Each method is one short transaction. Raises ``storage.catalog.NotFound`` for an unknown repository.
+session's connection (Core rows, no ORM result processing) into the records of ``mirrorflow.storage.records``.
+Each method is one short transaction. Raises ``mirrorflow.storage.catalog.NotFound`` for an unknown repository.
 
 Where a file's download policy comes from: a package does not record its remote. A file of a
 repository version was added by a sync, and the version row records that sync's ``remote_name``;
@@ -23,10 +23,10 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 
-from storage.artifacts import StoredArtifact
-from storage.catalog import Catalog, NotFound
-from storage.content import ContentWriter
-from storage.models import (
+from mirrorflow.storage.artifacts import StoredArtifact
+from mirrorflow.storage.catalog import Catalog, NotFound
+from mirrorflow.storage.content import ContentWriter
+from mirrorflow.storage.models import (
     Artifact,
     CoreMetadata,
     Package,
@@ -36,7 +36,7 @@ from storage.models import (
     RepositoryContent,
     RepositoryVersion,
 )
-from storage.records import NewPackage, PageFile, ProjectEntry, RepositoryState, ServedFile
+from mirrorflow.storage.records import NewPackage, PageFile, ProjectEntry, RepositoryState, ServedFile
 
 __all__ = ["ServingCatalog", "upload_time_text"]
 

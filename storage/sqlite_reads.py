@@ -2,8 +2,8 @@
 
 SQLAlchemy takes about 0.1 s to import, more than a whole listing command may take
 (``benchmarks/cli_startup.py``), so ``mirrorflow repository list`` reads an embedded catalog here.
-Only a catalog at ``storage.schema.HEAD_REVISION`` is read: ``open_at_head`` returns None for a
-missing file or another revision, and the caller then goes through ``storage.catalog.Catalog``,
+Only a catalog at ``mirrorflow.storage.schema.HEAD_REVISION`` is read: ``open_at_head`` returns None for a
+missing file or another revision, and the caller then goes through ``mirrorflow.storage.catalog.Catalog``,
 which migrates. Rows carry every column of their table under the models' attribute names, with
 the values the models give (aware UTC datetimes, booleans, decoded JSON), so the same views print
 them; ``tests/test_fast_commands.py`` holds the output of both paths equal.
@@ -19,7 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from storage.schema import HEAD_REVISION, VERSION_TABLE
+from mirrorflow.storage.schema import HEAD_REVISION, VERSION_TABLE
 
 __all__ = ["open_at_head", "list_repositories"]
 

@@ -24,13 +24,13 @@ from typing import Any
 
 import httpx
 
-from storage.artifacts import ArtifactStore
-from storage.catalog import Catalog
-from storage.content import ContentWriter
-from storage.filesystem_store import FileSystemStore
-from storage.serials import SerialMemory
-from tasks.config import HttpSpec, StoreSpec
-from tasks.index_client import IndexClient, build_http_client
+from mirrorflow.storage.artifacts import ArtifactStore
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.content import ContentWriter
+from mirrorflow.storage.filesystem_store import FileSystemStore
+from mirrorflow.storage.serials import SerialMemory
+from mirrorflow.tasks.config import HttpSpec, StoreSpec
+from mirrorflow.tasks.index_client import IndexClient, build_http_client
 
 __all__ = ["SyncServices", "http_client_from", "store_from"]
 
@@ -150,7 +150,7 @@ def http_client_from(http: HttpSpec) -> httpx.Client:
 def store_from(spec: StoreSpec) -> ArtifactStore:
     """The artifact store the spec names: S3 when it has an endpoint, else a directory."""
     if spec.endpoint:
-        from storage.s3_store import S3Store  # minio (0.1 s to import) only for an S3 store
+        from mirrorflow.storage.s3_store import S3Store  # minio (0.1 s to import) only for an S3 store
 
         return S3Store.from_settings(
             spec.endpoint,

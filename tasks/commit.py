@@ -2,7 +2,7 @@
 
 What the batches staged becomes the next version in one database transaction, or nothing does. A sync
 in which some projects failed commits without them only as the remote's ``failure_policy`` allows
-(``tasks.outcome``, pure); otherwise it fails with ``SyncFailed`` and discards what it staged. A
+(``mirrorflow.tasks.outcome``, pure); otherwise it fails with ``SyncFailed`` and discards what it staged. A
 version committed without failed projects or quarantined files is partial: the CLI then exits with
 ``SyncPartial``'s distinct code.
 """
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from storage.catalog import VersionView
-from storage.errors import MirrorflowError
-from tasks.clients import SyncServices
-from tasks.config import Scope, SyncConfig
-from tasks.outcome import commits_despite_failures
-from tasks.report import BUG, RERUN, BatchReport
+from mirrorflow.storage.catalog import VersionView
+from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.tasks.clients import SyncServices
+from mirrorflow.tasks.config import Scope, SyncConfig
+from mirrorflow.tasks.outcome import commits_despite_failures
+from mirrorflow.tasks.report import BUG, RERUN, BatchReport
 
 __all__ = [
     "NoIncludedProjectFound",

@@ -3,7 +3,7 @@
 Every stage reads what it needs from ``SyncConfig``: the decisions' inputs (filters, policy, the
 moment the sync started, retries), the repository and the run's id, and how to reach the catalog,
 the artifact store and the upstream (``StoreSpec``, ``HttpSpec``: plain values, so that a task on a
-Dask worker can build its own clients from them, ``tasks.clients``). The wire formats (settings from
+Dask worker can build its own clients from them, ``mirrorflow.tasks.clients``). The wire formats (settings from
 the environment, a remote's fields, flow parameters) are validated in ``flows`` and end here.
 
 Pure: imports only the standard library and pure modules.
@@ -15,15 +15,15 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from storage.schema import Policy
-from tasks.filter_spec import FilterSpec
-from tasks.outcome import FailurePolicy
+from mirrorflow.storage.schema import Policy
+from mirrorflow.tasks.filter_spec import FilterSpec
+from mirrorflow.tasks.outcome import FailurePolicy
 
 __all__ = ["HttpSpec", "Policy", "StoreSpec", "SyncConfig", "SyncMode", "Scope"]
 
 
 class SyncMode(enum.StrEnum):
-    """How a sync chose its pages (``tasks.listing.plan_projects``)."""
+    """How a sync chose its pages (``mirrorflow.tasks.listing.plan_projects``)."""
 
     FULL = "full"
     SERIAL = "serial"

@@ -1,7 +1,7 @@
 """Read PEP 658 core metadata (``*.dist-info/METADATA``) out of a wheel's bytes.
 
-Shared by the server (``server.metadata``: serving ``<file>.metadata``) and ``repository verify
---repair`` (``tasks.verify``: restoring a stored ``.metadata`` file), so both extract it the same
+Shared by the server (``mirrorflow.server.metadata``: serving ``<file>.metadata``) and ``repository verify
+--repair`` (``mirrorflow.tasks.verify``: restoring a stored ``.metadata`` file), so both extract it the same
 way. Standard library only; the bytes come in as chunks (from the artifact store) and are spooled
 to a temporary file, so memory stays bounded by ``MAX_METADATA_BYTES``, not the wheel's size.
 
@@ -20,7 +20,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable
 
-from storage.errors import MirrorflowError
+from mirrorflow.storage.errors import MirrorflowError
 
 __all__ = ["MAX_METADATA_BYTES", "WheelMetadataError", "metadata_from_wheel"]
 

@@ -1,7 +1,7 @@
 """Records for what an upstream index lists: projects and their distribution files.
 
-These are the values that flow between the index client (``tasks.simple``), the filters
-(``tasks.filters``) and the sync steps. They are frozen and slotted; names are canonicalized once,
+These are the values that flow between the index client (``mirrorflow.tasks.simple``), the filters
+(``mirrorflow.tasks.filters``) and the sync steps. They are frozen and slotted; names are canonicalized once,
 when a record is built from the wire, and never again.
 
 Pure: imports only the standard library and ``packaging``.

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
-from storage.artifacts import (
+from mirrorflow.storage.artifacts import (
     ArtifactStore,
     ArtifactStoreError,
     ArtifactTooLarge,
@@ -31,18 +31,18 @@ from storage.artifacts import (
     StoredArtifact,
     artifact_key,
 )
-from storage.content import NewPackage
-from storage.schema import Policy
-from storage.serials import Touched
-from tasks.clients import SyncServices
-from tasks.config import SyncConfig
-from tasks.distributions import DistFile, ProjectPage
-from tasks.filters import Candidate, SkipReason
-from tasks.index_client import IndexClient, IndexClientError
-from tasks.report import BUG, TRANSIENT, BatchReport, advice_for, describe
-from tasks.resolve import ResolvedBatch, ResolvedProject
-from tasks.retrying import call_with_retries
-from tasks.workers import Pacer, pulled, shared_pool
+from mirrorflow.storage.content import NewPackage
+from mirrorflow.storage.schema import Policy
+from mirrorflow.storage.serials import Touched
+from mirrorflow.tasks.clients import SyncServices
+from mirrorflow.tasks.config import SyncConfig
+from mirrorflow.tasks.distributions import DistFile, ProjectPage
+from mirrorflow.tasks.filters import Candidate, SkipReason
+from mirrorflow.tasks.index_client import IndexClient, IndexClientError
+from mirrorflow.tasks.report import BUG, TRANSIENT, BatchReport, advice_for, describe
+from mirrorflow.tasks.resolve import ResolvedBatch, ResolvedProject
+from mirrorflow.tasks.retrying import call_with_retries
+from mirrorflow.tasks.workers import Pacer, pulled, shared_pool
 
 __all__ = ["fetch_batch", "package_record"]
 

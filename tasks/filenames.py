@@ -40,7 +40,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from storage.errors import MirrorflowError
+from mirrorflow.storage.errors import MirrorflowError
 
 __all__ = ["MAX_FILENAME_LENGTH", "PACKAGE_TYPES", "InvalidFilename", "ParsedFilename", "parse_filename"]
 

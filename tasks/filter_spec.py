@@ -1,6 +1,6 @@
 """A repository's filter settings, validated once: ``FilterSpec.build(...)`` checks every field.
 
-``tasks.filters`` applies them (and re-exports these names). Exception tree::
+``mirrorflow.tasks.filters`` applies them (and re-exports these names). Exception tree::
 
     ValueError
     └── InvalidFilter    .field, .value, .reason (FilterSpec.build; a bad filename is a Skip)
@@ -18,9 +18,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from storage.errors import MirrorflowError
-from tasks.filenames import PACKAGE_TYPES
-from tasks.platforms import PLATFORMS
+from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.tasks.filenames import PACKAGE_TYPES
+from mirrorflow.tasks.platforms import PLATFORMS
 
 __all__ = [
     "PLATFORMS",
@@ -97,7 +97,7 @@ def parse_age(text: str) -> timedelta:
     >>> parse_age("7 days")
     Traceback (most recent call last):
     ...
-    tasks.filter_spec.InvalidFilter: min_upload_age: '7 days' is not an age like '7d', '12h', '30m', '2w' or '90s'
+    mirrorflow.tasks.filter_spec.InvalidFilter: min_upload_age: '7 days' is not an age like '7d', '12h', '30m', '2w' or '90s'
     """
     if not isinstance(text, str):
         raise InvalidFilter("min_upload_age", text, "is not a string like '7d'")

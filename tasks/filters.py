@@ -1,12 +1,12 @@
 """The filter stage: which projects and files a repository keeps, rules applied in a fixed order.
 
-``FilterSpec.build(...)`` (``tasks.filter_spec``) validates the user's settings; ``wanted_projects``
+``FilterSpec.build(...)`` (``mirrorflow.tasks.filter_spec``) validates the user's settings; ``wanted_projects``
 picks the projects to fetch; ``select_files`` decides, for one project page, which files to keep;
 ``filter_project`` adds the rules no index may talk us out of (an unsafe URL, a declared size over
 the limit, a field no catalog column may hold, no sha256 where the file is recorded unfetched). Every
 dropped file gets exactly one :class:`Skip` naming the first rule that dropped it; the rules apply in
 the order of :class:`SkipReason`'s members, as ``docs/filters.md`` explains with examples. The sync
-(``tasks.stages``) and pull-through (``server.pull_through``) both call ``filter_project``: one rule
+(``mirrorflow.tasks.stages``) and pull-through (``mirrorflow.server.pull_through``) both call ``filter_project``: one rule
 set, every refusal counted by its reason.
 
 Exception tree::
@@ -31,9 +31,9 @@ from urllib.parse import urlsplit
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
-from tasks.distributions import DistFile
-from tasks.filenames import InvalidFilename, ParsedFilename, parse_filename
-from tasks.filter_spec import (
+from mirrorflow.tasks.distributions import DistFile
+from mirrorflow.tasks.filenames import InvalidFilename, ParsedFilename, parse_filename
+from mirrorflow.tasks.filter_spec import (
     PLATFORMS,
     FilterSpec,
     InvalidFilter,
@@ -41,7 +41,7 @@ from tasks.filter_spec import (
     parse_age,
     validate_requirements,
 )
-from tasks.platforms import excluded_platform, python_mismatch
+from mirrorflow.tasks.platforms import excluded_platform, python_mismatch
 
 __all__ = [
     "PLATFORMS",

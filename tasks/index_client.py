@@ -1,6 +1,6 @@
-"""The HTTP shell over an upstream simple index: fetch a page, hand its body to ``tasks.simple``.
+"""The HTTP shell over an upstream simple index: fetch a page, hand its body to ``mirrorflow.tasks.simple``.
 
-All decisions about page content live in ``tasks.simple`` (pure); this module only negotiates the
+All decisions about page content live in ``mirrorflow.tasks.simple`` (pure); this module only negotiates the
 format (PEP 691), bounds how much it reads, and translates httpx's errors into ours.
 
 Errors::
@@ -14,10 +14,10 @@ Errors::
      │    └── PageTooLarge          .limit: a page above max_page_bytes
      └── TransientError             .status (None for network errors), .reason, .retry_after: 429,
                                     5xx, timeouts and connection errors; worth retrying with backoff
-    tasks.simple.InvalidPage        (a ValueError) the page came back but cannot be parsed
+    mirrorflow.tasks.simple.InvalidPage        (a ValueError) the page came back but cannot be parsed
 
 ``index_url`` is the simple index root, as pip's ``--index-url`` (``https://index.example/simple/``).
-``locate_simple_root`` finds it from the URL a user gave a remote (``tasks.index_url`` has the rule).
+``locate_simple_root`` finds it from the URL a user gave a remote (``mirrorflow.tasks.index_url`` has the rule).
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from urllib.parse import quote
 import httpx
 from packaging.utils import canonicalize_name
 
-from storage.errors import MirrorflowError
-from tasks.distributions import ProjectListing, ProjectPage
-from tasks.retrying import retry_after_seconds
-from tasks.simple import (
+from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.tasks.distributions import ProjectListing, ProjectPage
+from mirrorflow.tasks.retrying import retry_after_seconds
+from mirrorflow.tasks.simple import (
     InvalidPage,
     looks_like_project_page,
     parse_listing_html,
@@ -46,7 +46,7 @@ from tasks.simple import (
     parse_project_html,
     parse_project_json,
 )
-from tasks.throttle import Throttle
+from mirrorflow.tasks.throttle import Throttle
 
 __all__ = [
     "ACCEPT",
@@ -122,7 +122,7 @@ class TransientError(IndexClientError):
     """A failure worth retrying: 429, 5xx, a timeout or a connection error (``status`` None).
 
     ``retry_after``: the seconds the answer's ``Retry-After`` asked to wait, when it gave one
-    (``tasks.retrying`` waits at least that long before the next try).
+    (``mirrorflow.tasks.retrying`` waits at least that long before the next try).
     """
 
     def __init__(
@@ -326,7 +326,7 @@ def locate_simple_root(
     projects: Sequence[str] = (),
     max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
 ) -> str:
-    """Return the first of ``candidates`` (``tasks.index_url.simple_root_candidates(url)``) that answers
+    """Return the first of ``candidates`` (``mirrorflow.tasks.index_url.simple_root_candidates(url)``) that answers
     as a simple index; a single candidate is returned without a request.
 
     With ``projects`` (a remote's included names; the first three are asked), a candidate answers
@@ -477,7 +477,7 @@ def build_http_client(
     ``timeout`` applies to every phase; ``connect_timeout`` / ``read_timeout`` override one phase.
     ``verify`` is a bool or a CA bundle path; ``cert`` a client certificate (path, or (cert, key)).
     ``rate_limit``: requests per second, spaced evenly, across the client's threads
-    (``tasks.throttle``; None or 0: no limit). Redirects are followed (at most 5). ``transport``
+    (``mirrorflow.tasks.throttle``; None or 0: no limit). Redirects are followed (at most 5). ``transport``
     is a test seam (``httpx.MockTransport``); when given, httpx ignores the connection settings.
     The caller closes the client.
     """

@@ -9,7 +9,7 @@ Users write a remote's URL three ways, and all three work:
 The rule: a URL whose last path segment is ``simple`` or ``+simple`` is the simple root. Any other URL
 is an index root: the sync tries ``<url>/simple/``, then ``<url>/+simple/``, then ``<url>/`` itself (a
 simple root under another name, such as proxpi's ``/index/``), and uses the first that answers as a
-simple index (``tasks.index_client.locate_simple_root``). The remote keeps the URL as given.
+simple index (``mirrorflow.tasks.index_client.locate_simple_root``). The remote keeps the URL as given.
 
 Pure: imports only the standard library.
 """

@@ -14,7 +14,7 @@ The decision's three modes:
 
 In every mode, remembered projects no longer wanted (gone from the listing, or now filtered out)
 are ``gone``: forgotten, and their content removed in mirror mode. Errors are the index client's
-(``tasks.index_client``), retried per request when transient (``tasks.report.TRANSIENT``).
+(``mirrorflow.tasks.index_client``), retried per request when transient (``mirrorflow.tasks.report.TRANSIENT``).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from storage.serials import Touched
-from tasks.clients import SyncServices
-from tasks.config import Scope, SyncConfig, SyncMode
-from tasks.filters import included_project_names, wanted_projects
-from tasks.report import TRANSIENT
-from tasks.retrying import call_with_retries
+from mirrorflow.storage.serials import Touched
+from mirrorflow.tasks.clients import SyncServices
+from mirrorflow.tasks.config import Scope, SyncConfig, SyncMode
+from mirrorflow.tasks.filters import included_project_names, wanted_projects
+from mirrorflow.tasks.report import TRANSIENT
+from mirrorflow.tasks.retrying import call_with_retries
 
 T = TypeVar("T")
 
@@ -114,7 +114,7 @@ class Work:
 
     @property
     def scope(self) -> Scope:
-        """The commit's scope (see ``storage.content.ContentWriter.commit_version``)."""
+        """The commit's scope (see ``mirrorflow.storage.content.ContentWriter.commit_version``)."""
         return Scope.ALL if self.mode is SyncMode.FULL else Scope.TOUCHED
 
 

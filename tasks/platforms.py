@@ -1,6 +1,6 @@
 """Which operating system a distribution file is built for, and which CPython versions can install it.
 
-Two decisions used by :mod:`tasks.filters`, kept apart because they read wheel tags rather than filter
+Two decisions used by :mod:`mirrorflow.tasks.filters`, kept apart because they read wheel tags rather than filter
 settings:
 
 - :func:`excluded_platform`: is a file built only for operating systems the repository leaves out?
@@ -9,7 +9,7 @@ settings:
 Each returns None to keep the file, or a detail string saying why it goes. Wheel tags come from
 ``packaging.tags.parse_tag`` and compatibility from ``packaging.tags``.
 
-Pure: imports only the standard library, ``packaging`` and :mod:`tasks.filenames`.
+Pure: imports only the standard library, ``packaging`` and :mod:`mirrorflow.tasks.filenames`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import compatible_tags, cpython_tags, parse_tag
 from packaging.version import Version
 
-from tasks.filenames import ParsedFilename
+from mirrorflow.tasks.filenames import ParsedFilename
 
 __all__ = [
     "PLATFORMS",

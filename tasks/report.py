@@ -2,7 +2,7 @@
 project's failure (``advice_for``), and what the flow returns (``SyncResult``).
 
 ``TRANSIENT`` is the one list of errors worth a retry with backoff, wherever a sync calls the index
-or the store (``tasks.retrying``); a rerun is the advice once they outlasted the retries.
+or the store (``mirrorflow.tasks.retrying``); a rerun is the advice once they outlasted the retries.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from storage.artifacts import DigestMismatch, StoreUnavailable
-from storage.errors import MirrorflowError
-from tasks.core_metadata import WheelMetadataError
-from tasks.filenames import InvalidFilename
-from tasks.index_client import PageTooLarge, TransientError, UpstreamError
-from tasks.simple_fields import InvalidPage
+from mirrorflow.storage.artifacts import DigestMismatch, StoreUnavailable
+from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.tasks.core_metadata import WheelMetadataError
+from mirrorflow.tasks.filenames import InvalidFilename
+from mirrorflow.tasks.index_client import PageTooLarge, TransientError, UpstreamError
+from mirrorflow.tasks.simple_fields import InvalidPage
 
 __all__ = ["BUG", "RERUN", "TRANSIENT", "BatchReport", "SyncResult", "advice_for", "describe"]
 
@@ -34,7 +34,7 @@ BUG = "This is a bug in mirrorflow: rerun with --debug and report the traceback"
 def advice_for(exc: BaseException) -> str:
     """What a user can do about ``exc``, one of a sync's per-project failures.
 
-    >>> from tasks.index_client import TransientError
+    >>> from mirrorflow.tasks.index_client import TransientError
     >>> advice_for(TransientError("http://i.test/simple/a/", 503, "Service Unavailable")) == RERUN
     True
     >>> advice_for(KeyError("x")) == BUG

@@ -1,12 +1,12 @@
 """The resolve stage: project pages -> each project's listed files with their versions, or why not.
 
-``resolve_batch`` fetches the pages of one batch over the shared fetch pool (``tasks.workers``):
+``resolve_batch`` fetches the pages of one batch over the shared fetch pool (``mirrorflow.tasks.workers``):
 conditionally where the memory holds validators (a 304 leaves the project untouched), and again with
 backoff while a page is older than the listing promised (a stale page is left as it was and retried
 by the next sync). A project that fails is reported with what to do about it; it does not fail the
-batch. What the filter stage then keeps is its decision (``tasks.filters``).
+batch. What the filter stage then keeps is its decision (``mirrorflow.tasks.filters``).
 
-Errors are the index client's (``tasks.index_client``), retried per request when transient.
+Errors are the index client's (``mirrorflow.tasks.index_client``), retried per request when transient.
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from dataclasses import dataclass, replace
 
 from packaging.utils import canonicalize_name
 
-from storage.serials import Touched
-from tasks.clients import SyncServices
-from tasks.config import SyncConfig
-from tasks.distributions import ProjectPage
-from tasks.filters import Selection
-from tasks.index_client import ConditionalPage, ProjectNotFound
-from tasks.listing import Wanted, is_stale, stale_delays
-from tasks.report import TRANSIENT, advice_for, describe
-from tasks.retrying import call_with_retries
-from tasks.workers import pulled, shared_pool
+from mirrorflow.storage.serials import Touched
+from mirrorflow.tasks.clients import SyncServices
+from mirrorflow.tasks.config import SyncConfig
+from mirrorflow.tasks.distributions import ProjectPage
+from mirrorflow.tasks.filters import Selection
+from mirrorflow.tasks.index_client import ConditionalPage, ProjectNotFound
+from mirrorflow.tasks.listing import Wanted, is_stale, stale_delays
+from mirrorflow.tasks.report import TRANSIENT, advice_for, describe
+from mirrorflow.tasks.retrying import call_with_retries
+from mirrorflow.tasks.workers import pulled, shared_pool
 
 __all__ = ["ResolvedBatch", "ResolvedProject", "fetch_page", "resolve_batch"]
 

@@ -1,7 +1,7 @@
 """Pure parsers for simple-repository pages: PEP 503 HTML and PEP 691 JSON (with PEP 592, 658/714, 700, 740, 792).
 
-The index client (``tasks.index_client``) fetches a page and hands its body here; nothing in this
-module does I/O. Each parser returns the records of ``tasks.distributions``:
+The index client (``mirrorflow.tasks.index_client``) fetches a page and hands its body here; nothing in this
+module does I/O. Each parser returns the records of ``mirrorflow.tasks.distributions``:
 
 - ``parse_project_json`` / ``parse_project_html`` -> ``ProjectPage`` (one project's files);
 - ``parse_listing_json`` / ``parse_listing_html`` -> ``ProjectListing`` (the ``/simple/`` root).
@@ -14,13 +14,13 @@ Errors::
 A page is rejected as a whole when it is structurally broken (bad JSON, not UTF-8, an API major version
 above 1, a file entry without ``filename`` / ``url``, a known key holding the wrong type). Unknown keys
 are ignored, as PEP 691 asks. A filename is kept as the index wrote it, even a hostile one (``../x``,
-``a\\b``, NUL): that is a per-file problem, and ``tasks.filters.select_files`` skips such a file with
-reason ``invalid-filename`` (``tasks.filenames.parse_filename`` refuses it) while the page's other
+``a\\b``, NUL): that is a per-file problem, and ``mirrorflow.tasks.filters.select_files`` skips such a file with
+reason ``invalid-filename`` (``mirrorflow.tasks.filenames.parse_filename`` refuses it) while the page's other
 files are synced. Hashes that are not valid lowercase-able sha256 digests become ``None``
 rather than errors: the file is still listed, and later steps decide what an unverifiable file means.
 
 The field readers these parsers share (types, digests, serials, URL resolution) live in
-``tasks.simple_fields``; ``InvalidPage`` is defined there and re-exported here.
+``mirrorflow.tasks.simple_fields``; ``InvalidPage`` is defined there and re-exported here.
 
 Imports only the standard library and ``packaging``.
 """
@@ -36,8 +36,8 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from packaging.utils import canonicalize_name
 
-from tasks.distributions import DistFile, ListedProject, ProjectListing, ProjectPage, Sha256
-from tasks.simple_fields import (
+from mirrorflow.tasks.distributions import DistFile, ListedProject, ProjectListing, ProjectPage, Sha256
+from mirrorflow.tasks.simple_fields import (
     SUPPORTED_API_MAJOR,
     InvalidPage,
     Resolver,

@@ -1,6 +1,6 @@
-"""Field readers shared by the simple-page parsers of ``tasks.simple``: types, digests, serials, URLs.
+"""Field readers shared by the simple-page parsers of ``mirrorflow.tasks.simple``: types, digests, serials, URLs.
 
-Split out of ``tasks.simple`` so that each stays a readable size; ``tasks.simple`` re-exports
+Split out of ``mirrorflow.tasks.simple`` so that each stays a readable size; ``mirrorflow.tasks.simple`` re-exports
 ``InvalidPage`` and ``SUPPORTED_API_MAJOR``, the public names defined here. The file-entry readers
 (``json_field``, ``Resolver``) are the hot loop of a whole-index sync (one call per listed file), so
 they take a fast path for the common, well-formed value and build error text only for a bad one.
@@ -10,7 +10,7 @@ Errors::
     ValueError
      └── InvalidPage      .url, .reason: the page is not a simple page we can read
 
-Imports only the standard library and ``tasks.distributions``.
+Imports only the standard library and ``mirrorflow.tasks.distributions``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
-from storage.errors import MirrorflowError
-from tasks.distributions import Sha256, is_sha256
+from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.tasks.distributions import Sha256, is_sha256
 
 __all__ = [
     "InvalidPage",

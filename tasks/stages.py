@@ -1,22 +1,22 @@
 """The sync's five stages as Prefect tasks: thin wrappers, on the outside, over the stage modules.
 
-    list-projects            tasks.listing   the listing and the serial memory -> the pages to fetch
-    resolve-batch-<first>    tasks.resolve   a batch's pages -> each project's files, or why not
-    filter-batch-<first>     tasks.filters   -> the files kept, and each other one with its reason
-    fetch-batch-<first>      tasks.fetch     download or record, resume, quarantine; stage the rows
-    commit-version           tasks.commit    the staged rows -> the next version (one transaction)
+    list-projects            mirrorflow.tasks.listing   the listing and the serial memory -> the pages to fetch
+    resolve-batch-<first>    mirrorflow.tasks.resolve   a batch's pages -> each project's files, or why not
+    filter-batch-<first>     mirrorflow.tasks.filters   -> the files kept, and each other one with its reason
+    fetch-batch-<first>      mirrorflow.tasks.fetch     download or record, resume, quarantine; stage the rows
+    commit-version           mirrorflow.tasks.commit    the staged rows -> the next version (one transaction)
 
-The flow (``flows.sync_repository``) maps the three batch stages over batches of projects (a few task
+The flow (``mirrorflow.flows.sync_repository``) maps the three batch stages over batches of projects (a few task
 runs per batch, never one per file) and the commit waits on every ``fetch-batch``. A batch in which
 some projects failed ends ``Failed`` in the UI, its report kept as the state's data: whether the
-sync still commits is the failure policy's decision (``tasks.outcome``), which the flow takes on
+sync still commits is the failure policy's decision (``mirrorflow.tasks.outcome``), which the flow takes on
 the reports of all batches.
 
 Caching is off (``NO_CACHE``): the tasks take clients, and idempotency comes from the storage, not
 from Prefect's result cache. Retries live inside the stages, per request and for transient errors
-only (``tasks.retrying``), which is why the decorators carry none: a Prefect-level retry would also
+only (``mirrorflow.tasks.retrying``), which is why the decorators carry none: a Prefect-level retry would also
 retry a 404 or a hash mismatch. The tasks take the sync's ``SyncConfig`` and its ``SyncServices``
-(``tasks.clients``: shared in the flow's process, rebuilt once per process elsewhere).
+(``mirrorflow.tasks.clients``: shared in the flow's process, rebuilt once per process elsewhere).
 """
 
 from __future__ import annotations
@@ -30,15 +30,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
-from storage.catalog import VersionView
-from tasks.clients import SyncServices
-from tasks.commit import commit_version
-from tasks.config import Policy, Scope, SyncConfig
-from tasks.fetch import fetch_batch
-from tasks.filters import SAFETY_REASONS, filter_project
-from tasks.listing import Wanted, Work, list_projects
-from tasks.report import BatchReport
-from tasks.resolve import ResolvedBatch, resolve_batch
+from mirrorflow.storage.catalog import VersionView
+from mirrorflow.tasks.clients import SyncServices
+from mirrorflow.tasks.commit import commit_version
+from mirrorflow.tasks.config import Policy, Scope, SyncConfig
+from mirrorflow.tasks.fetch import fetch_batch
+from mirrorflow.tasks.filters import SAFETY_REASONS, filter_project
+from mirrorflow.tasks.listing import Wanted, Work, list_projects
+from mirrorflow.tasks.report import BatchReport
+from mirrorflow.tasks.resolve import ResolvedBatch, resolve_batch
 
 __all__ = [
     "commit_version_task",
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 def filter_batch(batch: ResolvedBatch, config: SyncConfig) -> ResolvedBatch:
-    """Apply the filters (``tasks.filters.filter_project``) to every fetched page of ``batch``."""
+    """Apply the filters (``mirrorflow.tasks.filters.filter_project``) to every fetched page of ``batch``."""
     require_sha256 = config.policy is not Policy.IMMEDIATE  # recorded now, fetched (and verified) later
     projects = []
     for project in batch.projects:

@@ -13,7 +13,7 @@ A corrupt object is deleted before it is fetched again (the store keeps an exist
 its key), then the upstream bytes are stored through ``put_chunks``, which verifies them against
 the digest and size before publishing: a repair never stores bytes it did not check. A core
 metadata file is fetched again from the upstream ``<file url>.metadata`` when the index offers it,
-else (or when that fails) read out of the stored wheel (``tasks.core_metadata``, as the server does);
+else (or when that fails) read out of the stored wheel (``mirrorflow.tasks.core_metadata``, as the server does);
 either way ``put_chunks`` checks the bytes against the recorded digest.
 """
 
@@ -27,16 +27,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from storage.artifacts import ArtifactNotFound, ArtifactStore, ArtifactStoreError
-from storage.catalog import Catalog
-from storage.maintenance import (
+from mirrorflow.storage.artifacts import ArtifactNotFound, ArtifactStore, ArtifactStoreError
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.maintenance import (
     StoredArtifactRow,
     clear_verified,
     mark_verified,
     version_artifacts,
     version_core_metadata,
 )
-from tasks.core_metadata import metadata_from_wheel
+from mirrorflow.tasks.core_metadata import metadata_from_wheel
 
 __all__ = ["Fetch", "Problem", "VerifyReport", "check_artifact", "verify_version"]
 

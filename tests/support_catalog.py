@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from storage.catalog import Catalog
+from mirrorflow.storage.catalog import Catalog
 
 __all__ = ["postgres_url", "catalog_url", "catalog_url_postgres", "catalog", "sqlite_url"]
 

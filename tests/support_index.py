@@ -1,6 +1,6 @@
 """Fixtures for fixture indexes: real tiny wheels and sdists, served over loopback HTTP.
 
-- ``seed_index`` (session): the seed catalog (``fixtureindex.catalog``) built once and served;
+- ``seed_index`` (session): the seed catalog (``mirrorflow.fixtureindex.catalog``) built once and served;
   yields the ``RunningIndex`` (``.url`` is the simple root, ``.hits`` counts requests per path).
 - ``serve_projects(projects, tmp_path, mode=...)``: build and serve custom projects, as a context manager.
 - ``index_http_client``: an ``httpx.Client`` from ``build_http_client``, closed after the test.
@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtureindex.builder import FixtureProject, build_index
-from fixtureindex.catalog import seed_projects
-from fixtureindex.server import Mode, RunningIndex, serve_index
-from tasks.index_client import build_http_client
+from mirrorflow.fixtureindex.builder import FixtureProject, build_index
+from mirrorflow.fixtureindex.catalog import seed_projects
+from mirrorflow.fixtureindex.server import Mode, RunningIndex, serve_index
+from mirrorflow.tasks.index_client import build_http_client
 
 __all__ = ["index_http_client", "seed_index", "serve_projects"]
 

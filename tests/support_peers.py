@@ -43,7 +43,7 @@ import httpx
 import pytest
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 
-from fixtureindex.server import RunningIndex
+from mirrorflow.fixtureindex.server import RunningIndex
 
 __all__ = [
     "bandersnatch_peer",
@@ -301,7 +301,7 @@ def run_cli(*args: str) -> Any:
     """
     import json
 
-    from flows.cli import main
+    from mirrorflow.flows.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     argv, sys.argv = sys.argv, ["mirrorflow", *args]
@@ -320,7 +320,7 @@ def run_cli(*args: str) -> Any:
 @contextlib.contextmanager
 def mirrorflow_home(home: Path) -> Iterator[None]:
     """Point mirrorflow's settings at a SQLite catalog and directory store under ``home`` for the block."""
-    from flows.runtime import reset_caches
+    from mirrorflow.flows.runtime import reset_caches
 
     with pytest.MonkeyPatch.context() as patch:
         for name in [n for n in os.environ if n.startswith("MIRRORFLOW_")]:

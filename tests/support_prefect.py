@@ -57,7 +57,7 @@ class MirrorflowEnv:
 
 
 def _reset_runtime_caches() -> None:
-    from flows.runtime import reset_caches
+    from mirrorflow.flows.runtime import reset_caches
 
     reset_caches()
 
@@ -102,7 +102,7 @@ class CliResult:
 @pytest.fixture
 def cli(mirrorflow_env, capsys):
     """Run ``mirrorflow ARGS...`` in-process; returns exit code, stdout and stderr."""
-    from flows.console import main  # the console script: the quick listing, else flows.cli.main
+    from mirrorflow.flows.console import main  # the console script: the quick listing, else flows.cli.main
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()

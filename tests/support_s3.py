@@ -20,8 +20,8 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from moto.server import ThreadedMotoServer
 
-from storage.filesystem_store import FileSystemStore
-from storage.s3_store import S3Store, make_http_client
+from mirrorflow.storage.filesystem_store import FileSystemStore
+from mirrorflow.storage.s3_store import S3Store, make_http_client
 
 __all__ = ["fs_store", "new_bucket_name", "s3_client", "s3_endpoint", "s3_store"]
 

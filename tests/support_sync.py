@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.config import HttpSpec, Policy, StoreSpec, SyncConfig
-from tasks.filters import FilterSpec
-from tasks.outcome import FailurePolicy
+from mirrorflow.tasks.config import HttpSpec, Policy, StoreSpec, SyncConfig
+from mirrorflow.tasks.filters import FilterSpec
+from mirrorflow.tasks.outcome import FailurePolicy
 
 
 def sync_config(**fields: Any) -> SyncConfig:

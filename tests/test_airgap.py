@@ -1,4 +1,4 @@
-"""Air-gap transfer: ``repository export`` / ``repository import`` (storage.export, storage.import_).
+"""Air-gap transfer: ``repository export`` / ``repository import`` (mirrorflow.storage.export, mirrorflow.storage.import_).
 
 Unit-level tests build small repositories straight through ``ContentWriter`` (no sync, no
 Prefect); the end-to-end tests sync from a fixture index, export on SQLite + directory store,
@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 from support_index import serve_projects
 
-from fixtureindex.catalog import seed_projects
-from storage.catalog import Catalog
-from storage.content import ContentWriter, NewPackage
-from storage.export import export_version
-from storage.export_format import CorruptChunk, ExportGap, InvalidExport, MissingContent
-from storage.filesystem_store import FileSystemStore
-from storage.import_ import import_export
+from mirrorflow.fixtureindex.catalog import seed_projects
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.export import export_version
+from mirrorflow.storage.export_format import CorruptChunk, ExportGap, InvalidExport, MissingContent
+from mirrorflow.storage.filesystem_store import FileSystemStore
+from mirrorflow.storage.import_ import import_export
 
 # -- unit level: repositories written directly ----------------------------------------------
 
@@ -242,8 +242,8 @@ def test_the_flows_run_under_prefect_and_publish_progress_and_reports(
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.settings import PREFECT_API_URL
 
-    from flows.airgap import export_repository
-    from flows.cli import main
+    from mirrorflow.flows.airgap import export_repository
+    from mirrorflow.flows.cli import main
 
     (online, online_store), (offline, _) = homes
     online.create_repository("foo")
@@ -332,7 +332,7 @@ def test_import_from_a_directory_without_an_export_is_one_line(cli, tmp_path):
 
 
 def _use_home(monkeypatch, home: Path, *, database_url=None, s3_endpoint=None, bucket=None) -> None:
-    from flows.runtime import reset_caches
+    from mirrorflow.flows.runtime import reset_caches
 
     monkeypatch.setenv("MIRRORFLOW_HOME", str(home))
     if database_url:
@@ -394,8 +394,8 @@ def test_on_demand_export_crosses_to_postgres_and_s3_and_pip_installs_offline(
     assert (imported["version"], imported["present"]) == (1, len(source_files))
     assert _cli_files(cli, "bar") == source_files
 
-    from flows.cli_serve import app_from_settings
-    from server.threaded import serve_in_thread
+    from mirrorflow.flows.cli_serve import app_from_settings
+    from mirrorflow.server.threaded import serve_in_thread
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
     env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")

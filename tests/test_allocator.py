@@ -1,4 +1,4 @@
-"""``flows.allocator``: the glibc settings are applied once, and an operator's variable wins."""
+"""``mirrorflow.flows.allocator``: the glibc settings are applied once, and an operator's variable wins."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import sys
 import pytest
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-PROGRAM = "import json; from flows.allocator import tune_allocator as t; print(json.dumps([t(), t()]))"
+PROGRAM = (
+    "import json; from mirrorflow.flows.allocator import tune_allocator as t; print(json.dumps([t(), t()]))"
+)
 
 
 def _run(**env: str) -> list[dict[str, int]]:

@@ -21,7 +21,7 @@ import pytest
 from minio import Minio
 from support_s3 import new_bucket_name
 
-from storage.artifacts import (
+from mirrorflow.storage.artifacts import (
     ArtifactInventory,
     ArtifactNotFound,
     ArtifactStore,
@@ -32,8 +32,8 @@ from storage.artifacts import (
     StoreUnavailable,
     artifact_key,
 )
-from storage.filesystem_store import FileSystemStore
-from storage.s3_store import S3Store
+from mirrorflow.storage.filesystem_store import FileSystemStore
+from mirrorflow.storage.s3_store import S3Store
 
 DATA = b"mirrorflow artifact bytes\n" * 100
 DATA_SHA = hashlib.sha256(DATA).hexdigest()
@@ -404,7 +404,7 @@ def test_a_failing_scope_publishes_nothing_and_leaves_nothing(fs_store: FileSyst
 
 
 def test_deferred_puts_keep_an_existing_object(fs_store: FileSystemStore, monkeypatch) -> None:
-    import storage.filesystem_store as fs
+    import mirrorflow.storage.filesystem_store as fs
 
     fs_store.put_chunks([DATA], sha256=DATA_SHA, size=len(DATA))
     before = fs_store.path_for(DATA_SHA).stat().st_ino
@@ -418,7 +418,7 @@ def test_deferred_puts_keep_an_existing_object(fs_store: FileSystemStore, monkey
 def test_deferred_puts_publish_in_steps_so_a_killed_sync_keeps_most_of_its_work(
     fs_store: FileSystemStore, monkeypatch
 ) -> None:
-    import storage.filesystem_store as fs
+    import mirrorflow.storage.filesystem_store as fs
 
     flushes: list[str] = []
     real_syncfs = fs._syncfs
@@ -448,7 +448,7 @@ def test_deferred_puts_publish_in_steps_so_a_killed_sync_keeps_most_of_its_work(
 def test_deferred_puts_left_by_an_exception_keep_what_a_step_published(
     fs_store: FileSystemStore, monkeypatch
 ) -> None:
-    import storage.filesystem_store as fs
+    import mirrorflow.storage.filesystem_store as fs
 
     monkeypatch.setattr(fs, "_EARLY_FLUSH_BYTES", len(DATA))
     first, second = DATA + b"1", DATA + b"2"

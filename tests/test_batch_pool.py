@@ -1,4 +1,4 @@
-"""``tasks.workers``: a batch's work list run by a few pulling workers of the shared pool, paced."""
+"""``mirrorflow.tasks.workers``: a batch's work list run by a few pulling workers of the shared pool, paced."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tasks.workers import Pacer, next_limit, pulled
+from mirrorflow.tasks.workers import Pacer, next_limit, pulled
 
 
 @pytest.fixture(scope="module")

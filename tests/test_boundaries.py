@@ -55,4 +55,4 @@ def test_decision_code_imports_only_the_standard_library_packaging_and_decision_
 
 
 def test_the_error_root_imports_nothing() -> None:
-    assert _imports(_path("storage.errors")) == {"__future__"}
+    assert _imports(_path("mirrorflow.storage.errors")) == {"__future__"}

@@ -1,4 +1,4 @@
-"""The driver-level bulk writes (``storage.bulk``) against SQLite and PostgreSQL: rows read back
+"""The driver-level bulk writes (``mirrorflow.storage.bulk``) against SQLite and PostgreSQL: rows read back
 through the ORM equal what was written, ids come back for new and existing rows, and chunking
 keeps every statement under the parameter limit."""
 
@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from storage.bulk import MAX_PARAMETERS, BulkWriter
-from storage.content import ContentWriter, NewPackage
-from storage.models import Package, SyncStaging
+from mirrorflow.storage.bulk import MAX_PARAMETERS, BulkWriter
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.models import Package, SyncStaging
 
 
 def _package(i: int, *, yanked: bool = False, upload: datetime | None = None) -> NewPackage:
@@ -94,7 +94,7 @@ def test_unknown_columns_are_refused(catalog):
 
 @pytest.mark.parametrize("total", [0, 1, 7, 255, 256, 257, 600, 5000])
 def test_upserts_use_a_few_statement_lengths(total):
-    from storage.bulk import UPSERT_ROWS, _chunk_lengths
+    from mirrorflow.storage.bulk import UPSERT_ROWS, _chunk_lengths
 
     lengths = _chunk_lengths(total, UPSERT_ROWS)
     assert sum(lengths) == total
@@ -108,10 +108,10 @@ def test_a_large_commit_refreshes_the_planner_statistics(catalog_url_postgres, m
     """After a commit of many rows, the next commit's planner must not see an empty table."""
     from sqlalchemy import text
 
-    import storage.content
-    from storage.catalog import Catalog
+    import mirrorflow.storage.content
+    from mirrorflow.storage.catalog import Catalog
 
-    monkeypatch.setattr(storage.content, "ANALYZE_AFTER_ROWS", 5)
+    monkeypatch.setattr(mirrorflow.storage.content, "ANALYZE_AFTER_ROWS", 5)
     catalog = Catalog.from_url(catalog_url_postgres)
     try:
         writer = ContentWriter(catalog)

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from storage.catalog import AlreadyExists, NotFound
-from storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.catalog import AlreadyExists, NotFound
+from mirrorflow.storage.content import ContentWriter, NewPackage
 
 
 def _pkg(filename: str, content: bytes | None = None, *, version: str = "1.0") -> NewPackage:
@@ -122,9 +122,9 @@ def test_serving_reads_a_snapshot_beside_an_open_write_on_sqlite(sqlite_url):
 
     from sqlalchemy import update
 
-    from storage.catalog import Catalog
-    from storage.models import Repository
-    from storage.serving import ServingCatalog
+    from mirrorflow.storage.catalog import Catalog
+    from mirrorflow.storage.models import Repository
+    from mirrorflow.storage.serving import ServingCatalog
 
     catalog = Catalog.from_url(sqlite_url)
     catalog.create_repository("foo")

@@ -123,7 +123,7 @@ def test_bad_input_is_one_line_naming_field_and_value_and_changes_nothing(seeded
 
 def _leaf_commands(cli) -> list[tuple[list[str], object]]:
     cli("--help")  # main() imports every command module
-    from flows.cli_app import app
+    from mirrorflow.flows.cli_app import app
 
     found: list[tuple[list[str], object]] = []
 
@@ -162,21 +162,21 @@ def test_version_prints_the_installed_version(cli):
 
 
 def _main_raising(monkeypatch, error: Exception) -> None:
-    """Run ``flows.cli.main`` with a command that raises ``error`` (no Prefect, no catalog)."""
-    import flows.allocator
-    import flows.cli
+    """Run ``mirrorflow.flows.cli.main`` with a command that raises ``error`` (no Prefect, no catalog)."""
+    import mirrorflow.flows.allocator
+    import mirrorflow.flows.cli
 
     def command(**_: object) -> None:
         raise error
 
-    monkeypatch.setattr(flows.allocator, "tune_allocator", lambda: {})
-    monkeypatch.setattr(flows.cli, "app", command)
+    monkeypatch.setattr(mirrorflow.flows.allocator, "tune_allocator", lambda: {})
+    monkeypatch.setattr(mirrorflow.flows.cli, "app", command)
     monkeypatch.delenv("MIRRORFLOW_DEBUG", raising=False)
-    flows.cli.main()
+    mirrorflow.flows.cli.main()
 
 
 def test_our_error_is_one_line_and_exit_1(monkeypatch, capsys):
-    from flows.cli_app import UsageError
+    from mirrorflow.flows.cli_app import UsageError
 
     with pytest.raises(SystemExit) as exited:
         _main_raising(monkeypatch, UsageError("interval: 0 is not a number of seconds from 1"))

@@ -51,7 +51,7 @@ BASE = {
 def _numeric_options(cli) -> list[tuple[tuple[str, ...], str]]:
     """Every (command path, option) whose option takes an int or a float."""
     cli("--help")  # main() imports every command module
-    from flows.cli_app import app
+    from mirrorflow.flows.cli_app import app
 
     found: list[tuple[tuple[str, ...], str]] = []
 

@@ -1,6 +1,6 @@
 """Convergence: a whole-index sync over a partly broken upstream commits what it can, and converges.
 
-``failure_policy`` (``tasks.outcome``): a whole-index remote commits without its failed projects
+``failure_policy`` (``mirrorflow.tasks.outcome``): a whole-index remote commits without its failed projects
 (``auto`` is ``partial`` there), each keeping exactly its previous content and retried by the next
 sync; bytes that fail their digest twice are quarantined. More than ``max_failed_percent`` failing
 is still a failure with no version, as is an upstream that is down.
@@ -12,8 +12,8 @@ import httpx
 import pytest
 from packaging.utils import canonicalize_name
 
-from fixtureindex.builder import FixtureFile, FixtureProject, build_index
-from fixtureindex.faults import Fault, Rule, serve_faulty
+from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, build_index
+from mirrorflow.fixtureindex.faults import Fault, Rule, serve_faulty
 
 SQLITE_ONLY = pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
 BROKEN_PAGES = ("/simple/scipy/", "/simple/pip-tools/")

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text, update
 
-from fixtureindex.faults import Fault, Rule, serve_faulty
-from flows.runtime import catalog_for, reset_caches, store_for
-from flows.settings import Settings
-from storage.content import ContentWriter
+from mirrorflow.fixtureindex.faults import Fault, Rule, serve_faulty
+from mirrorflow.flows.runtime import catalog_for, reset_caches, store_for
+from mirrorflow.flows.settings import Settings
+from mirrorflow.storage.content import ContentWriter
 
 pytestmark = pytest.mark.slow
 POSTGRES_S3 = pytest.mark.parametrize(
@@ -99,8 +99,8 @@ def _assert_consistent_after_the_kill(before: list[str], listed: dict[str, str])
 
 
 def _expire_the_killed_syncs_lease() -> None:
-    """Let the killed sync's lease (storage.locks) run out now instead of in five minutes."""
-    from storage.locks import SyncLock
+    """Let the killed sync's lease (mirrorflow.storage.locks) run out now instead of in five minutes."""
+    from mirrorflow.storage.locks import SyncLock
 
     with catalog_for(Settings()).session() as session:
         held = session.execute(

@@ -20,12 +20,12 @@ MODULES = sorted(
 
 def test_the_modules_with_examples_are_found() -> None:
     assert {
-        "tasks.index_url",
-        "tasks.outcome",
-        "tasks.simple",
-        "tasks.report",
-        "tasks.filters",
-        "server.hrefs",
+        "mirrorflow.tasks.index_url",
+        "mirrorflow.tasks.outcome",
+        "mirrorflow.tasks.simple",
+        "mirrorflow.tasks.report",
+        "mirrorflow.tasks.filters",
+        "mirrorflow.server.hrefs",
     } <= set(MODULES)
 
 

@@ -13,12 +13,12 @@ import pytest
 from alembic import command
 from alembic.config import Config
 
-import storage
-from flows.locations import sqlite_catalog_file
-from flows.settings import Settings
-from flows.views import repository_view
-from storage.catalog import Catalog
-from storage.sqlite_reads import list_repositories, open_at_head
+from mirrorflow import storage
+from mirrorflow.flows.locations import sqlite_catalog_file
+from mirrorflow.flows.settings import Settings
+from mirrorflow.flows.views import repository_view
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.sqlite_reads import list_repositories, open_at_head
 
 #: Loaded by no command that does not sync or serve (prefect: seconds; the rest: 0.05-0.1 s each).
 NEVER = {"prefect", "alembic", "minio", "Crypto", "rich", "pygments", "httpx", "uvicorn"}
@@ -26,7 +26,7 @@ NEVER = {"prefect", "alembic", "minio", "Crypto", "rich", "pygments", "httpx", "
 NOT_FOR_A_LISTING = NEVER | {"sqlalchemy", "pydantic", "pydantic_settings", "typer", "click", "cryptography"}
 
 _RUN = (
-    "import json, sys; sys.argv = ['mirrorflow', *sys.argv[1:]]; from flows.console import main\n"
+    "import json, sys; sys.argv = ['mirrorflow', *sys.argv[1:]]; from mirrorflow.flows.console import main\n"
     "try:\n    main()\nfinally:\n"
     "    print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)"
 )

@@ -1,6 +1,6 @@
 """A flaky upstream, a storage outage and a database outage, injected while a real sync runs.
 
-The fault-injecting index (``fixtureindex.faults``) serves the seed index's files with 5xx bursts,
+The fault-injecting index (``mirrorflow.fixtureindex.faults``) serves the seed index's files with 5xx bursts,
 resets, truncated or corrupted bodies, slow answers and redirect loops. Transient faults are retried
 and the sync completes; a file whose bytes fail their digest twice is quarantined (exit 3, the rest
 commits); a download that keeps failing fails an includes remote's sync with a clear one-line
@@ -18,10 +18,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from fixtureindex.faults import Fault, Rule, TcpProxy, first, serve_faulty
-from flows.runtime import catalog_for, store_for
-from flows.settings import Settings
-from storage.content import ContentWriter
+from mirrorflow.fixtureindex.faults import Fault, Rule, TcpProxy, first, serve_faulty
+from mirrorflow.flows.runtime import catalog_for, store_for
+from mirrorflow.flows.settings import Settings
+from mirrorflow.storage.content import ContentWriter
 
 WHEEL = "/files/*/shelf_reader-0.1-py2-none-any.whl"
 SDIST = "/files/*/shelf-reader-0.1.tar.gz"

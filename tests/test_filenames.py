@@ -1,4 +1,4 @@
-"""Tests for tasks.filenames: every format the index serves, and the names we refuse."""
+"""Tests for mirrorflow.tasks.filenames: every format the index serves, and the names we refuse."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import doctest
 import pytest
 from packaging.version import Version
 
-import tasks.filenames
-from tasks.filenames import PACKAGE_TYPES, InvalidFilename, parse_filename
+import mirrorflow.tasks.filenames
+from mirrorflow.tasks.filenames import PACKAGE_TYPES, InvalidFilename, parse_filename
 
 
 @pytest.mark.parametrize(
@@ -228,7 +228,7 @@ def test_parsed_filename_is_frozen() -> None:
 
 
 def test_doctests() -> None:
-    assert doctest.testmod(tasks.filenames, raise_on_error=True).attempted > 0
+    assert doctest.testmod(mirrorflow.tasks.filenames, raise_on_error=True).attempted > 0
 
 
 @pytest.mark.parametrize(

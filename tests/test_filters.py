@@ -1,4 +1,4 @@
-"""Tests for tasks.filters (and tasks.platforms): settings validation, every rule, their order, the seeds."""
+"""Tests for mirrorflow.tasks.filters (and mirrorflow.tasks.platforms): settings validation, every rule, their order, the seeds."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import pytest
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-import tasks.filenames
-import tasks.filter_spec
-import tasks.filters
-import tasks.index_url
-import tasks.outcome
-import tasks.platforms
-import tasks.simple
-from tasks.distributions import DistFile
-from tasks.filters import (
+import mirrorflow.tasks.filenames
+import mirrorflow.tasks.filter_spec
+import mirrorflow.tasks.filters
+import mirrorflow.tasks.index_url
+import mirrorflow.tasks.outcome
+import mirrorflow.tasks.platforms
+import mirrorflow.tasks.simple
+from mirrorflow.tasks.distributions import DistFile
+from mirrorflow.tasks.filters import (
     FilterSpec,
     InvalidFilter,
     Selection,
@@ -550,16 +550,18 @@ def test_select_files(files: list[Any], settings: dict[str, Any], expected: dict
         ),
         pytest.param("foo-1.0-cp311-cp311-musllinux_1_1_x86_64.whl", ["linux"], "platform", id="musllinux"),
         pytest.param("foo-1.0-cp311-cp311-freebsd_13_2_amd64.whl", ["freebsd"], "platform", id="freebsd"),
-        pytest.param("foo-1.0-py3-none-any.whl", list(tasks.filters.PLATFORMS), "kept", id="pure-wheel"),
+        pytest.param(
+            "foo-1.0-py3-none-any.whl", list(mirrorflow.tasks.filters.PLATFORMS), "kept", id="pure-wheel"
+        ),
         pytest.param(
             "foo-1.0-cp311-cp311-cygwin_3_4_x86_64.whl",
-            list(tasks.filters.PLATFORMS),
+            list(mirrorflow.tasks.filters.PLATFORMS),
             "kept",
             id="unknown-cygwin-kept",
         ),
         pytest.param(
             "foo-1.0-cp313-cp313-ios_13_0_arm64_iphoneos.whl",
-            list(tasks.filters.PLATFORMS),
+            list(mirrorflow.tasks.filters.PLATFORMS),
             "kept",
             id="unknown-ios-kept",
         ),
@@ -581,8 +583,8 @@ def test_select_files(files: list[Any], settings: dict[str, Any], expected: dict
             "foo-1.0-py3-none-cygwin.win_amd64.whl", ["windows"], "kept", id="compressed-with-unknown"
         ),
         # sdists never
-        pytest.param("foo-1.0.tar.gz", list(tasks.filters.PLATFORMS), "kept", id="sdist-never"),
-        pytest.param("foo-1.0.zip", list(tasks.filters.PLATFORMS), "kept", id="sdist-zip-never"),
+        pytest.param("foo-1.0.tar.gz", list(mirrorflow.tasks.filters.PLATFORMS), "kept", id="sdist-never"),
+        pytest.param("foo-1.0.zip", list(mirrorflow.tasks.filters.PLATFORMS), "kept", id="sdist-zip-never"),
         # legacy binaries
         pytest.param("foo-1.0.win32.exe", ["windows"], "platform", id="exe"),
         pytest.param("foo-1.0.win-amd64-py2.7.exe", ["windows"], "platform", id="exe-amd64"),
@@ -593,7 +595,9 @@ def test_select_files(files: list[Any], settings: dict[str, Any], expected: dict
         pytest.param("foo-1.0-py2.7-macosx-10.9-x86_64.egg", ["macos"], "platform", id="egg-macosx"),
         pytest.param("foo-1.0-py2.7-linux-x86_64.egg", ["linux"], "platform", id="egg-linux"),
         pytest.param("foo-1.0-py2.7-linux-x86_64.egg", ["windows"], "kept", id="egg-linux-kept"),
-        pytest.param("foo-1.0-py2.7.egg", list(tasks.filters.PLATFORMS), "kept", id="egg-pure-kept"),
+        pytest.param(
+            "foo-1.0-py2.7.egg", list(mirrorflow.tasks.filters.PLATFORMS), "kept", id="egg-pure-kept"
+        ),
         pytest.param("foo-1.0-macosx-10.9-x86_64.dmg", ["macos"], "platform", id="dmg"),
         pytest.param("foo-1.0.dmg", ["macos"], "platform", id="dmg-no-platform"),
         pytest.param("foo-1.0-1.noarch.rpm", ["linux"], "platform", id="rpm"),
@@ -603,7 +607,10 @@ def test_select_files(files: list[Any], settings: dict[str, Any], expected: dict
         pytest.param("foo-1.0.macosx-10.9-x86_64.zip", ["macos"], "platform", id="dumb-macosx"),
         pytest.param("foo-1.0.freebsd-13.2-amd64.tar.gz", ["freebsd"], "platform", id="dumb-freebsd"),
         pytest.param(
-            "foo-1.0.cygwin-3.4-x86_64.tar.gz", list(tasks.filters.PLATFORMS), "kept", id="dumb-cygwin-kept"
+            "foo-1.0.cygwin-3.4-x86_64.tar.gz",
+            list(mirrorflow.tasks.filters.PLATFORMS),
+            "kept",
+            id="dumb-cygwin-kept",
         ),
     ],
 )
@@ -1008,7 +1015,9 @@ _SHA = "a" * 64
 )  # fmt: skip
 def test_refusals(url, size, sha256, require_sha256, max_file_bytes, expected) -> None:
     file = DistFile(filename="a-1.0.tar.gz", url=url, sha256=sha256, size=size)
-    skip = tasks.filters.refusal(file, max_file_bytes=max_file_bytes, require_sha256=require_sha256)
+    skip = mirrorflow.tasks.filters.refusal(
+        file, max_file_bytes=max_file_bytes, require_sha256=require_sha256
+    )
     assert (None if skip is None else skip.reason.value) == expected
 
 
@@ -1018,7 +1027,7 @@ def test_filter_project_counts_refusals_after_keep_latest() -> None:
         DistFile(filename="a-1.0.tar.gz", url="https://files.example/a-1.0.tar.gz", sha256=_SHA),
     ]
     spec = FilterSpec.build(keep_latest_packages=1)
-    selection = tasks.filters.filter_project(
+    selection = mirrorflow.tasks.filters.filter_project(
         canonicalize_name("a"), files, spec, now=NOW, max_file_bytes=None, require_sha256=True
     )
     assert selection.kept == () and selection.counts() == {"keep-latest": 1, "unsafe-url": 1}
@@ -1032,13 +1041,13 @@ def test_filter_project_counts_refusals_after_keep_latest() -> None:
     [
         pytest.param(m, id=m.__name__)
         for m in (
-            tasks.filters,
-            tasks.filter_spec,
-            tasks.platforms,
-            tasks.filenames,
-            tasks.index_url,
-            tasks.outcome,
-            tasks.simple,
+            mirrorflow.tasks.filters,
+            mirrorflow.tasks.filter_spec,
+            mirrorflow.tasks.platforms,
+            mirrorflow.tasks.filenames,
+            mirrorflow.tasks.index_url,
+            mirrorflow.tasks.outcome,
+            mirrorflow.tasks.simple,
         )
     ],
 )

@@ -23,10 +23,17 @@ from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
 from fixtureindex.__main__ import main
-from fixtureindex.builder import FixtureFile, FixtureProject, build_index, make_legacy, make_sdist, make_wheel
-from fixtureindex.catalog import seed_projects
-from fixtureindex.server import JSON_TYPE, RunningIndex, choose_format, serve_index
-from tasks.simple import parse_listing_json, parse_project_html, parse_project_json
+from mirrorflow.fixtureindex.builder import (
+    FixtureFile,
+    FixtureProject,
+    build_index,
+    make_legacy,
+    make_sdist,
+    make_wheel,
+)
+from mirrorflow.fixtureindex.catalog import seed_projects
+from mirrorflow.fixtureindex.server import JSON_TYPE, RunningIndex, choose_format, serve_index
+from mirrorflow.tasks.simple import parse_listing_json, parse_project_html, parse_project_json
 
 # -- distributions ----------------------------------------------------------------------------------
 

@@ -16,15 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtureindex.builder import FixtureFile, FixtureProject, build_index, make_sdist, make_wheel
-from fixtureindex.faults import Fault, Rule, serve_faulty
-from fixtureindex.server import serve_index
-from flows.runtime import catalog_for
-from flows.settings import Settings
-from storage.content import ContentWriter
-from tasks.filters import FilterSpec, SkipReason, select_files
-from tasks.index_client import IndexClient, UpstreamError, build_http_client
-from tasks.simple import parse_project_json
+from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, build_index, make_sdist, make_wheel
+from mirrorflow.fixtureindex.faults import Fault, Rule, serve_faulty
+from mirrorflow.fixtureindex.server import serve_index
+from mirrorflow.flows.runtime import catalog_for
+from mirrorflow.flows.settings import Settings
+from mirrorflow.storage.content import ContentWriter
+from mirrorflow.tasks.filters import FilterSpec, SkipReason, select_files
+from mirrorflow.tasks.index_client import IndexClient, UpstreamError, build_http_client
+from mirrorflow.tasks.simple import parse_project_json
 
 JSON = "application/vnd.pypi.simple.v1+json"
 SQLITE_ONLY = pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)

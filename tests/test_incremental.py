@@ -15,12 +15,12 @@ import httpx
 import pytest
 from support_sync import sync_config
 
-from storage.content import ContentWriter
-from tasks.clients import SyncServices
-from tasks.filters import FilterSpec
-from tasks.index_client import IndexClient, build_http_client
-from tasks.listing import filter_fingerprint, list_projects
-from tasks.stages import run_batch
+from mirrorflow.storage.content import ContentWriter
+from mirrorflow.tasks.clients import SyncServices
+from mirrorflow.tasks.filters import FilterSpec
+from mirrorflow.tasks.index_client import IndexClient, build_http_client
+from mirrorflow.tasks.listing import filter_fingerprint, list_projects
+from mirrorflow.tasks.stages import run_batch
 
 ROOT = "https://index.example/simple/"
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -275,7 +275,7 @@ def test_a_stale_project_keeps_its_content_through_a_full_mirror_re_evaluation(s
 
 
 def test_forgetting_the_memory_makes_the_next_sync_full(setup, catalog):
-    from storage.serials import SerialMemory
+    from mirrorflow.storage.serials import SerialMemory
 
     index, sync, content = setup
     sync()

@@ -1,4 +1,4 @@
-"""tasks.index_client: PEP 691 negotiation, error translation and page bounds.
+"""mirrorflow.tasks.index_client: PEP 691 negotiation, error translation and page bounds.
 
 Happy paths run against a real fixture index on loopback; failure modes use ``httpx.MockTransport``.
 """
@@ -15,9 +15,9 @@ import httpx
 import pytest
 from support_index import serve_projects
 
-from fixtureindex.catalog import seed_projects
-from fixtureindex.server import RunningIndex
-from tasks.index_client import (
+from mirrorflow.fixtureindex.catalog import seed_projects
+from mirrorflow.fixtureindex.server import RunningIndex
+from mirrorflow.tasks.index_client import (
     ACCEPT,
     IndexClient,
     PageTooLarge,
@@ -26,7 +26,7 @@ from tasks.index_client import (
     UpstreamError,
     build_http_client,
 )
-from tasks.simple import InvalidPage
+from mirrorflow.tasks.simple import InvalidPage
 
 ROOT = "https://index.example/simple/"
 JSON_PAGE = b'{"meta": {"api-version": "1.1"}, "name": "demo", "files": []}'

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from support_peers import mirrorflow_home, run_cli
 
-from fixtureindex.server import RunningIndex
-from tasks.index_client import ACCEPT
+from mirrorflow.fixtureindex.server import RunningIndex
+from mirrorflow.tasks.index_client import ACCEPT
 
 SQLITE_ONLY = pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
 

@@ -1,12 +1,12 @@
 """A mirror keeps what the upstream lists: a whole-index sync of an index with legacy and odd names holds
-every file the index lists (``tasks.filenames`` reads a name packaging refuses knowing its project)."""
+every file the index lists (``mirrorflow.tasks.filenames`` reads a name packaging refuses knowing its project)."""
 
 from __future__ import annotations
 
 import pytest
 from support_index import serve_projects
 
-from fixtureindex.builder import FixtureFile, FixtureProject, make_legacy, make_sdist, make_wheel
+from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, make_legacy, make_sdist, make_wheel
 
 SQLITE_ONLY = pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
 

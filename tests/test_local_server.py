@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from flows.local_server import LocalServer
+from mirrorflow.flows.local_server import LocalServer
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def _status(home) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("MIRRORFLOW_", "PREFECT_"))}
     done = subprocess.run(
-        [sys.executable, "-c", "from flows.console import main; main()", "server", "status"],
+        [sys.executable, "-c", "from mirrorflow.flows.console import main; main()", "server", "status"],
         env=env | {"MIRRORFLOW_HOME": str(home)},
         capture_output=True,
         text=True,

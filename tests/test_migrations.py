@@ -13,10 +13,10 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
-import storage
-from storage.catalog import Catalog
-from storage.content import package_uuid
-from storage.schema import HEAD_REVISION
+from mirrorflow import storage
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.content import package_uuid
+from mirrorflow.storage.schema import HEAD_REVISION
 
 MIGRATIONS = Path(storage.__file__).parent / "migrations"
 
@@ -73,14 +73,16 @@ def test_0007_gives_existing_packages_their_derived_uuid_and_rows_empty_labels(c
 
 def test_the_head_revision_known_at_build_time_is_alembics_head():
     heads = ScriptDirectory.from_config(_config("sqlite://")).get_heads()
-    assert heads == [HEAD_REVISION], f"storage.schema.HEAD_REVISION is {HEAD_REVISION!r}; move it to {heads}"
+    assert heads == [HEAD_REVISION], (
+        f"mirrorflow.storage.schema.HEAD_REVISION is {HEAD_REVISION!r}; move it to {heads}"
+    )
 
 
 def test_a_catalog_at_the_head_opens_without_alembic_and_one_behind_is_migrated(tmp_path):
     url = f"sqlite:///{tmp_path / 'catalog.db'}"
     Catalog.from_url(url).dispose()  # a new catalog: migrated to the head
     probe = (
-        "import sys; from storage.catalog import Catalog; c = Catalog.from_url(sys.argv[1]); "
+        "import sys; from mirrorflow.storage.catalog import Catalog; c = Catalog.from_url(sys.argv[1]); "
         "print(c.schema_revision(), 'alembic' in sys.modules)"
     )
     opened = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True)

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from flows.runtime import catalog_for, store_for
-from flows.settings import Settings
-from storage.content import ContentWriter, NewPackage
-from storage.filesystem_store import FileSystemStore
-from storage.maintenance import cleanup_orphans
-from storage.models import Artifact, Package
+from mirrorflow.flows.runtime import catalog_for, store_for
+from mirrorflow.flows.settings import Settings
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.filesystem_store import FileSystemStore
+from mirrorflow.storage.maintenance import cleanup_orphans
+from mirrorflow.storage.models import Artifact, Package
 
 LATER = datetime.now(UTC) + timedelta(hours=2)  # "now" for a cleanup that finds everything old
 HOUR = timedelta(hours=1)

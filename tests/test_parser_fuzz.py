@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tasks.filenames import InvalidFilename, parse_filename
-from tasks.simple import (
+from mirrorflow.tasks.filenames import InvalidFilename, parse_filename
+from mirrorflow.tasks.simple import (
     InvalidPage,
     parse_listing_html,
     parse_listing_json,

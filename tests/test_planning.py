@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.listing import Wanted, batched, filter_fingerprint, is_stale, plan_projects, stale_delays
+from mirrorflow.tasks.listing import (
+    Wanted,
+    batched,
+    filter_fingerprint,
+    is_stale,
+    plan_projects,
+    stale_delays,
+)
 
 FP = "f" * 64
 

@@ -14,17 +14,17 @@ import httpx
 import pytest
 from support_sync import sync_config
 
-from flows.params import InvalidParameters, validate_sync_parameters
-from flows.settings import Settings
-from storage.catalog import Catalog
-from storage.content import ContentWriter
-from storage.filesystem_store import FileSystemStore
-from storage.locks import RepositoryBusy, acquire, holding, release, renew
-from tasks.clients import SyncServices
-from tasks.config import HttpSpec, Policy, StoreSpec
-from tasks.filters import FilterSpec
-from tasks.index_client import IndexClient
-from tasks.stages import run_batch
+from mirrorflow.flows.params import InvalidParameters, validate_sync_parameters
+from mirrorflow.flows.settings import Settings
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.content import ContentWriter
+from mirrorflow.storage.filesystem_store import FileSystemStore
+from mirrorflow.storage.locks import RepositoryBusy, acquire, holding, release, renew
+from mirrorflow.tasks.clients import SyncServices
+from mirrorflow.tasks.config import HttpSpec, Policy, StoreSpec
+from mirrorflow.tasks.filters import FilterSpec
+from mirrorflow.tasks.index_client import IndexClient
+from mirrorflow.tasks.stages import run_batch
 
 
 def _ok(result):
@@ -61,7 +61,7 @@ def test_good_parameters_take_a_remote_name_or_an_inline_remote():
 
 
 def test_the_flow_refuses_bad_parameters_before_it_runs(cli, seed_index):
-    from flows.sync_repository import sync_repository
+    from mirrorflow.flows.sync_repository import sync_repository
 
     _ok(cli("repository", "create", "--name", "foo"))
     bad = {"url": seed_index.url, "exclude_platforms": ["amiga"]}
@@ -73,7 +73,7 @@ def test_the_flow_refuses_bad_parameters_before_it_runs(cli, seed_index):
 
 
 def test_the_ui_form_shows_every_remote_field_with_its_description():
-    from flows.sync_repository import sync_repository
+    from mirrorflow.flows.sync_repository import sync_repository
 
     schema = sync_repository.parameters.model_dump()
     assert set(schema["properties"]) == {"repository", "remote", "mirror", "lock_wait_s"}
@@ -87,7 +87,7 @@ def test_the_ui_form_shows_every_remote_field_with_its_description():
 
 
 def test_an_inline_remote_syncs_without_a_remote_row(cli, seed_index):
-    from flows.sync_repository import INLINE_REMOTE, sync_repository
+    from mirrorflow.flows.sync_repository import INLINE_REMOTE, sync_repository
 
     _ok(cli("repository", "create", "--name", "foo"))
     result = sync_repository(repository="foo", remote={"url": seed_index.url, "includes": ["shelf-reader"]})
@@ -227,7 +227,7 @@ def test_holding_renews_the_lease_while_the_block_runs(catalog):
 
 
 def test_two_concurrent_syncs_of_one_repository_give_consecutive_versions(cli, seed_index):
-    from flows.sync_repository import run_sync
+    from mirrorflow.flows.sync_repository import run_sync
 
     _ok(cli("repository", "create", "--name", "foo"))
     _ok(cli("remote", "create", "--name", "a", "--url", seed_index.url, "--includes", '["shelf-reader"]'))
@@ -296,7 +296,7 @@ def test_task_arguments_pickle_and_services_are_rebuilt_from_the_config_in_anoth
         with pytest.raises(TypeError, match="by hand"):
             pickle.dumps(SyncServices(index=built.index, store=built.store, writer=built.writer))
     finally:
-        from tasks import clients
+        from mirrorflow.tasks import clients
 
         for services in [built, *clients._built.values()]:
             services.index._client.close()
@@ -372,7 +372,7 @@ def test_a_failed_run_replaces_the_summary_naming_itself_and_runs_carry_names_an
 
 
 def test_the_form_offers_the_filter_choices_and_the_server_refuses_another_value():
-    from flows.sync_repository import sync_repository
+    from mirrorflow.flows.sync_repository import sync_repository
 
     schema = sync_repository.parameters.model_dump()["definitions"]["InlineRemote"]["properties"]
     assert schema["package_types"]["items"]["enum"][:2] == ["bdist_dmg", "bdist_dumb"]
@@ -416,7 +416,7 @@ def test_background_without_a_served_deployment_says_what_to_do(cli, seed_index)
     assert result.exit_code == 1
     assert (
         "no Prefect deployment 'sync-repository/foo'" in result.stderr
-        and "deployments.serve" in result.stderr
+        and "mirrorflow.deployments.serve" in result.stderr
     )
 
 
@@ -433,7 +433,7 @@ def test_prefect_yaml_points_at_the_flow_with_valid_parameters():
     assert spec["deployments"] and spec["pull"] == [], "no working directory: nothing /app-like"
     for deployment in spec["deployments"]:
         # a module path: the installed package, whatever directory the worker runs in
-        assert deployment["entrypoint"] == "flows.sync_repository.sync_repository"
+        assert deployment["entrypoint"] == "mirrorflow.flows.sync_repository.sync_repository"
         flow = load_flow_from_entrypoint(deployment["entrypoint"])
         assert flow.name == "sync-repository"
         validate_sync_parameters(**deployment["parameters"])
@@ -467,13 +467,13 @@ def test_the_compose_file_has_every_production_service_wired_to_postgres_and_min
         # MIRRORFLOW_HOME and could not read the remote secrets the others stored; no default either
         key = env.get("MIRRORFLOW_SECRET_KEY", "")
         assert key.startswith("${MIRRORFLOW_SECRET_KEY:?") and key.endswith("}"), (name, key)
-    assert services["deployments"]["command"].startswith("python -m deployments.serve")
+    assert services["deployments"]["command"].startswith("python -m mirrorflow.deployments.serve")
     assert services["mirrorflow"]["command"].startswith("mirrorflow serve")
 
 
 def test_serve_builds_one_deployment_per_repository_with_its_schedule(cli, seed_index):
-    from deployments.serve import build_deployments
-    from flows.runtime import catalog_for
+    from mirrorflow.deployments.serve import build_deployments
+    from mirrorflow.flows.runtime import catalog_for
 
     _ok(cli("remote", "create", "--name", "bar", "--url", seed_index.url))
     for name in ("plain", "hourly", "often"):

@@ -20,11 +20,11 @@ def _ok(result):
 def test_a_sync_runs_on_a_local_dask_cluster_of_processes(cli, seed_index, mirrorflow_env):
     from prefect_dask import DaskTaskRunner
 
-    from flows.runtime import catalog_for, store_for
-    from flows.settings import Settings
-    from flows.sync_repository import run_sync
-    from storage.content import ContentWriter
-    from tasks import clients
+    from mirrorflow.flows.runtime import catalog_for, store_for
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.flows.sync_repository import run_sync
+    from mirrorflow.storage.content import ContentWriter
+    from mirrorflow.tasks import clients
 
     _ok(cli("repository", "create", "--name", "foo"))
     _ok(cli("remote", "create", "--name", "bar", "--url", seed_index.url, "--policy", "immediate",

@@ -162,7 +162,7 @@ def test_served_deployments_run_from_the_ui_the_cli_and_a_schedule(server_env, s
 
     log = (tmp_path / "serve.log").open("wb")
     serve = subprocess.Popen(
-        [sys.executable, "-m", "deployments.serve"],
+        [sys.executable, "-m", "mirrorflow.deployments.serve"],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from storage.locks import acquire
+from mirrorflow.storage.locks import acquire
 
 
 def _ok(result):
@@ -31,7 +31,7 @@ def _summary(repository: str):
 
 
 def test_the_form_offers_three_titled_remote_choices_and_describes_every_field():
-    from flows.sync_repository import sync_repository
+    from mirrorflow.flows.sync_repository import sync_repository
 
     schema = sync_repository.parameters.model_dump()
     remote = schema["properties"]["remote"]
@@ -53,7 +53,7 @@ def test_the_server_refuses_a_value_outside_the_enums_before_a_run_exists(mirror
     from prefect.client.orchestration import get_client
     from prefect.exceptions import PrefectHTTPStatusError
 
-    from flows.sync_repository import sync_repository
+    from mirrorflow.flows.sync_repository import sync_repository
 
     name = f"form-{uuid.uuid4().hex[:8]}"
     deployment_id = sync_repository.to_deployment(name=name, parameters={"repository": name}).apply()
@@ -76,7 +76,7 @@ def test_the_server_refuses_a_value_outside_the_enums_before_a_run_exists(mirror
 
 
 def test_a_bad_specifier_fails_the_run_with_one_line_naming_the_field(cli, seed_index, mirrorflow_env):
-    from flows.sync_repository import sync_repository
+    from mirrorflow.flows.sync_repository import sync_repository
 
     repo = f"spec-{mirrorflow_env.backend}"
     _ok(cli("repository", "create", "--name", repo))
@@ -94,9 +94,9 @@ def test_a_bad_specifier_fails_the_run_with_one_line_naming_the_field(cli, seed_
 
 
 def test_a_busy_repository_and_an_unknown_remote_leave_a_current_summary(cli, seed_index, mirrorflow_env):
-    from flows.runtime import catalog_for
-    from flows.settings import Settings
-    from flows.sync_repository import sync_repository
+    from mirrorflow.flows.runtime import catalog_for
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.flows.sync_repository import sync_repository
 
     repo = f"busy-{mirrorflow_env.backend}"
     _ok(cli("repository", "create", "--name", repo))
@@ -127,8 +127,8 @@ def test_a_cancelled_or_crashed_run_says_so_in_its_summary_and_progress(mirrorfl
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.states import Cancelled, Crashed
 
-    from flows.report import publish_end
-    from flows.sync_repository import sync_repository
+    from mirrorflow.flows.report import publish_end
+    from mirrorflow.flows.sync_repository import sync_repository
 
     repo = f"ended-{mirrorflow_env.backend}"
     with get_client(sync_client=True) as client:
@@ -166,8 +166,8 @@ def test_the_steps_warnings_reach_the_runs_logs(mirrorflow_env, caplog):
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.logging.handlers import APILogHandler
 
-    from flows.logs import route_to_prefect
-    from tasks.retrying import call_with_retries
+    from mirrorflow.flows.logs import route_to_prefect
+    from mirrorflow.tasks.retrying import call_with_retries
 
     answers = iter([TimeoutError("HTTP 503 for http://i.test/simple/demo/")])
 

@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.selectable import Select
 
-from storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.content import ContentWriter, NewPackage
 
 
 def _package(i: int) -> NewPackage:
@@ -72,7 +72,7 @@ def test_concurrent_commits_get_unique_numbers_and_lose_nothing(catalog, monkeyp
 def test_without_the_row_lock_the_schema_refuses_a_duplicate_number_and_the_loser_can_retry(
     catalog_url_postgres, monkeypatch
 ):
-    from storage.catalog import Catalog
+    from mirrorflow.storage.catalog import Catalog
 
     catalog = Catalog.from_url(catalog_url_postgres)
     try:

@@ -23,9 +23,9 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tasks.distributions import DistFile, ProjectPage
-from tasks.filters import FilterSpec, select_files
-from tasks.simple import parse_project_html, parse_project_json
+from mirrorflow.tasks.distributions import DistFile, ProjectPage
+from mirrorflow.tasks.filters import FilterSpec, select_files
+from mirrorflow.tasks.simple import parse_project_html, parse_project_json
 
 RECORDED = Path(__file__).parent / "pages" / "recorded"
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from storage.records import NewPackage, PageFile, ServedFile
+from mirrorflow.storage.records import NewPackage, PageFile, ServedFile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,9 +25,9 @@ def test_a_page_file_is_named_and_ordered_as_the_served_file() -> None:
 
 
 def test_rendering_a_page_loads_no_database_web_or_prefect_code() -> None:
-    """``server.pages`` is pure: importing it (and the records) loads only the stdlib and packaging."""
+    """``mirrorflow.server.pages`` is pure: importing it (and the records) loads only the stdlib and packaging."""
     code = (
-        "import json, sys; import server.pages, storage.records; "
+        "import json, sys; import mirrorflow.server.pages, mirrorflow.storage.records; "
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     result = subprocess.run(

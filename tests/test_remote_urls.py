@@ -1,6 +1,6 @@
 """Remote URLs as users write them: the index root (Pulp), the simple root (pip) and devpi's ``+simple``.
 
-The rule is ``tasks.index_url``'s; ``tasks.index_client.locate_simple_root`` asks the upstream. A
+The rule is ``mirrorflow.tasks.index_url``'s; ``mirrorflow.tasks.index_client.locate_simple_root`` asks the upstream. A
 URL that answers as no simple index, or a remote none of whose includes the index has, fails the
 sync with one line naming what was asked, and makes no version.
 """
@@ -12,8 +12,8 @@ import json
 import httpx
 import pytest
 
-from tasks.index_client import NoSimpleIndex, build_http_client, locate_simple_root
-from tasks.index_url import simple_root_candidates
+from mirrorflow.tasks.index_client import NoSimpleIndex, build_http_client, locate_simple_root
+from mirrorflow.tasks.index_url import simple_root_candidates
 
 SQLITE_ONLY = pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
 
@@ -213,7 +213,7 @@ def test_a_typo_in_an_include_under_the_index_root_is_named_as_such(cli, seed_in
 
 
 def test_a_host_that_does_not_resolve_is_not_called_transient() -> None:
-    from tasks.index_client import IndexClient, UpstreamError
+    from mirrorflow.tasks.index_client import IndexClient, UpstreamError
 
     with build_http_client(timeout=10.0) as client:
         index = IndexClient("http://no-such-host.invalid/simple/", client=client)

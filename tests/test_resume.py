@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from flows.runtime import reset_caches, store_for
-from flows.settings import Settings
+from mirrorflow.flows.runtime import reset_caches, store_for
+from mirrorflow.flows.settings import Settings
 
 SQLITE_ONLY = pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
 

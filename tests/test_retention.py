@@ -8,10 +8,10 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from storage.catalog import NotFound
-from storage.content import ContentWriter, NewPackage
-from storage.maintenance import apply_retention
-from storage.models import RepositoryContent
+from mirrorflow.storage.catalog import NotFound
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.maintenance import apply_retention
+from mirrorflow.storage.models import RepositoryContent
 
 
 def _package(filename: str) -> NewPackage:

@@ -1,4 +1,4 @@
-"""``tasks.retrying.call_with_retries``: how many tries and waits, and what is never retried."""
+"""``mirrorflow.tasks.retrying.call_with_retries``: how many tries and waits, and what is never retried."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import doctest
 import httpx
 import pytest
 
-import tasks.retrying
-from tasks.retrying import MAX_RETRY_AFTER, call_with_retries
+import mirrorflow.tasks.retrying
+from mirrorflow.tasks.retrying import MAX_RETRY_AFTER, call_with_retries
 
 
 @pytest.mark.parametrize("attempts", [1, 2, 3, 5])
@@ -72,7 +72,7 @@ def test_a_retry_waits_at_least_what_retry_after_asked_up_to_the_cap(asked, at_l
 
 
 def test_retry_after_seconds_doctests():
-    assert doctest.testmod(tasks.retrying, raise_on_error=True).attempted > 0
+    assert doctest.testmod(mirrorflow.tasks.retrying, raise_on_error=True).attempted > 0
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_retry_after_seconds_doctests():
     [({"Retry-After": "7"}, 7.0), ({"Retry-After": "later"}, None), ({}, None)],
 )
 def test_the_index_client_carries_retry_after_on_a_429(headers, expected):
-    from tasks.index_client import IndexClient, TransientError, build_http_client
+    from mirrorflow.tasks.index_client import IndexClient, TransientError, build_http_client
 
     transport = httpx.MockTransport(lambda request: httpx.Response(429, headers=headers))
     index = IndexClient("https://index.example/simple/", client=build_http_client(transport=transport))

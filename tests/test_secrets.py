@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import create_engine, text
 
-from flows.remote_spec import RemoteFields
-from flows.runtime import reset_caches, secret_box_for
-from flows.settings import Settings
-from storage.catalog import Catalog
-from storage.models import Remote
-from storage.schema import SECRET_FIELDS
-from storage.secrets import (
+from mirrorflow.flows.remote_spec import RemoteFields
+from mirrorflow.flows.runtime import reset_caches, secret_box_for
+from mirrorflow.flows.settings import Settings
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.models import Remote
+from mirrorflow.storage.schema import SECRET_FIELDS
+from mirrorflow.storage.secrets import (
     InvalidSecretKey,
     NoSecretKey,
     SecretBox,
@@ -42,7 +42,7 @@ def _raw_secrets(database_url: str) -> list[tuple[str | None, ...]]:
 
 
 def test_every_secret_field_is_a_remote_column_and_a_remote_field():
-    """One list (``storage.schema.SECRET_FIELDS``) serves the catalog's encryption and the CLI's hiding."""
+    """One list (``mirrorflow.storage.schema.SECRET_FIELDS``) serves the catalog's encryption and the CLI's hiding."""
     assert set(SECRET_FIELDS) <= {column.key for column in Remote.__table__.columns}
     assert set(SECRET_FIELDS) <= set(RemoteFields.model_fields)
 
@@ -182,7 +182,7 @@ def test_a_planted_secret_appears_on_no_output_channel(cli, mirrorflow_env, seed
 
 @pytest.mark.parametrize("field", SECRET_FIELDS)
 def test_an_inline_remote_refuses_credentials_that_prefect_would_record(field):
-    from flows.params import InvalidParameters, validate_sync_parameters
+    from mirrorflow.flows.params import InvalidParameters, validate_sync_parameters
 
     with pytest.raises(InvalidParameters, match=rf"remote\.{field}: credentials cannot be given inline"):
         validate_sync_parameters(
@@ -193,7 +193,7 @@ def test_an_inline_remote_refuses_credentials_that_prefect_would_record(field):
 
 
 def test_an_inline_remote_refuses_a_credential_header_and_takes_others():
-    from flows.params import InvalidParameters, validate_sync_parameters
+    from mirrorflow.flows.params import InvalidParameters, validate_sync_parameters
 
     url = "https://index.example/simple/"
     secret = [{"X-Mirror": "eu"}, {"Authorization": f"Bearer {PLANTED}"}]
@@ -216,9 +216,9 @@ def test_a_credential_header_is_sent_but_never_printed(cli):
     for args in (("remote", "show", "--name", "corp"), ("remote", "list")):
         shown = cli(*args)
         assert shown.exit_code == 0 and PLANTED not in shown.stdout + shown.stderr
-    from flows.remote_spec import RemoteFields
-    from flows.runtime import catalog_for, http_spec_for
-    from flows.settings import Settings
+    from mirrorflow.flows.remote_spec import RemoteFields
+    from mirrorflow.flows.runtime import catalog_for, http_spec_for
+    from mirrorflow.flows.settings import Settings
 
     remote = RemoteFields.from_row(catalog_for(Settings()).get_remote("corp"))
     sent = dict(http_spec_for(remote, concurrency=1, max_page_bytes=1024).headers)
@@ -260,6 +260,6 @@ def test_a_credential_header_is_stored_sealed_and_read_back_in_the_clear(catalog
 def test_secrets_doctests():
     import doctest
 
-    import storage.secrets
+    import mirrorflow.storage.secrets
 
-    assert doctest.testmod(storage.secrets, raise_on_error=True).attempted > 0
+    assert doctest.testmod(mirrorflow.storage.secrets, raise_on_error=True).attempted > 0

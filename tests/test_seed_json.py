@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-import server.api
-import server.hrefs
-import storage.content
-from flows.cli_serve import app_from_settings
-from server.threaded import serve_in_thread
+import mirrorflow.server.api
+import mirrorflow.server.hrefs
+import mirrorflow.storage.content
+from mirrorflow.flows.cli_serve import app_from_settings
+from mirrorflow.server.threaded import serve_in_thread
 
 SEED_REPOSITORY = json.loads("""{
   "pulp_href": "/pulp/api/v3/repositories/python/python/0196ba2a-f353-736a-854c-2d415389a509/",
@@ -139,7 +139,7 @@ def _hrefs(data: Any) -> Iterator[str]:
     elif isinstance(data, list):
         for item in data:
             yield from _hrefs(item)
-    elif isinstance(data, str) and data.startswith(server.hrefs.API_ROOT):
+    elif isinstance(data, str) and data.startswith(mirrorflow.server.hrefs.API_ROOT):
         yield data
 
 
@@ -320,6 +320,10 @@ def test_the_api_filters_and_paginates_content_as_pulp(cli, seed_index):
         assert http.get("/foo/simple/shelf-reader/").status_code == 200
 
 
-@pytest.mark.parametrize("module", [server.hrefs, server.api, storage.content], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module",
+    [mirrorflow.server.hrefs, mirrorflow.server.api, mirrorflow.storage.content],
+    ids=lambda m: m.__name__,
+)
 def test_doctests(module) -> None:
     assert doctest.testmod(module, raise_on_error=True).attempted > 0

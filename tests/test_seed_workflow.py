@@ -10,9 +10,9 @@ import hashlib
 
 import pytest
 
-from flows.runtime import catalog_for, store_for
-from flows.settings import Settings
-from storage.content import ContentWriter
+from mirrorflow.flows.runtime import catalog_for, store_for
+from mirrorflow.flows.settings import Settings
+from mirrorflow.storage.content import ContentWriter
 
 
 def _files(cli, repository: str = "foo", version: int | None = None) -> list[str]:

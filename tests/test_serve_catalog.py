@@ -1,4 +1,4 @@
-"""``deployments.serve`` follows the catalog without a restart, owns no repository a work pool owns,
+"""``mirrorflow.deployments.serve`` follows the catalog without a restart, owns no repository a work pool owns,
 and puts back the catalog's schedule over a change made in the UI (against the session's Prefect API).
 
 A real ``Runner`` registers the deployments; it is never started, since what it would run is
@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from deployments.serve import CatalogServer, Served, drift
+from mirrorflow.deployments.serve import CatalogServer, Served, drift
 
 
 def _ok(result):
@@ -36,8 +36,8 @@ def _deployment(name: str):
 def served(mirrorflow_env):
     from prefect.runner import Runner
 
-    from flows.runtime import catalog_for
-    from flows.settings import Settings
+    from mirrorflow.flows.runtime import catalog_for
+    from mirrorflow.flows.settings import Settings
 
     server = CatalogServer(Runner(name=f"test-{uuid.uuid4().hex[:8]}"), catalog_for(Settings()))
     return lambda: asyncio.run(server.refresh())

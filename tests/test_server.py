@@ -13,16 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from flows.cli_serve import app_from_settings
-from flows.runtime import catalog_for, store_for
-from flows.settings import Settings
-from server.files import FileServer
-from server.pages import JSON_V1
-from server.threaded import serve_in_thread
-from storage.content import ContentWriter
-from storage.filesystem_store import FileSystemStore
-from storage.records import ServedFile
-from tasks.index_client import IndexClient
+from mirrorflow.flows.cli_serve import app_from_settings
+from mirrorflow.flows.runtime import catalog_for, store_for
+from mirrorflow.flows.settings import Settings
+from mirrorflow.server.files import FileServer
+from mirrorflow.server.pages import JSON_V1
+from mirrorflow.server.threaded import serve_in_thread
+from mirrorflow.storage.content import ContentWriter
+from mirrorflow.storage.filesystem_store import FileSystemStore
+from mirrorflow.storage.records import ServedFile
+from mirrorflow.tasks.index_client import IndexClient
 
 DEMO = '["mf-demo-app", "mf-demo-lib"]'
 
@@ -168,7 +168,7 @@ class _PausingStore(FileSystemStore):
 
 
 class _Upstream:
-    """``server.upstream.Upstreams`` over a mock transport that serves one body and counts requests."""
+    """``mirrorflow.server.upstream.Upstreams`` over a mock transport that serves one body and counts requests."""
 
     def __init__(self, body: bytes) -> None:
         self.requests = 0

@@ -16,14 +16,14 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, event, text
 
-from server.app import create_app
-from server.cache import CachedPage, PageCache
-from server.pages import JSON_V1
-from server.threaded import serve_in_thread
-from storage.catalog import Catalog
-from storage.content import ContentWriter, NewPackage
-from storage.filesystem_store import FileSystemStore
-from tasks.index_client import IndexClient, build_http_client
+from mirrorflow.server.app import create_app
+from mirrorflow.server.cache import CachedPage, PageCache
+from mirrorflow.server.pages import JSON_V1
+from mirrorflow.server.threaded import serve_in_thread
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.filesystem_store import FileSystemStore
+from mirrorflow.tasks.index_client import IndexClient, build_http_client
 
 
 class _NoUpstreams:

@@ -6,14 +6,14 @@ import httpx
 import pytest
 from support_index import serve_projects
 
-from fixtureindex.builder import FixtureFile, FixtureProject, make_wheel
-from fixtureindex.catalog import seed_projects
-from flows.cli_serve import app_from_settings
-from flows.runtime import catalog_for, store_for
-from flows.settings import Settings
-from server.pages import HTML, HTML_V1, JSON_V1, etag_matches, negotiate
-from server.threaded import serve_in_thread
-from storage.serving import ServingCatalog
+from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, make_wheel
+from mirrorflow.fixtureindex.catalog import seed_projects
+from mirrorflow.flows.cli_serve import app_from_settings
+from mirrorflow.flows.runtime import catalog_for, store_for
+from mirrorflow.flows.settings import Settings
+from mirrorflow.server.pages import HTML, HTML_V1, JSON_V1, etag_matches, negotiate
+from mirrorflow.server.threaded import serve_in_thread
+from mirrorflow.storage.serving import ServingCatalog
 
 
 def _ok(result):

@@ -11,10 +11,10 @@ from urllib.parse import quote
 
 import pytest
 
-from server.pages import HTML, JSON_V1, core_metadata_of, render_project, upload_time
-from storage.content import ContentWriter, NewPackage
-from storage.records import PageFile
-from storage.serving import ServingCatalog
+from mirrorflow.server.pages import HTML, JSON_V1, core_metadata_of, render_project, upload_time
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.records import PageFile
+from mirrorflow.storage.serving import ServingCatalog
 
 _IST = timezone(timedelta(hours=5, minutes=30))
 

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from support_index import serve_projects
 
-from fixtureindex.builder import FixtureFile, FixtureProject, make_wheel
-from fixtureindex.catalog import seed_projects
-from flows.cli_serve import app_from_settings
-from flows.runtime import catalog_for, store_for
-from flows.settings import Settings
-from server.threaded import serve_in_thread
-from storage.content import ContentWriter
+from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, make_wheel
+from mirrorflow.fixtureindex.catalog import seed_projects
+from mirrorflow.flows.cli_serve import app_from_settings
+from mirrorflow.flows.runtime import catalog_for, store_for
+from mirrorflow.flows.settings import Settings
+from mirrorflow.server.threaded import serve_in_thread
+from mirrorflow.storage.content import ContentWriter
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)]
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtureindex.builder import make_wheel
-from server.publish import MARKER, PublishError, publish
-from storage.catalog import Catalog
-from storage.content import ContentWriter, NewPackage
-from storage.filesystem_store import FileSystemStore
-from storage.serving import ServingCatalog
+from mirrorflow.fixtureindex.builder import make_wheel
+from mirrorflow.server.publish import MARKER, PublishError, publish
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.filesystem_store import FileSystemStore
+from mirrorflow.storage.serving import ServingCatalog
 
 
 def _package(name: str, filename: str, body: bytes, packagetype: str = "bdist_wheel") -> NewPackage:

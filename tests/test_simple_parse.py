@@ -1,4 +1,4 @@
-"""tasks.simple: PEP 503 / 691 pages parsed into records, from recorded pages and from tables."""
+"""mirrorflow.tasks.simple: PEP 503 / 691 pages parsed into records, from recorded pages and from tables."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-import tasks.simple
-from tasks.distributions import DistFile, ListedProject
-from tasks.simple import (
+import mirrorflow.tasks.simple
+from mirrorflow.tasks.distributions import DistFile, ListedProject
+from mirrorflow.tasks.simple import (
     InvalidPage,
     display_name_of,
     parse_listing_html,
@@ -561,4 +561,4 @@ def test_display_name_prefers_the_files_spelling_over_a_normalized_page_name(
 
 
 def test_simple_doctests() -> None:
-    assert doctest.testmod(tasks.simple, raise_on_error=True).attempted > 0
+    assert doctest.testmod(mirrorflow.tasks.simple, raise_on_error=True).attempted > 0

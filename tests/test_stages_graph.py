@@ -11,12 +11,12 @@ import httpx
 import pytest
 from support_sync import sync_config
 
-from storage.content import ContentWriter
-from tasks.clients import SyncServices
-from tasks.index_client import IndexClient
-from tasks.report import RERUN, BatchReport
-from tasks.resolve import ResolvedBatch, ResolvedProject
-from tasks.stages import fetch_batch_task
+from mirrorflow.storage.content import ContentWriter
+from mirrorflow.tasks.clients import SyncServices
+from mirrorflow.tasks.index_client import IndexClient
+from mirrorflow.tasks.report import RERUN, BatchReport
+from mirrorflow.tasks.resolve import ResolvedBatch, ResolvedProject
+from mirrorflow.tasks.stages import fetch_batch_task
 
 STAGES = ("list-projects", "resolve-batch", "filter-batch", "fetch-batch", "commit-version")
 
@@ -30,7 +30,7 @@ def test_the_graph_shows_the_five_stages_and_the_commit_waits_on_every_fetch(cli
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    from flows.sync_repository import sync_repository
+    from mirrorflow.flows.sync_repository import sync_repository
 
     monkeypatch.setenv("MIRRORFLOW_BATCH_SIZE", "2")  # three projects in two batches
     assert cli("repository", "create", "--name", "graph").exit_code == 0

@@ -1,4 +1,4 @@
-"""A remote's rate_limit: the schedule (``tasks.throttle``, with a fake clock) and a real sync."""
+"""A remote's rate_limit: the schedule (``mirrorflow.tasks.throttle``, with a fake clock) and a real sync."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import threading
 import httpx
 import pytest
 
-from tasks.index_client import build_http_client
-from tasks.throttle import Throttle
+from mirrorflow.tasks.index_client import build_http_client
+from mirrorflow.tasks.throttle import Throttle
 
 
 class FakeTime:

@@ -8,9 +8,9 @@ import ssl
 import httpx
 import pytest
 
-from tasks.clients import http_client_from
-from tasks.config import HttpSpec
-from tasks.index_client import IndexClient, UpstreamError, build_http_client
+from mirrorflow.tasks.clients import http_client_from
+from mirrorflow.tasks.config import HttpSpec
+from mirrorflow.tasks.index_client import IndexClient, UpstreamError, build_http_client
 
 
 def _ok(result):

@@ -9,12 +9,12 @@ from datetime import timedelta
 
 import pytest
 
-from flows.runtime import store_for
-from flows.settings import Settings
-from storage.content import ContentWriter, NewPackage
-from storage.filesystem_store import FileSystemStore
-from storage.s3_store import S3Store
-from tasks.verify import verify_version
+from mirrorflow.flows.runtime import store_for
+from mirrorflow.flows.settings import Settings
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.filesystem_store import FileSystemStore
+from mirrorflow.storage.s3_store import S3Store
+from mirrorflow.tasks.verify import verify_version
 
 
 def _ok(result):
@@ -73,7 +73,7 @@ def test_verify_reports_corrupt_and_missing_files_and_repair_fetches_them_again(
 def test_repair_that_cannot_fetch_leaves_the_problem_reported(cli, seed_index, tmp_path):
     from support_index import serve_projects
 
-    from fixtureindex.catalog import seed_projects
+    from mirrorflow.fixtureindex.catalog import seed_projects
 
     shelf = [p for p in seed_projects() if p.name == "shelf-reader"]
     with serve_projects(shelf, tmp_path) as index:
@@ -156,7 +156,7 @@ def test_an_interrupted_verify_resumes_where_it_stopped(catalog, fs_store):
 def _all_packages(catalog):
     from sqlalchemy import select
 
-    from storage.models import Package
+    from mirrorflow.storage.models import Package
 
     with catalog.session() as session:
         return list(session.scalars(select(Package)))
@@ -172,9 +172,9 @@ def _store_metadata_through_the_server(cli, index_url: str) -> tuple[dict, bytes
     """
     import httpx
 
-    from flows.cli_serve import app_from_settings
-    from server.pages import JSON_V1
-    from server.threaded import serve_in_thread
+    from mirrorflow.flows.cli_serve import app_from_settings
+    from mirrorflow.server.pages import JSON_V1
+    from mirrorflow.server.threaded import serve_in_thread
 
     _ok(cli("repository", "create", "--name", "apps"))
     _ok(cli("remote", "create", "--name", "up", "--url", index_url, "--includes", '["mf-demo-app"]',
@@ -192,8 +192,8 @@ def _store_metadata_through_the_server(cli, index_url: str) -> tuple[dict, bytes
 def _served_metadata(wheel: dict) -> bytes:
     import httpx
 
-    from flows.cli_serve import app_from_settings
-    from server.threaded import serve_in_thread
+    from mirrorflow.flows.cli_serve import app_from_settings
+    from mirrorflow.server.threaded import serve_in_thread
 
     with serve_in_thread(app_from_settings()) as base, httpx.Client(base_url=base, timeout=30) as client:
         return client.get(wheel["url"] + ".metadata").content
@@ -232,7 +232,7 @@ def test_verify_checks_stored_core_metadata_and_repair_fetches_it_from_the_upstr
 def test_repair_reads_core_metadata_out_of_the_stored_wheel_when_the_upstream_is_gone(cli, tmp_path):
     from support_index import serve_projects
 
-    from fixtureindex.catalog import seed_projects
+    from mirrorflow.fixtureindex.catalog import seed_projects
 
     demo = [p for p in seed_projects() if p.name == "mf-demo-app"]
     with serve_projects(demo, tmp_path) as index:
@@ -250,7 +250,7 @@ def test_repair_reads_core_metadata_out_of_the_stored_wheel_when_the_upstream_is
 def test_a_core_metadata_file_nothing_can_restore_stays_reported(cli, tmp_path):
     from support_index import serve_projects
 
-    from fixtureindex.catalog import seed_projects
+    from mirrorflow.fixtureindex.catalog import seed_projects
 
     demo = [p for p in seed_projects() if p.name == "mf-demo-app"]
     with serve_projects(demo, tmp_path) as index:

@@ -2,7 +2,7 @@
 
 One warm process serves the whole module (starting one imports Prefect: seconds). It talks to the
 session's Prefect test harness, adopted as this home's "local server" by writing the state file
-``flows.local_server`` would have written, so no Prefect server is started here; the fixture stops
+``mirrorflow.flows.local_server`` would have written, so no Prefect server is started here; the fixture stops
 the warm process and removes that file, leaving nothing behind. The in-process sync it is compared
 with runs on the same harness (``MIRRORFLOW_PREFECT_SERVER=temporary``, the suite's choice).
 """
@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from fixtureindex.faults import Fault, Rule, serve_faulty
-from flows.local_server import alive
-from flows.warm_sync_client import WarmSyncError, WarmSyncs, sync_through_warm_process
+from mirrorflow.fixtureindex.faults import Fault, Rule, serve_faulty
+from mirrorflow.flows.local_server import alive
+from mirrorflow.flows.warm_sync_client import WarmSyncError, WarmSyncs, sync_through_warm_process
 
 MIRRORFLOW = str(Path(sys.executable).with_name("mirrorflow"))
 
@@ -50,7 +50,7 @@ def warm_home(tmp_path_factory, prefect_harness) -> Iterator[Path]:
 @pytest.fixture
 def in_home(warm_home, monkeypatch) -> Path:
     """This test process's environment pointed at the module's home (in-process commands, the client)."""
-    from flows.runtime import reset_caches
+    from mirrorflow.flows.runtime import reset_caches
 
     for name in [n for n in os.environ if n.startswith("MIRRORFLOW_")]:
         monkeypatch.delenv(name)
@@ -67,7 +67,7 @@ def _thin_env(home: Path) -> dict[str, str]:
 
 
 def _in_process(capsys, *args: str) -> tuple[int, str, str]:
-    from flows.console import main
+    from mirrorflow.flows.console import main
 
     capsys.readouterr()
     argv, sys.argv = sys.argv, ["mirrorflow", *args]
@@ -162,7 +162,7 @@ def test_thin_errors_are_the_in_process_ones(in_home, capsys):
 def test_the_thin_cli_loads_no_prefect_nor_database_toolkit(in_home, capsys):
     """The console script, in its own interpreter: the sync's answer, and the packages it loaded."""
     program = (
-        "import json, sys; sys.argv = ['mirrorflow', *sys.argv[1:]]; from flows.console import main\n"
+        "import json, sys; sys.argv = ['mirrorflow', *sys.argv[1:]]; from mirrorflow.flows.console import main\n"
         "try:\n    main()\nfinally:\n"
         "    print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)"
     )

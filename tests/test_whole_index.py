@@ -11,7 +11,7 @@ import hashlib
 import pytest
 from support_index import serve_projects
 
-from fixtureindex.builder import FixtureFile, FixtureProject
+from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject
 
 PROJECTS = 2000
 

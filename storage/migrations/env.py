@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
-import storage.locks  # noqa: F401  (models defined beside their logic: put them in Base.metadata)
-import storage.models_serials  # noqa: F401
-import storage.schedules  # noqa: F401
-from storage.models import Base
+import mirrorflow.storage.locks  # noqa: F401  (models defined beside their logic: put them in Base.metadata)
+import mirrorflow.storage.models_serials  # noqa: F401
+import mirrorflow.storage.schedules  # noqa: F401
+from mirrorflow.storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from storage.content import package_uuid
+from mirrorflow.storage.content import package_uuid
 
 revision = "0007_labels"
 down_revision = "0006_touch"
