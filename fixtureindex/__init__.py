@@ -9,7 +9,13 @@ loopback with PEP 691 content negotiation (``server``), and get the seed catalog
 Not used by mirrorflow itself.
 """
 
-from mirrorflow.fixtureindex.builder import (
+# See flows/__init__.py: the folder installs as mirrorflow.fixtureindex, and only under that name.
+if not __name__.startswith("mirrorflow."):
+    raise ImportError(
+        f"import mirrorflow.{__name__}, not {__name__}: the folder installs as mirrorflow.{__name__}"
+    )
+
+from mirrorflow.fixtureindex.builder import (  # noqa: E402
     FixtureFile,
     FixtureProject,
     Index,
@@ -18,8 +24,8 @@ from mirrorflow.fixtureindex.builder import (
     make_sdist,
     make_wheel,
 )
-from mirrorflow.fixtureindex.catalog import seed_projects
-from mirrorflow.fixtureindex.server import RunningIndex, serve_index
+from mirrorflow.fixtureindex.catalog import seed_projects  # noqa: E402
+from mirrorflow.fixtureindex.server import RunningIndex, serve_index  # noqa: E402
 
 __all__ = [
     "FixtureFile",
