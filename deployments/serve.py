@@ -116,6 +116,7 @@ def wanted_deployments(catalog: Catalog, *, pooled: frozenset[str] = frozenset()
 def deployment_options(served: Served) -> dict[str, Any]:
     """The options of ``Flow.to_deployment`` for one served repository."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.types.entrypoint import EntrypointType
 
     timing: dict[str, Any] = {}
     if served.cron is not None:
@@ -135,6 +136,10 @@ def deployment_options(served: Served) -> dict[str, Any]:
         ),
         enforce_parameter_schema=True,
         paused=served.paused,
+        # mirrorflow.flows.sync_repository.sync_repository: runs import the installed module
+        # from any working directory, instead of loading flows/sync_repository.py as a script
+        # (a second copy of the module, and a path relative to where this process started).
+        entrypoint_type=EntrypointType.MODULE_PATH,
         **timing,
     )
 

@@ -429,13 +429,15 @@ def test_prefect_yaml_points_at_the_flow_with_valid_parameters():
     import yaml
     from prefect.flows import load_flow_from_entrypoint
 
+    from mirrorflow.flows.sync_repository import sync_repository
+
     spec = yaml.safe_load((DEPLOYMENTS / "prefect.yaml").read_text())
     assert spec["deployments"] and spec["pull"] == [], "no working directory: nothing /app-like"
     for deployment in spec["deployments"]:
         # a module path: the installed package, whatever directory the worker runs in
         assert deployment["entrypoint"] == "mirrorflow.flows.sync_repository.sync_repository"
         flow = load_flow_from_entrypoint(deployment["entrypoint"])
-        assert flow.name == "sync-repository"
+        assert flow is sync_repository  # imported as a module, not loaded again as a script
         validate_sync_parameters(**deployment["parameters"])
         assert deployment["concurrency_limit"]["limit"] == 1
         # never the name serve gives a repository's deployment (sync-repository/<repository>)
@@ -472,8 +474,11 @@ def test_the_compose_file_has_every_production_service_wired_to_postgres_and_min
 
 
 def test_serve_builds_one_deployment_per_repository_with_its_schedule(cli, seed_index):
+    from prefect.flows import load_flow_from_entrypoint
+
     from mirrorflow.deployments.serve import build_deployments
     from mirrorflow.flows.runtime import catalog_for
+    from mirrorflow.flows.sync_repository import sync_repository
 
     _ok(cli("remote", "create", "--name", "bar", "--url", seed_index.url))
     for name in ("plain", "hourly", "often"):
@@ -493,4 +498,6 @@ def test_serve_builds_one_deployment_per_repository_with_its_schedule(cli, seed_
     assert built["hourly"].schedules[0].schedule.cron == "0 * * * *"
     assert built["hourly"].parameters == {"repository": "hourly", "mirror": True, "remote": "bar"}
     assert built["often"].schedules[0].schedule.interval == timedelta(seconds=600)
-    assert all(d.entrypoint.endswith("sync_repository.py:sync_repository") for d in built.values())
+    entrypoints = {d.entrypoint for d in built.values()}
+    assert entrypoints == {"mirrorflow.flows.sync_repository.sync_repository"}
+    assert load_flow_from_entrypoint(entrypoints.pop()) is sync_repository  # the module's own flow, once
