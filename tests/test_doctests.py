@@ -10,8 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("tasks", "storage", "flows", "server")
-MODULES = sorted(
-    ".".join(path.relative_to(ROOT).with_suffix("").parts)
+MODULES = sorted(  # each folder installs as mirrorflow.<folder> (pyproject's package-dir)
+    ".".join(("mirrorflow", *path.relative_to(ROOT).with_suffix("").parts))
     for package in PACKAGES
     for path in (ROOT / package).glob("*.py")
     if ">>> " in path.read_text()
