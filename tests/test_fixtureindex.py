@@ -22,7 +22,7 @@ from packaging.tags import Tag
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
-from fixtureindex.__main__ import main
+from mirrorflow.fixtureindex.__main__ import main
 from mirrorflow.fixtureindex.builder import (
     FixtureFile,
     FixtureProject,
