@@ -3,7 +3,7 @@
 Output is JSON on stdout. Errors are one line on stderr and a non-zero exit; nothing changes.
 Each command imports what it uses, when it runs: Prefect only for the commands that run flows (it
 takes seconds to import), SQLAlchemy and pydantic only for those that need them, so that a listing
-answers in the time of ``pip --version`` (``benchmarks/cli_startup.py``; ``tests/test_fast_commands.py``
+answers in the time of ``pip --version`` (``benchmarks/cli_startup.py``; ``tests/integration/test_fast_commands.py``
 keeps it so).
 """
 

@@ -3,7 +3,7 @@
 ``mirrorflow.flows.settings.Settings`` reads every setting, typed and checked; importing pydantic-settings for
 it costs about 0.1 s, more than a whole listing command may take (``benchmarks/cli_startup.py``).
 The listing commands need one fact, the embedded SQLite catalog's file, and read it here, from the
-same two settings and with the same rules (``tests/test_fast_commands.py`` holds both to agree).
+same two settings and with the same rules (``tests/integration/test_fast_commands.py`` holds both to agree).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The artifact store port: content-addressed blobs (wheels, sdists) keyed by their sha256.
 
 Two implementations live next to this module, ``filesystem_store.FileSystemStore`` and
-``s3_store.S3Store``; both are held to one contract suite (``tests/test_artifact_stores.py``).
+``s3_store.S3Store``; both are held to one contract suite (``tests/integration/test_artifact_stores.py``).
 Writes are verified before anything is published and published atomically under
 ``artifact_key(sha256)``, so a file is stored whole and correct or not at all, and storing the same
 bytes twice changes nothing.

@@ -7,7 +7,7 @@ One package row (one distribution file of one project), seen three ways:
                  then where its bytes are (``artifact_sha256``, ``remote``, ``core_metadata_sha256``)
 ``PageFile``     the columns a project page renders, ``upload_time`` already as PEP 700 text
 
-``tests/test_records.py`` holds them to this: a column added to ``NewPackage`` fails it until
+``tests/unit/test_records.py`` holds them to this: a column added to ``NewPackage`` fails it until
 ``ServedFile`` has it too, and ``PageFile`` keeps ``ServedFile``'s names and order. Sync (``mirrorflow.storage.content``), serving (``mirrorflow.storage.serving``) and pull-through (``server``)
 import them from here, and the page renderer (``mirrorflow.server.pages``) can stay free of SQLAlchemy.
 

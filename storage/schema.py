@@ -6,7 +6,7 @@ the server).
 Importing Alembic and walking its migration scripts costs about 0.1 s, on every start of every
 command. A catalog already at ``HEAD_REVISION`` needs neither: ``Catalog.migrate`` reads the one
 row of ``alembic_version`` and runs Alembic only when it differs (a new catalog, or one behind).
-``tests/test_migrations.py`` holds ``HEAD_REVISION`` equal to the head of ``storage/migrations``,
+``tests/integration/test_migrations.py`` holds ``HEAD_REVISION`` equal to the head of ``storage/migrations``,
 so a new migration that forgets to move it fails the suite.
 """
 

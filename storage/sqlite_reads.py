@@ -6,7 +6,7 @@ Only a catalog at ``mirrorflow.storage.schema.HEAD_REVISION`` is read: ``open_at
 missing file or another revision, and the caller then goes through ``mirrorflow.storage.catalog.Catalog``,
 which migrates. Rows carry every column of their table under the models' attribute names, with
 the values the models give (aware UTC datetimes, booleans, decoded JSON), so the same views print
-them; ``tests/test_fast_commands.py`` holds the output of both paths equal.
+them; ``tests/integration/test_fast_commands.py`` holds the output of both paths equal.
 """
 
 from __future__ import annotations

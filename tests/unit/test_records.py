@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mirrorflow.storage.records import NewPackage, PageFile, ServedFile
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_served_file_is_the_written_row_plus_where_its_bytes_are() -> None:

@@ -422,7 +422,7 @@ def test_background_without_a_served_deployment_says_what_to_do(cli, seed_index)
 
 # -- deployment files ------------------------------------------------------------------------
 
-DEPLOYMENTS = __import__("pathlib").Path(__file__).parent.parent / "deployments"
+DEPLOYMENTS = __import__("pathlib").Path(__file__).parents[2] / "deployments"
 
 
 def test_prefect_yaml_points_at_the_flow_with_valid_parameters():

@@ -27,7 +27,7 @@ from mirrorflow.tasks.distributions import DistFile, ProjectPage
 from mirrorflow.tasks.filters import FilterSpec, select_files
 from mirrorflow.tasks.simple import parse_project_html, parse_project_json
 
-RECORDED = Path(__file__).parent / "pages" / "recorded"
+RECORDED = Path(__file__).parent.parent / "pages" / "recorded"
 
 
 class Expected(NamedTuple):

@@ -22,7 +22,7 @@ from mirrorflow.tasks.simple import (
     parse_project_json,
 )
 
-PAGES = Path(__file__).parent / "pages"
+PAGES = Path(__file__).parent.parent / "pages"
 PAGE_URL = "https://index.example/simple/django/"
 DIGEST = "ab" * 32
 

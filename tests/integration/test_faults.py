@@ -4,7 +4,7 @@ The fault-injecting index (``mirrorflow.fixtureindex.faults``) serves the seed i
 resets, truncated or corrupted bodies, slow answers and redirect loops. Transient faults are retried
 and the sync completes; a file whose bytes fail their digest twice is quarantined (exit 3, the rest
 commits); a download that keeps failing fails an includes remote's sync with a clear one-line
-summary and no new version (tests/test_convergence.py has the whole-index rule). See
+summary and no new version (tests/integration/test_convergence.py has the whole-index rule). See
 docs/reliability.md.
 """
 

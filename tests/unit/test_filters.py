@@ -1033,7 +1033,7 @@ def test_filter_project_counts_refusals_after_keep_latest() -> None:
     assert selection.kept == () and selection.counts() == {"keep-latest": 1, "unsafe-url": 1}
 
 
-# --- doctests (purity is held by tests/test_boundaries.py) ------------------------------------------
+# --- doctests (purity is held by tests/unit/test_boundaries.py) ------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("tasks", "storage", "flows", "server")
 MODULES = sorted(  # each folder installs as mirrorflow.<folder> (pyproject's package-dir)
     ".".join(("mirrorflow", *path.relative_to(ROOT).with_suffix("").parts))

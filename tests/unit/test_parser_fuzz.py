@@ -25,7 +25,7 @@ from mirrorflow.tasks.simple import (
     parse_project_json,
 )
 
-PAGES = Path(__file__).parent / "pages"
+PAGES = Path(__file__).parent.parent / "pages"
 RECORDED = sorted(p for p in PAGES.rglob("*") if p.is_file() and p.suffix in (".json", ".html"))
 PAGE_URL = "https://index.example/simple/demo/"
 # Derandomized: the same examples on every run, so the suite cannot flake; the examples still reach
