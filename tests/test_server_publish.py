@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -228,3 +229,33 @@ def test_a_plain_directory_publication_is_adopted_and_a_foreign_link_refused(rep
     (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(PublishError, match="is a link to .*elsewhere"):
         publish(serving, store, "r", None, tmp_path / "link")
+
+
+def test_autopublish_publishes_a_committed_version_and_reports_a_failure_without_raising(
+    repository, tmp_path, caplog
+):
+    from mirrorflow.flows.autopublish import publish_after_sync
+
+    serving, store = repository
+    catalog, logger = serving.catalog, logging.getLogger("test.autopublish")
+    assert publish_after_sync(catalog, store, catalog.get_repository("r"), 1, logger) is None, (
+        "off by default"
+    )
+    row = catalog.update_repository("r", autopublish=True, publish_to=str(tmp_path / "pub"))
+    done = publish_after_sync(catalog, store, row, 1, logger)
+    assert done is not None and (done["version"], done["written"], done["linked"]) == (1, 15, 0)
+    assert json.loads((tmp_path / "pub" / MARKER).read_text())["version"] == 1
+    (tmp_path / "taken").write_text("not a publication")
+    row = catalog.update_repository("r", publish_to=str(tmp_path / "taken"))
+    with caplog.at_level(logging.WARNING, logger="test.autopublish"):
+        failed = publish_after_sync(catalog, store, row, 1, logger)
+    assert failed == {
+        "to": str(tmp_path / "taken"),
+        "version": 1,
+        "error": f"PublishError: to {str(tmp_path / 'taken')!r}: exists and holds something other than a publication",
+    }
+    assert "autopublish of 'r' version 1" in caplog.text and "stays committed" in caplog.text
+    assert (
+        serving.repository("r").latest_version == 1
+        and (tmp_path / "taken").read_text() == "not a publication"
+    )
