@@ -192,11 +192,21 @@ def repository_update(
     retain_repo_versions: int | None = None,
     remote: Annotated[str | None, typer.Option(help="Default remote ('' to detach).")] = None,
     labels: JsonLabels = None,
+    autopublish: Annotated[
+        bool | None, typer.Option("--autopublish/--no-autopublish", help="Publish each synced version.")
+    ] = None,
+    publish_to: Annotated[
+        str | None, typer.Option("--publish-to", help="Directory autopublish writes to ('' to clear).")
+    ] = None,
 ) -> None:
     """Change the fields given of a repository."""
     from mirrorflow.storage.maintenance import apply_retention
 
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
+    if publish_to == "":
+        given["publish_to"] = None
+    elif publish_to is not None:
+        given["publish_to"] = os.path.abspath(publish_to)  # a sync runs from another directory
     if "labels" in given:
         given["labels"] = json_labels(given["labels"])
     if retain_repo_versions is not None:
@@ -204,6 +214,11 @@ def repository_update(
     if given.get("remote") == "":
         given["remote"] = None
     catalog = open_catalog()
+    if autopublish is not None or "publish_to" in given:
+        current = catalog.get_repository(name)
+        enabled = current.autopublish if autopublish is None else autopublish
+        if enabled and given.get("publish_to", current.publish_to) is None:
+            raise UsageError("autopublish: True needs a target: --publish-to DIR")
     row = catalog.update_repository(name, **given)
     if "retain_repo_versions" in given:
         apply_retention(catalog, name)  # a lowered limit takes effect now, not at the next sync

@@ -40,6 +40,9 @@ def repository_publish(
             "projects": done.projects,
             "files": done.files,
             "metadata_files": done.metadata,
+            "tree": str(done.tree),
             "files_linked_from_before": done.linked,
+            "pages_unchanged": done.pages_linked,
+            "written": done.written,
         }
     )

@@ -29,6 +29,7 @@ from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture
 
 from mirrorflow.flows.allocator import tune_allocator
+from mirrorflow.flows.autopublish import publish_after_sync
 from mirrorflow.flows.logs import route_to_prefect
 from mirrorflow.flows.params import (
     DEFAULT_LOCK_WAIT,
@@ -341,6 +342,10 @@ def _sync(
             wait_for=_after(fetched, listed),
         )
         apply_retention(catalog, repository)  # retain_repo_versions: drop versions beyond the newest N
+        if version is not None:  # after the commit: whatever publishing does, the version stands
+            publication = publish_after_sync(catalog, services.store, repo, version.number, logger)
+            if publication is not None:
+                summary["publication"] = publication
     counts = (
         None
         if version is None

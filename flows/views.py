@@ -93,8 +93,10 @@ def repository_view(row: Any, remote_uuid: str | None) -> dict[str, Any]:
         "description": row.description,
         "retain_repo_versions": row.retain_repo_versions,
         "remote": remote_href(remote_uuid) if remote_uuid else None,
-        "autopublish": False,  # mirrorflow serves every version as it is made: no publications
+        # Publish each version a sync commits to ``publish_to`` (static files; served versions need none).
+        "autopublish": bool(row.autopublish),
         "latest_version": row.latest_version,
+        "publish_to": row.publish_to,
     }
 
 

@@ -14,21 +14,33 @@ uv read); nginx with ``nginx.conf`` serves JSON to clients that prefer it, as ba
 does. Pages link files relatively (``../../files/...``), so the tree serves from any URL prefix.
 A page advertises core metadata only where the tree holds it.
 
-Publishing builds the whole tree beside ``DIR`` (``DIR.partial``) and then swaps it in, so a reader
-never sees a version half written (the swap is two renames: for that instant ``DIR`` is absent).
-Files already published under ``DIR`` are hard-linked into the new tree rather than copied again.
+``DIR`` is a symbolic link to a complete tree, and only ever to one: each publication is built
+as a new tree under ``.DIR.trees/`` beside it (named ``v<version>.<n>``), and when that tree is
+complete ``DIR`` is swapped to it by ``os.replace`` of a new link over the old one, one atomic
+rename. A reader resolving ``DIR`` finds the previous tree or the new one, never a missing or half
+written one. (A link at ``DIR`` itself, rather than ``DIR/current``, keeps ``DIR`` the web
+server's root.) The tree before is kept, for readers still inside it; older ones are removed.
+
+Publishing is incremental: a page whose bytes are those of the tree before, and every file and
+``.metadata`` file that tree holds (content-addressed, so unchanged), are hard-linked from it, not
+written; only changed pages and new files are written (``Published.written`` counts them). One
+publisher at a time per ``DIR`` (a lock file in ``.DIR.trees/``). A ``DIR`` published as a plain
+directory by an older mirrorflow is moved into ``.DIR.trees/`` once (for that instant it is absent).
 
 Errors (``PublishError``, one line, naming the field and value): a version that does not exist, a
 file of the version that is not stored (on_demand files never fetched), a ``DIR`` that exists and is
-not a publication.
+not a publication (or a link to somewhere other than its trees).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -37,7 +49,7 @@ from mirrorflow.server.pages import HTML, HTML_V1, JSON_V1, render_listing, rend
 from mirrorflow.storage.artifacts import ArtifactStore, ArtifactStoreError
 from mirrorflow.storage.catalog import NotFound
 from mirrorflow.storage.errors import MirrorflowError
-from mirrorflow.storage.records import PageFile
+from mirrorflow.storage.records import PageFile, ProjectEntry
 from mirrorflow.storage.serving import ServingCatalog
 from mirrorflow.tasks.core_metadata import WheelMetadataError, metadata_from_wheel
 
@@ -59,21 +71,32 @@ class PublishError(MirrorflowError):
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """What ``publish`` wrote: the repository, version, directory and counts."""
+    """What ``publish`` wrote: the repository, version, directory, the tree ``to`` now links to, counts.
+
+    ``files`` and ``metadata`` count the distribution and ``.metadata`` files of the version;
+    ``linked`` those of them hard-linked from the tree before; ``written`` every file written anew
+    (files, ``.metadata`` files and pages alike); ``pages_linked`` the pages unchanged since then.
+    """
 
     repository: str
     version: int
     to: Path
+    tree: Path
     projects: int
     files: int
     metadata: int
     linked: int
+    written: int
+    pages_linked: int
 
 
 def publish(
     serving: ServingCatalog, store: ArtifactStore, repository: str, version: int | None, to: Path
 ) -> Published:
-    """Write version ``version`` (None: the latest) of ``repository`` under ``to``. Raises ``PublishError``."""
+    """Write version ``version`` (None: the latest) of ``repository`` and point ``to`` at it.
+
+    Returns what was written; raises ``PublishError`` (and then ``to`` is as it was).
+    """
     try:
         state = serving.repository(repository)
     except NotFound:
@@ -81,8 +104,8 @@ def publish(
     number = state.latest_version if version is None else version
     if not state.has_version(number):
         raise PublishError("version", number, f"repository {repository!r} has no such version")
-    if to.exists() and any(to.iterdir()) and not (to / MARKER).is_file():
-        raise PublishError("to", str(to), "exists and holds something other than a publication")
+    trees = to.with_name(f".{to.name}.trees")
+    _current_tree(to, trees)  # refused before anything is read or written
     projects = serving.projects(state.id, number, pull_through=False)
     pages = {p.normalized_name: serving.project_files(state.id, number, p.normalized_name) for p in projects}
     missing = [f.filename for files in pages.values() for f in files if f.artifact_sha256 is None]
@@ -93,10 +116,44 @@ def publish(
             f"{len(missing)} file(s) are not stored (first: {missing[0]!r}); fetch them first "
             "(a sync with policy 'immediate', or request them from mirrorflow serve)",
         )
-    partial = to.with_name(to.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    writer = _Writer(store, partial, previous=to)
+    trees.mkdir(parents=True, exist_ok=True)
+    with _locked(trees):
+        previous = _current_tree(to, trees)
+        if previous is not None and not to.is_symlink():  # a plain directory, from before the links
+            previous = _adopt(to, trees)
+        tree = trees / f"v{number}.{_next_sequence(trees)}"
+        tree.mkdir()
+        writer = _Writer(store, tree, previous=previous)
+        try:
+            _write_tree(writer, repository, number, projects, pages, to)
+        except BaseException:
+            shutil.rmtree(tree, ignore_errors=True)  # never pointed to: readers never saw it
+            raise
+        _point(to, tree)
+        _prune(trees, keep={tree.name} | ({previous.name} if previous is not None else set()))
+    return Published(
+        repository,
+        number,
+        to,
+        tree,
+        len(projects),
+        writer.files,
+        writer.metadata,
+        writer.linked,
+        writer.written,
+        writer.pages_linked,
+    )
+
+
+def _write_tree(
+    writer: _Writer,
+    repository: str,
+    number: int,
+    projects: list[ProjectEntry],
+    pages: dict[str, list[PageFile]],
+    to: Path,
+) -> None:
+    """Write the whole tree; the marker last, so a tree holding it is complete."""
     for normalized, files in pages.items():
         files = [writer.file(f) for f in files]
         serial = max(f.package_id for f in files)
@@ -116,19 +173,80 @@ def publish(
     writer.write(Path("nginx.conf"), _nginx_conf(to).encode())
     marker = {"repository": repository, "version": number, "projects": len(projects)}
     writer.write(Path(MARKER), (json.dumps(marker) + "\n").encode())
-    _swap(partial, to)
-    return Published(repository, number, to, len(projects), writer.files, writer.metadata, writer.linked)
+
+
+def _current_tree(to: Path, trees: Path) -> Path | None:
+    """The tree ``to`` links to now (None: nothing published yet); refuse what is not a publication."""
+    if to.is_symlink():
+        target = Path(os.path.realpath(to))
+        if target.parent != trees.resolve() or not (target / MARKER).is_file():
+            raise PublishError(
+                "to", str(to), f"is a link to {str(target)!r}, not to a tree of {str(trees)!r}"
+            )
+        return target
+    if not to.exists() or (to.is_dir() and not any(to.iterdir())):
+        return None
+    if to.is_dir() and (to / MARKER).is_file():
+        return to
+    raise PublishError("to", str(to), "exists and holds something other than a publication")
+
+
+@contextlib.contextmanager
+def _locked(trees: Path) -> Iterator[None]:
+    with (trees / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _adopt(to: Path, trees: Path) -> Path:
+    """Move a plain-directory publication into ``trees`` (the one moment ``to`` is absent)."""
+    version = json.loads((to / MARKER).read_text()).get("version", 0)
+    adopted = trees / f"v{version}.{_next_sequence(trees)}"
+    to.rename(adopted)
+    _point(to, adopted)
+    return adopted
+
+
+def _next_sequence(trees: Path) -> int:
+    numbers = [
+        int(p.name.rpartition(".")[2]) for p in trees.glob("v*.*") if p.name.rpartition(".")[2].isdigit()
+    ]
+    return max(numbers, default=0) + 1
+
+
+def _point(to: Path, tree: Path) -> None:
+    """Make ``to`` a link to ``tree`` in one rename (a relative link: the pair moves together)."""
+    link = to.with_name(f".{to.name}.link-{tree.name}")
+    link.unlink(missing_ok=True)
+    link.symlink_to(Path(tree.parent.name, tree.name))
+    os.replace(link, to)
+
+
+def _prune(trees: Path, *, keep: set[str]) -> None:
+    """Remove every tree but ``keep`` (the current and the one before; also trees a crash left)."""
+    for path in trees.iterdir():
+        if path.is_dir() and path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class _Writer:
-    def __init__(self, store: ArtifactStore, root: Path, *, previous: Path) -> None:
+    """Writes one tree, linking from ``previous`` (the tree before) what is unchanged."""
+
+    def __init__(self, store: ArtifactStore, root: Path, *, previous: Path | None) -> None:
         self.store, self.root, self.previous = store, root, previous
-        self.files = self.metadata = self.linked = 0
+        self.files = self.metadata = self.linked = self.written = self.pages_linked = 0
 
     def write(self, relative: Path, body: bytes) -> None:
+        """Write a page (or link the tree before's, when its bytes are these)."""
         path = self.root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
+        before = self._before(relative)
+        unchanged = before is not None and before.stat().st_size == len(body) and before.read_bytes() == body
+        if unchanged and before is not None and self._link(before, path):
+            self.pages_linked += 1
+            return
         path.write_bytes(body)
+        self.written += 1
 
     def file(self, file: PageFile) -> PageFile:
         """Write a file (and a wheel's core metadata); return it as the page lists it."""
@@ -145,23 +263,43 @@ class _Writer:
         self.metadata += 1
         return file._replace(core_metadata_sha256=digest)
 
+    def _before(self, relative: Path) -> Path | None:
+        if self.previous is None:
+            return None
+        path = self.previous / relative
+        return path if path.is_file() else None
+
+    def _link(self, before: Path, target: Path) -> bool:
+        try:
+            os.link(before, target)
+        except OSError:  # a file system without hard links: written instead
+            return False
+        return True
+
     def _copy(self, relative: Path, sha256: str) -> None:
         target = self.root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(self.previous / relative, target)  # published before: content-addressed, unchanged
+        before = self._before(relative)
+        if before is not None and self._link(before, target):  # content-addressed: unchanged
             self.linked += 1
             return
-        except OSError:
-            pass
         try:
             with target.open("wb") as out:
                 for chunk in self.store.open_chunks(sha256):
                     out.write(chunk)
         except ArtifactStoreError as exc:
             raise PublishError("file", str(relative), f"cannot be read from the store: {exc}") from exc
+        self.written += 1
 
     def _metadata_from_wheel(self, relative: Path, file: PageFile) -> str | None:
+        metadata = relative.with_name(file.filename + ".metadata")
+        before = self._before(metadata)
+        if before is not None:  # read from this very wheel (same digest) and checked when written
+            data = before.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            if file.metadata_sha256 in (None, digest) and self._link(before, self.root / metadata):
+                self.linked += 1
+                return digest
         try:
             with (self.root / relative).open("rb") as wheel:
                 data = metadata_from_wheel(iter(lambda: wheel.read(1 << 16), b""), filename=file.filename)
@@ -169,24 +307,15 @@ class _Writer:
             return None  # a wheel without readable metadata: published without it
         if file.metadata_sha256 is not None and hashlib.sha256(data).hexdigest() != file.metadata_sha256:
             return None  # it is not what the index said it is: not offered
-        self.write(relative.with_name(file.filename + ".metadata"), data)
+        (self.root / metadata).write_bytes(data)
+        self.written += 1
         return hashlib.sha256(data).hexdigest()
-
-
-def _swap(partial: Path, to: Path) -> None:
-    if not to.exists():
-        partial.rename(to)
-        return
-    old = to.with_name(to.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    to.rename(old)
-    partial.rename(to)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _nginx_conf(root: Path) -> str:
     """A server block for nginx's ``http {}``: the page by ``Accept`` (JSON when preferred first)."""
-    root_text = quote(str(root.resolve()), safe="/._-~")
+    # The link's own path, not the tree it resolves to: nginx follows the link at each request.
+    root_text = quote(os.path.abspath(root), safe="/._-~")
     return f"""# mirrorflow publication: include this file in nginx's http {{}} block (set listen and root).
 map $http_accept $mirrorflow_page {{
     default index.html;

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -163,6 +164,10 @@ class Repository(Base):
     last_updated: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
     # Pulp's ``pulp_labels`` (0007_labels)
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    # 0009_autopublish: after each sync that commits a version, publish it as static files under
+    # ``publish_to`` (``mirrorflow.server.publish``)
+    autopublish: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    publish_to: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint("retain_repo_versions IS NULL OR retain_repo_versions > 0", name="retain"),

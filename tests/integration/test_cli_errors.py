@@ -66,6 +66,7 @@ CASES = [
     (("repository", "update", "--name", "nope", "--description", "d"), ["repository 'nope' does not exist"]),
     (("repository", "update", "--name", "foo", "--remote", "nope"), ["remote 'nope' does not exist"]),
     (("repository", "update", "--name", "foo", "--retain-repo-versions", "0"), ["retain_repo_versions", "0"]),
+    (("repository", "update", "--name", "foo", "--autopublish"), ["autopublish", "--publish-to"]),
     (("repository", "show", "--name", "nope"), ["repository 'nope' does not exist"]),
     (("repository", "delete", "--name", "nope"), ["repository 'nope' does not exist"]),
     (("repository", "sync", "--name", "nope"), ["repository 'nope' does not exist"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 
 from mirrorflow.fixtureindex.builder import make_wheel
 from mirrorflow.server.publish import MARKER, PublishError, publish
+from mirrorflow.storage.artifacts import ArtifactNotFound
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.content import ContentWriter, NewPackage
 from mirrorflow.storage.filesystem_store import FileSystemStore
@@ -34,24 +36,32 @@ def _package(name: str, filename: str, body: bytes, packagetype: str = "bdist_wh
     )  # fmt: skip
 
 
-@pytest.fixture
-def repository(sqlite_url, tmp_path) -> Iterator[tuple[ServingCatalog, FileSystemStore]]:
-    """Repository ``r`` at version 1: two stored wheels; ``add_unstored`` adds a file never fetched."""
-    catalog = Catalog.from_url(sqlite_url)
-    store = FileSystemStore(tmp_path / "store")
-    catalog.create_repository("r")
-    writer = ContentWriter(catalog)
+def add_version(
+    serving: ServingCatalog, store: FileSystemStore, names: tuple[str, ...], sync_id: str
+) -> None:
+    """Commit the next version of ``r``: what it held plus a stored wheel of each of ``names``."""
+    writer = ContentWriter(serving.catalog)
     packages, stored = [], []
-    for name in ("mf-pub-a", "mf-pub-b"):
+    for name in names:
         filename, wheel = make_wheel(name, "1.0")
         artifact = store.put_chunks([wheel], sha256=hashlib.sha256(wheel).hexdigest(), size=len(wheel))
         packages.append(_package(name, filename, wheel))
         stored.append((artifact.sha256, artifact.size, artifact.key))
     ids = writer.upsert_packages(packages)
     writer.record_artifacts(stored)
-    writer.stage("s1", catalog.get_repository("r").id, ids.values())
-    writer.commit_version(repository="r", sync_id="s1", mirror=False)
-    yield ServingCatalog(catalog), store
+    writer.stage(sync_id, serving.catalog.get_repository("r").id, ids.values())
+    writer.commit_version(repository="r", sync_id=sync_id, mirror=False)
+
+
+@pytest.fixture
+def repository(sqlite_url, tmp_path) -> Iterator[tuple[ServingCatalog, FileSystemStore]]:
+    """Repository ``r`` at version 1: two stored wheels."""
+    catalog = Catalog.from_url(sqlite_url)
+    store = FileSystemStore(tmp_path / "store")
+    catalog.create_repository("r")
+    serving = ServingCatalog(catalog)
+    add_version(serving, store, ("mf-pub-a", "mf-pub-b"), "s1")
+    yield serving, store
     catalog.dispose()
 
 
@@ -113,7 +123,7 @@ def test_republishing_links_what_was_published_and_refusals_change_nothing(repos
     to = tmp_path / "pub"
     publish(serving, store, "r", 1, to)
     again = publish(serving, store, "r", 1, to)
-    assert again.linked == again.files == 2, "the files; wheel metadata is read again"
+    assert (again.files, again.metadata, again.linked, again.written) == (2, 2, 4, 0), "all linked"
     assert json.loads((to / MARKER).read_text())["version"] == 1
     before = sorted(str(p.relative_to(to)) for p in to.rglob("*"))
     with pytest.raises(PublishError, match="version 7"):
@@ -132,3 +142,120 @@ def test_republishing_links_what_was_published_and_refusals_change_nothing(repos
     with pytest.raises(PublishError, match="holds something other than a publication"):
         publish(serving, store, "r", 1, tmp_path / "other")
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
+
+
+def _tree(root: Path) -> dict[str, int]:
+    """Every file under ``root`` (through the link), by relative path, with its inode."""
+    return {str(p.relative_to(root)): p.stat().st_ino for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_new_version_republished_writes_only_what_changed_and_links_the_rest(repository, tmp_path):
+    serving, store = repository
+    to = tmp_path / "pub"
+    first = publish(serving, store, "r", None, to)
+    # 2 wheels + 2 .metadata + 3 pages x (2 projects + the listing) + nginx.conf + the marker
+    assert (first.written, first.linked, first.pages_linked) == (15, 0, 0)
+    assert to.is_symlink() and to.resolve() == first.tree
+    old = _tree(to)
+    add_version(serving, store, ("mf-pub-c",), "s2")
+    second = publish(serving, store, "r", None, to)
+    assert (second.version, second.projects, second.files, second.metadata) == (2, 3, 3, 3)
+    # written: c's wheel + .metadata, c's 3 pages, the listing's 3 pages, the marker
+    assert (second.written, second.linked, second.pages_linked) == (9, 4, 7)
+    new = _tree(to)
+    assert to.resolve() == second.tree and first.tree.is_dir(), "the tree before is kept for its readers"
+    shared = {path for path in old if new.get(path) == old[path]}  # the same inode: linked, not written
+    unchanged = {
+        path for path in old if path.startswith(("files/", "simple/mf-pub-")) or path == "nginx.conf"
+    }
+    assert shared == unchanged and len(shared) == 11
+    assert b"mf-pub-c" in (to / "simple" / "index.html").read_bytes()
+    third = publish(serving, store, "r", 1, to)
+    assert not first.tree.exists() and second.tree.is_dir() and to.resolve() == third.tree
+    assert b"mf-pub-c" not in (to / "simple" / "index.html").read_bytes()
+    assert f"root {os.path.abspath(to)};" in (to / "nginx.conf").read_text(), "nginx follows the link"
+
+
+def test_readers_always_find_a_complete_tree_and_a_failed_publish_changes_nothing(repository, tmp_path):
+    serving, store = repository
+    to = tmp_path / "pub"
+    publish(serving, store, "r", None, to)
+    add_version(serving, store, ("mf-pub-c",), "s2")
+    stop, seen, errors = threading.Event(), set(), []
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                seen.add(json.loads((to / MARKER).read_text())["version"])
+                (to / "simple" / "mf-pub-a" / "index.html").read_bytes()
+                (to / "nginx.conf").read_bytes()
+            except OSError as exc:  # pragma: no cover - the failure this test looks for
+                errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for number in (2, 1, 2, 1, 2):
+            publish(serving, store, "r", number, to)
+    finally:
+        stop.set()
+        reader.join()
+    assert errors == [] and seen <= {1, 2}
+    trees = sorted(p.name for p in to.with_name(".pub.trees").iterdir() if p.is_dir())
+    assert len(trees) == 2, trees
+    before = _tree(to)
+    add_version(serving, store, ("mf-pub-d",), "s3")
+    real_open = store.open_chunks
+
+    def failing(sha256: str):
+        raise ArtifactNotFound(sha256)
+
+    store.open_chunks = failing  # type: ignore[method-assign]
+    with pytest.raises(PublishError, match=r"file 'files/.*mf_pub_d-1.0-py3-none-any.whl'"):
+        publish(serving, store, "r", None, to)
+    store.open_chunks = real_open  # type: ignore[method-assign]
+    assert _tree(to) == before and json.loads((to / MARKER).read_text())["version"] == 2
+    assert sorted(p.name for p in to.with_name(".pub.trees").iterdir() if p.is_dir()) == trees
+
+
+def test_a_plain_directory_publication_is_adopted_and_a_foreign_link_refused(repository, tmp_path):
+    serving, store = repository
+    old = tmp_path / "pub"
+    (old / "files").mkdir(parents=True)
+    (old / MARKER).write_text('{"repository": "r", "version": 1}\n')
+    done = publish(serving, store, "r", None, old)
+    assert old.is_symlink() and done.tree.name == "v1.2" and (old.with_name(".pub.trees") / "v1.1").is_dir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(PublishError, match="is a link to .*elsewhere"):
+        publish(serving, store, "r", None, tmp_path / "link")
+
+
+def test_autopublish_publishes_a_committed_version_and_reports_a_failure_without_raising(
+    repository, tmp_path, caplog
+):
+    from mirrorflow.flows.autopublish import publish_after_sync
+
+    serving, store = repository
+    catalog, logger = serving.catalog, logging.getLogger("test.autopublish")
+    assert publish_after_sync(catalog, store, catalog.get_repository("r"), 1, logger) is None, (
+        "off by default"
+    )
+    row = catalog.update_repository("r", autopublish=True, publish_to=str(tmp_path / "pub"))
+    done = publish_after_sync(catalog, store, row, 1, logger)
+    assert done is not None and (done["version"], done["written"], done["linked"]) == (1, 15, 0)
+    assert json.loads((tmp_path / "pub" / MARKER).read_text())["version"] == 1
+    (tmp_path / "taken").write_text("not a publication")
+    row = catalog.update_repository("r", publish_to=str(tmp_path / "taken"))
+    with caplog.at_level(logging.WARNING, logger="test.autopublish"):
+        failed = publish_after_sync(catalog, store, row, 1, logger)
+    assert failed == {
+        "to": str(tmp_path / "taken"),
+        "version": 1,
+        "error": f"PublishError: to {str(tmp_path / 'taken')!r}: exists and holds something other than a publication",
+    }
+    assert "autopublish of 'r' version 1" in caplog.text and "stays committed" in caplog.text
+    assert (
+        serving.repository("r").latest_version == 1
+        and (tmp_path / "taken").read_text() == "not a publication"
+    )

@@ -1,0 +1,64 @@
+"""``autopublish``: after a sync commits a version, publish it as static files (``mirrorflow.server.publish``).
+
+A repository publishes automatically when its ``autopublish`` is true and it has a ``publish_to``
+directory (``mirrorflow repository update --autopublish --publish-to DIR``). The version is committed
+before publishing starts, and stays committed whatever publishing does: a failed publication is a
+warning in the run's log and the sync report's ``publication`` field, never a failed sync.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from mirrorflow.server.publish import publish
+from mirrorflow.storage.artifacts import ArtifactStore
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.serving import ServingCatalog
+
+__all__ = ["publish_after_sync"]
+
+
+def publish_after_sync(
+    catalog: Catalog,
+    store: ArtifactStore,
+    repository: Any,
+    version: int,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+) -> dict[str, Any] | None:
+    """Publish ``version`` of ``repository`` (its catalog row) when it autopublishes.
+
+    Returns the report's ``publication`` field (None: the repository does not autopublish): where,
+    which version and what was written, or ``error`` with the one line why it failed. Raises nothing.
+    """
+    if not repository.autopublish or not repository.publish_to:
+        return None
+    to = Path(repository.publish_to)
+    try:
+        done = publish(ServingCatalog(catalog), store, repository.name, version, to)
+    except Exception as exc:  # the version is committed: publishing must not fail the sync
+        logger.warning(
+            "autopublish of %r version %d to %s failed (the version stays committed): %s",
+            repository.name,
+            version,
+            to,
+            exc,
+            exc_info=not _expected(exc),
+        )
+        return {"to": str(to), "version": version, "error": f"{type(exc).__name__}: {exc}"}
+    logger.info("published %r version %d to %s (%d written)", repository.name, version, to, done.written)
+    return {
+        "to": str(to),
+        "version": version,
+        "tree": str(done.tree),
+        "written": done.written,
+        "linked": done.linked + done.pages_linked,
+    }
+
+
+def _expected(exc: Exception) -> bool:
+    """An error a user can act on (no traceback in the log), as opposed to a bug."""
+    from mirrorflow.storage.errors import MirrorflowError
+
+    return isinstance(exc, MirrorflowError | OSError)
