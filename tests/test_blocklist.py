@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from packaging.utils import NormalizedName
-from sqlalchemy import create_engine, text
 
 from mirrorflow.server.app import create_app
 from mirrorflow.server.pages import JSON_V1
