@@ -324,3 +324,38 @@ def test_serve_refuses_blocked_files_in_every_version_and_pages_leave_them_out(s
     assert (gone.status_code, gone.text) == (404, "project 'other' is blocklisted in repository 'foo'\n")
     listing = client.get("/foo/versions/1/simple/", headers={"Accept": JSON_V1}).json()
     assert [p["name"] for p in listing["projects"]] == ["shelf_reader"]
+
+
+# -- a sync through the CLI ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
+def test_a_sync_after_add_skips_blocked_files_and_counts_them_and_remove_brings_them_back(cli, seed_index):
+    def ok(*args: str):
+        result = cli(*args)
+        assert result.exit_code == 0, result.stderr
+        return result.json() if result.stdout else None
+
+    def lib_files() -> set[str]:
+        listed = ok("content", "list", "--repository", "foo")
+        return {p["filename"] for p in listed if parse_filename(p["filename"]).name == "mf-demo-lib"}
+
+    ok("repository", "create", "--name", "foo")
+    ok("remote", "create", "--name", "up", "--url", seed_index.url, "--includes", '["mf-demo-lib"]')
+    ok("repository", "sync", "--name", "foo", "--remote", "up")
+    synced = lib_files()
+    blocked = {name for name in synced if str(parse_filename(name).version) == "2.0"}
+    assert blocked and synced - blocked
+
+    added = ok("repository", "blocklist", "add", "--repository", "foo", "--entry", "mf-demo-lib==2.0")
+    assert added["version"]["number"] == 2 and lib_files() == synced - blocked
+
+    again = ok("repository", "sync", "--name", "foo", "--remote", "up")
+    assert again["report"]["skipped"] == {"blocklisted": len(blocked)}, (
+        "every project re-evaluated, blocked counted"
+    )
+    assert lib_files() == synced - blocked
+
+    ok("repository", "blocklist", "remove", "--repository", "foo", "--entry", "mf-demo-lib==2.0")
+    ok("repository", "sync", "--name", "foo", "--remote", "up")
+    assert lib_files() == synced, "a removed entry lets the next sync bring the files back"
