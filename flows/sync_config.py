@@ -4,6 +4,7 @@ settings (environment), the remote's fields (catalog row or flow parameter) and 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -29,12 +30,19 @@ def sync_config(
     remote: str,
     index_url: str,
     mirror: bool,
+    blocklist: tuple[str, ...] = (),
 ) -> SyncConfig:
-    """The one configuration of a sync, from the settings, the remote and the simple root found."""
+    """The one configuration of a sync, from the settings, the remote and the simple root found.
+
+    ``blocklist``: the repository's entries (``mirrorflow.storage.blocklists``). They are part of the
+    filter fingerprint, so that a changed blocklist makes the next sync re-evaluate every project (an
+    entry removed brings its files back).
+    """
     concurrency = fields.download_concurrency or DEFAULT_CONCURRENCY
     http = http_spec_for(fields, concurrency=concurrency, max_page_bytes=settings.max_page_bytes)
     remote_fields = fields.model_dump()
-    fingerprint = filter_fingerprint(remote_fields, mirror=mirror)
+    fingerprint = _with_blocklist(filter_fingerprint(remote_fields, mirror=mirror), blocklist)
+    additive_or_mirror = _with_blocklist(filter_fingerprint(remote_fields, mirror=True), blocklist)
     return SyncConfig(
         sync_id=str(uuid.uuid4()),
         repository=repository,
@@ -49,10 +57,19 @@ def sync_config(
         failure_policy=fields.failure_policy,
         max_failed_percent=fields.max_failed_percent,
         fingerprint=fingerprint,
-        accepted_fingerprints=(fingerprint, filter_fingerprint(remote_fields, mirror=True)),
+        accepted_fingerprints=(fingerprint, additive_or_mirror),
         catalog_url=settings.catalog_url,
         store=store_spec_for(settings),
         http=replace(http, index_url=index_url),
         batch_size=settings.batch_size,
         max_file_bytes=settings.max_file_bytes,
+        blocklist=tuple(sorted(blocklist)),
     )
+
+
+def _with_blocklist(fingerprint: str, blocklist: tuple[str, ...]) -> str:
+    """``fingerprint`` unchanged without a blocklist (memories recorded before blocklists stay valid)."""
+    if not blocklist:
+        return fingerprint
+    text = "\0".join((fingerprint, *sorted(blocklist)))
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -44,6 +44,7 @@ from mirrorflow.flows.runners import RunnerSettings, task_runner_for
 from mirrorflow.flows.runtime import catalog_for, http_spec_for
 from mirrorflow.flows.settings import Settings
 from mirrorflow.flows.sync_config import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, sync_config
+from mirrorflow.storage.blocklists import list_entries
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.errors import MirrorflowError
 from mirrorflow.storage.locks import holding
@@ -274,6 +275,7 @@ def _sync(
             remote=remote_name,
             index_url=root,
             mirror=mirror,
+            blocklist=tuple(e.entry for e in list_entries(catalog, repository)),
         )
         # Built once; the tasks receive them (a Dask worker rebuilds them from the config: tasks.clients).
         services = SyncServices.build(config.clients_key, catalog=catalog, http=http)

@@ -18,6 +18,7 @@ version or project is a 404 with one line of text. Catalog and store calls run i
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -54,6 +55,7 @@ from mirrorflow.storage.artifacts import ArtifactStore
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.records import RepositoryState, ServedFile
 from mirrorflow.storage.serving import ServingCatalog
+from mirrorflow.tasks.blocklist import Blocklist
 
 __all__ = ["PAGE_CACHE_BYTES", "STATE_INTERVAL", "WORKER_THREADS", "create_app"]
 
@@ -231,10 +233,13 @@ class _Routes:
             return _text(406, _ACCEPTABLE)
         # The latest listing of a pull-through repository grows without a commit: never cached.
         pull = state.pull_through_remote is not None and not pinned
-        key = (state.id, number, "", media_type)
+        key = (state.id, number, "", media_type, state.blocklist)
         cached = None if pull else self.pages.get(key)
         if cached is None:
             projects = await run_in_threadpool(self.serving.projects, state.id, number, pull_through=pull)
+            if state.blocklist:
+                blocklist = parsed_blocklist(state.blocklist)
+                projects = [p for p in projects if not blocklist.blocks_project(p.normalized_name)]
             serial = max((p.serial for p in projects), default=0)
             body = render_listing(projects, serial=serial, media_type=media_type)
             cached = _rendered(body, media_type, serial)
@@ -257,7 +262,8 @@ class _Routes:
         media_type = self._negotiate(request.headers.get("accept"))
         if media_type is None:
             return _text(406, _ACCEPTABLE)
-        key = (state.id, number, normalized, media_type)
+        # The blocklist is part of the key: a changed blocklist re-renders every version's pages.
+        key = (state.id, number, normalized, media_type, state.blocklist)
         cached = self.pages.get(key)
         if cached is not None:
             return _send(request, cached)
@@ -273,6 +279,16 @@ class _Routes:
                 found = [page_file(file) for file in pulled]
         except ServeError as exc:
             return _text(exc.status, exc.message)
+        if found and state.blocklist:
+            blocklist = parsed_blocklist(state.blocklist)
+            listed = len(found)
+            found = [f for f in found if blocklist.blocks(f.name, f.filename, f.version) is None]
+            if listed and not found:
+                text = f"project {normalized!r} is blocklisted in repository {state.name!r}\n".encode()
+                cached = CachedPage(404, text, _headers(_PLAIN_TEXT, len(text)), None)
+                if cacheable:
+                    self.pages.put(key, cached)
+                return _send(request, cached)
         if not found:
             text = f"no project {normalized!r} in repository {state.name!r} version {number}\n".encode()
             cached = CachedPage(404, text, _headers(_PLAIN_TEXT, len(text)), None)
@@ -309,6 +325,8 @@ class _Routes:
             if found is None and filename.endswith(".metadata"):
                 name = filename.removesuffix(".metadata")
                 package = await self._find_file(state, sha256, name)
+                if package is not None and (refused := _blocked(state, package)) is not None:
+                    return refused
                 if package is not None:
                     response = await self._metadata(package)
                     if package.core_metadata_sha256 is None:  # stored now: look the digest up again
@@ -318,6 +336,8 @@ class _Routes:
                     return response
             if found is None:
                 return _text(404, f"no file {filename!r} with sha256 {sha256!r} in repository {state.name!r}")
+            if (refused := _blocked(state, found)) is not None:
+                return refused
             if request.method == "HEAD":
                 headers = {"Content-Type": content_type_of(filename)}
                 if found.size is not None:
@@ -359,6 +379,22 @@ class _Routes:
 
 
 _PLAIN_TEXT = b"text/plain; charset=utf-8"
+
+
+@functools.lru_cache(maxsize=64)
+def parsed_blocklist(entries: tuple[str, ...]) -> Blocklist:
+    """A repository's stored entries, parsed once per distinct list (the state re-reads them each second)."""
+    return Blocklist.parse(entries)
+
+
+def _blocked(state: RepositoryState, file: ServedFile) -> Response | None:
+    """The 404 of a file the repository's blocklist names (in every version, pinned ones included)."""
+    if not state.blocklist:
+        return None
+    entry = parsed_blocklist(state.blocklist).blocks(file.name, file.filename, file.version)
+    if entry is None:
+        return None
+    return _text(404, f"file {file.filename!r} is blocklisted in repository {state.name!r} (entry {entry!r})")
 
 
 def _headers(content_type: bytes, length: int, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:

@@ -20,6 +20,7 @@ from packaging.utils import NormalizedName
 from mirrorflow.server.upstream import ServeError, UpstreamRemote, Upstreams
 from mirrorflow.storage.records import NewPackage, RepositoryState, ServedFile
 from mirrorflow.storage.serving import ServingCatalog
+from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.distributions import ProjectPage
 from mirrorflow.tasks.fetch import package_record
 from mirrorflow.tasks.filters import filter_project, wanted_projects
@@ -60,16 +61,24 @@ def pull_through_files(
         if cached:
             return cached
         raise ServeError(502, f"{project}: the pull-through remote {remote.name!r} failed: {exc}") from exc
-    packages = _packages(page, remote, now)
+    packages = _packages(page, remote, now, Blocklist.parse(repository.blocklist))
     serving.record_pull_through(repository.id, remote.name, project, packages)
     log.info("pull-through: %d file(s) of %r recorded from %r", len(packages), project, remote.name)
     return serving.pull_through_files(repository.id, project)[0]
 
 
-def _packages(page: ProjectPage, remote: UpstreamRemote, now: datetime) -> list[NewPackage]:
+def _packages(
+    page: ProjectPage, remote: UpstreamRemote, now: datetime, blocklist: Blocklist
+) -> list[NewPackage]:
     # The sync's own rules, refusals included: recorded now and fetched on request, a file needs a sha256.
     selection = filter_project(
-        page.name, page.files, remote.spec, now=now, max_file_bytes=None, require_sha256=True
+        page.name,
+        page.files,
+        remote.spec,
+        now=now,
+        max_file_bytes=None,
+        require_sha256=True,
+        blocklist=blocklist,
     )
     if selection.skipped:
         log.info("pull-through of %r skipped %s", page.name, selection.counts())

@@ -113,6 +113,9 @@ class RepositoryState:
     latest_version: int
     pull_through_remote: str | None
     oldest_version: int = 0
+    #: The repository's blocklist entries, sorted (``mirrorflow.storage.blocklists``): every version's
+    #: pages and files are served without what they block, and a change re-keys the cached pages.
+    blocklist: tuple[str, ...] = ()
 
     def has_version(self, number: int) -> bool:
         return self.oldest_version <= number <= self.latest_version

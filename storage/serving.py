@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 
 from mirrorflow.storage.artifacts import StoredArtifact
+from mirrorflow.storage.blocklists import all_entries
 from mirrorflow.storage.catalog import Catalog, NotFound
 from mirrorflow.storage.content import ContentWriter
 from mirrorflow.storage.models import (
@@ -112,6 +113,11 @@ def _present_at(repository_id: int, number: int) -> Any:
     )
 
 
+def _state(row: Any, blocklist: tuple[str, ...]) -> RepositoryState:
+    repository_id, name, latest, pull_through_remote, oldest = row
+    return RepositoryState(repository_id, name, latest, pull_through_remote, oldest, blocklist)
+
+
 def _file(row: Any) -> ServedFile:
     return ServedFile(*row)
 
@@ -131,17 +137,18 @@ class ServingCatalog:
         """Return the repository's state; raise ``NotFound``."""
         with self.catalog.reading() as session:
             row = session.execute(_STATES.where(Repository.name == name)).first()
-        if row is None:
-            raise NotFound("repository", name)
-        return RepositoryState(*row)
+            if row is None:
+                raise NotFound("repository", name)
+            return _state(row, all_entries(session).get(row[0], ()))
 
     def repositories(self) -> list[RepositoryState]:
-        """Return the state of every repository, in one query (the server's change signal).
+        """Return the state of every repository and its blocklist, in two queries (the change signal).
 
         Repositories are few; each row costs an index lookup for its oldest version.
         """
         with self.catalog.reading() as session:
-            return [RepositoryState(*row) for row in session.connection().execute(_STATES)]
+            blocklists = all_entries(session)
+            return [_state(row, blocklists.get(row[0], ())) for row in session.connection().execute(_STATES)]
 
     def has_version(self, repository_id: int, number: int) -> bool:
         with self.catalog.reading() as session:

@@ -108,6 +108,8 @@ class SyncConfig:
     stale_backoff: float = 1.0
     #: Largest file accepted (settings.max_file_bytes): a larger declared size is skipped unfetched.
     max_file_bytes: int | None = None
+    #: The repository's blocklist entries (``mirrorflow.tasks.blocklist``), read when the sync started.
+    blocklist: tuple[str, ...] = ()
 
     @property
     def clients_key(self) -> tuple[str, StoreSpec, HttpSpec]:

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.distributions import DistFile
 from mirrorflow.tasks.filenames import InvalidFilename, ParsedFilename, parse_filename
 from mirrorflow.tasks.filter_spec import (
@@ -49,9 +50,11 @@ __all__ = [
     "Candidate",
     "FilterSpec",
     "InvalidFilter",
+    "Blocklist",
     "Selection",
     "Skip",
     "SkipReason",
+    "blocklisted",
     "filter_project",
     "included_project_names",
     "parse_age",
@@ -67,6 +70,8 @@ class SkipReason(enum.StrEnum):
 
     INVALID_FILENAME = "invalid-filename"
     WRONG_PROJECT = "wrong-project"
+    #: The repository's blocklist (``mirrorflow.tasks.blocklist``) names the file, whatever the remote selects.
+    BLOCKLISTED = "blocklisted"
     NOT_INCLUDED = "not-included"
     EXCLUDED = "excluded"
     PRERELEASE = "prerelease"
@@ -130,13 +135,19 @@ def wanted_projects(names: Iterable[NormalizedName], spec: FilterSpec) -> list[N
 
 
 def select_files(
-    project: NormalizedName, files: Sequence[DistFile], spec: FilterSpec, *, now: datetime
+    project: NormalizedName,
+    files: Sequence[DistFile],
+    spec: FilterSpec,
+    *,
+    now: datetime,
+    blocklist: Blocklist | None = None,
 ) -> Selection:
     """Return which of one project's files to keep, and one :class:`Skip` (first rule) per other file.
 
-    The result does not depend on the order of ``files``. Naive datetimes are taken as UTC.
+    ``blocklist``: the repository's (none: nothing blocked). The result does not depend on the order
+    of ``files``. Naive datetimes are taken as UTC.
     """
-    context = _Context.create(canonicalize_name(project), spec, now)
+    context = _Context.create(canonicalize_name(project), spec, now, blocklist or _NO_BLOCKLIST)
     survivors: list[Candidate] = []
     skipped: list[Skip] = []
     for file in files:
@@ -162,13 +173,19 @@ class _Context:
     includes: tuple[Requirement, ...]
     excludes: tuple[Requirement, ...]
     cutoff: datetime | None
+    blocklist: Blocklist
 
     @classmethod
-    def create(cls, project: NormalizedName, spec: FilterSpec, now: datetime) -> _Context:
+    def create(
+        cls, project: NormalizedName, spec: FilterSpec, now: datetime, blocklist: Blocklist
+    ) -> _Context:
         includes = tuple(r for r in spec.includes if canonicalize_name(r.name) == project)
         excludes = tuple(r for r in spec.excludes if canonicalize_name(r.name) == project)
         cutoff = None if spec.min_upload_age is None else _utc(now) - spec.min_upload_age
-        return cls(project, spec, includes, excludes, cutoff)
+        return cls(project, spec, includes, excludes, cutoff, blocklist)
+
+
+_NO_BLOCKLIST = Blocklist()
 
 
 def _judge(file: DistFile, context: _Context) -> Candidate | Skip:
@@ -188,6 +205,16 @@ def _wrong_project(c: Candidate, ctx: _Context) -> str | None:
     if c.parsed.name == ctx.project:
         return None
     return f"filename names project {c.parsed.name!r}, not {ctx.project!r}"
+
+
+def blocklisted(blocklist: Blocklist, project: NormalizedName, filename: str, version: str) -> str | None:
+    """The detail of a ``blocklisted`` skip when an entry of ``blocklist`` names the file, else None.
+
+    >>> blocklisted(Blocklist.parse(["foo<2"]), NormalizedName("foo"), "foo-1.0.tar.gz", "1.0")
+    "blocked by the repository's blocklist entry 'foo<2'"
+    """
+    entry = blocklist.blocks(project, filename, version)
+    return None if entry is None else f"blocked by the repository's blocklist entry {entry!r}"
 
 
 def _not_included(c: Candidate, ctx: _Context) -> str | None:
@@ -240,6 +267,10 @@ def _too_new(c: Candidate, ctx: _Context) -> str | None:
 # The documented order: keep it in step with SkipReason and docs/filters.md.
 _RULES: tuple[tuple[SkipReason, Callable[[Candidate, _Context], str | None]], ...] = (
     (SkipReason.WRONG_PROJECT, _wrong_project),
+    (
+        SkipReason.BLOCKLISTED,
+        lambda c, ctx: blocklisted(ctx.blocklist, ctx.project, c.file.filename, str(c.parsed.version)),
+    ),
     (SkipReason.NOT_INCLUDED, _not_included),
     (SkipReason.EXCLUDED, _excluded),
     (SkipReason.PRERELEASE, _prerelease),
@@ -278,13 +309,15 @@ def filter_project(
     now: datetime,
     max_file_bytes: int | None,
     require_sha256: bool,
+    blocklist: Blocklist,
 ) -> Selection:
     """``select_files``, then ``refusal`` on each kept file: what a sync (or pull-through) keeps.
 
     ``require_sha256``: the files are recorded now and fetched later (on_demand, streamed,
-    pull-through), which cannot be verified without a listed digest. No default: say which.
+    pull-through), which cannot be verified without a listed digest. ``blocklist``: the
+    repository's. No defaults: say which.
     """
-    selection = select_files(project, files, spec, now=now)
+    selection = select_files(project, files, spec, now=now, blocklist=blocklist)
     kept: list[Candidate] = []
     refused: list[Skip] = []
     for candidate in selection.kept:

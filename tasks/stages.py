@@ -31,6 +31,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from mirrorflow.storage.catalog import VersionView
+from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.clients import SyncServices
 from mirrorflow.tasks.commit import commit_version
 from mirrorflow.tasks.config import Policy, Scope, SyncConfig
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 def filter_batch(batch: ResolvedBatch, config: SyncConfig) -> ResolvedBatch:
     """Apply the filters (``mirrorflow.tasks.filters.filter_project``) to every fetched page of ``batch``."""
     require_sha256 = config.policy is not Policy.IMMEDIATE  # recorded now, fetched (and verified) later
+    blocklist = Blocklist.parse(config.blocklist)
     projects = []
     for project in batch.projects:
         if project.page is None:
@@ -68,6 +70,7 @@ def filter_batch(batch: ResolvedBatch, config: SyncConfig) -> ResolvedBatch:
             now=config.now,
             max_file_bytes=config.max_file_bytes,
             require_sha256=require_sha256,
+            blocklist=blocklist,
         )
         for skip in selection.skipped:
             if skip.reason in SAFETY_REASONS:

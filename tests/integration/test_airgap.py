@@ -421,12 +421,17 @@ def test_a_second_sync_with_a_removal_and_a_blocklisted_file_crosses_incremental
             "--includes", '["shelf-reader", "mf-demo-lib"]'))  # fmt: skip
     _ok(cli("repository", "sync", "--name", "foo", "--remote", "up"))
     _ok(cli("repository", "export", "--name", "foo", "--to", str(tmp_path / "v1")))
-    _ok(cli("remote", "update", "--name", "up", "--includes", '["mf-demo-lib", "mf-demo-app"]',
-            "--excludes", '["mf-demo-lib==1.0"]'))  # fmt: skip
+    _ok(cli("remote", "update", "--name", "up", "--includes", '["mf-demo-lib", "mf-demo-app"]'))
+    # Blocklisting a file version 1 holds makes version 2 without it; the sync then skips it.
+    blocked = _ok(cli("repository", "blocklist", "add", "--repository", "foo", "--entry", "mf-demo-lib==1.0"))
+    dropped = blocked["version"]["content_summary"]["removed"]["python.python"]["count"]
+    assert blocked["version"]["number"] == 2 and dropped > 0
     second = _ok(cli("repository", "sync", "--name", "foo", "--remote", "up", "--mirror"))
+    assert second["report"]["skipped"]["blocklisted"] == dropped
     summary = second["content_summary"]
     added, removed = (next(iter(summary[part].values()))["count"] for part in ("added", "removed"))
-    assert second["number"] == 2 and removed > 0 and added > 0
+    assert second["number"] == 3 and removed > 0 and added > 0
+    removed += dropped
     delta = _ok(
         cli("repository", "export", "--name", "foo", "--since-version", "1", "--to", str(tmp_path / "d2"))
     )
@@ -440,5 +445,5 @@ def test_a_second_sync_with_a_removal_and_a_blocklisted_file_crosses_incremental
     imported = _ok(cli("repository", "import", "--name", "bar", "--from", str(tmp_path / "d2")))
     assert (imported["version"], imported["added"], imported["removed"]) == (2, added, removed)
     assert _cli_files(cli, "bar") == source_files
-    assert not any(name.startswith("mf_demo_lib-1.0") for name, _ in source_files)
+    assert not any(name.startswith(("mf_demo_lib-1.0", "mf-demo-lib-1.0")) for name, _ in source_files)
     _use_home(monkeypatch, online)

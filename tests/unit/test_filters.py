@@ -11,6 +11,7 @@ import pytest
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+import mirrorflow.tasks.blocklist
 import mirrorflow.tasks.filenames
 import mirrorflow.tasks.filter_spec
 import mirrorflow.tasks.filters
@@ -18,6 +19,7 @@ import mirrorflow.tasks.index_url
 import mirrorflow.tasks.outcome
 import mirrorflow.tasks.platforms
 import mirrorflow.tasks.simple
+from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.distributions import DistFile
 from mirrorflow.tasks.filters import (
     FilterSpec,
@@ -726,6 +728,7 @@ EVERY_RULE = {
 ORDER_FILES = [
     (dist("foo-1.x.tar.gz"), "invalid-filename"),
     (dist("bar-9.0rc1.tar.gz"), "wrong-project"),
+    (dist("foo-3.0rc1-py2.7-win32.egg"), "blocklisted"),
     (dist("foo-4.0rc1-py2.7-win32.egg"), "not-included"),
     (dist("foo-2.5rc1.tar.gz"), "prerelease"),
     (dist("foo-2.5-py2.7-win32.egg"), "excluded"),
@@ -743,12 +746,16 @@ ORDER_FILES = [
 
 def test_first_rule_wins_in_documented_order() -> None:
     files = [file for file, _ in ORDER_FILES]
-    selection = select_files(NormalizedName("foo"), files, FilterSpec.build(**EVERY_RULE), now=NOW)
+    blocklist = Blocklist.parse(["foo==3.0rc1"])
+    selection = select_files(
+        NormalizedName("foo"), files, FilterSpec.build(**EVERY_RULE), now=NOW, blocklist=blocklist
+    )
     assert outcome(selection) == {file.filename: reason for file, reason in ORDER_FILES}
     assert len(selection.kept) + len(selection.skipped) == len(files)
     assert selection.counts() == {
         "invalid-filename": 1,
         "wrong-project": 1,
+        "blocklisted": 1,
         "not-included": 1,
         "excluded": 1,
         "prerelease": 2,
@@ -1028,7 +1035,13 @@ def test_filter_project_counts_refusals_after_keep_latest() -> None:
     ]
     spec = FilterSpec.build(keep_latest_packages=1)
     selection = mirrorflow.tasks.filters.filter_project(
-        canonicalize_name("a"), files, spec, now=NOW, max_file_bytes=None, require_sha256=True
+        canonicalize_name("a"),
+        files,
+        spec,
+        now=NOW,
+        max_file_bytes=None,
+        require_sha256=True,
+        blocklist=Blocklist(),
     )
     assert selection.kept == () and selection.counts() == {"keep-latest": 1, "unsafe-url": 1}
 
@@ -1042,6 +1055,7 @@ def test_filter_project_counts_refusals_after_keep_latest() -> None:
         pytest.param(m, id=m.__name__)
         for m in (
             mirrorflow.tasks.filters,
+            mirrorflow.tasks.blocklist,
             mirrorflow.tasks.filter_spec,
             mirrorflow.tasks.platforms,
             mirrorflow.tasks.filenames,

@@ -1,0 +1,361 @@
+"""The repository blocklist (issue 20): entries, the ``blocklisted`` rule, the CLI, the version that
+``add`` makes, a sync that skips blocked files, and ``serve`` refusing them in every version.
+
+The entry and rule tests are pure; the CLI and serve tests run on both catalogs over content written
+directly with ``ContentWriter``; one test syncs the seed fixture index through the CLI (SQLite).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from packaging.utils import NormalizedName
+
+from mirrorflow.server.app import create_app
+from mirrorflow.server.pages import JSON_V1
+from mirrorflow.server.threaded import serve_in_thread
+from mirrorflow.storage.blocklists import add_entry, list_entries
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.filesystem_store import FileSystemStore
+from mirrorflow.tasks.blocklist import Blocklist, EntryKind, InvalidBlocklistEntry, parse_entry
+from mirrorflow.tasks.distributions import DistFile
+from mirrorflow.tasks.filenames import parse_filename
+from mirrorflow.tasks.filters import FilterSpec, select_files
+from mirrorflow.tasks.index_client import IndexClient, build_http_client
+
+# -- entries (pure) ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "canonical"),
+    [
+        pytest.param("Shelf_Reader", EntryKind.PROJECT, "shelf-reader", id="name-normalized"),
+        pytest.param(" zope.interface ", EntryKind.PROJECT, "zope-interface", id="dotted-name"),
+        pytest.param("shelf-reader==0.1", EntryKind.REQUIREMENT, "shelf-reader==0.1", id="pinned"),
+        pytest.param("Foo < 2, >=1", EntryKind.REQUIREMENT, "foo<2,>=1", id="range"),
+        pytest.param("foo-1.0.tar.gz", EntryKind.FILENAME, "foo-1.0.tar.gz", id="sdist"),
+        pytest.param("foo-1.0-py3-none-any.whl", EntryKind.FILENAME, "foo-1.0-py3-none-any.whl", id="wheel"),
+    ],
+)
+def test_entries_parse_to_their_kind_and_canonical_text(text: str, kind: EntryKind, canonical: str) -> None:
+    entry = parse_entry(text)
+    assert (entry.kind, entry.canonical) == (kind, canonical)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        pytest.param("", "is empty", id="empty"),
+        pytest.param("foo; python_version < '3'", "environment markers", id="marker"),
+        pytest.param("foo @ https://index.example/foo-1.0.tar.gz", "may not hold a URL", id="url"),
+        pytest.param("foo[bar]==1.0", "extras", id="extras"),
+        pytest.param("foo==", "is not a project name, a requirement", id="bad-specifier"),
+        pytest.param("foo-bar.whl", "is not a valid distribution filename", id="bad-wheel"),
+        pytest.param("-foo", "is not a project name, a requirement", id="bad-name"),
+    ],
+)
+def test_bad_entries_name_the_field_and_value(text: str, says: str) -> None:
+    with pytest.raises(InvalidBlocklistEntry) as caught:
+        parse_entry(text)
+    assert str(caught.value).startswith(f"entry: {text!r} ") and says in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("entries", "project", "filename", "version", "blocked"),
+    [
+        pytest.param(["foo"], "Foo", "Foo-2.0.tar.gz", "2.0", "foo", id="name-blocks-all"),
+        pytest.param(["foo<2"], "foo", "foo-2.0.tar.gz", "2.0", None, id="outside-range"),
+        pytest.param(["foo<2"], "foo", "foo-1.5rc1.tar.gz", "1.5rc1", "foo<2", id="prerelease-in-range"),
+        pytest.param(["foo==1.0"], "bar", "bar-1.0.tar.gz", "1.0", None, id="other-project"),
+        pytest.param(["foo-1.0.tar.gz"], "foo", "foo-1.0.zip", "1.0", None, id="filename-is-exact"),
+        pytest.param(["foo-1.0.zip"], "foo", "foo-1.0.zip", "1.0", "foo-1.0.zip", id="filename"),
+        pytest.param(["foo<2"], "foo", "foo-x.tar.gz", "not pep 440", None, id="legacy-version"),
+    ],
+)
+def test_blocklist_blocks(
+    entries: list[str], project: str, filename: str, version: str, blocked: str | None
+) -> None:
+    assert Blocklist.parse(entries).blocks(project, filename, version) == blocked
+
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _dist(filename: str) -> DistFile:
+    return DistFile(filename=filename, url=f"https://index.example/{filename}", sha256="0" * 64)
+
+
+def test_the_blocklisted_rule_skips_with_its_entry_before_keep_latest() -> None:
+    files = [
+        _dist(n) for n in ("foo-1.0.tar.gz", "foo-2.0.tar.gz", "foo-2.0-py3-none-any.whl", "bar-1.0.zip")
+    ]
+    spec = FilterSpec.build(keep_latest_packages=1)
+    selection = select_files(
+        NormalizedName("foo"), files, spec, now=NOW, blocklist=Blocklist.parse(["foo==2.0", "foo-1.0.tar.gz"])
+    )
+    assert [c.file.filename for c in selection.kept] == []
+    assert {s.file.filename: (s.reason.value, s.detail) for s in selection.skipped} == {
+        "bar-1.0.zip": ("wrong-project", "filename names project 'bar', not 'foo'"),
+        "foo-1.0.tar.gz": ("blocklisted", "blocked by the repository's blocklist entry 'foo-1.0.tar.gz'"),
+        "foo-2.0.tar.gz": ("blocklisted", "blocked by the repository's blocklist entry 'foo==2.0'"),
+        "foo-2.0-py3-none-any.whl": ("blocklisted", "blocked by the repository's blocklist entry 'foo==2.0'"),
+    }
+    assert list(selection.counts()) == ["wrong-project", "blocklisted"]
+
+
+# -- content written directly ------------------------------------------------------------------------
+
+
+def _package(filename: str) -> NewPackage:
+    parsed = parse_filename(filename)
+    name, version = filename.split("-")[0], str(parsed.version)
+    packagetype = "bdist_wheel" if filename.endswith(".whl") else "sdist"
+    return NewPackage(
+        name=name, normalized_name=parsed.name, version=version, filename=filename,
+        packagetype=packagetype, python_version="py3" if packagetype == "bdist_wheel" else "source",
+        requires_python=None, sha256=hashlib.sha256(filename.encode()).hexdigest(), size=len(filename),
+        upload_time=None, yanked=False, yanked_reason=None, metadata_sha256=None, has_metadata=False,
+        url=f"https://index.example/{filename}",
+    )  # fmt: skip
+
+
+FILES = (
+    "shelf_reader-0.1-py3-none-any.whl",
+    "shelf_reader-0.1.tar.gz",
+    "shelf_reader-0.2.tar.gz",
+    "other-1.0.tar.gz",
+)
+
+
+def _commit(catalog: Catalog, repository: str, filenames=FILES, store: FileSystemStore | None = None) -> None:
+    writer = ContentWriter(catalog)
+    packages = [_package(name) for name in filenames]
+    for package in packages if store is not None else ():
+        done = store.put_chunks([package.filename.encode()], sha256=package.sha256, size=package.size)
+        writer.record_artifacts([(done.sha256, done.size, done.key)])
+    sync_id = str(uuid.uuid4())
+    writer.stage(sync_id, catalog.get_repository(repository).id, writer.upsert_packages(packages).values())
+    assert writer.commit_version(repository=repository, sync_id=sync_id, mirror=True) is not None
+
+
+def _present(catalog: Catalog, repository: str, number: int | None = None) -> set[str]:
+    return {p.filename for p in ContentWriter(catalog).content_at(repository, number)}
+
+
+@dataclass
+class _Cli:
+    catalog: Catalog
+    capsys: pytest.CaptureFixture[str]
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        from mirrorflow.flows.console import main
+
+        self.capsys.readouterr()
+        argv, sys.argv = sys.argv, ["mirrorflow", *args]
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            sys.argv = argv
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+
+@pytest.fixture
+def blocklist_cli(catalog_url, tmp_path, monkeypatch, capsys) -> Iterator[_Cli]:
+    """The CLI on ``catalog_url`` (no Prefect needed), repository ``foo`` at version 1 holding ``FILES``."""
+    from mirrorflow.flows.runtime import reset_caches
+
+    monkeypatch.setenv("MIRRORFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MIRRORFLOW_DATABASE_URL", catalog_url)
+    monkeypatch.delenv("MIRRORFLOW_S3_ENDPOINT", raising=False)
+    reset_caches()
+    catalog = Catalog.from_url(catalog_url)
+    catalog.create_repository("foo")
+    _commit(catalog, "foo")
+    yield _Cli(catalog, capsys)
+    catalog.dispose()
+    reset_caches()
+
+
+def test_add_list_remove_and_add_makes_a_version_without_the_files(blocklist_cli) -> None:
+    import json
+
+    cli, catalog = blocklist_cli, blocklist_cli.catalog
+    code, out, err = cli(
+        "repository", "blocklist", "add", "--repository", "foo", "--entry", "Shelf_Reader<0.2"
+    )
+    assert code == 0, err
+    added = json.loads(out)
+    assert (added["entry"], added["kind"], added["project"]) == (
+        "shelf-reader<0.2",
+        "requirement",
+        "shelf-reader",
+    )
+    assert added["version"]["number"] == 2
+    assert added["version"]["content_summary"]["removed"]["python.python"]["count"] == 2
+    assert _present(catalog, "foo") == {"shelf_reader-0.2.tar.gz", "other-1.0.tar.gz"}
+    assert _present(catalog, "foo", 1) == set(FILES), "older versions keep their content"
+
+    code, out, err = cli(
+        "repository", "blocklist", "add", "--repository", "foo", "--entry", "other-1.0.tar.gz"
+    )
+    assert code == 0 and json.loads(out)["version"]["number"] == 3
+    code, out, err = cli("repository", "blocklist", "add", "--repository", "foo", "--entry", "absent")
+    assert code == 0 and json.loads(out)["version"] is None, (
+        "an entry that blocks nothing present makes no version"
+    )
+    code, out, _ = cli("repository", "blocklist", "list", "--repository", "foo")
+    assert [(e["entry"], e["kind"]) for e in json.loads(out)] == [
+        ("absent", "project"),
+        ("other-1.0.tar.gz", "filename"),
+        ("shelf-reader<0.2", "requirement"),
+    ]
+    code, out, err = cli(
+        "repository", "blocklist", "remove", "--repository", "foo", "--entry", "shelf_reader <0.2"
+    )
+    assert (code, out, err) == (0, "", "")
+    assert [e.entry for e in list_entries(catalog, "foo")] == ["absent", "other-1.0.tar.gz"]
+    assert catalog.get_repository("foo").latest_version == 3, (
+        "remove makes no version: the next sync brings them back"
+    )
+
+
+BAD_INPUT = [
+    (("add", "--entry", "foo; os_name == 'nt'"), "Error: entry: \"foo; os_name == 'nt'\" may not hold environment markers"),
+    (("add", "--entry", "foo-1.0.whl"), "Error: entry: 'foo-1.0.whl' is not a valid distribution filename"),
+    (("add", "--entry", "Other"), "Error: entry: 'other' is already in the blocklist of repository 'foo'"),
+    (("remove", "--entry", "nope"), "Error: blocklist entry of repository 'foo' 'nope' does not exist"),
+    (("add", "--entry", "x", "--repository", "bar"), "Error: repository 'bar' does not exist"),
+]  # fmt: skip
+
+
+def test_bad_input_is_one_line_and_changes_nothing(blocklist_cli) -> None:
+    # One catalog for the table: a migration per row would cost more than the rows.
+    cli, catalog = blocklist_cli, blocklist_cli.catalog
+    add_entry(
+        catalog, "foo", entry="other", kind="project", project="other", blocks=parse_entry("other").blocks
+    )
+    before = (catalog.get_repository("foo").latest_version, [e.entry for e in list_entries(catalog, "foo")])
+    for args, message in BAD_INPUT:
+        repository = () if "--repository" in args else ("--repository", "foo")
+        code, out, err = cli("repository", "blocklist", *args, *repository)
+        assert code == 1 and out == "", args
+        assert err.startswith(message) and err.count("\n") == 1, err
+        assert (
+            catalog.get_repository("foo").latest_version,
+            [e.entry for e in list_entries(catalog, "foo")],
+        ) == before
+
+
+# -- serve ---------------------------------------------------------------------------------------------
+
+
+class _NoUpstreams:
+    def remote(self, name):
+        return None
+
+    def fallback(self) -> IndexClient:
+        return IndexClient("http://127.0.0.1:9/", client=build_http_client(timeout=1.0))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def served(request, tmp_path):
+    """A server (the test's clock) over repository ``foo`` at version 1 holding ``FILES``, stored."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    else:
+        url = request.getfixturevalue("catalog_url_postgres")
+    catalog = Catalog.from_url(url)
+    store = FileSystemStore(tmp_path / "store")
+    catalog.create_repository("foo")
+    _commit(catalog, "foo", store=store)
+    clock = [1000.0]
+    app = create_app(catalog, store, _NoUpstreams(), clock=lambda: clock[0])
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+        yield client, catalog, clock
+    catalog.dispose()
+
+
+def _files_of(client: httpx.Client, path: str) -> dict[str, str]:
+    page = client.get(path, headers={"Accept": JSON_V1})
+    assert page.status_code == 200, page.text
+    return {f["filename"]: f["url"] for f in page.json()["files"]}
+
+
+def test_serve_refuses_blocked_files_in_every_version_and_pages_leave_them_out(served) -> None:
+    client, catalog, clock = served
+    before = _files_of(client, "/foo/versions/1/simple/shelf-reader/")
+    assert client.get("/foo/simple/other/").status_code == 200
+    for entry in ("shelf-reader==0.1", "other"):
+        add_entry(
+            catalog,
+            "foo",
+            entry=entry,
+            kind="x",
+            project=parse_entry(entry).project,
+            blocks=parse_entry(entry).blocks,
+        )
+    clock[0] += 1.0  # the server re-reads the repositories' state, blocklists included
+    blocked = "shelf_reader-0.1-py3-none-any.whl"
+    for path in (
+        "/foo/simple/shelf-reader/",
+        "/foo/versions/1/simple/shelf-reader/",
+        "/foo/versions/2/simple/shelf-reader/",
+    ):
+        assert set(_files_of(client, path)) == {"shelf_reader-0.2.tar.gz"}, path
+    refused = client.get(before[blocked])
+    assert refused.status_code == 404
+    assert (
+        refused.text == f"file {blocked!r} is blocklisted in repository 'foo' (entry 'shelf-reader==0.1')\n"
+    )
+    assert client.get(before["shelf_reader-0.2.tar.gz"]).status_code == 200, "the rest is served"
+    gone = client.get("/foo/versions/1/simple/other/")
+    assert (gone.status_code, gone.text) == (404, "project 'other' is blocklisted in repository 'foo'\n")
+    listing = client.get("/foo/versions/1/simple/", headers={"Accept": JSON_V1}).json()
+    assert [p["name"] for p in listing["projects"]] == ["shelf_reader"]
+
+
+# -- a sync through the CLI ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
+def test_a_sync_after_add_skips_blocked_files_and_counts_them_and_remove_brings_them_back(cli, seed_index):
+    def ok(*args: str):
+        result = cli(*args)
+        assert result.exit_code == 0, result.stderr
+        return result.json() if result.stdout else None
+
+    def lib_files() -> set[str]:
+        listed = ok("content", "list", "--repository", "foo")
+        return {p["filename"] for p in listed if parse_filename(p["filename"]).name == "mf-demo-lib"}
+
+    ok("repository", "create", "--name", "foo")
+    ok("remote", "create", "--name", "up", "--url", seed_index.url, "--includes", '["mf-demo-lib"]')
+    ok("repository", "sync", "--name", "foo", "--remote", "up")
+    synced = lib_files()
+    blocked = {name for name in synced if str(parse_filename(name).version) == "2.0"}
+    assert blocked and synced - blocked
+
+    added = ok("repository", "blocklist", "add", "--repository", "foo", "--entry", "mf-demo-lib==2.0")
+    assert added["version"]["number"] == 2 and lib_files() == synced - blocked
+
+    again = ok("repository", "sync", "--name", "foo", "--remote", "up")
+    assert again["report"]["skipped"] == {"blocklisted": len(blocked)}, (
+        "every project re-evaluated, blocked counted"
+    )
+    assert lib_files() == synced - blocked
+
+    ok("repository", "blocklist", "remove", "--repository", "foo", "--entry", "mf-demo-lib==2.0")
+    ok("repository", "sync", "--name", "foo", "--remote", "up")
+    assert lib_files() == synced, "a removed entry lets the next sync bring the files back"
