@@ -107,3 +107,20 @@ def test_stale_pages_unsafe_files_and_slow_downloads_are_in_the_runs_logs(
     assert progress and all(" of 16,384 bytes after " in m for m in progress), infos
     received = [int(m.split(": ")[1].split(" of ")[0].replace(",", "")) for m in progress]
     assert received == sorted(received) and 0 < received[0] < 16384, progress
+
+
+def test_a_download_logs_a_progress_line_each_interval_while_it_runs(caplog):
+    from mirrorflow.tasks.distributions import DistFile
+    from mirrorflow.tasks.fetch import _reporting
+
+    ticks = iter([0.0, 4.0, 10.5, 12.0, 21.0, 25.0])  # started, then one reading per chunk
+    file = DistFile(
+        filename="big-1.0.tar.gz", url="https://index.example/files/big-1.0.tar.gz", sha256=None, size=5000
+    )
+    with caplog.at_level(logging.INFO, logger="mirrorflow.tasks.progress"):
+        chunks = list(_reporting(iter([b"x" * 1000] * 5), file, every=10.0, clock=lambda: next(ticks)))
+    assert chunks == [b"x" * 1000] * 5, "the bytes pass through unchanged"
+    assert [r.getMessage() for r in caplog.records] == [
+        "downloading big-1.0.tar.gz: 2,000 of 5,000 bytes after 10 s",
+        "downloading big-1.0.tar.gz: 4,000 of 5,000 bytes after 21 s",
+    ]
