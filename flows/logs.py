@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 
-__all__ = ["ROUTED", "route_to_prefect"]
+__all__ = ["PROGRESS", "ROUTED", "route_to_prefect"]
 
 #: The loggers whose records go to the run's logs.
-ROUTED = ("tasks", "storage")
+ROUTED = ("mirrorflow.tasks", "mirrorflow.storage")
+#: Progress lines of long downloads (INFO): sent too, unless the logger was configured otherwise.
+PROGRESS = "mirrorflow.tasks.progress"
 
 
 def route_to_prefect() -> None:
@@ -33,3 +35,6 @@ def route_to_prefect() -> None:
         handler = _RunLogHandler(level=logging.INFO)
         handler._mirrorflow = True  # type: ignore[attr-defined]
         logger.addHandler(handler)  # the loggers' own level stays: warnings, unless a user asks for more
+    progress = logging.getLogger(PROGRESS)
+    if progress.level == logging.NOTSET:
+        progress.setLevel(logging.INFO)

@@ -106,6 +106,8 @@ class SyncConfig:
     batch_size: int = 200
     #: First wait before refetching a page older than the listing promised (doubles each time).
     stale_backoff: float = 1.0
+    #: Seconds between the progress lines of a download still running (``mirrorflow.tasks.progress``).
+    progress_every: float = 10.0
     #: Largest file accepted (settings.max_file_bytes): a larger declared size is skipped unfetched.
     max_file_bytes: int | None = None
     #: The repository's blocklist entries (``mirrorflow.tasks.blocklist``), read when the sync started.

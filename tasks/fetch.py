@@ -16,8 +16,9 @@ objects into the artifact store -> package rows -> artifact rows (linking packag
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -47,6 +48,8 @@ from mirrorflow.tasks.workers import Pacer, pulled, shared_pool
 __all__ = ["fetch_batch", "package_record"]
 
 log = logging.getLogger(__name__)
+#: Progress lines of long downloads, at INFO (``mirrorflow.flows.logs`` sends them to the run's logs).
+progress = logging.getLogger("mirrorflow.tasks.progress")
 
 
 @dataclass(slots=True)
@@ -237,7 +240,7 @@ def _fetch_file(
     Bytes that fail their digest are fetched once more (a flaky cache or proxy); a second
     ``DigestMismatch`` is returned, and the file is quarantined rather than failing its project.
     """
-    download = partial(_download, file, index, putter, config.max_file_bytes)
+    download = partial(_download, file, index, putter, config.max_file_bytes, config.progress_every)
     try:
         try:
             return call_with_retries(download, attempts=config.attempts, transient=TRANSIENT)
@@ -248,13 +251,43 @@ def _fetch_file(
 
 
 def _download(
-    file: DistFile, index: IndexClient, putter: Putter, max_file_bytes: int | None
+    file: DistFile, index: IndexClient, putter: Putter, max_file_bytes: int | None, progress_every: float
 ) -> StoredArtifact:
     with index.stream_file(file.url) as response:
-        chunks = response.iter_bytes()
+        chunks = _reporting(response.iter_bytes(), file, every=progress_every)
         if max_file_bytes is not None:
             chunks = _at_most(chunks, max_file_bytes)
         return putter.put_chunks(chunks, sha256=file.sha256, size=file.size)
+
+
+def _reporting(
+    chunks: Iterator[bytes],
+    file: DistFile,
+    *,
+    every: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[bytes]:
+    """Pass ``chunks`` through, logging a progress line every ``every`` s while the download runs.
+
+    A line is written as a chunk arrives: a download that stalls says nothing more until the read
+    timeout ends it, and that is logged as a retry (``mirrorflow.tasks.retrying``).
+    """
+    started = last = clock()
+    received = 0
+    total = f"{file.size:,}" if file.size is not None else "an unknown number of"
+    for chunk in chunks:
+        received += len(chunk)
+        now = clock()
+        if now - last >= every:
+            last = now
+            progress.info(
+                "downloading %s: %s of %s bytes after %.0f s",
+                file.filename,
+                f"{received:,}",
+                total,
+                now - started,
+            )
+        yield chunk
 
 
 def _at_most(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:

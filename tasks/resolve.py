@@ -98,9 +98,15 @@ def resolve_project(item: Wanted, config: SyncConfig, services: SyncServices) ->
     if page is None:
         return ResolvedProject(name, not_modified=True)  # 304: untouched, keeps its content and its memory
     if is_stale(page.last_serial, item.expected_serial):
-        return ResolvedProject(
-            name, touched=Touched(name, "stale")
-        )  # left as it was; the next sync retries it
+        log.warning(
+            "%s: page still older than the listing (serial %s < %s) after %d tries: left as it was, "
+            "the next sync retries it",
+            name,
+            page.last_serial,
+            item.expected_serial,
+            config.attempts,
+        )
+        return ResolvedProject(name, touched=Touched(name, "stale"))
     if page.name != canonicalize_name(name):
         # A page that names another project (or garbage): file it under the project we asked for.
         page = replace(page, name=canonicalize_name(name), display_name=name)
@@ -117,7 +123,9 @@ def fetch_page(item: Wanted, config: SyncConfig, services: SyncServices) -> Cond
     index client's errors (``ProjectNotFound``, and the rest once the retries ran out).
     """
     delays = stale_delays(config.attempts, config.stale_backoff)
+    tried = 0
     while True:
+        tried += 1
         answer = call_with_retries(
             lambda: services.index.get_project_if_changed(
                 item.name, etag=item.etag, last_modified=item.last_modified
@@ -128,10 +136,14 @@ def fetch_page(item: Wanted, config: SyncConfig, services: SyncServices) -> Cond
         page = answer.page
         if page is None or not is_stale(page.last_serial, item.expected_serial) or not delays:
             return answer
-        log.info(
-            "page of %r is older than the listing (serial %s < %s): retrying",
+        wait = delays.pop(0)
+        log.warning(
+            "%s: page older than the listing (serial %s < %s): retrying in %.1f s (try %d of %d)",
             item.name,
             page.last_serial,
             item.expected_serial,
+            wait,
+            tried,
+            config.attempts,
         )
-        time.sleep(delays.pop(0))
+        time.sleep(wait)

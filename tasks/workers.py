@@ -13,6 +13,7 @@ function.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import time
@@ -164,7 +165,11 @@ def pulled(
                 failed.set()
                 raise
 
-    futures = [pool.submit(work) for _ in range(max(1, min(workers, len(items))))]
+    # Each worker runs in a copy of the caller's context: the run the caller belongs to (Prefect's
+    # run context) is what sends the steps' warnings to that run's logs (mirrorflow.flows.logs).
+    futures = [
+        pool.submit(contextvars.copy_context().run, work) for _ in range(max(1, min(workers, len(items))))
+    ]
     wait(futures)
     for future in futures:
         future.result()  # raises the first worker's error

@@ -446,6 +446,8 @@ def test_prefect_yaml_points_at_the_flow_with_valid_parameters():
             and deployment["name"] != deployment["parameters"]["repository"]
         )
         assert deployment["parameters"]["repository"] != "foo", "the README's served repository"
+        # tagged as serve tags its runs, so the UI filters them by repository
+        assert f"repository:{deployment['parameters']['repository']}" in deployment["tags"]
 
 
 def test_the_compose_file_has_every_production_service_wired_to_postgres_and_minio():
