@@ -281,6 +281,10 @@ def repository_sync(
         catalog, name, remote, scheduled_remote=background and bool(_scheduled_remote(catalog, name))
     )
     if background:
+        if settings.prefect_server == "local":  # the deployment lives on the server ad hoc syncs use
+            from mirrorflow.flows.local_server import use_local_server
+
+            use_local_server(settings.home)
         from mirrorflow.flows.cli_schedule import submit_sync
 
         emit(submit_sync(name, remote, mirror=mirror))
@@ -312,8 +316,13 @@ _TERMINAL = _Terminal()
 
 
 def _use_temporary_prefect_server() -> None:
-    """Without PREFECT_API_URL (MIRRORFLOW_PREFECT_SERVER=temporary), say what the wait is."""
-    if not os.environ.get("PREFECT_API_URL") and sys.stderr.isatty():
+    """Without PREFECT_API_URL (MIRRORFLOW_PREFECT_SERVER=temporary), say what the wait is, and give
+    the temporary server time to start on a busy machine (Prefect's default, 20 s, is not enough
+    on two loaded cores)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    if sys.stderr.isatty():
         print(
             "starting Prefect's temporary server for this sync (about 10 s); "
             "MIRRORFLOW_PREFECT_SERVER=local (the default) keeps one running instead",

@@ -7,7 +7,6 @@ on stdout; bad input is one line on stderr and exit 1, with nothing written.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -114,8 +113,9 @@ def _run(
         if not (os.environ.get("PREFECT_API_URL") or settings.prefect_server == "local"):
             return in_process(settings, bar)
         from mirrorflow.flows.cli import _debug
+        from mirrorflow.flows.local_server import use_local_server
 
-        _use_local_prefect_server(settings)
+        use_local_server(settings.home)
         from mirrorflow.flows.airgap import TRANSFER_PROGRESS
         from mirrorflow.flows.terminal import quiet_prefect_console
 
@@ -166,16 +166,3 @@ def _progress_bar(label: str) -> Iterator[TransferProgress | None]:
     )
     with Progress(*columns, console=console, transient=True) as progress:
         yield _Bar(progress, label)
-
-
-def _use_local_prefect_server(settings: Settings) -> None:
-    """Without PREFECT_API_URL, point Prefect at the local server (``mirrorflow.flows.local_server``), started
-    first if need be, as ad hoc syncs do; say so once, when it starts."""
-    if os.environ.get("PREFECT_API_URL"):
-        return
-    from mirrorflow.flows.local_server import LocalServer
-
-    state, started = LocalServer(settings.home).ensure()
-    if started:
-        print(f"started the local Prefect server; its UI: {state.url}", file=sys.stderr)
-    os.environ["PREFECT_API_URL"] = state.api_url  # read by Prefect when it is imported, next

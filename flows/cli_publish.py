@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mirrorflow.flows.cli_app import Name, check_range, emit, open_catalog, repository_app
+from mirrorflow.flows.cli_app import Name, UsageError, check_range, emit, open_catalog, repository_app
 
 __all__ = ["repository_publish"]
 
@@ -30,6 +30,8 @@ def repository_publish(
     from mirrorflow.server.publish import publish
     from mirrorflow.storage.serving import ServingCatalog
 
+    if (to.exists() or to.is_symlink()) and not to.is_dir():
+        raise UsageError(f"to: {str(to)!r} is a file, not a directory")
     catalog = open_catalog()
     done = publish(ServingCatalog(catalog), store_for(Settings()), name, version, to)
     emit(

@@ -32,7 +32,7 @@ from typing import Any
 
 from mirrorflow.storage.errors import MirrorflowError
 
-__all__ = ["LocalServer", "LocalServerError", "ServerState", "alive", "state_view"]
+__all__ = ["LocalServer", "LocalServerError", "ServerState", "alive", "state_view", "use_local_server"]
 
 #: How long a start waits for the server to answer its health check (a fresh database is migrated
 #: first: 10-15 s on a quiet machine, over 90 s seen on 2 cores shared by many).
@@ -172,3 +172,14 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def use_local_server(home: Path) -> None:
+    """Without PREFECT_API_URL, point Prefect at the local server under ``home``, started first if
+    need be (saying so once, with its UI's URL). Call it before Prefect is imported."""
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    state, started = LocalServer(home).ensure()
+    if started:
+        print(f"started the local Prefect server; its UI: {state.url}", file=sys.stderr)
+    os.environ["PREFECT_API_URL"] = state.api_url

@@ -141,9 +141,40 @@ class RemoteFields(BaseModel):
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
+        if value != value.strip():
+            raise ValueError(f"{value!r} has spaces around it")
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{value!r} is not an http(s) URL")
+        try:
+            parts.port  # noqa: B018 - urllib checks the port only when it is read
+        except ValueError:
+            raise ValueError(f"{value!r} has a port outside 0 to 65535") from None
+        return value
+
+    @field_validator("ca_cert", "client_cert")
+    @classmethod
+    def _pem_certificates(cls, value: str | None) -> str | None:
+        """Refuse what TLS would refuse at sync time (``--ca-cert 'not pem'``), now and in one line."""
+        if value is None:
+            return None
+        import ssl
+
+        try:
+            ssl.create_default_context(cadata=value)
+        except (ssl.SSLError, ValueError):
+            raise ValueError(
+                f"{value[:40]!r} is not PEM certificates (-----BEGIN CERTIFICATE-----)"
+            ) from None
+        return value
+
+    @field_validator("client_key")
+    @classmethod
+    def _pem_key(cls, value: str | None) -> str | None:
+        if value is not None and not ("-----BEGIN" in value and "PRIVATE KEY-----" in value):
+            raise ValueError(
+                "is not a PEM private key (-----BEGIN ... PRIVATE KEY-----)"
+            )  # a secret: not shown
         return value
 
     @model_validator(mode="after")

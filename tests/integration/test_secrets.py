@@ -28,6 +28,8 @@ from mirrorflow.storage.secrets import (
 PLANTED = "s3cr3t-planted-XYZ"
 #: One planted value per secret field, each containing PLANTED so one grep finds any of them.
 SECRETS = {field: f"{PLANTED}-{field}" for field in SECRET_FIELDS} | {"password": PLANTED}
+#: The client key must look like a PEM key to be accepted (flows.remote_spec), so it is planted inside one.
+SECRETS["client_key"] = f"-----BEGIN PRIVATE KEY-----\n{PLANTED}-client_key\n-----END PRIVATE KEY-----\n"
 
 
 def _raw_secrets(database_url: str) -> list[tuple[str | None, ...]]:
@@ -186,7 +188,7 @@ def test_an_inline_remote_refuses_credentials_that_prefect_would_record(field):
 
     with pytest.raises(InvalidParameters, match=rf"remote\.{field}: credentials cannot be given inline"):
         validate_sync_parameters(
-            repository="foo", remote={"url": "https://index.example/simple/", field: PLANTED}
+            repository="foo", remote={"url": "https://index.example/simple/", field: SECRETS[field]}
         )
     inline = validate_sync_parameters(repository="foo", remote={"url": "https://index.example/simple/"})
     assert inline.remote is not None and not isinstance(inline.remote, str)
