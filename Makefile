@@ -22,10 +22,10 @@ demo: $(VENV)/.installed  ## sync a local fixture index end to end on embedded d
 	$(PY) scripts/demo.py
 
 test: $(VENV)/.installed $(PEERS)/.installed  ## the whole suite (needs PostgreSQL on 127.0.0.1:5432; see .ci/run)
-	$(VENV)/bin/pytest -n auto --dist worksteal
+	$(VENV)/bin/pytest -n 3 --dist worksteal
 
 test-fast: $(VENV)/.installed $(PEERS)/.installed
-	$(VENV)/bin/pytest -n auto --dist worksteal -m "not slow"
+	$(VENV)/bin/pytest -n 3 --dist worksteal -m "not slow"
 
 # The packages mypy checks (strict on all of them: pyproject.toml); .pre-commit-config.yaml runs the same.
 PACKAGES := -p mirrorflow.deployments -p mirrorflow.flows -p mirrorflow.server -p mirrorflow.tasks -p mirrorflow.storage -p mirrorflow.fixtureindex
