@@ -231,23 +231,8 @@ def _key(sha256: str) -> str:
 
 
 def _new_package(record: PackageRecord) -> NewPackage:
-    return NewPackage(
-        name=record.name,
-        normalized_name=record.normalized_name,
-        version=record.version,
-        filename=record.filename,
-        packagetype=record.packagetype,
-        python_version=record.python_version,
-        requires_python=record.requires_python,
-        sha256=record.sha256,
-        size=record.size,
-        upload_time=record.upload_time,
-        yanked=record.yanked,
-        yanked_reason=record.yanked_reason,
-        metadata_sha256=record.metadata_sha256,
-        has_metadata=record.has_metadata,
-        url=record.url,
-    )
+    # An export's record is the package row plus where its core metadata came from.
+    return NewPackage(**{field: getattr(record, field) for field in NewPackage._fields})
 
 
 def _stage_batch(
