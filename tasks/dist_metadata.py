@@ -469,11 +469,11 @@ def _pkg_info(spool: IO[bytes], filename: str) -> bytes | None:
                 return member.read(MAX_METADATA_BYTES)
     with tarfile.open(fileobj=spool, mode="r:gz") as archive:
         # Members one by one, stopping at PKG-INFO (near the start): never the whole listing.
-        for member in iter(archive.next, None):
-            if _is_pkg_info(member.name):
-                if not member.isfile():
+        for entry in iter(archive.next, None):
+            if _is_pkg_info(entry.name):
+                if not entry.isfile():
                     return None
-                extracted = archive.extractfile(member)
+                extracted = archive.extractfile(entry)
                 return None if extracted is None else extracted.read(MAX_METADATA_BYTES)
     return None
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from packaging.metadata import parse_email
+from packaging.metadata import RawMetadata, parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
@@ -126,26 +126,23 @@ def dependencies_from_pkg_info(data: bytes) -> DistDependencies:
     return _requirements(raw.get("requires_dist", []), source=DependencySource.SDIST_PKG_INFO)
 
 
-def _parse(data: bytes) -> tuple[dict[str, list[str] | str], str]:
+def _parse(data: bytes) -> tuple[RawMetadata, str]:
     """Parse core metadata leniently; return the raw fields and a problem ("" when usable)."""
     raw, unparsed = parse_email(data)
-    fields: dict[str, list[str] | str] = {
-        key: value for key, value in raw.items() if isinstance(value, str | list)
-    }
-    if "name" not in fields or "version" not in fields:
-        return fields, "the metadata has no Name or Version: not core metadata"
+    if "name" not in raw or "version" not in raw:
+        return raw, "the metadata has no Name or Version: not core metadata"
     # parse_email puts a field it cannot read (a bad encoding, a repeated single field) in
     # ``unparsed``: a Requires-Dist there is unreadable, not absent.
     if any(key.lower() == "requires-dist" for key in unparsed):
-        return fields, "the metadata's Requires-Dist cannot be read (encoding)"
-    return fields, ""
+        return raw, "the metadata's Requires-Dist cannot be read (encoding)"
+    return raw, ""
 
 
-def _requirements(entries: list[str] | str, *, source: DependencySource) -> DistDependencies:
+def _requirements(entries: list[str], *, source: DependencySource) -> DistDependencies:
     """Keep the entries that parse as requirements; name the others in the reason."""
     kept: list[str] = []
     invalid: list[str] = []
-    for entry in [entries] if isinstance(entries, str) else entries:
+    for entry in entries:
         try:
             Requirement(entry)
         except InvalidRequirement:
