@@ -152,15 +152,16 @@ class _Handler(BaseHTTPRequestHandler):
         target = (files / relative).resolve()
         if not target.is_relative_to(files) or not target.is_file():
             return self._send(HTTPStatus.NOT_FOUND, b"Not Found\n", "text/plain", send_body)
-        body = target.read_bytes()
-        span = _byte_range(self.headers.get("Range"), len(body)) if self.server.ranges else None
+        size = target.stat().st_size
+        span = _byte_range(self.headers.get("Range"), size) if self.server.ranges else None
         if span is None:
-            return self._send(HTTPStatus.OK, body, "application/octet-stream", send_body)
+            return self._send(HTTPStatus.OK, target.read_bytes(), "application/octet-stream", send_body)
         start, end = span
-        headers = {"Content-Range": f"bytes {start}-{end - 1}/{len(body)}", "Accept-Ranges": "bytes"}
-        self._send(
-            HTTPStatus.PARTIAL_CONTENT, body[start:end], "application/octet-stream", send_body, headers
-        )
+        with target.open("rb") as file:  # the range only: a big file is not read whole for a few KiB
+            file.seek(start)
+            body = file.read(end - start)
+        headers = {"Content-Range": f"bytes {start}-{end - 1}/{size}", "Accept-Ranges": "bytes"}
+        self._send(HTTPStatus.PARTIAL_CONTENT, body, "application/octet-stream", send_body, headers)
 
     def _redirect(self, location: str, send_body: bool) -> None:
         self._send(HTTPStatus.MOVED_PERMANENTLY, b"", "text/plain", send_body, {"Location": location})
