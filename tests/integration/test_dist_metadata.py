@@ -14,6 +14,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, build_index, metadata_text
@@ -22,7 +23,7 @@ from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.dependency_cache import DependencyStore
 from mirrorflow.tasks.dist_metadata import DependencyReader
 from mirrorflow.tasks.distributions import DistFile
-from mirrorflow.tasks.index_client import IndexClient
+from mirrorflow.tasks.index_client import IndexClient, build_http_client
 
 REQUIRES = ("attrs>=22", "idna; extra == 'net'")
 FILLER = 1024 * 1024  # incompressible bytes in the big wheel: what the ranged read must not fetch
@@ -143,6 +144,10 @@ def test_wheel_metadata_by_ranges_fetches_a_fraction_of_the_wheel(served, index_
     assert (deps.requires_dist, deps.source) == (REQUIRES, "wheel-range")
     assert served.ranged.hits[served.path("big")] - before == reader.stats.requests <= 3
     assert reader.stats.bytes_received < 200 * 1024 < FILLER < len(FILES["big"][1])
+    # A tail too short for the directory: the directory, then the member, each its own range.
+    short = DependencyReader(index_http_client, tail_bytes=64)
+    assert _read(short, served.dist("big", ranged=True)).source == "wheel-range"
+    assert short.stats.requests == 3 and short.stats.bytes_received < 200 * 1024
 
 
 def test_zip64_wheel_by_ranges(served, index_http_client):
@@ -224,3 +229,46 @@ def test_other_files_are_unknown_without_a_request(index_http_client):
     )
     assert deps.requires_dist is None and "neither a wheel nor" in deps.reason
     assert reader.stats.requests == 0
+
+
+def _mock_reader(handle, cache=None, **options) -> DependencyReader:
+    return DependencyReader(build_http_client(transport=httpx.MockTransport(handle)), cache, **options)
+
+
+def test_a_server_that_honours_only_the_first_range_gets_the_checked_download():
+    filename, content = _wheel("mixed", "1.0", filler=200 * 1024)
+    asked: list[str | None] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("Range"))
+        if len(asked) == 1:  # the tail, as asked; then every later request gets the whole file
+            tail = content[-64:]
+            headers = {"Content-Range": f"bytes {len(content) - 64}-{len(content) - 1}/{len(content)}"}
+            return httpx.Response(206, content=tail, headers=headers)
+        return httpx.Response(200, content=content)
+
+    reader = _mock_reader(handle, tail_bytes=64)
+    deps = reader.read(
+        filename=filename,
+        url=f"https://index.example/f/{filename}",
+        sha256=hashlib.sha256(content).hexdigest(),
+        metadata_url=None,
+    )
+    assert (deps.requires_dist, deps.source) == (REQUIRES, "wheel-download")
+    assert asked[0] == "bytes=-64" and asked[-1] is None  # the last request: a plain download
+
+
+def test_an_upstream_failure_is_unknown_and_not_cached(cache):
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(503)
+
+    digest = "a" * 64
+    fields = {"filename": "a-1.0-py3-none-any.whl", "url": "https://index.example/f/a-1.0-py3-none-any.whl"}
+    deps = _mock_reader(handle, cache, attempts=1).read(**fields, sha256=digest, metadata_url=None)
+    assert deps.requires_dist is None and "503" in deps.reason
+    assert cache.get_many([digest]) == {}
+    _mock_reader(handle, cache, attempts=1).read(**fields, sha256=digest, metadata_url=None)
+    assert len(calls) == 2  # the resync asked again
