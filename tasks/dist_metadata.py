@@ -28,7 +28,6 @@ reason. Errors of the cache (the catalog) propagate.
 from __future__ import annotations
 
 import hashlib
-import io
 import tarfile
 import tempfile
 import zipfile
@@ -49,7 +48,8 @@ from packaging.utils import (
 from mirrorflow.storage.dependency_cache import CachedDependencies
 from mirrorflow.tasks.core_metadata import MAX_METADATA_BYTES, WheelMetadataError, metadata_from_zip
 from mirrorflow.tasks.distributions import DistFile
-from mirrorflow.tasks.index_client import IndexClient, IndexClientError, TransientError
+from mirrorflow.tasks.index_client import IndexClient, IndexClientError, TransientError, UpstreamError
+from mirrorflow.tasks.ranged_file import RangedFile
 from mirrorflow.tasks.requires_dist import (
     DependencySource,
     DistDependencies,
@@ -74,8 +74,6 @@ __all__ = [
 DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 #: The first ranged read: the end of the wheel, where the end records and (usually) the directory are.
 DEFAULT_TAIL_BYTES = 64 * 1024
-#: Ranged reads smaller than this are widened to it: a local header and a METADATA member in one request.
-_MIN_RANGE_BYTES = 64 * 1024
 #: Spooled downloads stay in memory up to this size, then go to a temporary file.
 _SPOOL_MEMORY = 8 * 1024 * 1024
 
@@ -124,7 +122,8 @@ class DependencyReader:
     ``cache`` keeps answers by file sha256 (None: nothing kept). ``index_url``: the index whose
     origin may receive the client's credentials (as ``IndexClient``); files elsewhere are fetched
     without them, and with no ``index_url`` no file request carries them. ``attempts``: tries per
-    request on transient errors.
+    request on transient errors. ``stats`` counts what it fetched; one reader per thread keeps
+    them exact (the client itself may be shared).
     """
 
     def __init__(
@@ -160,6 +159,8 @@ class DependencyReader:
         ``sha256``: the file's digest (the cache key, and checked on a whole download); None: no cache.
         ``metadata_url`` / ``metadata_sha256``: its PEP 658 metadata file and that file's digest.
         """
+        sha256 = sha256.lower() if sha256 is not None else None
+        metadata_sha256 = metadata_sha256.lower() if metadata_sha256 is not None else None
         if sha256 is not None and self._cache is not None:
             hit = self._cache.get_many([sha256]).get(sha256)
             if hit is not None:
@@ -247,7 +248,7 @@ class DependencyReader:
             if total is None:
                 raise _NoRanges
             tail = self._body(response, limit=self.tail_bytes, url=url)
-        ranged = _RangeFile(lambda start, end: self._range(url, start, end), total, tail)
+        ranged = RangedFile(lambda start, end: self._range(url, start, end), total, tail)
         try:
             with zipfile.ZipFile(ranged) as wheel:
                 member = next((i for i in wheel.infolist() if _is_metadata(i.filename)), None)
@@ -293,6 +294,10 @@ class DependencyReader:
                 yield response
         except TransientError:
             raise
+        except UpstreamError as exc:
+            if exc.status == 416 and headers and "Range" in headers:  # a server refusing this range form
+                raise _NoRanges from exc
+            raise _Unsettled(str(exc)) from exc
         except IndexClientError as exc:
             raise _Unsettled(str(exc)) from exc
 
@@ -365,60 +370,6 @@ class DependencyReader:
 def _spool_file() -> IO[bytes]:
     """A temporary file that stays in memory up to ``_SPOOL_MEMORY`` bytes."""
     return tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY, prefix="mirrorflow-dist-")
-
-
-class _RangeFile(io.RawIOBase):
-    """A read-only, seekable view of a remote file of ``size`` bytes whose reads become range requests.
-
-    ``tail`` is the end of the file, already fetched. Fetched ranges are kept (a wheel's end records,
-    directory and one member: a few hundred KiB at most), and a read outside them fetches at least
-    ``_MIN_RANGE_BYTES``, so ``zipfile``'s many small reads of one header cost one request.
-    """
-
-    def __init__(self, fetch: Callable[[int, int], bytes], size: int, tail: bytes) -> None:
-        super().__init__()
-        self._fetch = fetch
-        self._size = size
-        self._pos = 0
-        self._segments: list[tuple[int, bytes]] = [(size - len(tail), tail)] if tail else []
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise OSError(f"seek to {base + offset} before the start of the file")
-        self._pos = base + offset
-        return self._pos
-
-    def read(self, size: int | None = -1) -> bytes:
-        end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
-        if end <= self._pos:
-            return b""
-        data = self._get(self._pos, end)
-        self._pos = end
-        return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def _get(self, start: int, end: int) -> bytes:
-        for first, data in self._segments:
-            if first <= start and end <= first + len(data):
-                return data[start - first : end - first]
-        fetch_end = min(self._size, max(end, start + _MIN_RANGE_BYTES))
-        data = self._fetch(start, fetch_end)
-        self._segments.append((start, data))
-        return data[: end - start]
 
 
 def _kind(filename: str) -> str | None:

@@ -272,3 +272,17 @@ def test_an_upstream_failure_is_unknown_and_not_cached(cache):
     assert cache.get_many([digest]) == {}
     _mock_reader(handle, cache, attempts=1).read(**fields, sha256=digest, metadata_url=None)
     assert len(calls) == 2  # the resync asked again
+
+
+def test_a_server_refusing_the_range_form_with_416_gets_the_download():
+    filename, content = _wheel("refuser", "1.0")
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if "Range" in request.headers:
+            return httpx.Response(416)
+        return httpx.Response(200, content=content)
+
+    deps = _mock_reader(handle).read(
+        filename=filename, url=f"https://index.example/f/{filename}", sha256=None, metadata_url=None
+    )
+    assert (deps.requires_dist, deps.source) == (REQUIRES, "wheel-download")
