@@ -30,11 +30,11 @@ from __future__ import annotations
 import hashlib
 import tarfile
 import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import IO, Protocol
 
 import httpx
@@ -86,12 +86,21 @@ class DependencyCache(Protocol):
     def put_many(self, answers: Mapping[str, CachedDependencies]) -> None: ...
 
 
-@dataclass(slots=True)
 class ReadStats:
-    """What a reader fetched: requests sent and body bytes received (the benchmark prints them)."""
+    """What a reader fetched: requests sent and body bytes received (the benchmark prints them).
+    Counted under a lock: one reader serves a stage's worker threads."""
 
-    requests: int = 0
-    bytes_received: int = 0
+    __slots__ = ("requests", "bytes_received", "_lock")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes_received = 0
+        self._lock = threading.Lock()
+
+    def count(self, *, requests: int = 0, received: int = 0) -> None:
+        with self._lock:
+            self.requests += requests
+            self.bytes_received += received
 
 
 def metadata_url_of(dist: DistFile) -> str | None:
@@ -122,8 +131,8 @@ class DependencyReader:
     ``cache`` keeps answers by file sha256 (None: nothing kept). ``index_url``: the index whose
     origin may receive the client's credentials (as ``IndexClient``); files elsewhere are fetched
     without them, and with no ``index_url`` no file request carries them. ``attempts``: tries per
-    request on transient errors. ``stats`` counts what it fetched; one reader per thread keeps
-    them exact (the client itself may be shared).
+    request on transient errors. ``stats`` counts what it fetched. One reader may be shared by
+    threads (as the client is).
     """
 
     def __init__(
@@ -288,7 +297,7 @@ class DependencyReader:
     def _stream(self, url: str, headers: Mapping[str, str] | None = None) -> Iterator[httpx.Response]:
         """One request; an error status or a network failure becomes ``_Unsettled`` (transient ones
         are retried by ``_with_retries`` around the whole read first)."""
-        self.stats.requests += 1
+        self.stats.count(requests=1)
         try:
             with self._files.stream_file(url, headers=headers) as response:
                 yield response
@@ -322,7 +331,7 @@ class DependencyReader:
         size = 0
         for chunk in response.iter_bytes():
             size += len(chunk)
-            self.stats.bytes_received += len(chunk)
+            self.stats.count(received=len(chunk))
             if size > limit:
                 if refuse_longer:
                     raise _Unsettled(f"{url!r} is larger than {limit} bytes")
@@ -357,7 +366,7 @@ class DependencyReader:
         size = 0
         for chunk in response.iter_bytes():
             size += len(chunk)
-            self.stats.bytes_received += len(chunk)
+            self.stats.count(received=len(chunk))
             if size > self.max_download_bytes:
                 raise _Unsettled(f"{url!r} is larger than the {self.max_download_bytes}-byte download cap")
             digest.update(chunk)
