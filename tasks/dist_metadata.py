@@ -47,7 +47,7 @@ from packaging.utils import (
 
 from mirrorflow.storage.dependency_cache import CachedDependencies
 from mirrorflow.tasks.core_metadata import MAX_METADATA_BYTES, WheelMetadataError, metadata_from_zip
-from mirrorflow.tasks.distributions import DistFile
+from mirrorflow.tasks.distributions import DistFile, is_sha256
 from mirrorflow.tasks.index_client import IndexClient, IndexClientError, TransientError, UpstreamError
 from mirrorflow.tasks.ranged_file import RangedFile
 from mirrorflow.tasks.requires_dist import (
@@ -165,18 +165,20 @@ class DependencyReader:
     ) -> DistDependencies:
         """Return the dependencies of the file ``filename`` at ``url`` (see the module docstring).
 
-        ``sha256``: the file's digest (the cache key, and checked on a whole download); None: no cache.
+        ``sha256``: the file's digest (the cache key, and checked on a whole download); None (or not a
+        hex sha256): nothing cached.
         ``metadata_url`` / ``metadata_sha256``: its PEP 658 metadata file and that file's digest.
         """
         sha256 = sha256.lower() if sha256 is not None else None
         metadata_sha256 = metadata_sha256.lower() if metadata_sha256 is not None else None
-        if sha256 is not None and self._cache is not None:
-            hit = self._cache.get_many([sha256]).get(sha256)
+        key = sha256 if sha256 is not None and is_sha256(sha256) and self._cache is not None else None
+        if key is not None and self._cache is not None:
+            hit = self._cache.get_many([key]).get(key)
             if hit is not None:
                 return _from_cache(hit)
         answer, settled = self._read_upstream(filename, url, sha256, metadata_url, metadata_sha256)
-        if settled and sha256 is not None and self._cache is not None:
-            self._cache.put_many({sha256: _to_cache(answer)})
+        if settled and key is not None and self._cache is not None:
+            self._cache.put_many({key: _to_cache(answer)})
         return answer
 
     def read_many(self, files: Sequence[DistFile]) -> list[DistDependencies]:
