@@ -92,11 +92,10 @@ def record_urls(catalog: Catalog, urls: Mapping[str, str]) -> int:
     with catalog.session() as session:
         known: dict[str, str] = {}
         for chunk in _chunks(digests):
-            known.update(
-                session.execute(
-                    select(ProvenanceRow.sha256, ProvenanceRow.url).where(ProvenanceRow.sha256.in_(chunk))
-                ).tuples()
+            rows = session.execute(
+                select(ProvenanceRow.sha256, ProvenanceRow.url).where(ProvenanceRow.sha256.in_(chunk))
             )
+            known.update((digest, url) for digest, url in rows)
         new = [{"sha256": digest, "url": urls[digest]} for digest in digests if digest not in known]
         if new:
             session.execute(_insert(catalog)(ProvenanceRow).values(new).on_conflict_do_nothing())

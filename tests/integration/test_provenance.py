@@ -1,0 +1,123 @@
+"""PEP 740 provenance end to end (issue 20): a fixture index serving provenance objects, synced through
+the CLI (``immediate`` and ``on_demand``), served by ``serve``, and installed from with pip.
+
+Shows: the objects round-trip byte for byte; the served pages point at the mirror's own
+``<file URL>.provenance`` and never name the upstream; ``on_demand`` fetches an object on its first
+request only; a provenance the upstream fails to serve is counted in the report (and the Prefect
+artifact's rows) without failing its file, and is fetched on the first request once the upstream has it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from support_index import serve_projects
+
+from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, make_sdist, make_wheel
+from mirrorflow.flows.cli_serve import app_from_settings
+from mirrorflow.flows.report import report_rows
+from mirrorflow.server.pages import JSON_V1
+from mirrorflow.server.threaded import serve_in_thread
+
+pytestmark = pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
+
+
+def _provenance(filename: str) -> bytes:
+    # Not what json.dumps writes (spacing, key order, no trailing newline): a re-serialized copy shows.
+    bundle = {"publisher": {"kind": "fixture", "file": filename}, "attestations": []}
+    return b'{ "version":1,\n\t"attestation_bundles" : ' + json.dumps([bundle]).encode() + b"}"
+
+
+def _project() -> tuple[FixtureProject, dict[str, bytes]]:
+    wheel = make_wheel("mf-prov-lib", "1.0")
+    sdist = make_sdist("mf-prov-lib", "1.0")
+    old = make_wheel("mf-prov-lib", "0.9")
+    objects = {wheel[0]: _provenance(wheel[0]), sdist[0]: _provenance(sdist[0])}
+    files = [
+        FixtureFile(old[0], old[1], provenance=_provenance(old[0])),  # its object goes missing upstream
+        FixtureFile(wheel[0], wheel[1], provenance=objects[wheel[0]]),
+        FixtureFile(sdist[0], sdist[1], provenance=objects[sdist[0]]),
+    ]
+    return FixtureProject("mf-prov-lib", files), objects | {old[0]: _provenance(old[0])}
+
+
+def _ok(result):
+    assert result.exit_code == 0, result.stderr
+    return result.json() if result.stdout else None
+
+
+def _pip_install(index: str, target: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    command = [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--no-deps", "--index-url", index]
+    result = subprocess.run(
+        [*command, "--target", str(target), "mf-prov-lib"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {p.name for p in target.glob("*.dist-info")} == {"mf_prov_lib-1.0.dist-info"}
+
+
+@pytest.mark.parametrize("policy", ["immediate", "on_demand"])
+def test_provenance_round_trips_byte_for_byte_through_sync_and_serve(cli, tmp_path, policy) -> None:
+    project, objects = _project()
+    old = min(objects)  # mf_prov_lib-0.9-py3-none-any.whl
+    with serve_projects([project], tmp_path) as upstream:
+        missing = next(upstream.root.glob(f"files/*/{old}.provenance"))
+        missing.unlink()  # the upstream names it and fails to serve it (404)
+        _ok(cli("repository", "create", "--name", "foo"))
+        _ok(cli("remote", "create", "--name", "up", "--url", upstream.url, "--policy", policy))
+        report = _ok(cli("repository", "sync", "--name", "foo", "--remote", "up"))["report"]
+
+        fetched = {p: n for p, n in upstream.hits.items() if p.endswith(".provenance")}
+        assert report["files_kept"] == 3 and report["provenance_recorded"] == 3
+        if policy == "immediate":
+            assert report["provenance_fetched"] == 2 and set(fetched.values()) == {1}
+            assert list(report["provenance_failed"]) == [old], "counted by filename; the file is kept"
+            assert "404" in report["provenance_failed"][old]
+            rows = {row["metric"]: row["value"] for row in report_rows(report, None)}
+            assert rows["provenance_fetched"] == "2" and f"provenance not fetched: {old}" in rows
+        else:
+            assert report["provenance_fetched"] == 0 and report["provenance_failed"] == {}
+            assert fetched == {}, "on_demand fetches no provenance while syncing"
+
+        missing.write_bytes(objects[old])  # the upstream serves it now: the first request fetches it
+        with serve_in_thread(app_from_settings()) as base, httpx.Client(base_url=base, timeout=30) as client:
+            pages = {
+                accept: client.get("/foo/simple/mf-prov-lib/", headers={"Accept": accept}).text
+                for accept in (JSON_V1, "text/html")
+            }
+            for text in pages.values():
+                assert upstream.base_url.rstrip("/") not in text, "the upstream's URLs never reach a page"
+            page = json.loads(pages[JSON_V1])
+            assert page["meta"]["api-version"] == "1.3"
+            for file in page["files"]:
+                assert file["provenance"] == file["url"] + ".provenance"
+                assert f'data-provenance="{file["provenance"]}"' in pages["text/html"]
+                served = client.get(file["provenance"])
+                assert served.status_code == 200, served.text
+                assert served.content == objects[file["filename"]], "byte for byte"
+                assert served.headers["content-type"] == "application/json"
+                again = client.get(file["provenance"])
+                assert again.content == served.content
+            after = {
+                Path(p).name.removesuffix(".provenance"): n
+                for p, n in upstream.hits.items()
+                if p.endswith(".provenance")
+            }
+            # Each object once from the upstream, later requests from the catalog; the one that failed
+            # while syncing (immediate) once more, on its first request.
+            assert after == {name: 1 + (name == old and policy == "immediate") for name in objects}
+
+            assert pages["text/html"].count("data-provenance=") == 3
+
+            _pip_install(f"{base}/foo/simple/", tmp_path / "target")
