@@ -9,6 +9,7 @@ artifact's rows) without failing its file, and is fetched on the first request o
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -24,8 +25,6 @@ from mirrorflow.flows.cli_serve import app_from_settings
 from mirrorflow.flows.report import report_rows
 from mirrorflow.server.pages import JSON_V1
 from mirrorflow.server.threaded import serve_in_thread
-
-pytestmark = pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
 
 
 def _provenance(filename: str) -> bytes:
@@ -67,6 +66,7 @@ def _pip_install(index: str, target: Path) -> None:
     assert {p.name for p in target.glob("*.dist-info")} == {"mf_prov_lib-1.0.dist-info"}
 
 
+@pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
 @pytest.mark.parametrize("policy", ["immediate", "on_demand"])
 def test_provenance_round_trips_byte_for_byte_through_sync_and_serve(cli, tmp_path, policy) -> None:
     project, objects = _project()
@@ -121,3 +121,28 @@ def test_provenance_round_trips_byte_for_byte_through_sync_and_serve(cli, tmp_pa
             assert pages["text/html"].count("data-provenance=") == 3
 
             _pip_install(f"{base}/foo/simple/", tmp_path / "target")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("pypi_attestations") is not None, reason="pypi-attestations is installed"
+)
+def test_verify_provenance_without_pypi_attestations_is_one_line_and_exits_1(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from mirrorflow.flows.console import main
+    from mirrorflow.flows.runtime import reset_caches
+
+    monkeypatch.setenv("MIRRORFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MIRRORFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'catalog.db'}")
+    reset_caches()
+    monkeypatch.setattr(sys, "argv", ["mirrorflow", "repository", "verify", "--name", "foo", "--provenance"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out, err = capsys.readouterr()
+    assert exited.value.code == 1 and out == ""
+    assert err == (
+        "Error: provenance: pypi-attestations is not installed; install it (pip install pypi-attestations) "
+        "to verify attestations\n"
+    )
+    assert not (tmp_path / "catalog.db").exists(), "nothing read or created"
+    reset_caches()
