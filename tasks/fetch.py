@@ -146,11 +146,15 @@ def _provenance_of(
     """Add the kept files of ``project`` whose page names a PEP 740 provenance, by their package's sha256."""
     if project.selection is None or not result.packages:
         return
-    digests = {package.filename: package.sha256 for package in result.packages}
+    digests: dict[str, str] | None = None  # built only for a project whose page names a provenance
     for candidate in project.selection.kept:
         file = candidate.file
+        if file.provenance is None:
+            continue
+        if digests is None:
+            digests = {package.filename: package.sha256 for package in result.packages}
         digest = digests.get(file.filename)
-        if file.provenance is not None and digest is not None:
+        if digest is not None:
             into.setdefault(digest, (file.provenance, file.filename))
 
 
