@@ -147,3 +147,36 @@ def test_verify_provenance_without_pypi_attestations_is_one_line_and_exits_1(
     )
     assert not (tmp_path / "catalog.db").exists(), "nothing read or created"
     reset_caches()
+
+
+def test_the_catalog_keeps_one_provenance_per_digest_outside_the_versions(catalog) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from mirrorflow.storage.provenance import (
+        ProvenanceRow,
+        provenance_of,
+        record_urls,
+        store_body,
+        with_provenance,
+    )
+
+    a, b = "a" * 64, "b" * 64
+    assert (
+        record_urls(
+            catalog, {a: "https://index.example/a.provenance", b: "https://index.example/b.provenance"}
+        )
+        == 2
+    )
+    assert record_urls(catalog, {a: "https://index.example/a.provenance"}) == 0, (
+        "the same URL twice: no change"
+    )
+    assert with_provenance(catalog, [a, b, "c" * 64]) == {a, b}
+    assert provenance_of(catalog, a).body is None, "recorded, still to fetch"
+    body = b'{"version": 1, "attestation_bundles": []}'
+    assert store_body(catalog, a, "https://index.example/a.provenance", body)
+    assert not store_body(catalog, a, "https://index.example/a.provenance", body), "the same bytes: no write"
+    assert record_urls(catalog, {a: "https://mirror.example/a.provenance"}) == 1, "a moved URL is recorded"
+    stored = provenance_of(catalog, a)
+    assert (stored.url, stored.body) == ("https://mirror.example/a.provenance", body), "the body is kept"
+    with pytest.raises(IntegrityError), catalog.session() as session:  # the schema holds the invariants
+        session.add(ProvenanceRow(sha256="A" * 64, url="x"))
