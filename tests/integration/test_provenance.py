@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -122,6 +123,13 @@ def test_provenance_round_trips_byte_for_byte_through_sync_and_serve(cli, tmp_pa
 
             if policy == "immediate":  # once is enough: pip reads the same pages either way
                 _pip_install(f"{base}/foo/simple/", tmp_path / "target")
+            else:  # a blocklisted file's provenance is refused like the file, in every version
+                _ok(cli("repository", "blocklist", "add", "--repository", "foo", "--entry", old))
+                url = next(f["provenance"] for f in page["files"] if f["filename"] == old)
+                deadline = time.monotonic() + 5  # the server re-reads blocklists once a second
+                while (refused := client.get(url)).status_code == 200 and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                assert refused.status_code == 404 and "is blocklisted" in refused.text
 
 
 @pytest.mark.skipif(
@@ -180,3 +188,18 @@ def test_the_catalog_keeps_one_provenance_per_digest_outside_the_versions(catalo
     assert (stored.url, stored.body) == ("https://mirror.example/a.provenance", body), "the body is kept"
     with pytest.raises(IntegrityError), catalog.session() as session:  # the schema holds the invariants
         session.add(ProvenanceRow(sha256="A" * 64, url="x"))
+
+
+@pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
+def test_pull_through_pages_offer_the_provenance_and_serve_it_byte_for_byte(cli, tmp_path) -> None:
+    project, objects = _project()
+    with serve_projects([project], tmp_path) as upstream:
+        _ok(cli("repository", "create", "--name", "foo"))
+        _ok(cli("remote", "create", "--name", "pt", "--url", upstream.url, "--policy", "on_demand"))
+        _ok(cli("repository", "pull-through", "--name", "foo", "--remote", "pt"))
+        with serve_in_thread(app_from_settings()) as base, httpx.Client(base_url=base, timeout=30) as client:
+            page = client.get("/foo/simple/mf-prov-lib/", headers={"Accept": JSON_V1})
+            assert page.status_code == 200 and upstream.base_url.rstrip("/") not in page.text
+            for file in page.json()["files"]:
+                assert file["provenance"] == file["url"] + ".provenance"
+                assert client.get(file["provenance"]).content == objects[file["filename"]]
