@@ -5,6 +5,7 @@ arguments give the same bytes, so digests are stable across runs). ``build_index
 
     <root>/files/<sha256[:2]>/<filename>              the distribution
     <root>/files/<sha256[:2]>/<filename>.metadata     PEP 658 metadata, next to each wheel
+    <root>/files/<sha256[:2]>/<filename>.provenance   PEP 740 provenance object, for files given one
     <root>/simple/index.html, index.json              the project listing
     <root>/simple/<project>/index.html, index.json    each project's page (files linked relatively)
     <root>/pypi/<project>/json                        the legacy JSON API's document (``/pypi/<project>/json``)
@@ -54,7 +55,8 @@ class FixtureFile:
     """One distribution file of a fixture project.
 
     ``metadata`` is the PEP 658 core metadata served next to the file; when None and the file is a
-    wheel, ``build_index`` extracts the wheel's ``METADATA``.
+    wheel, ``build_index`` extracts the wheel's ``METADATA``. ``provenance`` is the PEP 740 provenance
+    object served next to the file (and named by the pages), when given.
     """
 
     filename: str
@@ -63,6 +65,7 @@ class FixtureFile:
     yanked: bool | str = False
     upload_time: datetime | None = None
     metadata: bytes | None = None
+    provenance: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +232,8 @@ def build_index(projects: Iterable[FixtureProject], root: Path) -> Index:
             metadata = _wheel_metadata(file)
             if metadata is not None:
                 (directory / f"{file.filename}.metadata").write_bytes(metadata)
+            if file.provenance is not None:
+                (directory / f"{file.filename}.provenance").write_bytes(file.provenance)
             entries.append((file, digest, metadata))
         serials[name] = serial
         listing.append((project.name, serial))

@@ -1,4 +1,4 @@
-"""Render the pages of a fixture index: PEP 503 HTML and PEP 691 JSON (with PEP 592, 658/714 and 700).
+"""Render the pages of a fixture index: PEP 503 HTML and PEP 691 JSON (with PEP 592, 658/714, 700 and 740).
 
 The pages are written the way a real index serves them: HTML anchors carry ``#sha256=``,
 ``data-requires-python`` (escaped), ``data-yanked`` and ``data-core-metadata`` /
@@ -72,6 +72,8 @@ def _json_file(file: FixtureFile, digest: str, metadata: bytes | None) -> dict[s
         hashes = {"sha256": hashlib.sha256(metadata).hexdigest()}
         entry["core-metadata"] = hashes
         entry["dist-info-metadata"] = hashes
+    if file.provenance is not None:  # PEP 740 (simple API 1.3)
+        entry["provenance"] = _file_url(file.filename, digest) + ".provenance"
     return entry
 
 
@@ -85,6 +87,8 @@ def _html_anchor(file: FixtureFile, digest: str, metadata: bytes | None) -> str:
     if metadata is not None:
         value = f"sha256={hashlib.sha256(metadata).hexdigest()}"
         attrs += [f'data-core-metadata="{value}"', f'data-dist-info-metadata="{value}"']
+    if file.provenance is not None:
+        attrs.append(f'data-provenance="{html.escape(_file_url(file.filename, digest))}.provenance"')
     return f"    <a {' '.join(attrs)}>{html.escape(file.filename)}</a><br />"
 
 

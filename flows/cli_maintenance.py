@@ -56,11 +56,21 @@ def repository_verify(
         float,
         typer.Option(help="Skip artifacts found intact less than this many hours ago (0: check all)."),
     ] = DEFAULT_SKIP_HOURS,
+    provenance: Annotated[
+        bool,
+        typer.Option(
+            "--provenance",
+            help="Verify the files' PEP 740 attestations instead (needs pypi-attestations installed).",
+        ),
+    ] = False,
 ) -> None:
     """Re-hash every stored file of a version (core metadata included); report (and with --repair,
-    fix) corrupt or missing ones."""
+    fix) corrupt or missing ones. With --provenance: verify each stored attestation against its file."""
     if version is not None:
         check_range("version", version, 0, MAX_INT, what="a version number")
+    if provenance:
+        _verify_provenance(name, version)
+        return
     check_range("workers", workers, 1, MAX_WORKERS, what="a number of workers")
     check_range("skip_verified_within", skip_verified_within, 0, MAX_HOURS, what="a number of hours")
     from mirrorflow.flows.runtime import catalog_for, store_for
@@ -87,6 +97,24 @@ def repository_verify(
         print(
             f"Error: {len(report.remaining)} artifact(s) of {name!r} version {report.version} "
             f"are corrupt or missing{hint}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
+
+
+def _verify_provenance(name: str, version: int | None) -> None:
+    from mirrorflow.flows.runtime import catalog_for
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.tasks.attestations import require_attestations, verify_provenance
+
+    require_attestations()  # before the catalog: one line, exit 1, nothing read
+    catalog = catalog_for(Settings())
+    catalog.get_repository(name)
+    report = verify_provenance(catalog, name, version)
+    emit(report.as_dict())
+    if report.failed:
+        print(
+            f"Error: {len(report.failed)} file(s) of {name!r} have attestations that do not verify",
             file=sys.stderr,
         )
         raise typer.Exit(1)

@@ -55,6 +55,8 @@ def report_rows(summary: Mapping[str, Any], counts: Mapping[str, int] | None) ->
         "resumed_files",
         "downloaded_files",
         "downloaded_bytes",
+        "provenance_recorded",
+        "provenance_fetched",
         "duration_s",
         "lock_wait_s",
     ):
@@ -66,6 +68,8 @@ def report_rows(summary: Mapping[str, Any], counts: Mapping[str, int] | None) ->
         rows.append({"metric": "not found upstream", "value": name})
     for name, status in sorted((summary.get("project_status") or {}).items()):
         rows.append({"metric": f"upstream status: {name}", "value": status})
+    for filename, why in sorted((summary.get("provenance_failed") or {}).items()):
+        rows.append({"metric": f"provenance not fetched: {filename}", "value": why})
     for filename, why in sorted((summary.get("unverifiable") or {}).items()):
         rows.append({"metric": f"quarantined: {filename}", "value": why})
     for name, why in sorted((summary.get("failures") or {}).items()):

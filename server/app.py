@@ -7,6 +7,7 @@ Routes (``<repo>`` is a repository name, ``<n>`` a version number)::
     /<repo>/versions/<n>/simple/[<project>/] the same, pinned to version n (reproducible installs)
     /<repo>/files/<sha256>/<filename>        a file of the repository (any version)
     /<repo>/files/<sha256>/<filename>.metadata   its PEP 658 core metadata
+    /<repo>/files/<sha256>/<filename>.provenance its PEP 740 provenance object (``mirrorflow.server.provenance``)
     /pulp/api/v3/...                         the read-only JSON API (``mirrorflow.server.api``), when given one
 
 Pages: PEP 503 HTML or PEP 691 JSON by ``Accept``; ETag / If-None-Match; ``X-PyPI-Last-Serial``.
@@ -49,10 +50,12 @@ from mirrorflow.server.pages import (
     render_listing,
     render_project,
 )
+from mirrorflow.server.provenance import PROVENANCE_SUFFIX, PROVENANCE_TYPE, provenance_body
 from mirrorflow.server.pull_through import pull_through_files
 from mirrorflow.server.upstream import ServeError, Upstreams
 from mirrorflow.storage.artifacts import ArtifactStore
 from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.provenance import with_provenance
 from mirrorflow.storage.records import RepositoryState, ServedFile
 from mirrorflow.storage.serving import ServingCatalog
 from mirrorflow.tasks.blocklist import Blocklist
@@ -295,6 +298,7 @@ class _Routes:
         else:
             serial = max(f.package_id for f in found)
             prefix = f"/{quote(state.name)}/files/"
+            catalog = self.serving.catalog
             cached = await run_in_threadpool(  # rendered and hashed in one trip to a worker thread
                 lambda: _rendered(
                     render_project(
@@ -304,6 +308,7 @@ class _Routes:
                         serial=serial,
                         media_type=media_type,
                         files_prefix=prefix,
+                        provenance=with_provenance(catalog, (f.sha256 for f in found)),
                     ),
                     media_type,
                     serial,
@@ -322,6 +327,15 @@ class _Routes:
         try:
             state, _, _ = await self._state(request)
             found = await self._find_file(state, sha256, filename)
+            if found is None and filename.endswith(PROVENANCE_SUFFIX):
+                package = await self._find_file(state, sha256, filename.removesuffix(PROVENANCE_SUFFIX))
+                if package is not None:
+                    if (refused := _blocked(state, package)) is not None:
+                        return refused
+                    body = await run_in_threadpool(
+                        provenance_body, self.serving.catalog, self.upstreams, package
+                    )
+                    return Response(body, media_type=PROVENANCE_TYPE)
             if found is None and filename.endswith(".metadata"):
                 name = filename.removesuffix(".metadata")
                 package = await self._find_file(state, sha256, name)

@@ -10,7 +10,7 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _json_string
 from urllib.parse import quote
@@ -34,7 +34,7 @@ __all__ = [
     "upload_time",
 ]
 
-API_VERSION = "1.1"
+API_VERSION = "1.3"  # 1.3: PEP 740 provenance
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
 HTML = "text/html"
@@ -203,7 +203,7 @@ def _metadata_attr(metadata: dict[str, str] | bool) -> str:
     return f' data-core-metadata="{value}" data-dist-info-metadata="{value}"'
 
 
-def _anchors(files: Sequence[PageFile], prefix: str) -> list[str]:
+def _anchors(files: Sequence[PageFile], prefix: str, provenance: Collection[str]) -> list[str]:
     """Return the PEP 503 anchor lines; ``prefix`` is the (already quoted) files URL prefix."""
     prefix = html.escape(prefix)
     escaped: dict[str, str] = {}  # requires-python and yank reasons repeat across files
@@ -231,11 +231,13 @@ def _anchors(files: Sequence[PageFile], prefix: str) -> list[str]:
         metadata = _metadata_of(filename, upstream, offered, artifact, stored)
         if metadata:
             line += _metadata_attr(metadata)
+        if sha256 in provenance:  # PEP 740: this mirror's URL for it, never the upstream's
+            line += f' data-provenance="{prefix}{sha256}/{quoted}.provenance"'
         lines.append(f"{line}>{text}</a><br />")
     return lines
 
 
-def _json_files(files: Sequence[PageFile], prefix: str) -> str:
+def _json_files(files: Sequence[PageFile], prefix: str, provenance: Collection[str]) -> str:
     """Return the PEP 691 ``files`` array as JSON text, exactly as ``json.dumps`` (compact) writes it.
 
     Written directly rather than through dicts and ``json.dumps``: for 5,000 files that was most
@@ -274,6 +276,8 @@ def _json_files(files: Sequence[PageFile], prefix: str) -> str:
             )
             # PEP 714: dist-info-metadata is the old key, for older clients
             entry += f',"core-metadata":{value},"dist-info-metadata":{value}'
+        if sha256 in provenance:  # PEP 740: this mirror's URL for it, never the upstream's
+            entry += f',"provenance":"{prefix}{sha256}/{quoted}.provenance"'
         entries.append(entry + "}")
     return "[" + ",".join(entries) + "]"
 
@@ -302,11 +306,14 @@ def render_project(
     serial: int,
     media_type: str,
     files_prefix: str,
+    provenance: Collection[str] = frozenset(),
 ) -> bytes:
     """Return one project's page in ``media_type`` (JSON_V1, HTML_V1 or HTML).
 
     A file's URL is ``files_prefix`` + ``<sha256>/<quoted filename>``; ``files_prefix`` must be
-    URL-quoted already (e.g. ``/<quoted repository>/files/``).
+    URL-quoted already (e.g. ``/<quoted repository>/files/``). A file whose sha256 is in
+    ``provenance`` gets PEP 740's ``provenance`` (JSON) / ``data-provenance`` (HTML): its URL
+    with ``.provenance`` appended, in the same form as the file's own URL.
     """
     if media_type == JSON_V1:
         head = {
@@ -315,8 +322,8 @@ def render_project(
             "versions": _versions(files),
         }
         text = json.dumps(head, separators=(",", ":"))
-        return f'{text[:-1]},"files":{_json_files(files, files_prefix)}}}'.encode()
-    return _html_page(f"Links for {display_name}", _anchors(files, files_prefix), serial)
+        return f'{text[:-1]},"files":{_json_files(files, files_prefix, provenance)}}}'.encode()
+    return _html_page(f"Links for {display_name}", _anchors(files, files_prefix, provenance), serial)
 
 
 def render_listing(projects: Sequence[ProjectEntry], *, serial: int, media_type: str) -> bytes:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from packaging.utils import NormalizedName
 
 from mirrorflow.server.upstream import ServeError, UpstreamRemote, Upstreams
+from mirrorflow.storage.provenance import record_urls
 from mirrorflow.storage.records import NewPackage, RepositoryState, ServedFile
 from mirrorflow.storage.serving import ServingCatalog
 from mirrorflow.tasks.blocklist import Blocklist
@@ -63,6 +64,10 @@ def pull_through_files(
         raise ServeError(502, f"{project}: the pull-through remote {remote.name!r} failed: {exc}") from exc
     packages = _packages(page, remote, now, Blocklist.parse(repository.blocklist))
     serving.record_pull_through(repository.id, remote.name, project, packages)
+    kept = {package.sha256 for package in packages}
+    record_urls(
+        serving.catalog, {f.sha256: f.provenance for f in page.files if f.provenance and f.sha256 in kept}
+    )
     log.info("pull-through: %d file(s) of %r recorded from %r", len(packages), project, remote.name)
     return serving.pull_through_files(repository.id, project)[0]
 

@@ -40,6 +40,7 @@ from mirrorflow.tasks.config import SyncConfig
 from mirrorflow.tasks.distributions import DistFile, ProjectPage
 from mirrorflow.tasks.filters import Candidate, SkipReason
 from mirrorflow.tasks.index_client import IndexClient, IndexClientError
+from mirrorflow.tasks.provenance import sync_provenance
 from mirrorflow.tasks.report import BUG, TRANSIENT, BatchReport, advice_for, describe
 from mirrorflow.tasks.resolve import ResolvedBatch, ResolvedProject
 from mirrorflow.tasks.retrying import call_with_retries
@@ -82,6 +83,7 @@ def fetch_batch(batch: ResolvedBatch, config: SyncConfig, services: SyncServices
     packages: list[NewPackage] = []
     stored: list[tuple[str, int, str]] = []
     touched: list[Touched] = []
+    provenance: dict[str, tuple[str, str]] = {}  # kept files' sha256 -> (upstream provenance URL, filename)
     for project, result in zip(batch.projects, results, strict=True):
         report.skipped += result.skipped
         report.not_modified += project.not_modified
@@ -108,6 +110,7 @@ def fetch_batch(batch: ResolvedBatch, config: SyncConfig, services: SyncServices
             if result.touched.state == "stale":
                 report.stale.append(result.name)
         packages.extend(result.packages)
+        _provenance_of(project, result, into=provenance)
         stored.extend(result.stored)
         report.downloaded_bytes += result.downloaded_bytes
         report.legacy_filenames += result.legacy_filenames
@@ -119,9 +122,40 @@ def fetch_batch(batch: ResolvedBatch, config: SyncConfig, services: SyncServices
     ids = services.writer.upsert_packages(packages)
     services.writer.record_artifacts(stored_any)  # after the packages: it links them
     services.writer.link_artifacts(reused)  # a digest stored before, by a sync that failed, say
+    # Before the staging rows: the version's pages offer a provenance from their commit on.
+    found = sync_provenance(
+        provenance,
+        immediate=immediate,
+        catalog=services.writer.catalog,
+        index=services.index,
+        pool=pool,
+        concurrency=config.concurrency,
+        pacer=pacer,
+        attempts=config.attempts,
+    )
+    report.provenance_recorded, report.provenance_fetched = found.recorded, found.fetched
+    report.provenance_failed = found.failed
     services.writer.stage(config.sync_id, config.repository_id, ids.values())
     services.memory.touch(config.sync_id, config.repository_id, touched)
     return report
+
+
+def _provenance_of(
+    project: ResolvedProject, result: _ProjectResult, *, into: dict[str, tuple[str, str]]
+) -> None:
+    """Add the kept files of ``project`` whose page names a PEP 740 provenance, by their package's sha256."""
+    if project.selection is None or not result.packages:
+        return
+    digests: dict[str, str] | None = None  # built only for a project whose page names a provenance
+    for candidate in project.selection.kept:
+        file = candidate.file
+        if file.provenance is None:
+            continue
+        if digests is None:
+            digests = {package.filename: package.sha256 for package in result.packages}
+        digest = digests.get(file.filename)
+        if digest is not None:
+            into.setdefault(digest, (file.provenance, file.filename))
 
 
 def _planned(project: ResolvedProject, *, immediate: bool) -> _ProjectResult:

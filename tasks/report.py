@@ -86,6 +86,11 @@ class BatchReport:
     unverifiable: dict[str, str] = field(default_factory=dict)
     #: Projects whose upstream status (PEP 792) is not "active": status, and the reason when given.
     project_status: dict[str, str] = field(default_factory=dict)
+    #: PEP 740 provenance (``tasks.provenance``): upstream URLs newly recorded or changed, objects
+    #: fetched (``immediate``), and fetches that failed, by filename (the file is kept; retried next sync).
+    provenance_recorded: int = 0
+    provenance_fetched: int = 0
+    provenance_failed: dict[str, str] = field(default_factory=dict)
 
     def __add__(self, other: BatchReport) -> BatchReport:
         return BatchReport(
@@ -103,6 +108,9 @@ class BatchReport:
             resumed_files=self.resumed_files + other.resumed_files,
             unverifiable={**self.unverifiable, **other.unverifiable},
             project_status={**self.project_status, **other.project_status},
+            provenance_recorded=self.provenance_recorded + other.provenance_recorded,
+            provenance_fetched=self.provenance_fetched + other.provenance_fetched,
+            provenance_failed={**self.provenance_failed, **other.provenance_failed},
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -120,6 +128,9 @@ class BatchReport:
             "resumed_files": self.resumed_files,
             "unverifiable": dict(sorted(self.unverifiable.items())),
             "project_status": dict(sorted(self.project_status.items())),
+            "provenance_recorded": self.provenance_recorded,
+            "provenance_fetched": self.provenance_fetched,
+            "provenance_failed": dict(sorted(self.provenance_failed.items())),
         }
 
 

@@ -27,9 +27,10 @@ Imports only the standard library and ``packaging``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
@@ -44,6 +45,7 @@ from mirrorflow.tasks.simple_fields import (
     check_api_version,
     json_field,
     json_upload_time,
+    provenance_url,
     read_serial,
     resolve_url,
     serial_from_header,
@@ -116,13 +118,8 @@ def _json_file(entry: object, index: int, *, page_url: str, resolve: Resolver) -
         upload_time=json_upload_time(json_field(entry, "upload-time", _STR, index, page_url)),
         core_metadata=bool(metadata),
         core_metadata_sha256=sha256_or_none(metadata.get("sha256")) if isinstance(metadata, dict) else None,
-        provenance=_provenance(entry.get("provenance"), resolve),
+        provenance=provenance_url(entry.get("provenance"), resolve),
     )
-
-
-def _provenance(value: object, resolve: Callable[[str], str]) -> str | None:
-    """PEP 740's ``provenance`` URL, resolved; it only informs, so anything but a string is ignored."""
-    return resolve(value) if isinstance(value, str) and value.strip() else None
 
 
 def _status(value: object) -> tuple[str | None, str | None]:
@@ -307,7 +304,6 @@ def _html_file(attrs: Mapping[str, str | None], text: str, base_url: str, *, pag
     yanked = "data-yanked" in attrs
     yanked_reason = attrs.get("data-yanked") or None
     core_metadata, core_metadata_sha256 = _html_metadata(attrs)
-    provenance = (attrs.get("data-provenance") or "").strip()
     return DistFile(
         filename=filename,
         url=url,
@@ -317,7 +313,7 @@ def _html_file(attrs: Mapping[str, str | None], text: str, base_url: str, *, pag
         yanked_reason=yanked_reason,
         core_metadata=core_metadata,
         core_metadata_sha256=core_metadata_sha256,
-        provenance=resolve_url(base_url, provenance) if provenance else None,
+        provenance=provenance_url(attrs.get("data-provenance"), functools.partial(resolve_url, base_url)),
     )
 
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urldefrag, urljoin
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 from mirrorflow.storage.errors import MirrorflowError
 from mirrorflow.tasks.distributions import Sha256, is_sha256
@@ -32,6 +32,7 @@ __all__ = [
     "check_api_version",
     "json_field",
     "json_upload_time",
+    "provenance_url",
     "read_serial",
     "resolve_url",
     "serial_from_header",
@@ -186,3 +187,28 @@ def json_upload_time(value: str | None) -> datetime | None:
     ``missing_upload_time`` decides about the file, rather than refusing the page.
     """
     return None if value is None else _iso_datetime(value)
+
+
+def provenance_url(value: object, resolve: Callable[[str], str]) -> str | None:
+    """PEP 740's ``provenance`` (JSON) or ``data-provenance`` (HTML) as an absolute URL, or None.
+
+    The provenance only informs (a file is synced without it), so a value that is not a string, or
+    not a URL the sync may fetch, is ignored rather than refusing the page: the same rule as a file's
+    URL (``mirrorflow.tasks.filters.refusal``: http(s) with a host, no NUL; ``file://`` would read
+    the mirror's own disk). Relative values are resolved against the page, as file URLs are.
+
+    >>> resolve = Resolver("https://index.example/simple/a/")
+    >>> provenance_url("../../integrity/a-1.tar.gz/provenance", resolve)
+    'https://index.example/integrity/a-1.tar.gz/provenance'
+    >>> provenance_url("file:///etc/passwd", resolve), provenance_url(3, resolve), provenance_url(" ", resolve)
+    (None, None, None)
+    """
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        return None
+    url = resolve(value)
+    try:
+        parts = urlsplit(url)
+        safe = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a malformed IPv6 host or port
+        return None
+    return url if safe else None

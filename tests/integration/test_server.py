@@ -51,7 +51,7 @@ def test_project_page_json_has_every_field(cli, seed_index, server):
     assert response.status_code == 200 and response.headers["content-type"] == JSON_V1
     page = response.json()
     assert page["name"] == "mf-demo-lib" and page["versions"] == ["1.0", "2.0", "2.1"]
-    assert page["meta"]["api-version"] == "1.1"
+    assert page["meta"]["api-version"] == "1.3"
     assert page["meta"]["_last-serial"] == int(response.headers["X-PyPI-Last-Serial"]) > 0
     files = {f["filename"]: f for f in page["files"]}
     wheel = files["mf_demo_lib-2.1-py3-none-any.whl"]
@@ -70,7 +70,7 @@ def test_html_is_the_default_and_escapes_requires_python(cli, seed_index, server
     text = response.text
     assert 'data-requires-python="&gt;=3.8"' in text and 'data-yanked="broken"' in text
     assert "#sha256=" in text and 'data-core-metadata="sha256=' in text
-    assert '<meta name="pypi:repository-version" content="1.1">' in text
+    assert '<meta name="pypi:repository-version" content="1.3">' in text
     listing = server.get("/foo/simple/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}).json()
     assert [p["name"] for p in listing["projects"]] == ["mf-demo-app", "mf-demo-lib"]
     html = server.get("/foo/simple/", headers={"Accept": "text/html;q=0.5, */*;q=0.1"})

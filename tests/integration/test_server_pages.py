@@ -64,7 +64,7 @@ def _reference(files: list[PageFile]) -> dict:
             entry["core-metadata"] = entry["dist-info-metadata"] = metadata
         entries.append(entry)
     return {
-        "meta": {"api-version": "1.1", "_last-serial": 7},
+        "meta": {"api-version": "1.3", "_last-serial": 7},
         "name": "odd-proj",
         "versions": ["1.0", "2.0+local.1", "3", "4", "5", "6", "1!0.1"],
         "files": entries,

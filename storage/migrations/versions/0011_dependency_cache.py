@@ -1,6 +1,6 @@
 """dependency cache: each distribution file's Requires-Dist, by its sha256 (issue 19's metadata source)
 
-Revision ID: 0014_dependency_cache
+Revision ID: 0011_dependency_cache
 Revises: 0010_blocklist
 Create Date: 2026-12-03
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_dependency_cache"
+revision = "0011_dependency_cache"
 down_revision = "0010_blocklist"
 branch_labels = None
 depends_on = None
