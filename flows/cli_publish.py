@@ -45,6 +45,7 @@ def repository_publish(
             "tree": str(done.tree),
             "files_linked_from_before": done.linked,
             "pages_unchanged": done.pages_linked,
+            "blocked_files_left_out": done.blocked,
             "written": done.written,
         }
     )

@@ -259,3 +259,31 @@ def test_autopublish_publishes_a_committed_version_and_reports_a_failure_without
         serving.repository("r").latest_version == 1
         and (tmp_path / "taken").read_text() == "not a publication"
     )
+
+
+def test_publish_leaves_blocklisted_files_and_their_links_out_of_every_version(repository, tmp_path):
+    from mirrorflow.storage.blocklists import add_entry
+    from mirrorflow.tasks.blocklist import parse_entry
+
+    serving, store = repository
+    writer = ContentWriter(serving.catalog)
+    unstored = _package("mf-pub-b", "mf_pub_b-1.0.tar.gz", b"never fetched", packagetype="sdist")
+    writer.stage("s2", serving.repository("r").id, writer.upsert_packages([unstored]).values())
+    writer.commit_version(repository="r", sync_id="s2", mirror=False)
+    for text in ("mf-pub-a", "mf_pub_b-1.0.tar.gz"):
+        entry = parse_entry(text)
+        add_entry(serving.catalog, "r", entry=entry.canonical, kind=entry.kind.value,
+                  project=entry.project, blocks=entry.blocks)  # fmt: skip
+    to = tmp_path / "pub"
+    done = publish(serving, store, "r", 2, to)  # version 2 holds them all; the unstored sdist is blocked
+    assert (done.projects, done.files, done.blocked) == (1, 1, 2)
+    assert not (to / "simple" / "mf-pub-a").exists()
+    assert sorted(p.parent.name for p in (to / "files").glob("*/*.whl")) == [
+        next(iter(json.loads((to / "simple/mf-pub-b/index.v1_json").read_text())["files"]))["hashes"][
+            "sha256"
+        ]
+    ]
+    for name in ("index.html", "index.v1_html", "index.v1_json"):
+        listing, page = (to / "simple" / name).read_text(), (to / "simple/mf-pub-b" / name).read_text()
+        assert "mf-pub-a" not in listing and "mf-pub-b" in listing, name
+        assert "mf_pub_b-1.0.tar.gz" not in page and "mf_pub_b-1.0-py3-none-any.whl" in page, name
