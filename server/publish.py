@@ -59,12 +59,12 @@ from mirrorflow.storage.serving import ServingCatalog
 from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.core_metadata import WheelMetadataError, metadata_from_wheel
 
-__all__ = ["MARKER", "PublishError", "Published", "publish"]
+__all__ = ["MARKER", "PAGES", "PublishError", "Published", "load_version", "publish"]
 
 MARKER = ".mirrorflow-publication"
 
 # The page files, by the media type each holds.
-_PAGES = (("index.html", HTML), ("index.v1_html", HTML_V1), ("index.v1_json", JSON_V1))
+PAGES = (("index.html", HTML), ("index.v1_html", HTML_V1), ("index.v1_json", JSON_V1))
 
 
 class PublishError(MirrorflowError):
@@ -104,24 +104,9 @@ def publish(
 
     Returns what was written; raises ``PublishError`` (and then ``to`` is as it was).
     """
-    try:
-        state = serving.repository(repository)
-    except NotFound:
-        raise PublishError("repository", repository, "no such repository") from None
-    number = state.latest_version if version is None else version
-    if not state.has_version(number):
-        raise PublishError("version", number, f"repository {repository!r} has no such version")
     trees = to.with_name(f".{to.name}.trees")
     _current_tree(to, trees)  # refused before anything is read or written
-    projects, pages, blocked = _version_pages(serving, state.id, number, state.blocklist)
-    missing = [f.filename for files in pages.values() for f in files if f.artifact_sha256 is None]
-    if missing:
-        raise PublishError(
-            "version",
-            number,
-            f"{len(missing)} file(s) are not stored (first: {missing[0]!r}); fetch them first "
-            "(a sync with policy 'immediate', or request them from mirrorflow serve)",
-        )
+    number, projects, pages, blocked = load_version(serving, repository, version)
     trees.mkdir(parents=True, exist_ok=True)
     with _locked(trees):
         previous = _current_tree(to, trees)
@@ -150,6 +135,32 @@ def publish(
         writer.pages_linked,
         blocked,
     )
+
+
+def load_version(
+    serving: ServingCatalog, repository: str, version: int | None
+) -> tuple[int, list[ProjectEntry], dict[str, list[PageFile]], int]:
+    """The version to publish: its number, projects, files by project, and how many files it blocks.
+
+    Raises ``PublishError`` for an unknown repository or version, or a file that is not stored.
+    """
+    try:
+        state = serving.repository(repository)
+    except NotFound:
+        raise PublishError("repository", repository, "no such repository") from None
+    number = state.latest_version if version is None else version
+    if not state.has_version(number):
+        raise PublishError("version", number, f"repository {repository!r} has no such version")
+    projects, pages, blocked = _version_pages(serving, state.id, number, state.blocklist)
+    missing = [f.filename for files in pages.values() for f in files if f.artifact_sha256 is None]
+    if missing:
+        raise PublishError(
+            "version",
+            number,
+            f"{len(missing)} file(s) are not stored (first: {missing[0]!r}); fetch them first "
+            "(a sync with policy 'immediate', or request them from mirrorflow serve)",
+        )
+    return number, projects, pages, blocked
 
 
 def _version_pages(
@@ -194,7 +205,7 @@ def _write_tree(
     for normalized, files in pages.items():
         files = [writer.file(f) for f in files]
         serial = max(f.package_id for f in files)
-        for name, media_type in _PAGES:
+        for name, media_type in PAGES:
             body = render_project(
                 files[0].name,
                 normalized,
@@ -205,7 +216,7 @@ def _write_tree(
             )
             writer.write(Path("simple", normalized, name), body)
     serial = max((p.serial for p in projects), default=0)
-    for name, media_type in _PAGES:
+    for name, media_type in PAGES:
         writer.write(Path("simple", name), render_listing(projects, serial=serial, media_type=media_type))
     writer.write(Path("nginx.conf"), _nginx_conf(to).encode())
     marker = {"repository": repository, "version": number, "projects": len(projects)}

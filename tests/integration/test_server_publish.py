@@ -287,3 +287,87 @@ def test_publish_leaves_blocklisted_files_and_their_links_out_of_every_version(r
         listing, page = (to / "simple" / name).read_text(), (to / "simple/mf-pub-b" / name).read_text()
         assert "mf-pub-a" not in listing and "mf-pub-b" in listing, name
         assert "mf_pub_b-1.0.tar.gz" not in page and "mf_pub_b-1.0-py3-none-any.whl" in page, name
+
+
+# -- publish --to s3://bucket/prefix (moto's S3 server on loopback, the real minio client) -------------
+
+
+def _objects(client, bucket: str, prefix: str) -> dict[str, str]:
+    """Every object under ``prefix`` by relative key, with its ETag (changes when it is re-uploaded)."""
+    found = client.list_objects(bucket, prefix=prefix + "/", recursive=True)
+    return {o.object_name[len(prefix) + 1 :]: o.etag for o in found}
+
+
+def test_publish_to_s3_writes_the_tree_incrementally_pages_after_files_and_removes_late(
+    repository, s3_client
+):
+    from support_s3 import new_bucket_name
+
+    from mirrorflow.server.publish_s3 import publish_to_bucket
+    from mirrorflow.storage.s3_publication import PublicationBucket
+
+    serving, store = repository
+    name = new_bucket_name()
+    bucket = PublicationBucket(s3_client, name, "pub/r")
+    with pytest.raises(PublishError, match=f"to 's3://{name}/pub/r': no such bucket"):
+        publish_to_bucket(serving, store, "r", None, bucket)
+    s3_client.make_bucket(name)
+    try:
+        order: list[str] = []
+        put, put_chunks = bucket.put, bucket.put_chunks
+        bucket.put = lambda key, body, **kw: (order.append(key), put(key, body, **kw))[1]  # type: ignore[method-assign]
+        bucket.put_chunks = lambda key, chunks, **kw: (order.append(key), put_chunks(key, chunks, **kw))[1]  # type: ignore[method-assign]
+        first = publish_to_bucket(serving, store, "r", None, bucket)
+        # 2 wheels + 2 .metadata + 3 pages x (2 projects + the listing) + the manifest
+        assert (first.version, first.projects, first.files, first.metadata, first.uploaded) == (
+            1,
+            2,
+            2,
+            2,
+            13,
+        )
+        kinds = [
+            "file" if k.startswith("files/") else "page" if k.count("/") == 2 else "listing"
+            for k in order[:-1]
+        ]
+        assert kinds == sorted(kinds, key=["file", "page", "listing"].index) and order[-1] == MARKER, order
+        one = _objects(s3_client, name, "pub/r")
+        page = json.loads(bucket.read("simple/mf-pub-a/index.v1_json") or b"")
+        wheel = page["files"][0]
+        key = "simple/mf-pub-a/" + wheel["url"]
+        assert wheel["url"].startswith("../../files/") and os.path.normpath(key) in one
+        metadata = bucket.read(os.path.normpath(key) + ".metadata") or b""
+        assert hashlib.sha256(metadata).hexdigest() == wheel["core-metadata"]["sha256"]
+        stat = s3_client.stat_object(name, "pub/r/simple/mf-pub-a/index.v1_json")
+        assert stat.content_type == "application/vnd.pypi.simple.v1+json"
+        assert b"mf-pub-a/" in (bucket.read("simple/index.html") or b"")
+
+        again = publish_to_bucket(serving, store, "r", None, bucket)
+        assert (again.uploaded, again.unchanged, again.removed) == (0, 13, 0), "nothing uploaded again"
+        add_version(serving, store, ("mf-pub-c",), "s2")
+        order.clear()
+        second = publish_to_bucket(serving, store, "r", None, bucket)
+        # c's wheel + .metadata + 3 pages, the listing's 3 pages: only what changed, then the manifest
+        assert (second.version, second.uploaded, second.unchanged) == (2, 8, 10), order
+        two = _objects(s3_client, name, "pub/r")
+        assert {
+            k: v for k, v in two.items() if k in one and k != MARKER and not k.startswith("simple/index")
+        } == {k: v for k, v in one.items() if k != MARKER and not k.startswith("simple/index")}, (
+            "unchanged objects were not re-uploaded"
+        )
+        back = publish_to_bucket(serving, store, "r", 1, bucket)  # c leaves: its pages now, its files later
+        assert back.removed == 3 and not any(
+            k.startswith("simple/mf-pub-c/") for k in _objects(s3_client, name, "pub/r")
+        )
+        assert any("mf_pub_c" in k for k in _objects(s3_client, name, "pub/r")), (
+            "kept for readers of v2's pages"
+        )
+        later = publish_to_bucket(serving, store, "r", 1, bucket)
+        assert later.removed == 2 and not any("mf_pub_c" in k for k in _objects(s3_client, name, "pub/r"))
+        s3_client.put_object(name, "other/keep.txt", __import__("io").BytesIO(b"mine"), 4)
+        with pytest.raises(PublishError, match="holds 'keep.txt' but no publication"):
+            publish_to_bucket(serving, store, "r", 1, PublicationBucket(s3_client, name, "other"))
+    finally:
+        from support_s3 import _drop_bucket
+
+        _drop_bucket(s3_client, name)
