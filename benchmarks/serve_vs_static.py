@@ -8,7 +8,7 @@ One run, side by side, on one machine:
 1. cached project pages per second and server CPU per page, with ``wrk`` when installed (else a
    keep-alive load generator in threads of this process), for each server;
 2. a project page of ``--big`` (5,000) files: the first request (mirrorflow renders it; nginx reads
-   it from disk) and the repeat request (median of 20), each with pip's Accept header;
+   it from disk) and the repeat request (median of 50), each with pip's Accept header;
 3. ``pip download --no-deps --only-binary :all:`` of ``--projects`` projects, through each server
    (median of ``--pip-rounds``), and the server's CPU per download (pip's own time dominates the
    wall clock: it starts a Python and resolves; the server's CPU is the part the server controls).
@@ -250,7 +250,7 @@ def _threaded_load(url: str, seconds: float, connections: int) -> int:
     return sum(done)
 
 
-def _big_page(url: str, pid: int, repeats: int = 20) -> tuple[float, float, float]:
+def _big_page(url: str, pid: int, repeats: int = 50) -> tuple[float, float, float]:
     """(first request ms, median repeat ms, server CPU ms per repeat) for one page, with pip's Accept."""
     with httpx.Client(headers={"Accept": PIP_ACCEPT}, timeout=60) as client:
 
