@@ -371,3 +371,110 @@ def test_publish_to_s3_writes_the_tree_incrementally_pages_after_files_and_remov
         from support_s3 import _drop_bucket
 
         _drop_bucket(s3_client, name)
+
+
+# -- a published version served by nginx (its own nginx.conf), read by uv and pypi-simple ---------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def nginx_server(tmp_path) -> Iterator[callable]:
+    """Yields a function starting nginx (one process, no master) on a publication's own ``nginx.conf``,
+    moved to a free loopback port: the ``Accept`` negotiation under test is the generated one."""
+    import shutil
+    import time
+
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(to: Path) -> str:
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        port, work = _free_port(), tmp_path / "nginx"
+        work.mkdir()
+        server = (to / "nginx.conf").read_text().replace("listen 8080;", f"listen 127.0.0.1:{port};")
+        (work / "server.conf").write_text(server)
+        (work / "main.conf").write_text(
+            f"daemon off; master_process off; worker_processes 1; pid {work}/nginx.pid;\n"
+            f"error_log {work}/error.log;\nevents {{ worker_connections 64; }}\n"
+            f"http {{ access_log off; include {work}/server.conf; }}\n"
+        )
+        process = subprocess.Popen([nginx, "-c", str(work / "main.conf"), "-p", str(work)])
+        processes.append(process)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                httpx.get(base + "/simple/", timeout=1)
+                return base
+            except httpx.TransportError:
+                assert process.poll() is None, (work / "error.log").read_text()
+                time.sleep(0.05)
+        raise AssertionError(f"nginx did not answer: {(work / 'error.log').read_text()}")
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+
+
+def _nginx_missing() -> bool:
+    import shutil
+
+    return shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists()
+
+
+def _uv() -> str:
+    import shutil
+
+    return (
+        str(Path(sys.executable).with_name("uv"))
+        if Path(sys.executable).with_name("uv").exists()
+        else shutil.which("uv") or "uv"
+    )
+
+
+@pytest.mark.skipif(_nginx_missing(), reason="nginx is not installed (apt-get install nginx-light)")
+def test_uv_and_pypi_simple_read_a_published_version_through_its_nginx_conf(
+    repository, tmp_path, nginx_server
+):
+    from pypi_simple import ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY, PyPISimple
+
+    serving, store = repository
+    to = tmp_path / "pub"
+    publish(serving, store, "r", None, to)
+    base = nginx_server(to)
+    json_page = httpx.get(
+        f"{base}/simple/mf-pub-a/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    assert json_page.headers["content-type"] == "application/vnd.pypi.simple.v1+json"
+    assert json_page.headers["vary"] == "Accept" and json_page.json()["name"] == "mf-pub-a"
+    html_page = httpx.get(f"{base}/simple/mf-pub-a/", headers={"Accept": "text/html"})
+    assert html_page.headers["content-type"].startswith("text/html") and b"<a href" in html_page.content
+    with PyPISimple(endpoint=f"{base}/simple/") as client:
+        seen = {}
+        for accept in (ACCEPT_JSON_ONLY, ACCEPT_HTML_ONLY):
+            listing = client.get_index_page(accept=accept)
+            assert sorted(listing.projects) == ["mf-pub-a", "mf-pub-b"], accept
+            page = client.get_project_page("mf-pub-a", accept=accept)
+            assert page.repository_version == "1.1"
+            seen[accept] = [
+                (p.filename, p.digests, p.has_metadata, p.metadata_digests, p.requires_python)
+                for p in page.packages
+            ]
+        assert seen[ACCEPT_JSON_ONLY] == seen[ACCEPT_HTML_ONLY] and len(seen[ACCEPT_JSON_ONLY]) == 1
+        (package,) = client.get_project_page("mf-pub-a", accept=ACCEPT_JSON_ONLY).packages
+        assert "Name: mf-pub-a" in client.get_package_metadata(package)  # PEP 658, digest verified
+        client.download_package(package, tmp_path / package.filename)  # digest verified
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
+    env.update(UV_NO_CONFIG="1")
+    target = tmp_path / "site"
+    command = [_uv(), "pip", "install", "--no-cache", "--no-deps", "--python", sys.executable]
+    command += ["--target", str(target), "--index-url", f"{base}/simple/", "mf-pub-a", "mf-pub-b"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (target / "mf_pub_a" / "__init__.py").is_file() and (target / "mf_pub_b" / "__init__.py").is_file()
