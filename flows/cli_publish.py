@@ -14,8 +14,9 @@ from mirrorflow.flows.cli_app import Name, UsageError, check_range, emit, open_c
 
 if TYPE_CHECKING:
     from mirrorflow.flows.settings import Settings
+    from mirrorflow.storage.s3_publication import PublicationBucket
 
-__all__ = ["parse_s3_target", "repository_publish"]
+__all__ = ["bucket_for", "parse_s3_target", "repository_publish"]
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]").fullmatch
 
@@ -89,16 +90,14 @@ def repository_publish(
     )
 
 
-def _publish_s3(name: str, version: int | None, to: str, settings: Settings) -> None:
-    from mirrorflow.flows.runtime import store_for
-    from mirrorflow.server.publish_s3 import publish_to_bucket
+def bucket_for(settings: Settings, to: str) -> PublicationBucket:
+    """The bucket ``s3://bucket/prefix`` names, on the S3 endpoint of the settings; raise ``UsageError``."""
     from mirrorflow.storage.s3_publication import PublicationBucket
-    from mirrorflow.storage.serving import ServingCatalog
 
     bucket_name, prefix = parse_s3_target(to)
     if not settings.s3_endpoint:
         raise UsageError(f"to: {to!r} needs an S3 endpoint: set MIRRORFLOW_S3_ENDPOINT (and its keys)")
-    bucket = PublicationBucket.from_settings(
+    return PublicationBucket.from_settings(
         settings.s3_endpoint,
         settings.s3_access_key or "",
         settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else "",
@@ -107,6 +106,14 @@ def _publish_s3(name: str, version: int | None, to: str, settings: Settings) -> 
         secure=settings.s3_secure,
         region=settings.s3_region,
     )
+
+
+def _publish_s3(name: str, version: int | None, to: str, settings: Settings) -> None:
+    from mirrorflow.flows.runtime import store_for
+    from mirrorflow.server.publish_s3 import publish_to_bucket
+    from mirrorflow.storage.serving import ServingCatalog
+
+    bucket = bucket_for(settings, to)
     done = publish_to_bucket(ServingCatalog(open_catalog()), store_for(settings), name, version, bucket)
     emit(
         {

@@ -478,3 +478,31 @@ def test_uv_and_pypi_simple_read_a_published_version_through_its_nginx_conf(
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert (target / "mf_pub_a" / "__init__.py").is_file() and (target / "mf_pub_b" / "__init__.py").is_file()
+
+
+def test_autopublish_to_s3_uploads_the_committed_version_to_the_settings_endpoint(
+    repository, s3_client, s3_endpoint
+):
+    from support_s3 import S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, _drop_bucket, new_bucket_name
+
+    from mirrorflow.flows.autopublish import publish_after_sync
+    from mirrorflow.flows.settings import Settings
+
+    serving, store = repository
+    catalog, logger = serving.catalog, logging.getLogger("test.autopublish")
+    name = new_bucket_name()
+    settings = Settings(
+        s3_endpoint=s3_endpoint, s3_access_key=S3_ACCESS_KEY, s3_secret_key=S3_SECRET_KEY,
+        s3_secure=False, s3_region=S3_REGION,
+    )  # fmt: skip
+    row = catalog.update_repository("r", autopublish=True, publish_to=f"s3://{name}/site")
+    failed = publish_after_sync(catalog, store, row, 1, logger, settings=settings)
+    assert failed is not None and failed["error"] == f"PublishError: to 's3://{name}/site': no such bucket"
+    s3_client.make_bucket(name)
+    try:
+        done = publish_after_sync(catalog, store, row, 1, logger, settings=settings)
+        assert done == {"to": f"s3://{name}/site", "version": 1, "written": 13, "linked": 0}
+        manifest = json.loads(s3_client.get_object(name, f"site/{MARKER}").read())
+        assert manifest["version"] == 1 and "simple/mf-pub-b/index.v1_json" in manifest["objects"]
+    finally:
+        _drop_bucket(s3_client, name)
