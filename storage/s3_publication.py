@@ -110,6 +110,9 @@ class PublicationBucket:
             )
 
     def remove(self, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if not keys:
+            return
         with self._translated():
             errors = list(
                 self._client.remove_objects(self.bucket, (DeleteObject(self._name(key)) for key in keys))
