@@ -1,4 +1,5 @@
-"""``repository publish``: a version as static files, installed from by pip through ``http.server``."""
+"""``repository publish``: a version as static files (read by pip, uv and pypi-simple through nginx on
+the generated ``nginx.conf``, or ``http.server``), or as objects in an S3 bucket (moto on loopback)."""
 
 from __future__ import annotations
 
@@ -87,11 +88,15 @@ def static_server() -> Iterator[callable]:
 
 
 @pytest.mark.slow  # pip starts a Python of its own
-def test_pip_installs_from_a_published_version_served_by_http_server(repository, tmp_path, static_server):
+def test_pip_installs_from_a_published_version_served_statically(
+    repository, tmp_path, static_server, nginx_server
+):
+    """Through nginx on the publication's nginx.conf (pip then reads the JSON pages) when installed,
+    else through http.server (the HTML ``index.html``)."""
     serving, store = repository
     done = publish(serving, store, "r", None, tmp_path / "pub")
     assert (done.version, done.projects, done.files, done.metadata, done.linked) == (1, 2, 2, 2, 0)
-    base = static_server(tmp_path / "pub")
+    base = static_server(tmp_path / "pub") if _nginx_missing() else nginx_server(tmp_path / "pub")
     page = httpx.get(f"{base}/simple/mf-pub-a/index.v1_json").json()
     wheel = page["files"][0]
     assert wheel["url"].startswith("../../files/") and page["name"] == "mf-pub-a"
