@@ -1,7 +1,8 @@
 """``autopublish``: after a sync commits a version, publish it as static files (``mirrorflow.server.publish``).
 
 A repository publishes automatically when its ``autopublish`` is true and it has a ``publish_to``
-directory (``mirrorflow repository update --autopublish --publish-to DIR``). The version is committed
+directory or ``s3://bucket/prefix`` (``mirrorflow repository update --autopublish --publish-to DIR``;
+a bucket on the S3 endpoint of the sync's settings, ``mirrorflow.server.publish_s3``). The version is committed
 before publishing starts, and stays committed whatever publishing does: a failed publication is a
 warning in the run's log and the sync report's ``publication`` field, never a failed sync.
 """
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mirrorflow.server.publish import publish
 from mirrorflow.storage.artifacts import ArtifactStore
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.serving import ServingCatalog
+
+if TYPE_CHECKING:
+    from mirrorflow.flows.settings import Settings
 
 __all__ = ["publish_after_sync"]
 
@@ -26,6 +30,8 @@ def publish_after_sync(
     repository: Any,
     version: int,
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    *,
+    settings: Settings | None = None,
 ) -> dict[str, Any] | None:
     """Publish ``version`` of ``repository`` (its catalog row) when it autopublishes.
 
@@ -34,6 +40,8 @@ def publish_after_sync(
     """
     if not repository.autopublish or not repository.publish_to:
         return None
+    if repository.publish_to.startswith("s3://"):
+        return _publish_to_bucket(catalog, store, repository, version, logger, settings)
     to = Path(repository.publish_to)
     try:
         done = publish(ServingCatalog(catalog), store, repository.name, version, to)
@@ -55,6 +63,36 @@ def publish_after_sync(
         "written": done.written,
         "linked": done.linked + done.pages_linked,
     }
+
+
+def _publish_to_bucket(
+    catalog: Catalog,
+    store: ArtifactStore,
+    repository: Any,
+    version: int,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    settings: Settings | None,
+) -> dict[str, Any]:
+    from mirrorflow.flows.cli_publish import bucket_for
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.server.publish_s3 import publish_to_bucket
+
+    to = repository.publish_to
+    try:
+        bucket = bucket_for(settings if settings is not None else Settings(), to)
+        done = publish_to_bucket(ServingCatalog(catalog), store, repository.name, version, bucket)
+    except Exception as exc:  # the version is committed: publishing must not fail the sync
+        logger.warning(
+            "autopublish of %r version %d to %s failed (the version stays committed): %s",
+            repository.name,
+            version,
+            to,
+            exc,
+            exc_info=not _expected(exc),
+        )
+        return {"to": to, "version": version, "error": f"{type(exc).__name__}: {exc}"}
+    logger.info("published %r version %d to %s (%d uploaded)", repository.name, version, to, done.uploaded)
+    return {"to": to, "version": version, "written": done.uploaded, "linked": done.unchanged}
 
 
 def _expected(exc: Exception) -> bool:

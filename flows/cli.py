@@ -196,7 +196,10 @@ def repository_update(
         bool | None, typer.Option("--autopublish/--no-autopublish", help="Publish each synced version.")
     ] = None,
     publish_to: Annotated[
-        str | None, typer.Option("--publish-to", help="Directory autopublish writes to ('' to clear).")
+        str | None,
+        typer.Option(
+            "--publish-to", help="Directory or s3://bucket/prefix autopublish writes to ('' to clear)."
+        ),
     ] = None,
 ) -> None:
     """Change the fields given of a repository."""
@@ -205,6 +208,11 @@ def repository_update(
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
     if publish_to == "":
         given["publish_to"] = None
+    elif publish_to is not None and publish_to.startswith("s3://"):
+        from mirrorflow.flows.cli_publish import parse_s3_target
+
+        parse_s3_target(publish_to)  # refused now, not at the first sync
+        given["publish_to"] = publish_to
     elif publish_to is not None:
         given["publish_to"] = os.path.abspath(publish_to)  # a sync runs from another directory
     if "labels" in given:

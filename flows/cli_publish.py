@@ -1,22 +1,55 @@
-"""``mirrorflow repository publish``: a version as static files for any web server (``mirrorflow.server.publish``)."""
+"""``mirrorflow repository publish``: a version as static files for any web server (``mirrorflow.server.publish``),
+or as objects in an S3 bucket (``mirrorflow.server.publish_s3``)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
 import typer
 
 from mirrorflow.flows.cli_app import Name, UsageError, check_range, emit, open_catalog, repository_app
 
-__all__ = ["repository_publish"]
+if TYPE_CHECKING:
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.storage.s3_publication import PublicationBucket
+
+__all__ = ["bucket_for", "parse_s3_target", "repository_publish"]
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]").fullmatch
+
+
+def parse_s3_target(text: str) -> tuple[str, str]:
+    """``(bucket, prefix)`` of ``s3://bucket[/prefix]``; raise ``UsageError`` naming ``to``.
+
+    >>> parse_s3_target("s3://mirror-site/simple-root/"), parse_s3_target("s3://mirror-site")
+    (('mirror-site', 'simple-root'), ('mirror-site', ''))
+    >>> parse_s3_target("s3://Bad_Bucket/x")
+    Traceback (most recent call last):
+    ...
+    mirrorflow.flows.cli_app.UsageError: to: 's3://Bad_Bucket/x' does not name an S3 bucket (3-63 of a-z, 0-9, '.', '-')
+    """
+    parts = urlsplit(text)
+    prefix = parts.path.strip("/")
+    if not _BUCKET(parts.netloc) or parts.query or parts.fragment:
+        raise UsageError(f"to: {text!r} does not name an S3 bucket (3-63 of a-z, 0-9, '.', '-')")
+    if any(segment in ("", ".", "..") for segment in prefix.split("/")) and prefix:
+        raise UsageError(f"to: {text!r} has an empty, '.' or '..' segment in its prefix")
+    return parts.netloc, prefix
 
 
 @repository_app.command("publish")
 def repository_publish(
     name: Name,
     to: Annotated[
-        Path, typer.Option("--to", help="Directory to write the version to (replaced when it holds one).")
+        str,
+        typer.Option(
+            "--to",
+            help="Directory to write the version to (replaced when it holds one), or s3://bucket/prefix "
+            "(on the S3 endpoint of the MIRRORFLOW_S3_* settings).",
+        ),
     ],
     version: Annotated[
         int | None, typer.Option("--version", help="Version number (default: latest).")
@@ -27,13 +60,19 @@ def repository_publish(
         check_range("version", version, 0, 2**31 - 1, what="a version number")
     from mirrorflow.flows.runtime import store_for
     from mirrorflow.flows.settings import Settings
-    from mirrorflow.server.publish import publish
     from mirrorflow.storage.serving import ServingCatalog
 
-    if (to.exists() or to.is_symlink()) and not to.is_dir():
-        raise UsageError(f"to: {str(to)!r} is a file, not a directory")
+    settings = Settings()
+    if to.startswith("s3://"):
+        _publish_s3(name, version, to, settings)
+        return
+    from mirrorflow.server.publish import publish
+
+    path = Path(to)
+    if (path.exists() or path.is_symlink()) and not path.is_dir():
+        raise UsageError(f"to: {to!r} is a file, not a directory")
     catalog = open_catalog()
-    done = publish(ServingCatalog(catalog), store_for(Settings()), name, version, to)
+    done = publish(ServingCatalog(catalog), store_for(settings), name, version, path)
     emit(
         {
             "repository": done.repository,
@@ -46,5 +85,47 @@ def repository_publish(
             "files_linked_from_before": done.linked,
             "pages_unchanged": done.pages_linked,
             "written": done.written,
+            "blocked_files_left_out": done.blocked,
+        }
+    )
+
+
+def bucket_for(settings: Settings, to: str) -> PublicationBucket:
+    """The bucket ``s3://bucket/prefix`` names, on the S3 endpoint of the settings; raise ``UsageError``."""
+    from mirrorflow.storage.s3_publication import PublicationBucket
+
+    bucket_name, prefix = parse_s3_target(to)
+    if not settings.s3_endpoint:
+        raise UsageError(f"to: {to!r} needs an S3 endpoint: set MIRRORFLOW_S3_ENDPOINT (and its keys)")
+    return PublicationBucket.from_settings(
+        settings.s3_endpoint,
+        settings.s3_access_key or "",
+        settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else "",
+        bucket_name,
+        prefix,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+    )
+
+
+def _publish_s3(name: str, version: int | None, to: str, settings: Settings) -> None:
+    from mirrorflow.flows.runtime import store_for
+    from mirrorflow.server.publish_s3 import publish_to_bucket
+    from mirrorflow.storage.serving import ServingCatalog
+
+    bucket = bucket_for(settings, to)
+    done = publish_to_bucket(ServingCatalog(open_catalog()), store_for(settings), name, version, bucket)
+    emit(
+        {
+            "repository": done.repository,
+            "version": done.version,
+            "to": done.to,
+            "projects": done.projects,
+            "files": done.files,
+            "metadata_files": done.metadata,
+            "uploaded": done.uploaded,
+            "unchanged": done.unchanged,
+            "removed": done.removed,
+            "blocked_files_left_out": done.blocked,
         }
     )

@@ -1,7 +1,8 @@
 """The catalog as the JSON API shows it (``mirrorflow.server.api.ReadApi``), with the CLI's views.
 
 ``mirrorflow serve`` hands this to the server, so that every href the CLI prints answers with the
-same JSON the CLI printed (secrets hidden the same way).
+same JSON the CLI printed (secrets hidden the same way). A version's content leaves out what the
+repository's blocklist blocks, as the simple pages do (older versions hold it; no reader is offered it).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from typing import Any
 
 from mirrorflow.flows.views import package_view, remote_view, repository_view, version_view
 from mirrorflow.server.hrefs import Membership
+from mirrorflow.storage.blocklists import list_entries
 from mirrorflow.storage.catalog import Catalog
-from mirrorflow.storage.content_reads import ContentReader
+from mirrorflow.storage.content_reads import ContentReader, Hidden
+from mirrorflow.tasks.blocklist import Blocklist
 
 __all__ = ["CatalogReadApi"]
 
@@ -54,8 +57,21 @@ class CatalogReadApi:
         else:
             repository_uuid, number, membership = version
             name = self.catalog.name_of("repository", repository_uuid)
-            page = self.reader.version_page(name, number, membership=membership, limit=limit, offset=offset)
+            page = self.reader.version_page(
+                name, number, membership=membership, limit=limit, offset=offset, hidden=self._hidden(name)
+            )
         return page.count, [package_view(row) for row in page.packages]
+
+    def _hidden(self, repository: str) -> Hidden | None:
+        """What the repository's blocklist blocks (None: an empty blocklist)."""
+        blocklist = Blocklist.parse(entry.entry for entry in list_entries(self.catalog, repository))
+        if not blocklist:
+            return None
+        return Hidden(
+            projects=frozenset(e.project for e in blocklist.entries if e.filename is None),
+            filenames=frozenset(e.filename for e in blocklist.entries if e.filename is not None),
+            blocks=lambda name, filename, version: blocklist.blocks(name, filename, version) is not None,
+        )
 
     def package(self, uuid: str) -> dict[str, Any]:
         return package_view(self.reader.package(uuid))

@@ -345,7 +345,9 @@ def _sync(
         )
         apply_retention(catalog, repository)  # retain_repo_versions: drop versions beyond the newest N
         if version is not None:  # after the commit: whatever publishing does, the version stands
-            publication = publish_after_sync(catalog, services.store, repo, version.number, logger)
+            publication = publish_after_sync(
+                catalog, services.store, repo, version.number, logger, settings=settings
+            )
             if publication is not None:
                 summary["publication"] = publication
     counts = (

@@ -27,6 +27,11 @@ written; only changed pages and new files are written (``Published.written`` cou
 publisher at a time per ``DIR`` (a lock file in ``.DIR.trees/``). A ``DIR`` published as a plain
 directory by an older mirrorflow is moved into ``.DIR.trees/`` once (for that instant it is absent).
 
+The repository's blocklist (``mirrorflow.tasks.blocklist``) applies as ``mirrorflow serve`` applies
+it: a file it blocks is not written and no page links it (in any version, older ones included), and
+a project whose every file it blocks has no page and is not listed. A blocked file need not be
+stored to publish (``Published.blocked`` counts them).
+
 Errors (``PublishError``, one line, naming the field and value): a version that does not exist, a
 file of the version that is not stored (on_demand files never fetched), a ``DIR`` that exists and is
 not a publication (or a link to somewhere other than its trees).
@@ -51,14 +56,15 @@ from mirrorflow.storage.catalog import NotFound
 from mirrorflow.storage.errors import MirrorflowError
 from mirrorflow.storage.records import PageFile, ProjectEntry
 from mirrorflow.storage.serving import ServingCatalog
+from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.core_metadata import WheelMetadataError, metadata_from_wheel
 
-__all__ = ["MARKER", "PublishError", "Published", "publish"]
+__all__ = ["MARKER", "PAGES", "PublishError", "Published", "load_version", "publish"]
 
 MARKER = ".mirrorflow-publication"
 
 # The page files, by the media type each holds.
-_PAGES = (("index.html", HTML), ("index.v1_html", HTML_V1), ("index.v1_json", JSON_V1))
+PAGES = (("index.html", HTML), ("index.v1_html", HTML_V1), ("index.v1_json", JSON_V1))
 
 
 class PublishError(MirrorflowError):
@@ -88,6 +94,7 @@ class Published:
     linked: int
     written: int
     pages_linked: int
+    blocked: int = 0
 
 
 def publish(
@@ -97,25 +104,9 @@ def publish(
 
     Returns what was written; raises ``PublishError`` (and then ``to`` is as it was).
     """
-    try:
-        state = serving.repository(repository)
-    except NotFound:
-        raise PublishError("repository", repository, "no such repository") from None
-    number = state.latest_version if version is None else version
-    if not state.has_version(number):
-        raise PublishError("version", number, f"repository {repository!r} has no such version")
     trees = to.with_name(f".{to.name}.trees")
     _current_tree(to, trees)  # refused before anything is read or written
-    projects = serving.projects(state.id, number, pull_through=False)
-    pages = {p.normalized_name: serving.project_files(state.id, number, p.normalized_name) for p in projects}
-    missing = [f.filename for files in pages.values() for f in files if f.artifact_sha256 is None]
-    if missing:
-        raise PublishError(
-            "version",
-            number,
-            f"{len(missing)} file(s) are not stored (first: {missing[0]!r}); fetch them first "
-            "(a sync with policy 'immediate', or request them from mirrorflow serve)",
-        )
+    number, projects, pages, blocked = load_version(serving, repository, version)
     trees.mkdir(parents=True, exist_ok=True)
     with _locked(trees):
         previous = _current_tree(to, trees)
@@ -142,7 +133,64 @@ def publish(
         writer.linked,
         writer.written,
         writer.pages_linked,
+        blocked,
     )
+
+
+def load_version(
+    serving: ServingCatalog, repository: str, version: int | None
+) -> tuple[int, list[ProjectEntry], dict[str, list[PageFile]], int]:
+    """The version to publish: its number, projects, files by project, and how many files it blocks.
+
+    Raises ``PublishError`` for an unknown repository or version, or a file that is not stored.
+    """
+    try:
+        state = serving.repository(repository)
+    except NotFound:
+        raise PublishError("repository", repository, "no such repository") from None
+    number = state.latest_version if version is None else version
+    if not state.has_version(number):
+        raise PublishError("version", number, f"repository {repository!r} has no such version")
+    projects, pages, blocked = _version_pages(serving, state.id, number, state.blocklist)
+    missing = [f.filename for files in pages.values() for f in files if f.artifact_sha256 is None]
+    if missing:
+        raise PublishError(
+            "version",
+            number,
+            f"{len(missing)} file(s) are not stored (first: {missing[0]!r}); fetch them first "
+            "(a sync with policy 'immediate', or request them from mirrorflow serve)",
+        )
+    return number, projects, pages, blocked
+
+
+def _version_pages(
+    serving: ServingCatalog, repository_id: int, number: int, entries: tuple[str, ...]
+) -> tuple[list[ProjectEntry], dict[str, list[PageFile]], int]:
+    """The version's projects and their files, without what ``entries`` block; and how many it blocks.
+
+    A project left with no file is left out of the listing too, and its serial is recomputed
+    from the files that remain (as ``mirrorflow serve`` renders them).
+    """
+    listed = serving.projects(repository_id, number, pull_through=False)
+    pages = {
+        p.normalized_name: serving.project_files(repository_id, number, p.normalized_name) for p in listed
+    }
+    if not entries:
+        return listed, pages, 0
+    blocklist = Blocklist.parse(entries)
+    kept: dict[str, list[PageFile]] = {}
+    blocked = 0
+    for normalized, files in pages.items():
+        allowed = [f for f in files if blocklist.blocks(f.name, f.filename, f.version) is None]
+        blocked += len(files) - len(allowed)
+        if allowed:
+            kept[normalized] = allowed
+    projects = [
+        ProjectEntry(p.normalized_name, p.display_name, max(f.package_id for f in kept[p.normalized_name]))
+        for p in listed
+        if p.normalized_name in kept
+    ]
+    return projects, kept, blocked
 
 
 def _write_tree(
@@ -157,7 +205,7 @@ def _write_tree(
     for normalized, files in pages.items():
         files = [writer.file(f) for f in files]
         serial = max(f.package_id for f in files)
-        for name, media_type in _PAGES:
+        for name, media_type in PAGES:
             body = render_project(
                 files[0].name,
                 normalized,
@@ -168,7 +216,7 @@ def _write_tree(
             )
             writer.write(Path("simple", normalized, name), body)
     serial = max((p.serial for p in projects), default=0)
-    for name, media_type in _PAGES:
+    for name, media_type in PAGES:
         writer.write(Path("simple", name), render_listing(projects, serial=serial, media_type=media_type))
     writer.write(Path("nginx.conf"), _nginx_conf(to).encode())
     marker = {"repository": repository, "version": number, "projects": len(projects)}

@@ -3,10 +3,15 @@
 A version's content is what it holds (``present``), what it added or what it removed, as Pulp's
 ``repository_version``, ``repository_version_added`` and ``repository_version_removed`` filters
 select it. Pages are ``limit`` / ``offset`` over a stable order (project, then filename).
+
+``Hidden`` leaves out of ``present`` and ``added`` the packages a repository's blocklist blocks (the
+caller parses the blocklist; storage asks its ``blocks``): older versions still hold them, but no
+reader is offered them. Only the packages of the named projects and filenames are read to decide.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -15,7 +20,7 @@ from sqlalchemy import func, or_, select
 from mirrorflow.storage.catalog import Catalog, NotFound
 from mirrorflow.storage.models import Package, Repository, RepositoryContent, RepositoryVersion
 
-__all__ = ["ContentPage", "ContentReader", "Membership"]
+__all__ = ["ContentPage", "ContentReader", "Hidden", "Membership"]
 
 Membership = Literal["present", "added", "removed"]
 
@@ -26,6 +31,18 @@ class ContentPage:
 
     count: int
     packages: list[Package]
+
+
+@dataclass(frozen=True, slots=True)
+class Hidden:
+    """Packages to leave out: of ``projects`` (normalized) or named ``filenames``, those ``blocks`` names.
+
+    ``blocks(name, filename, version)`` is True for a package to hide.
+    """
+
+    projects: frozenset[str]
+    filenames: frozenset[str]
+    blocks: Callable[[str, str, str], bool]
 
 
 class ContentReader:
@@ -42,6 +59,7 @@ class ContentReader:
         membership: Membership,
         limit: int | None,
         offset: int,
+        hidden: Hidden | None = None,
     ) -> ContentPage:
         """The packages of version ``number`` (the latest when None) of ``repository``, a page.
 
@@ -61,6 +79,8 @@ class ContentReader:
             if exists is None:
                 raise NotFound("version", f"{repository}/{wanted}")
             member = _membership(repo.id, wanted, membership)
+            if hidden is not None and membership != "removed":  # what left is shown as it left
+                member = _without(session, member, hidden)
             return _page(session, member, limit, offset)
 
     def all_page(self, *, limit: int | None, offset: int) -> ContentPage:
@@ -89,6 +109,18 @@ def _membership(repository_id: int, number: int, membership: Membership) -> Any:
         RepositoryContent.version_added <= number,
         or_(RepositoryContent.version_removed.is_(None), RepositoryContent.version_removed > number),
     )
+
+
+def _without(session: Any, member: Any, hidden: Hidden) -> Any:
+    """``member`` less the packages ``hidden`` blocks (reading only those it could block)."""
+    named = or_(Package.normalized_name.in_(hidden.projects), Package.filename.in_(hidden.filenames))
+    rows = session.execute(
+        select(Package.id, Package.name, Package.filename, Package.version).where(
+            Package.id.in_(member), named
+        )
+    )
+    blocked = [package_id for package_id, *file in rows if hidden.blocks(*file)]
+    return member.where(RepositoryContent.package_id.not_in(blocked)) if blocked else member
 
 
 def _page(session: Any, member: Any, limit: int | None, offset: int) -> ContentPage:

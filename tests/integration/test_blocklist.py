@@ -359,3 +359,29 @@ def test_a_sync_after_add_skips_blocked_files_and_counts_them_and_remove_brings_
     ok("repository", "blocklist", "remove", "--repository", "foo", "--entry", "mf-demo-lib==2.0")
     ok("repository", "sync", "--name", "foo", "--remote", "up")
     assert lib_files() == synced, "a removed entry lets the next sync bring the files back"
+
+
+def test_the_read_api_does_not_offer_blocked_packages_in_any_version(blocklist_cli) -> None:
+    from mirrorflow.flows.read_api import CatalogReadApi
+
+    catalog = blocklist_cli.catalog
+    api, uuid_ = CatalogReadApi(catalog), catalog.get_repository("foo").uuid
+
+    def filenames(number: int, membership: str = "present", **window: int) -> tuple[int, list[str]]:
+        count, rows = api.content((uuid_, number, membership), limit=window.get("limit", 100), offset=0)
+        return count, [row["filename"] for row in rows]
+
+    assert filenames(1) == (4, sorted(FILES))
+    for entry in ("shelf-reader==0.1", "other-1.0.tar.gz"):
+        parsed = parse_entry(entry)
+        add_entry(catalog, "foo", entry=parsed.canonical, kind=parsed.kind.value, project=parsed.project,
+                  blocks=parsed.blocks)  # fmt: skip
+    left = (1, ["shelf_reader-0.2.tar.gz"])
+    assert filenames(1) == left, "version 1 still holds them; the API does not offer them"
+    assert filenames(1, "added") == left
+    assert filenames(1, limit=1) == left, "counted and paged without them"
+    assert filenames(3) == left
+    removed = filenames(2, "removed")
+    assert removed == (2, ["shelf_reader-0.1-py3-none-any.whl", "shelf_reader-0.1.tar.gz"]), (
+        "what a version removed is shown as it left"
+    )

@@ -67,6 +67,8 @@ CASES = [
     (("repository", "update", "--name", "foo", "--remote", "nope"), ["remote 'nope' does not exist"]),
     (("repository", "update", "--name", "foo", "--retain-repo-versions", "0"), ["retain_repo_versions", "0"]),
     (("repository", "update", "--name", "foo", "--autopublish"), ["autopublish", "--publish-to"]),
+    (("repository", "publish", "--name", "foo", "--to", "s3://Bad_Bucket/x"), ["to", "'s3://Bad_Bucket/x'"]),
+    (("repository", "publish", "--name", "foo", "--to", "s3://site/p"), ["to", "'s3://site/p'"]),
     (("repository", "show", "--name", "nope"), ["repository 'nope' does not exist"]),
     (("repository", "delete", "--name", "nope"), ["repository 'nope' does not exist"]),
     (("repository", "sync", "--name", "nope"), ["repository 'nope' does not exist"]),

@@ -1,4 +1,5 @@
-"""``repository publish``: a version as static files, installed from by pip through ``http.server``."""
+"""``repository publish``: a version as static files (read by pip, uv and pypi-simple through nginx on
+the generated ``nginx.conf``, or ``http.server``), or as objects in an S3 bucket (moto on loopback)."""
 
 from __future__ import annotations
 
@@ -87,11 +88,15 @@ def static_server() -> Iterator[callable]:
 
 
 @pytest.mark.slow  # pip starts a Python of its own
-def test_pip_installs_from_a_published_version_served_by_http_server(repository, tmp_path, static_server):
+def test_pip_installs_from_a_published_version_served_statically(
+    repository, tmp_path, static_server, nginx_server
+):
+    """Through nginx on the publication's nginx.conf (pip then reads the JSON pages) when installed,
+    else through http.server (the HTML ``index.html``)."""
     serving, store = repository
     done = publish(serving, store, "r", None, tmp_path / "pub")
     assert (done.version, done.projects, done.files, done.metadata, done.linked) == (1, 2, 2, 2, 0)
-    base = static_server(tmp_path / "pub")
+    base = static_server(tmp_path / "pub") if _nginx_missing() else nginx_server(tmp_path / "pub")
     page = httpx.get(f"{base}/simple/mf-pub-a/index.v1_json").json()
     wheel = page["files"][0]
     assert wheel["url"].startswith("../../files/") and page["name"] == "mf-pub-a"
@@ -259,3 +264,250 @@ def test_autopublish_publishes_a_committed_version_and_reports_a_failure_without
         serving.repository("r").latest_version == 1
         and (tmp_path / "taken").read_text() == "not a publication"
     )
+
+
+def test_publish_leaves_blocklisted_files_and_their_links_out_of_every_version(repository, tmp_path):
+    from mirrorflow.storage.blocklists import add_entry
+    from mirrorflow.tasks.blocklist import parse_entry
+
+    serving, store = repository
+    writer = ContentWriter(serving.catalog)
+    unstored = _package("mf-pub-b", "mf_pub_b-1.0.tar.gz", b"never fetched", packagetype="sdist")
+    writer.stage("s2", serving.repository("r").id, writer.upsert_packages([unstored]).values())
+    writer.commit_version(repository="r", sync_id="s2", mirror=False)
+    for text in ("mf-pub-a", "mf_pub_b-1.0.tar.gz"):
+        entry = parse_entry(text)
+        add_entry(serving.catalog, "r", entry=entry.canonical, kind=entry.kind.value,
+                  project=entry.project, blocks=entry.blocks)  # fmt: skip
+    to = tmp_path / "pub"
+    done = publish(serving, store, "r", 2, to)  # version 2 holds them all; the unstored sdist is blocked
+    assert (done.projects, done.files, done.blocked) == (1, 1, 2)
+    assert not (to / "simple" / "mf-pub-a").exists()
+    assert sorted(p.parent.name for p in (to / "files").glob("*/*.whl")) == [
+        next(iter(json.loads((to / "simple/mf-pub-b/index.v1_json").read_text())["files"]))["hashes"][
+            "sha256"
+        ]
+    ]
+    for name in ("index.html", "index.v1_html", "index.v1_json"):
+        listing, page = (to / "simple" / name).read_text(), (to / "simple/mf-pub-b" / name).read_text()
+        assert "mf-pub-a" not in listing and "mf-pub-b" in listing, name
+        assert "mf_pub_b-1.0.tar.gz" not in page and "mf_pub_b-1.0-py3-none-any.whl" in page, name
+
+
+# -- publish --to s3://bucket/prefix (moto's S3 server on loopback, the real minio client) -------------
+
+
+def _objects(client, bucket: str, prefix: str) -> dict[str, str]:
+    """Every object under ``prefix`` by relative key, with its ETag (changes when it is re-uploaded)."""
+    found = client.list_objects(bucket, prefix=prefix + "/", recursive=True)
+    return {o.object_name[len(prefix) + 1 :]: o.etag for o in found}
+
+
+def test_publish_to_s3_writes_the_tree_incrementally_pages_after_files_and_removes_late(
+    repository, s3_client
+):
+    from support_s3 import new_bucket_name
+
+    from mirrorflow.server.publish_s3 import publish_to_bucket
+    from mirrorflow.storage.s3_publication import PublicationBucket
+
+    serving, store = repository
+    name = new_bucket_name()
+    bucket = PublicationBucket(s3_client, name, "pub/r")
+    with pytest.raises(PublishError, match=f"to 's3://{name}/pub/r': no such bucket"):
+        publish_to_bucket(serving, store, "r", None, bucket)
+    s3_client.make_bucket(name)
+    try:
+        order: list[str] = []
+        put, put_chunks = bucket.put, bucket.put_chunks
+        bucket.put = lambda key, body, **kw: (order.append(key), put(key, body, **kw))[1]  # type: ignore[method-assign]
+        bucket.put_chunks = lambda key, chunks, **kw: (order.append(key), put_chunks(key, chunks, **kw))[1]  # type: ignore[method-assign]
+        first = publish_to_bucket(serving, store, "r", None, bucket)
+        # 2 wheels + 2 .metadata + 3 pages x (2 projects + the listing) + the manifest
+        assert (first.version, first.projects, first.files, first.metadata, first.uploaded) == (
+            1,
+            2,
+            2,
+            2,
+            13,
+        )
+        kinds = [
+            "file" if k.startswith("files/") else "page" if k.count("/") == 2 else "listing"
+            for k in order[:-1]
+        ]
+        assert kinds == sorted(kinds, key=["file", "page", "listing"].index) and order[-1] == MARKER, order
+        one = _objects(s3_client, name, "pub/r")
+        page = json.loads(bucket.read("simple/mf-pub-a/index.v1_json") or b"")
+        wheel = page["files"][0]
+        key = "simple/mf-pub-a/" + wheel["url"]
+        assert wheel["url"].startswith("../../files/") and os.path.normpath(key) in one
+        metadata = bucket.read(os.path.normpath(key) + ".metadata") or b""
+        assert hashlib.sha256(metadata).hexdigest() == wheel["core-metadata"]["sha256"]
+        stat = s3_client.stat_object(name, "pub/r/simple/mf-pub-a/index.v1_json")
+        assert stat.content_type == "application/vnd.pypi.simple.v1+json"
+        assert b"mf-pub-a/" in (bucket.read("simple/index.html") or b"")
+
+        again = publish_to_bucket(serving, store, "r", None, bucket)
+        assert (again.uploaded, again.unchanged, again.removed) == (0, 13, 0), "nothing uploaded again"
+        add_version(serving, store, ("mf-pub-c",), "s2")
+        order.clear()
+        second = publish_to_bucket(serving, store, "r", None, bucket)
+        # c's wheel + .metadata + 3 pages, the listing's 3 pages: only what changed, then the manifest
+        assert (second.version, second.uploaded, second.unchanged) == (2, 8, 10), order
+        two = _objects(s3_client, name, "pub/r")
+        assert {
+            k: v for k, v in two.items() if k in one and k != MARKER and not k.startswith("simple/index")
+        } == {k: v for k, v in one.items() if k != MARKER and not k.startswith("simple/index")}, (
+            "unchanged objects were not re-uploaded"
+        )
+        back = publish_to_bucket(serving, store, "r", 1, bucket)  # c leaves: its pages now, its files later
+        assert back.removed == 3 and not any(
+            k.startswith("simple/mf-pub-c/") for k in _objects(s3_client, name, "pub/r")
+        )
+        assert any("mf_pub_c" in k for k in _objects(s3_client, name, "pub/r")), (
+            "kept for readers of v2's pages"
+        )
+        later = publish_to_bucket(serving, store, "r", 1, bucket)
+        assert later.removed == 2 and not any("mf_pub_c" in k for k in _objects(s3_client, name, "pub/r"))
+        s3_client.put_object(name, "other/keep.txt", __import__("io").BytesIO(b"mine"), 4)
+        with pytest.raises(PublishError, match="holds 'keep.txt' but no publication"):
+            publish_to_bucket(serving, store, "r", 1, PublicationBucket(s3_client, name, "other"))
+    finally:
+        from support_s3 import _drop_bucket
+
+        _drop_bucket(s3_client, name)
+
+
+# -- a published version served by nginx (its own nginx.conf), read by uv and pypi-simple ---------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def nginx_server(tmp_path) -> Iterator[callable]:
+    """Yields a function starting nginx (one process, no master) on a publication's own ``nginx.conf``,
+    moved to a free loopback port: the ``Accept`` negotiation under test is the generated one."""
+    import shutil
+    import time
+
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(to: Path) -> str:
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        port, work = _free_port(), tmp_path / "nginx"
+        work.mkdir()
+        server = (to / "nginx.conf").read_text().replace("listen 8080;", f"listen 127.0.0.1:{port};")
+        (work / "server.conf").write_text(server)
+        (work / "main.conf").write_text(
+            f"daemon off; master_process off; worker_processes 1; pid {work}/nginx.pid;\n"
+            f"error_log {work}/error.log;\nevents {{ worker_connections 64; }}\n"
+            f"http {{ access_log off; include {work}/server.conf; }}\n"
+        )
+        process = subprocess.Popen([nginx, "-c", str(work / "main.conf"), "-p", str(work)])
+        processes.append(process)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                httpx.get(base + "/simple/", timeout=1)
+                return base
+            except httpx.TransportError:
+                assert process.poll() is None, (work / "error.log").read_text()
+                time.sleep(0.05)
+        raise AssertionError(f"nginx did not answer: {(work / 'error.log').read_text()}")
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+
+
+def _nginx_missing() -> bool:
+    import shutil
+
+    return shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists()
+
+
+def _uv() -> str:
+    import shutil
+
+    return (
+        str(Path(sys.executable).with_name("uv"))
+        if Path(sys.executable).with_name("uv").exists()
+        else shutil.which("uv") or "uv"
+    )
+
+
+@pytest.mark.skipif(_nginx_missing(), reason="nginx is not installed (apt-get install nginx-light)")
+def test_uv_and_pypi_simple_read_a_published_version_through_its_nginx_conf(
+    repository, tmp_path, nginx_server
+):
+    from pypi_simple import ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY, PyPISimple
+
+    serving, store = repository
+    to = tmp_path / "pub"
+    publish(serving, store, "r", None, to)
+    base = nginx_server(to)
+    json_page = httpx.get(
+        f"{base}/simple/mf-pub-a/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    assert json_page.headers["content-type"] == "application/vnd.pypi.simple.v1+json"
+    assert json_page.headers["vary"] == "Accept" and json_page.json()["name"] == "mf-pub-a"
+    html_page = httpx.get(f"{base}/simple/mf-pub-a/", headers={"Accept": "text/html"})
+    assert html_page.headers["content-type"].startswith("text/html") and b"<a href" in html_page.content
+    with PyPISimple(endpoint=f"{base}/simple/") as client:
+        seen = {}
+        for accept in (ACCEPT_JSON_ONLY, ACCEPT_HTML_ONLY):
+            listing = client.get_index_page(accept=accept)
+            assert sorted(listing.projects) == ["mf-pub-a", "mf-pub-b"], accept
+            page = client.get_project_page("mf-pub-a", accept=accept)
+            assert page.repository_version == "1.1"
+            seen[accept] = [
+                (p.filename, p.digests, p.has_metadata, p.metadata_digests, p.requires_python)
+                for p in page.packages
+            ]
+        assert seen[ACCEPT_JSON_ONLY] == seen[ACCEPT_HTML_ONLY] and len(seen[ACCEPT_JSON_ONLY]) == 1
+        (package,) = client.get_project_page("mf-pub-a", accept=ACCEPT_JSON_ONLY).packages
+        assert "Name: mf-pub-a" in client.get_package_metadata(package)  # PEP 658, digest verified
+        client.download_package(package, tmp_path / package.filename)  # digest verified
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
+    env.update(UV_NO_CONFIG="1")
+    target = tmp_path / "site"
+    command = [_uv(), "pip", "install", "--no-cache", "--no-deps", "--python", sys.executable]
+    command += ["--target", str(target), "--index-url", f"{base}/simple/", "mf-pub-a", "mf-pub-b"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (target / "mf_pub_a" / "__init__.py").is_file() and (target / "mf_pub_b" / "__init__.py").is_file()
+
+
+def test_autopublish_to_s3_uploads_the_committed_version_to_the_settings_endpoint(
+    repository, s3_client, s3_endpoint
+):
+    from support_s3 import S3_ACCESS_KEY, S3_REGION, S3_SECRET_KEY, _drop_bucket, new_bucket_name
+
+    from mirrorflow.flows.autopublish import publish_after_sync
+    from mirrorflow.flows.settings import Settings
+
+    serving, store = repository
+    catalog, logger = serving.catalog, logging.getLogger("test.autopublish")
+    name = new_bucket_name()
+    settings = Settings(
+        s3_endpoint=s3_endpoint, s3_access_key=S3_ACCESS_KEY, s3_secret_key=S3_SECRET_KEY,
+        s3_secure=False, s3_region=S3_REGION,
+    )  # fmt: skip
+    row = catalog.update_repository("r", autopublish=True, publish_to=f"s3://{name}/site")
+    failed = publish_after_sync(catalog, store, row, 1, logger, settings=settings)
+    assert failed is not None and failed["error"] == f"PublishError: to 's3://{name}/site': no such bucket"
+    s3_client.make_bucket(name)
+    try:
+        done = publish_after_sync(catalog, store, row, 1, logger, settings=settings)
+        assert done == {"to": f"s3://{name}/site", "version": 1, "written": 13, "linked": 0}
+        manifest = json.loads(s3_client.get_object(name, f"site/{MARKER}").read())
+        assert manifest["version"] == 1 and "simple/mf-pub-b/index.v1_json" in manifest["objects"]
+    finally:
+        _drop_bucket(s3_client, name)

@@ -1,0 +1,235 @@
+"""Publish a repository version to an S3 bucket (``--to s3://bucket/prefix``): the static tree of
+``mirrorflow.server.publish`` as objects, for an S3 website endpoint or a CDN in front of the bucket.
+
+The keys under the prefix are the directory tree's (``simple/index.html``, ``simple/<project>/index.html``,
+``index.v1_html``, ``index.v1_json``, ``files/<sha256>/<filename>`` and ``.metadata``), with each
+page's media type as its ``Content-Type``, and ``.mirrorflow-publication``: the manifest, every key
+of the publication with the sha256 of its bytes. (No ``nginx.conf``: see docs/serving.md for the
+``Accept`` rewrite a CDN does instead.)
+
+**Atomic for readers, object by object** (S3 has no rename of many keys, and a pointer object would
+need every reader to follow it, which pip does not). Objects are written in an order that never lets
+a reader see a link to something missing:
+
+1. new distribution files and ``.metadata`` files (content-addressed keys: a key never changes);
+2. changed project pages (each page is replaced in one PUT: the old page or the new, never half);
+3. the listing pages (so a project is listed only once its page exists);
+4. pages of projects the version no longer holds are removed, then the manifest is written;
+5. files no longer linked are removed one publication later (those the manifest before this one
+   retired), so a reader holding a page from the publication before keeps working.
+
+Between 2 and 3 a reader can see some projects' new pages beside others' old ones, each complete
+and each linking only files that exist: the same view a reader of a live index has while it
+uploads. A failed publication leaves every page the old or the new one, the manifest the old one.
+
+**Incremental**: a key the manifest before holds with the same sha256 is not uploaded again
+(files by key, pages by digest). One publisher at a time per prefix (nothing locks a bucket).
+
+The blocklist applies as in ``publish``. Errors: ``PublishError`` (``to``: no such bucket, a prefix
+holding objects but no manifest; and ``publish``'s own), naming the field and value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from mirrorflow.server.pages import HTML, render_listing, render_project
+from mirrorflow.server.publish import MARKER, PAGES, PublishError, load_version
+from mirrorflow.storage.artifacts import ArtifactStore, ArtifactStoreError
+from mirrorflow.storage.records import PageFile
+from mirrorflow.storage.serving import ServingCatalog
+from mirrorflow.tasks.core_metadata import WheelMetadataError, metadata_from_wheel
+
+__all__ = ["Bucket", "BucketPublished", "publish_to_bucket"]
+
+_FILE_TYPE = "application/octet-stream"
+_METADATA_TYPE = "text/plain; charset=utf-8"
+_MANIFEST_TYPE = "application/json"
+
+
+class Bucket(Protocol):
+    """Where the objects go (``mirrorflow.storage.s3_publication.PublicationBucket``); keys are relative."""
+
+    def bucket_exists(self) -> bool: ...
+    def read(self, key: str) -> bytes | None: ...
+    def first_key(self) -> str | None: ...
+    def put(self, key: str, body: bytes, *, content_type: str) -> None: ...
+    def put_chunks(self, key: str, chunks: Iterable[bytes], *, size: int, content_type: str) -> None: ...
+    def remove(self, keys: list[str]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BucketPublished:
+    """What ``publish_to_bucket`` did: ``uploaded`` objects (files, metadata and pages), ``unchanged``
+    ones already there, ``removed`` ones (pages of projects gone, files retired a publication ago)."""
+
+    repository: str
+    version: int
+    to: str
+    projects: int
+    files: int
+    metadata: int
+    uploaded: int
+    unchanged: int
+    removed: int
+    blocked: int
+
+
+def publish_to_bucket(
+    serving: ServingCatalog, store: ArtifactStore, repository: str, version: int | None, bucket: Bucket
+) -> BucketPublished:
+    """Write version ``version`` (None: the latest) of ``repository`` under ``bucket``'s prefix.
+
+    Raises ``PublishError``; store and bucket errors become one too (field ``to`` or ``file``).
+    """
+    try:
+        before = _manifest(bucket)  # refused before anything is read or written
+        number, projects, pages, blocked = load_version(serving, repository, version)
+        writer = _BucketWriter(store, bucket, before)
+        for normalized, files in pages.items():
+            pages[normalized] = [writer.file(f) for f in files]
+        for normalized, files in pages.items():
+            for name, media_type in PAGES:
+                body = render_project(
+                    files[0].name,
+                    normalized,
+                    files,
+                    serial=max(f.package_id for f in files),
+                    media_type=media_type,
+                    files_prefix="../../files/",
+                )
+                writer.page(f"simple/{normalized}/{name}", body, media_type)
+        serial = max((p.serial for p in projects), default=0)
+        for name, media_type in PAGES:
+            writer.page(
+                f"simple/{name}", render_listing(projects, serial=serial, media_type=media_type), media_type
+            )
+        previous = before.get("objects", {})
+        gone_pages = [key for key in previous if key.startswith("simple/") and key not in writer.objects]
+        bucket.remove(gone_pages)
+        retired = {k: v for k, v in previous.items() if k.startswith("files/") and k not in writer.objects}
+        manifest = {
+            "repository": repository,
+            "version": number,
+            "projects": len(projects),
+            "objects": writer.objects,
+            "retired": retired,
+        }
+        bucket.put(
+            MARKER, (json.dumps(manifest, sort_keys=True) + "\n").encode(), content_type=_MANIFEST_TYPE
+        )
+        expired = [
+            key for key in before.get("retired", {}) if key not in writer.objects and key not in retired
+        ]
+        bucket.remove(expired)
+    except ArtifactStoreError as exc:
+        raise PublishError("to", str(bucket), str(exc)) from exc
+    return BucketPublished(
+        repository,
+        number,
+        str(bucket),
+        len(projects),
+        writer.files,
+        writer.metadata,
+        writer.uploaded,
+        writer.unchanged,
+        len(gone_pages) + len(expired),
+        blocked,
+    )
+
+
+def _manifest(bucket: Bucket) -> dict[str, dict[str, str]]:
+    """The manifest of the publication there now ({}: none); refuse a prefix holding something else."""
+    if not bucket.bucket_exists():
+        raise PublishError("to", str(bucket), "no such bucket")
+    data = bucket.read(MARKER)
+    if data is None:
+        found = bucket.first_key()
+        if found is not None:
+            raise PublishError("to", str(bucket), f"holds {found!r} but no publication: give an empty prefix")
+        return {}
+    try:
+        manifest = json.loads(data)
+        if not isinstance(manifest.get("objects"), dict) or not isinstance(manifest.get("retired", {}), dict):
+            raise ValueError("no objects")
+    except ValueError as exc:  # JSONDecodeError included
+        raise PublishError("to", str(bucket), f"has an unreadable {MARKER!r}: {exc}") from None
+    return {"objects": manifest["objects"], "retired": manifest.get("retired", {})}
+
+
+class _BucketWriter:
+    """Uploads what the manifest before does not hold; records every key it publishes."""
+
+    def __init__(self, store: ArtifactStore, bucket: Bucket, before: dict[str, dict[str, str]]) -> None:
+        self.store, self.bucket = store, bucket
+        self.before = {**before.get("retired", {}), **before.get("objects", {})}
+        self.objects: dict[str, str] = {}
+        self.files = self.metadata = self.uploaded = self.unchanged = 0
+
+    def page(self, key: str, body: bytes, media_type: str) -> None:
+        digest = hashlib.sha256(body).hexdigest()
+        self.objects[key] = digest
+        if self.before.get(key) == digest:
+            self.unchanged += 1
+            return
+        content_type = f"{HTML}; charset=utf-8" if media_type == HTML else media_type
+        self.bucket.put(key, body, content_type=content_type)
+        self.uploaded += 1
+
+    def file(self, file: PageFile) -> PageFile:
+        """Upload a file (and a wheel's core metadata) unless there; return it as the page lists it."""
+        key = f"files/{file.sha256}/{file.filename}"
+        self._copy(key, file.sha256, _FILE_TYPE)
+        self.files += 1
+        digest = file.core_metadata_sha256
+        if digest is not None:
+            self._copy(key + ".metadata", digest, _METADATA_TYPE)
+        elif file.filename.endswith(".whl"):
+            digest = self._metadata_from_wheel(key, file)
+        if digest is None:  # the bucket holds no metadata of it: the page offers none
+            return file._replace(has_metadata=False, metadata_sha256=None, artifact_sha256=None)
+        self.metadata += 1
+        return file._replace(core_metadata_sha256=digest)
+
+    def _copy(self, key: str, sha256: str, content_type: str) -> None:
+        self.objects[key] = sha256
+        if self.before.get(key) == sha256:
+            self.unchanged += 1
+            return
+        try:
+            size = self.store.stat(sha256)
+            chunks = self.store.open_chunks(sha256)
+            try:
+                self.bucket.put_chunks(key, chunks, size=size, content_type=content_type)
+            finally:
+                close = getattr(chunks, "close", None)  # a ChunkReader releases its file or connection
+                if close is not None:
+                    close()
+        except ArtifactStoreError as exc:
+            raise PublishError("file", key, f"cannot be copied from the store: {exc}") from exc
+        self.uploaded += 1
+
+    def _metadata_from_wheel(self, key: str, file: PageFile) -> str | None:
+        metadata = key + ".metadata"
+        known = self.before.get(metadata)
+        if known is not None and file.metadata_sha256 in (None, known):  # read and checked before
+            self.objects[metadata] = known
+            self.unchanged += 1
+            return known
+        try:
+            data = metadata_from_wheel(self.store.open_chunks(file.sha256), filename=file.filename)
+        except WheelMetadataError:
+            return None  # a wheel without readable metadata: published without it
+        except ArtifactStoreError as exc:
+            raise PublishError("file", key, f"cannot be read from the store: {exc}") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        if file.metadata_sha256 is not None and digest != file.metadata_sha256:
+            return None  # it is not what the index said it is: not offered
+        self.objects[metadata] = digest
+        self.bucket.put(metadata, data, content_type=_METADATA_TYPE)
+        self.uploaded += 1
+        return digest
