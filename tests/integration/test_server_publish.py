@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from mirrorflow.fixtureindex.builder import make_wheel
+from mirrorflow.server.pages import API_VERSION
 from mirrorflow.server.publish import MARKER, PublishError, publish
 from mirrorflow.storage.artifacts import ArtifactNotFound
 from mirrorflow.storage.catalog import Catalog
@@ -466,7 +467,7 @@ def test_uv_and_pypi_simple_read_a_published_version_through_its_nginx_conf(
             listing = client.get_index_page(accept=accept)
             assert sorted(listing.projects) == ["mf-pub-a", "mf-pub-b"], accept
             page = client.get_project_page("mf-pub-a", accept=accept)
-            assert page.repository_version == "1.1"
+            assert page.repository_version == API_VERSION
             seen[accept] = [
                 (p.filename, p.digests, p.has_metadata, p.metadata_digests, p.requires_python)
                 for p in page.packages
