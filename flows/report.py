@@ -66,6 +66,10 @@ def report_rows(summary: Mapping[str, Any], counts: Mapping[str, int] | None) ->
         rows.append({"metric": "not found upstream", "value": name})
     for name, status in sorted((summary.get("project_status") or {}).items()):
         rows.append({"metric": f"upstream status: {name}", "value": status})
+    for filename, why in sorted((summary.get("advisories") or {}).items()):
+        rows.append({"metric": f"kept out by advisory: {filename}", "value": why})
+    for filename, why in sorted((summary.get("advisories_removed") or {}).items()):
+        rows.append({"metric": f"removed by advisory: {filename}", "value": why})
     for filename, why in sorted((summary.get("unverifiable") or {}).items()):
         rows.append({"metric": f"quarantined: {filename}", "value": why})
     for name, why in sorted((summary.get("failures") or {}).items()):

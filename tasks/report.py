@@ -86,6 +86,8 @@ class BatchReport:
     unverifiable: dict[str, str] = field(default_factory=dict)
     #: Projects whose upstream status (PEP 792) is not "active": status, and the reason when given.
     project_status: dict[str, str] = field(default_factory=dict)
+    #: Files an imported advisory kept out (the ``advisory`` skips), by filename: the advisory's detail.
+    advisories: dict[str, str] = field(default_factory=dict)
 
     def __add__(self, other: BatchReport) -> BatchReport:
         return BatchReport(
@@ -103,6 +105,7 @@ class BatchReport:
             resumed_files=self.resumed_files + other.resumed_files,
             unverifiable={**self.unverifiable, **other.unverifiable},
             project_status={**self.project_status, **other.project_status},
+            advisories={**self.advisories, **other.advisories},
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -120,6 +123,7 @@ class BatchReport:
             "resumed_files": self.resumed_files,
             "unverifiable": dict(sorted(self.unverifiable.items())),
             "project_status": dict(sorted(self.project_status.items())),
+            "advisories": dict(sorted(self.advisories.items())),
         }
 
 
