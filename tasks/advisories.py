@@ -12,9 +12,9 @@ entries only; ``Affected.contains`` answers the schema's ``IsVulnerable``:
   ``last_affected`` (``v > last_affected``).
 
 Other range types (``GIT``, ``SEMVER``) are not evaluated: the ``versions`` list covers them. A
-version string that is not PEP 440 (in ``versions`` or an event) is left out with a note
-(``Advisory.notes``) instead of refusing the record; a held version that is not PEP 440 is matched
-by exact string against ``versions`` only.
+range event that is not PEP 440 is left out with a note (``Advisory.notes``) instead of refusing
+the record; a listed version that is not PEP 440 is noted and matched as exact text only, which is
+also how a held version that is not PEP 440 is matched.
 
 ``Advisories`` indexes parsed records by project; the sync's filter (``mirrorflow.tasks.filters``)
 asks it for the advisory that blocks a file, ``repository advisories`` for every one that names it.
@@ -206,8 +206,10 @@ def parse_advisory(data: object) -> Advisory:
     >>> record = {"id": "MAL-2024-1", "modified": "2024-05-01T10:00:00Z", "affected": [
     ...     {"package": {"ecosystem": "PyPI", "name": "Evil_Pkg"}, "versions": ["1.0", "bad version"]}]}
     >>> advisory = parse_advisory(record)
-    >>> advisory.names("evil-pkg", "1.0.0"), advisory.notes
-    (True, ("affected[0].versions: 'bad version' is not a PEP 440 version (left out)",))
+    >>> advisory.names("evil-pkg", "1.0.0"), advisory.names("evil-pkg", "bad version")
+    (True, True)
+    >>> advisory.notes
+    ("affected[0].versions: 'bad version' is not a PEP 440 version (matched as exact text only)",)
     >>> parse_advisory({"id": "X-1"})
     Traceback (most recent call last):
     ...
@@ -261,9 +263,8 @@ def _affected(where: str, entry: object, notes: list[str]) -> Affected | None:
     for text in _strings(f"{where}.versions", entry.get("versions") or []):
         try:
             Version(text)
-        except InvalidVersion:
-            notes.append(f"{where}.versions: {text!r} is not a PEP 440 version (left out)")
-            continue
+        except InvalidVersion:  # kept: a held version of the very same text is still named
+            notes.append(f"{where}.versions: {text!r} is not a PEP 440 version (matched as exact text only)")
         versions.append(text)
     ranges = entry.get("ranges") or []
     if not isinstance(ranges, list):

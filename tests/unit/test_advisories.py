@@ -166,11 +166,12 @@ def test_invalid_versions_are_left_out_with_a_note() -> None:
         )
     )
     assert advisory.notes == (
-        "affected[0].versions: 'not a version' is not a PEP 440 version (left out)",
+        "affected[0].versions: 'not a version' is not a PEP 440 version (matched as exact text only)",
         "affected[0].ranges[0].events[1].fixed: 'nope' is not a PEP 440 version (left out)",
     )
     assert advisory.names("p", "1.0") and advisory.names("p", "9.9")  # the bad fixed left out: open range
-    assert not advisory.names("p", "not a version")  # a held version packaging refuses matches nothing
+    assert advisory.names("p", "not a version"), "a held version packaging refuses: exact text"
+    assert not advisory.names("p", "not a version 2")
 
 
 def test_withdrawn_advisories_name_nothing() -> None:
@@ -338,3 +339,20 @@ def test_a_path_that_is_no_export_is_named(tmp_path: Path) -> None:
     for path in (tmp_path / "missing", tmp_path / "plain.txt"):
         with pytest.raises(InvalidExport, match=str(path)):
             list(read_export(path))
+
+
+def test_the_sync_report_names_each_advisory_event() -> None:
+    from mirrorflow.flows.report import report_rows, summary_markdown
+
+    summary = {
+        "skipped": {"advisory": 1},
+        "advisories": {"foo-2.0.tar.gz": "MAL-2024-7 names foo 2.0: steals tokens"},
+        "advisories_removed": {"foo-2.0-py3-none-any.whl": "MAL-2024-7 names foo 2.0"},
+    }
+    rows = {row["metric"]: row["value"] for row in report_rows(summary, {"removed": 1})}
+    assert rows["dropped by advisory"] == "1"
+    assert rows["kept out by advisory: foo-2.0.tar.gz"] == "MAL-2024-7 names foo 2.0: steals tokens"
+    assert rows["removed by advisory: foo-2.0-py3-none-any.whl"] == "MAL-2024-7 names foo 2.0"
+    markdown = summary_markdown("r", 3, 2, summary, {"removed": 1})
+    assert "- removed `foo-2.0-py3-none-any.whl`: MAL-2024-7 names foo 2.0" in markdown
+    assert "Advisories" not in summary_markdown("r", None, 2, {}, None)
