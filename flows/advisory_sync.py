@@ -15,14 +15,17 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from mirrorflow.storage.advisories import (
+    HeldPackage,
     StoredAdvisory,
+    advisories_by_id,
     advisories_of,
     advisory_count,
     advisory_digest,
+    advisory_ids,
     held_named,
 )
 from mirrorflow.storage.catalog import Catalog
-from mirrorflow.tasks.advisories import Advisories, Advisory, advisory_from_stored, blocks
+from mirrorflow.tasks.advisories import Advisories, Advisory, advisory_from_stored, blocks_id
 
 __all__ = ["advisories_for", "advisory_state", "held_blocked", "held_report"]
 
@@ -41,13 +44,17 @@ def advisory_state(catalog: Catalog) -> str:
         return advisory_digest(session)
 
 
-def advisories_for(catalog: Catalog, names: Iterable[str]) -> Advisories:
-    """The imported advisories that name any of ``names`` (one query per call: call it per batch)."""
+def advisories_for(catalog: Catalog, names: Iterable[str], prefixes: Sequence[str]) -> Advisories:
+    """The imported advisories that ``prefixes`` block and that name any of ``names`` (one query per
+    call: call it per batch). Others are not parsed: the filter would only pass them by."""
     with catalog.reading() as session:
-        return _parsed(advisories_of(session, {canonicalize_name(n) for n in names}))
+        stored = advisories_of(session, {canonicalize_name(n) for n in names})
+    return _parsed(s for s in stored if blocks_id(prefixes, s.advisory_id, s.aliases))
 
 
-def _held(catalog: Catalog, repository: str, number: int | None) -> tuple[int, list[tuple[Any, Advisory]]]:
+def _held(
+    catalog: Catalog, repository: str, number: int | None
+) -> tuple[int, list[tuple[HeldPackage, Advisory]]]:
     with catalog.reading() as session:
         version, held = held_named(session, repository, number)
         advisories = _parsed(advisories_of(session, {h.project for h in held}))
@@ -60,13 +67,19 @@ def held_blocked(
     """The latest version's packages that ``prefixes`` block, and for each filename the advisory's id."""
     if not prefixes:
         return [], {}
-    _, named = _held(catalog, repository, None)
+    with catalog.reading() as session:
+        wanted = [i for i, aliases in advisory_ids(session) if blocks_id(prefixes, i, aliases)]
+        if not wanted:
+            return [], {}
+        advisories = _parsed(advisories_by_id(session, wanted))
+        _, held = held_named(session, repository, None, projects=advisories.projects)
     ids: list[int] = []
     events: dict[str, str] = {}
-    for held, advisory in named:
-        if blocks(prefixes, advisory) and held.filename not in events:
-            ids.append(held.package_id)
-            events[held.filename] = f"{advisory.id} names {held.project} {held.version}"
+    for package in held:
+        advisory = advisories.blocking(prefixes, package.project, package.version)
+        if advisory is not None:
+            ids.append(package.package_id)
+            events[package.filename] = f"{advisory.id} names {package.project} {package.version}"
     return ids, events
 
 

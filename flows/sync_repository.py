@@ -410,7 +410,7 @@ def _run_batches(
         )
         # The advisories of the batch's projects, read once per batch (none imported: no query).
         advisories = (
-            advisories_for(services.writer.catalog, [w.name for w in batch])
+            advisories_for(services.writer.catalog, [w.name for w in batch], config.block_advisories)
             if config.block_advisories
             else None
         )

@@ -39,7 +39,9 @@ __all__ = [
     "StoredAdvisory",
     "advisories_of",
     "advisory_count",
+    "advisories_by_id",
     "advisory_digest",
+    "advisory_ids",
     "held_named",
     "import_advisories",
 ]
@@ -210,10 +212,36 @@ def advisories_of(session: Session, projects: Collection[str]) -> list[StoredAdv
             .where(AdvisoryProjectRow.project.in_(names[start : start + _CHUNK]))
         )
         for row in rows:
-            found[row.advisory_id] = StoredAdvisory(
-                row.advisory_id, row.modified, row.summary, tuple(row.aliases or ()), list(row.affected)
-            )
+            found[row.advisory_id] = _stored(row)
     return [found[key] for key in sorted(found)]
+
+
+def advisory_ids(session: Session) -> list[tuple[str, tuple[str, ...]]]:
+    """Every stored advisory's id and aliases, by id (the caller picks those its prefixes block)."""
+    rows = session.execute(
+        select(AdvisoryRow.advisory_id, AdvisoryRow.aliases).order_by(AdvisoryRow.advisory_id)
+    )
+    return [(advisory_id, tuple(aliases or ())) for advisory_id, aliases in rows]
+
+
+def advisories_by_id(session: Session, ids: Collection[str]) -> list[StoredAdvisory]:
+    """The stored advisories of these ids, by id."""
+    found: list[StoredAdvisory] = []
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), _CHUNK):
+        rows = session.scalars(
+            select(AdvisoryRow)
+            .where(AdvisoryRow.advisory_id.in_(wanted[start : start + _CHUNK]))
+            .order_by(AdvisoryRow.advisory_id)
+        )
+        found.extend(_stored(row) for row in rows)
+    return found
+
+
+def _stored(row: AdvisoryRow) -> StoredAdvisory:
+    return StoredAdvisory(
+        row.advisory_id, row.modified, row.summary, tuple(row.aliases or ()), list(row.affected)
+    )
 
 
 def advisory_digest(session: Session) -> str:
@@ -234,8 +262,11 @@ class HeldPackage:
     filename: str
 
 
-def held_named(session: Session, repository: str, number: int | None = None) -> tuple[int, list[HeldPackage]]:
-    """The version (the latest when None) and its packages of projects some advisory names.
+def held_named(
+    session: Session, repository: str, number: int | None = None, *, projects: Collection[str] | None = None
+) -> tuple[int, list[HeldPackage]]:
+    """The version (the latest when None) and its packages of projects some advisory names (of
+    ``projects`` only, when given).
 
     Raises ``NotFound`` for an unknown repository or a version it does not have.
     """
@@ -246,7 +277,7 @@ def held_named(session: Session, repository: str, number: int | None = None) -> 
         number = repo.latest_version
     elif not 0 <= number <= repo.latest_version:
         raise NotFound(f"version of repository {repository!r}", number)
-    named = select(AdvisoryProjectRow.project)
+    named: Any = select(AdvisoryProjectRow.project) if projects is None else sorted(set(projects))
     rows = session.execute(
         select(Package.id, Package.normalized_name, Package.version, Package.filename)
         .join(RepositoryContent, RepositoryContent.package_id == Package.id)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +51,7 @@ __all__ = [
     "InvalidAdvisory",
     "advisory_from_stored",
     "blocks",
+    "blocks_id",
     "parse_advisory",
     "stored_affected",
     "validate_prefixes",
@@ -102,6 +103,17 @@ class Affected:
     versions: tuple[str, ...]
     #: Each range's events, sorted by version (``Event.sort_key``).
     ranges: tuple[tuple[Event, ...], ...]
+    #: ``versions`` parsed once (PEP 440 equality and hash: ``1.0`` is ``1.0.0``).
+    _listed: frozenset[Version] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        listed = set()
+        for text in self.versions:
+            try:
+                listed.add(Version(text))
+            except InvalidVersion:
+                continue
+        object.__setattr__(self, "_listed", frozenset(listed))
 
     def contains(self, version: str) -> bool:
         """True when ``version`` of the project is affected (the schema's evaluation).
@@ -114,7 +126,7 @@ class Affected:
             parsed = Version(version)
         except InvalidVersion:
             return version in self.versions
-        if any(_same(parsed, listed) for listed in self.versions):
+        if parsed in self._listed:
             return True
         return any(_in_range(parsed, events) for events in self.ranges)
 
@@ -132,13 +144,6 @@ class Affected:
             for events in ranges
         )
         return cls(canonicalize_name(project), tuple(versions), built)
-
-
-def _same(version: Version, listed: str) -> bool:
-    try:
-        return version == Version(listed)
-    except InvalidVersion:
-        return False
 
 
 def _in_range(version: Version, events: Sequence[Event]) -> bool:
@@ -328,7 +333,12 @@ def blocks(prefixes: Iterable[str], advisory: Advisory) -> bool:
     >>> blocks(["MAL"], advisory), blocks(["MA"], advisory), blocks([], advisory)
     (True, False, False)
     """
-    ids = (advisory.id, *advisory.aliases)
+    return blocks_id(prefixes, advisory.id, advisory.aliases)
+
+
+def blocks_id(prefixes: Iterable[str], advisory_id: str, aliases: Iterable[str] = ()) -> bool:
+    """``blocks`` for an id and its aliases, before the advisory is parsed (the catalog's rows)."""
+    ids = (advisory_id, *aliases)
     return any(i == p or i.startswith(p if p.endswith("-") else f"{p}-") for p in prefixes for i in ids)
 
 
@@ -370,6 +380,11 @@ class Advisories:
     def __bool__(self) -> bool:
         return bool(self._by_project)
 
+    @property
+    def projects(self) -> frozenset[NormalizedName]:
+        """Every project some advisory names."""
+        return frozenset(self._by_project)
+
     def naming(self, project: str, version: str) -> list[Advisory]:
         """Every advisory that names ``version`` of ``project``, by id."""
         found = self._by_project.get(canonicalize_name(project), ())
@@ -379,7 +394,8 @@ class Advisories:
         """The first advisory (by id) that names the version and that ``prefixes`` block, else None."""
         if not prefixes:
             return None
-        return next((a for a in self.naming(project, version) if blocks(prefixes, a)), None)
+        found = self._by_project.get(canonicalize_name(project), ())
+        return next((a for a in found if blocks(prefixes, a) and a.names(project, version)), None)
 
 
 @dataclass(frozen=True, slots=True)
