@@ -185,6 +185,8 @@ def test_import_is_idempotent_newer_replaces_withdrawn_removes_and_a_bad_file_im
     code, out, _ = cli("advisories", "import", str(osv_zip(tmp_path / "w.zip", withdrawn)))
     assert (code, out["removed"], out["stored"]) == (0, 1, 1)
 
+    code, out, _ = cli("repository", "advisories", "--name", "foo", "--version", "0")
+    assert (code, out["version"], out["advisories"]) == (0, 0, []), "version 0 holds nothing"
     code, out, err = cli("repository", "advisories", "--name", "nope")
     assert (code, err) == (1, "Error: repository 'nope' does not exist\n")
 
@@ -206,7 +208,7 @@ def test_a_mal_advisory_keeps_the_version_out_of_syncs_and_of_pip_install_from_s
         return {p["filename"] for p in listed if parse_filename(p["filename"]).name == "mf-demo-lib"}
 
     ok("repository", "create", "--name", "foo")
-    ok(
+    remote = ok(
         "remote",
         "create",
         "--name",
@@ -216,6 +218,7 @@ def test_a_mal_advisory_keeps_the_version_out_of_syncs_and_of_pip_install_from_s
         "--includes",
         '["mf-demo-app", "mf-demo-lib"]',
     )
+    assert remote["block_advisories"] == ["MAL"], "the default"
     first = ok("repository", "sync", "--name", "foo", "--remote", "up")
     synced = lib_files()
     blocked = {name for name in synced if parse_filename(name).version >= Version("2.0")}
