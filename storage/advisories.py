@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Text, delete, func, or_, select
+from sqlalchemy import JSON, ForeignKey, Text, delete, func, inspect, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mirrorflow.storage.catalog import Catalog, NotFound
@@ -152,11 +152,13 @@ def _chunks(records: Iterable[AdvisoryRecord]) -> Iterator[list[AdvisoryRecord]]
 
 
 def _import_chunk(session: Session, chunk: list[AdvisoryRecord], counts: ImportCounts) -> None:
+    """Decide each record against the stored row of its id; write the chunk with two flushes."""
     ids = {record.advisory_id for record in chunk}
     known = {
         row.advisory_id: row
         for row in session.scalars(select(AdvisoryRow).where(AdvisoryRow.advisory_id.in_(ids)))
     }
+    written: dict[str, tuple[AdvisoryRow, AdvisoryRecord]] = {}  # the last record of an id wins
     for record in chunk:
         counts.read += 1
         row = known.get(record.advisory_id)
@@ -168,31 +170,48 @@ def _import_chunk(session: Session, chunk: list[AdvisoryRecord], counts: ImportC
         elif not keep:
             if row is None:
                 counts.ignored += 1
+                continue
+            if inspect(row).pending:  # added by this chunk: never written
+                session.expunge(row)
             else:
+                session.execute(delete(AdvisoryProjectRow).where(AdvisoryProjectRow.advisory_pk == row.id))
                 session.delete(row)
                 session.flush()
-                del known[record.advisory_id]
-                counts.removed += 1
-        elif row is None:
-            row = AdvisoryRow(advisory_id=record.advisory_id, imported=_now())
-            _fill(session, row, record)
-            known[record.advisory_id] = row
-            counts.added += 1
+            del known[record.advisory_id]
+            written.pop(record.advisory_id, None)
+            counts.removed += 1
         else:
-            session.execute(delete(AdvisoryProjectRow).where(AdvisoryProjectRow.advisory_pk == row.id))
-            _fill(session, row, record)
-            counts.updated += 1
+            if row is None:
+                row = AdvisoryRow(advisory_id=record.advisory_id)
+                session.add(row)
+                known[record.advisory_id] = row
+                counts.added += 1
+            else:
+                counts.updated += 1
+            _fill(row, record)
+            written[record.advisory_id] = (row, record)
+    session.flush()  # the new rows get their ids
+    stale = [row.id for row, _ in written.values()]
+    for start in range(0, len(stale), _CHUNK):
+        session.execute(
+            delete(AdvisoryProjectRow).where(
+                AdvisoryProjectRow.advisory_pk.in_(stale[start : start + _CHUNK])
+            )
+        )
+    session.add_all(
+        AdvisoryProjectRow(advisory_pk=row.id, project=project)
+        for row, record in written.values()
+        for project in sorted(record.projects)
+    )
+    session.flush()
 
 
-def _fill(session: Session, row: AdvisoryRow, record: AdvisoryRecord) -> None:
+def _fill(row: AdvisoryRow, record: AdvisoryRecord) -> None:
     row.modified = record.modified
     row.summary = record.summary
     row.aliases = list(record.aliases)
     row.affected = record.affected
     row.imported = _now()
-    session.add(row)
-    session.flush()
-    session.add_all(AdvisoryProjectRow(advisory_pk=row.id, project=p) for p in sorted(record.projects))
 
 
 def advisory_count(catalog: Catalog) -> int:
