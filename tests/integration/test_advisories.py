@@ -185,6 +185,29 @@ def test_import_is_idempotent_newer_replaces_withdrawn_removes_and_a_bad_file_im
     code, out, _ = cli("advisories", "import", str(osv_zip(tmp_path / "w.zip", withdrawn)))
     assert (code, out["removed"], out["stored"]) == (0, 1, 1)
 
+    # One id twice in one export: the newer record wins; added then withdrawn: never stored.
+    twice = osv_zip(
+        tmp_path / "twice.zip",
+        osv("MAL-2024-20", "evil-pkg", versions=["1.0"]),
+        osv("MAL-2024-21", "fine", versions=["1.0"]),
+        extra={
+            "zz-1.json": json.dumps(
+                osv("MAL-2024-20", "fine", modified="2024-06-01T00:00:00Z", versions=["1.0"])
+            ).encode(),
+            "zz-2.json": json.dumps(
+                {
+                    **osv("MAL-2024-21", "x", modified="2024-06-01T00:00:00Z"),
+                    "withdrawn": "2024-06-01T00:00:00Z",
+                }
+            ).encode(),
+        },
+    )
+    code, out, _ = cli("advisories", "import", str(twice))
+    assert (code, out["added"], out["updated"], out["removed"], out["stored"]) == (0, 2, 1, 1, 2)
+    _, report, _ = cli("repository", "advisories", "--name", "foo")
+    assert ("MAL-2024-20", "fine") in {(a["id"], a["package"]) for a in report["advisories"]}
+    assert "MAL-2024-21" not in {a["id"] for a in report["advisories"]}
+
     code, out, _ = cli("repository", "advisories", "--name", "foo", "--version", "0")
     assert (code, out["version"], out["advisories"]) == (0, 0, []), "version 0 holds nothing"
     code, out, err = cli("repository", "advisories", "--name", "nope")
