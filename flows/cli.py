@@ -68,6 +68,12 @@ def remote_create_or_update(
     missing_upload_time: Annotated[str | None, typer.Option(help="take or skip.")] = None,
     python_versions: JsonList = None,
     skip_yanked: Annotated[bool | None, typer.Option("--skip-yanked/--keep-yanked")] = None,
+    block_advisories: Annotated[
+        str | None,
+        typer.Option(
+            help="JSON list of advisory id prefixes to keep out, e.g. '[\"MAL\"]' (default); [] none."
+        ),
+    ] = None,
     policy: Annotated[str | None, typer.Option(help="immediate, on_demand or streamed.")] = None,
     failure_policy: Annotated[
         str | None, typer.Option(help="auto, partial or all_or_nothing (when some projects fail).")
@@ -114,7 +120,15 @@ def remote_create_or_update(
             del given[field]
     new_labels = json_labels(given.pop("labels", None))
     labels_column = {} if new_labels is None else {"labels": new_labels}
-    for field in ("includes", "excludes", "package_types", "exclude_platforms", "python_versions", "headers"):
+    for field in (
+        "includes",
+        "excludes",
+        "package_types",
+        "exclude_platforms",
+        "python_versions",
+        "headers",
+        "block_advisories",
+    ):
         if field in given:
             given[field] = json_list(field, given[field])
     catalog = open_catalog()
@@ -441,6 +455,7 @@ def main() -> None:
     from mirrorflow.flows.allocator import tune_allocator
 
     tune_allocator()  # before the threads start: see flows.allocator
+    import mirrorflow.flows.cli_advisories  # noqa: F401  (registers advisories import, repository advisories)
     import mirrorflow.flows.cli_blocklist  # noqa: F401  (registers repository blocklist)
     import mirrorflow.flows.cli_export  # noqa: F401  (registers repository export and import)
     import mirrorflow.flows.cli_maintenance  # noqa: F401  (registers repository verify and orphans cleanup)

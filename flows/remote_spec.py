@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from mirrorflow.storage.schema import MAX_INT, SECRET_FIELDS, Policy
+from mirrorflow.tasks.advisories import DEFAULT_BLOCK_ADVISORIES, InvalidAdvisory, validate_prefixes
 from mirrorflow.tasks.filenames import PACKAGE_TYPES
 from mirrorflow.tasks.filters import PLATFORMS, FilterSpec, InvalidFilter
 from mirrorflow.tasks.outcome import DEFAULT_MAX_FAILED_PERCENT, FailurePolicy
@@ -87,6 +88,11 @@ class RemoteFields(BaseModel):
     )
     python_versions: list[str] = Field(default_factory=list, description="Keep files installable on these.")
     skip_yanked: bool = Field(default=False, description="Leave out files the upstream yanked.")
+    block_advisories: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BLOCK_ADVISORIES),
+        description="Advisory id prefixes (e.g. MAL, PYSEC, a whole id): versions that an imported "
+        "advisory with such an id names are kept out; [] blocks none (docs/supply-chain.md).",
+    )
     policy: PolicyChoice = Field(default=Policy.ON_DEMAND, description="immediate, on_demand or streamed.")
     failure_policy: FailurePolicy = Field(
         default=FailurePolicy.AUTO,
@@ -151,6 +157,14 @@ class RemoteFields(BaseModel):
         except ValueError:
             raise ValueError(f"{value!r} has a port outside 0 to 65535") from None
         return value
+
+    @field_validator("block_advisories")
+    @classmethod
+    def _advisory_prefixes(cls, value: list[str]) -> list[str]:
+        try:
+            return list(validate_prefixes(value))
+        except InvalidAdvisory as exc:
+            raise ValueError(f"{exc.value!r} {exc.reason}") from None
 
     @field_validator("ca_cert", "client_cert")
     @classmethod

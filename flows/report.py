@@ -70,6 +70,10 @@ def report_rows(summary: Mapping[str, Any], counts: Mapping[str, int] | None) ->
         rows.append({"metric": f"upstream status: {name}", "value": status})
     for filename, why in sorted((summary.get("provenance_failed") or {}).items()):
         rows.append({"metric": f"provenance not fetched: {filename}", "value": why})
+    for filename, why in sorted((summary.get("advisories") or {}).items()):
+        rows.append({"metric": f"kept out by advisory: {filename}", "value": why})
+    for filename, why in sorted((summary.get("advisories_removed") or {}).items()):
+        rows.append({"metric": f"removed by advisory: {filename}", "value": why})
     for filename, why in sorted((summary.get("unverifiable") or {}).items()):
         rows.append({"metric": f"quarantined: {filename}", "value": why})
     for name, why in sorted((summary.get("failures") or {}).items()):
@@ -90,7 +94,8 @@ def summary_markdown(
         head = f"# Sync of `{repository}` failed: no new version\n\n{len(failures)} project(s) failed:\n\n"
         return head + "\n".join(f"- `{name}`: {why}" for name, why in sorted(failures.items())) + "\n"
     if version is None:
-        return f"# `{repository}`: nothing changed\n\nThe repository stays at **version {previous}**.\n"
+        body = f"# `{repository}`: nothing changed\n\nThe repository stays at **version {previous}**.\n"
+        return body + _advisory_lines(summary)
     c = counts or {}
     return (
         f"# `{repository}` is now at version {version}\n\n"
@@ -98,7 +103,22 @@ def summary_markdown(
         f"{c.get('present', 0)} present; {summary.get('downloaded_bytes', 0)} bytes downloaded in "
         f"{summary.get('duration_s', 0)} s.\n\n"
         f"Show it with `mirrorflow repository version show --repository {repository} --version {version}`.\n"
-    )
+    ) + _advisory_lines(summary)
+
+
+def _advisory_lines(summary: Mapping[str, Any]) -> str:
+    """One line per file an advisory kept out or removed (docs/supply-chain.md); empty when none.
+
+    >>> _advisory_lines({"advisories": {"x-2.0.tar.gz": "MAL-2024-1 names x 2.0"}})
+    '\\nAdvisories:\\n\\n- kept out `x-2.0.tar.gz`: MAL-2024-1 names x 2.0\\n'
+    """
+    lines = [f"- kept out `{f}`: {why}" for f, why in sorted((summary.get("advisories") or {}).items())]
+    lines += [
+        f"- removed `{f}`: {why}" for f, why in sorted((summary.get("advisories_removed") or {}).items())
+    ]
+    if not lines:
+        return ""
+    return "\nAdvisories:\n\n" + "\n".join(lines) + "\n"
 
 
 def publish_report(

@@ -31,18 +31,25 @@ def sync_config(
     index_url: str,
     mirror: bool,
     blocklist: tuple[str, ...] = (),
+    advisories: str = "",
 ) -> SyncConfig:
     """The one configuration of a sync, from the settings, the remote and the simple root found.
 
     ``blocklist``: the repository's entries (``mirrorflow.storage.blocklists``). They are part of the
     filter fingerprint, so that a changed blocklist makes the next sync re-evaluate every project (an
     entry removed brings its files back).
+
+    ``advisories``: a digest of the imported advisories (``mirrorflow.storage.advisories``), empty
+    when there are none. With the remote's ``block_advisories``, it too is part of the fingerprint:
+    an import that changes them re-evaluates every project (a withdrawn advisory lets files back).
     """
     concurrency = fields.download_concurrency or DEFAULT_CONCURRENCY
     http = http_spec_for(fields, concurrency=concurrency, max_page_bytes=settings.max_page_bytes)
     remote_fields = fields.model_dump()
-    fingerprint = _with_blocklist(filter_fingerprint(remote_fields, mirror=mirror), blocklist)
-    additive_or_mirror = _with_blocklist(filter_fingerprint(remote_fields, mirror=True), blocklist)
+    prefixes = tuple(fields.block_advisories) if advisories else ()
+    folded = blocklist + ((f"(advisories)\0{advisories}\0{','.join(sorted(prefixes))}",) if prefixes else ())
+    fingerprint = _with_blocklist(filter_fingerprint(remote_fields, mirror=mirror), folded)
+    additive_or_mirror = _with_blocklist(filter_fingerprint(remote_fields, mirror=True), folded)
     return SyncConfig(
         sync_id=str(uuid.uuid4()),
         repository=repository,
@@ -64,6 +71,7 @@ def sync_config(
         batch_size=settings.batch_size,
         max_file_bytes=settings.max_file_bytes,
         blocklist=tuple(sorted(blocklist)),
+        block_advisories=prefixes,
     )
 
 

@@ -28,6 +28,7 @@ from prefect import allow_failure, flow, get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture
 
+from mirrorflow.flows.advisory_sync import advisories_for, advisory_state, held_blocked
 from mirrorflow.flows.allocator import tune_allocator
 from mirrorflow.flows.autopublish import publish_after_sync
 from mirrorflow.flows.logs import route_to_prefect
@@ -276,6 +277,7 @@ def _sync(
             index_url=root,
             mirror=mirror,
             blocklist=tuple(e.entry for e in list_entries(catalog, repository)),
+            advisories=advisory_state(catalog) if fields.block_advisories else "",
         )
         # Built once; the tasks receive them (a Dask worker rebuilds them from the config: tasks.clients).
         services = SyncServices.build(config.clients_key, catalog=catalog, http=http)
@@ -335,12 +337,18 @@ def _sync(
                     f"{k}: {v}" for k, v in sorted({**report.failures, **report.unverifiable}.items())[:5]
                 ),
             )
+        # Held files that an advisory now blocks leave with this version, in additive mode too.
+        blocked_ids, removed_by_advisory = held_blocked(catalog, repository, config.block_advisories)
+        summary["advisories_removed"] = removed_by_advisory
+        for filename, why in sorted(removed_by_advisory.items()):
+            logger.warning("removing %r from %r: %s", filename, repository, why)
         # Drawn after every fetch-batch in the graph, failed ones included (their projects are left out).
         version = commit_version_task(
             config,
             services,
             report=summary,
             scope=work.scope,
+            remove_packages=blocked_ids,
             wait_for=_after(fetched, listed),
         )
         apply_retention(catalog, repository)  # retain_repo_versions: drop versions beyond the newest N
@@ -402,7 +410,15 @@ def _run_batches(
         resolved = resolve_batch_task.submit(
             batch, config, services, first=first, wait_for=[listed], return_state=False
         )
-        filtered = filter_batch_task.submit(resolved, config, first=first, return_state=False)
+        # The advisories of the batch's projects, read once per batch (none imported: no query).
+        advisories = (
+            advisories_for(services.writer.catalog, [w.name for w in batch], config.block_advisories)
+            if config.block_advisories
+            else None
+        )
+        filtered = filter_batch_task.submit(
+            resolved, config, first=first, advisories=advisories, return_state=False
+        )
         fetch = fetch_batch_task.submit(filtered, config, services, first=first, return_state=False)
         fetched.append(fetch)
         window.append((resolved, filtered, fetch))

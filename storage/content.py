@@ -22,7 +22,7 @@ artifacts that no version references yet (reused by the rerun).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -200,8 +200,12 @@ class ContentWriter:
         report: dict[str, Any] | None = None,
         scope: str = "all",
         fingerprint: str | None = None,
+        remove_packages: Collection[int] = (),
     ) -> VersionView | None:
         """Turn the staged set into the next version; None when nothing would change.
+
+        ``remove_packages``: present packages to leave out of the new version in either mode (held
+        files that an imported advisory now blocks, ``mirrorflow.flows.advisory_sync``).
 
         Additive (``mirror=False``): staged packages are added; a present package whose filename a
         staged package now takes (same name, other digest) is replaced. Mirror: additionally,
@@ -222,6 +226,7 @@ class ContentWriter:
             report=report,
             scope=scope,
             fingerprint=fingerprint,
+            remove_packages=remove_packages,
         )
         if view is not None and view.added + view.removed >= ANALYZE_AFTER_ROWS:
             self._refresh_statistics()
@@ -252,6 +257,7 @@ class ContentWriter:
         report: dict[str, Any] | None,
         scope: str,
         fingerprint: str | None,
+        remove_packages: Collection[int] = (),
     ) -> VersionView | None:
         if scope not in ("all", "touched"):
             raise ValueError(f"scope {scope!r} is not 'all' or 'touched'")
@@ -265,6 +271,10 @@ class ContentWriter:
                 RepositoryContent.repository_id == repo.id, RepositoryContent.version_removed.is_(None)
             )
             removed = self._close(session, is_open, number, replaced_by(staged))
+            if remove_packages:
+                removed += self._close(
+                    session, is_open, number, RepositoryContent.package_id.in_(sorted(remove_packages))
+                )
             if mirror:
                 removed += self._close_unstaged(session, is_open, number, staged, sync_id, scope)
             present_ids = select(RepositoryContent.package_id).where(is_open)

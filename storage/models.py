@@ -139,6 +139,10 @@ class Remote(Base):
     extra_filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Pulp's ``pulp_labels``: string keys and values the user attaches (0007_labels)
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    # 0013_advisories: advisory id prefixes whose advisories keep versions out (``docs/supply-chain.md``)
+    block_advisories: Mapped[list[str]] = mapped_column(
+        default=lambda: ["MAL"], server_default=text("'[\"MAL\"]'")
+    )
 
     __table_args__ = (
         CheckConstraint(f"policy IN {POLICIES!r}", name="policy"),

@@ -9,7 +9,7 @@ version committed without failed projects or quarantined files is partial: the C
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from mirrorflow.storage.catalog import VersionView
 from mirrorflow.storage.errors import MirrorflowError
@@ -105,10 +105,15 @@ def may_commit(config: SyncConfig, report: BatchReport, *, unchanged: int) -> bo
 
 
 def commit_version(
-    config: SyncConfig, services: SyncServices, *, report: Mapping[str, object], scope: Scope
+    config: SyncConfig,
+    services: SyncServices,
+    *,
+    report: Mapping[str, object],
+    scope: Scope,
+    remove_packages: Collection[int] = (),
 ) -> VersionView | None:
     """Turn what the sync staged into the next repository version (one transaction); None when
-    nothing changed."""
+    nothing changed. ``remove_packages``: held packages the version leaves out in either mode."""
     return services.writer.commit_version(
         repository=config.repository,
         sync_id=config.sync_id,
@@ -117,4 +122,5 @@ def commit_version(
         report=dict(report),
         scope=scope,
         fingerprint=config.fingerprint,
+        remove_packages=remove_packages,
     )

@@ -112,6 +112,8 @@ class SyncConfig:
     max_file_bytes: int | None = None
     #: The repository's blocklist entries (``mirrorflow.tasks.blocklist``), read when the sync started.
     blocklist: tuple[str, ...] = ()
+    #: The remote's ``block_advisories`` prefixes, empty when no advisory is imported (nothing to look up).
+    block_advisories: tuple[str, ...] = ()
 
     @property
     def clients_key(self) -> tuple[str, StoreSpec, HttpSpec]:

@@ -69,6 +69,7 @@ class _ProjectResult:
     legacy_filenames: int = 0
     resumed_files: int = 0
     unverifiable: dict[str, str] = field(default_factory=dict)
+    advisories: dict[str, str] = field(default_factory=dict)
     #: Kept files to download (immediate policy): fetched for the whole batch at once.
     downloads: list[Candidate] = field(default_factory=list)
 
@@ -86,6 +87,7 @@ def fetch_batch(batch: ResolvedBatch, config: SyncConfig, services: SyncServices
     provenance: dict[str, tuple[str, str]] = {}  # kept files' sha256 -> (upstream provenance URL, filename)
     for project, result in zip(batch.projects, results, strict=True):
         report.skipped += result.skipped
+        report.advisories.update(result.advisories)
         report.not_modified += project.not_modified
         page = result.page
         if page is not None and page.status is not None and page.status != "active":
@@ -165,6 +167,9 @@ def _planned(project: ResolvedProject, *, immediate: bool) -> _ProjectResult:
     if project.page is None or selection is None or project.failure is not None:
         return result
     result.skipped.update(skip.reason.value for skip in selection.skipped)
+    result.advisories.update(
+        (skip.file.filename, skip.detail) for skip in selection.skipped if skip.reason is SkipReason.ADVISORY
+    )
     result.legacy_filenames = sum(candidate.parsed.by_project for candidate in selection.kept)
     for candidate in selection.kept:
         file = candidate.file

@@ -24,13 +24,14 @@ import functools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
+from mirrorflow.tasks.advisories import AdvisoryBlock
 from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.distributions import DistFile
 from mirrorflow.tasks.filenames import InvalidFilename, ParsedFilename, parse_filename
@@ -54,6 +55,7 @@ __all__ = [
     "Selection",
     "Skip",
     "SkipReason",
+    "advisory_skip",
     "blocklisted",
     "filter_project",
     "included_project_names",
@@ -72,6 +74,8 @@ class SkipReason(enum.StrEnum):
     WRONG_PROJECT = "wrong-project"
     #: The repository's blocklist (``mirrorflow.tasks.blocklist``) names the file, whatever the remote selects.
     BLOCKLISTED = "blocklisted"
+    #: An imported OSV advisory whose id the remote's ``block_advisories`` names (``mirrorflow.tasks.advisories``).
+    ADVISORY = "advisory"
     NOT_INCLUDED = "not-included"
     EXCLUDED = "excluded"
     PRERELEASE = "prerelease"
@@ -141,13 +145,17 @@ def select_files(
     *,
     now: datetime,
     blocklist: Blocklist | None = None,
+    advisories: AdvisoryBlock | None = None,
 ) -> Selection:
     """Return which of one project's files to keep, and one :class:`Skip` (first rule) per other file.
 
-    ``blocklist``: the repository's (none: nothing blocked). The result does not depend on the order
+    ``blocklist``: the repository's (none: nothing blocked). ``advisories``: those of this project
+    and the prefixes that block them (none: nothing blocked). The result does not depend on the order
     of ``files``. Naive datetimes are taken as UTC.
     """
     context = _Context.create(canonicalize_name(project), spec, now, blocklist or _NO_BLOCKLIST)
+    if advisories:
+        context = replace(context, advisories=advisories)
     survivors: list[Candidate] = []
     skipped: list[Skip] = []
     for file in files:
@@ -174,6 +182,7 @@ class _Context:
     excludes: tuple[Requirement, ...]
     cutoff: datetime | None
     blocklist: Blocklist
+    advisories: AdvisoryBlock | None = None
 
     @classmethod
     def create(
@@ -215,6 +224,15 @@ def blocklisted(blocklist: Blocklist, project: NormalizedName, filename: str, ve
     """
     entry = blocklist.blocks(project, filename, version)
     return None if entry is None else f"blocked by the repository's blocklist entry {entry!r}"
+
+
+def advisory_skip(advisories: AdvisoryBlock | None, project: str, version: str) -> str | None:
+    """The detail of an ``advisory`` skip, naming the advisory's id, when one blocks the version."""
+    advisory = None if advisories is None else advisories.blocking(project, version)
+    if advisory is None:
+        return None
+    about = f": {advisory.summary[:120]}" if advisory.summary else ""
+    return f"{advisory.id} names {canonicalize_name(project)} {version}{about}"
 
 
 def _not_included(c: Candidate, ctx: _Context) -> str | None:
@@ -271,6 +289,7 @@ _RULES: tuple[tuple[SkipReason, Callable[[Candidate, _Context], str | None]], ..
         SkipReason.BLOCKLISTED,
         lambda c, ctx: blocklisted(ctx.blocklist, ctx.project, c.file.filename, str(c.parsed.version)),
     ),
+    (SkipReason.ADVISORY, lambda c, ctx: advisory_skip(ctx.advisories, ctx.project, str(c.parsed.version))),
     (SkipReason.NOT_INCLUDED, _not_included),
     (SkipReason.EXCLUDED, _excluded),
     (SkipReason.PRERELEASE, _prerelease),
@@ -310,14 +329,15 @@ def filter_project(
     max_file_bytes: int | None,
     require_sha256: bool,
     blocklist: Blocklist,
+    advisories: AdvisoryBlock | None = None,
 ) -> Selection:
     """``select_files``, then ``refusal`` on each kept file: what a sync (or pull-through) keeps.
 
     ``require_sha256``: the files are recorded now and fetched later (on_demand, streamed,
     pull-through), which cannot be verified without a listed digest. ``blocklist``: the
-    repository's. No defaults: say which.
+    repository's. No defaults: say which. ``advisories``: see ``select_files``.
     """
-    selection = select_files(project, files, spec, now=now, blocklist=blocklist)
+    selection = select_files(project, files, spec, now=now, blocklist=blocklist, advisories=advisories)
     kept: list[Candidate] = []
     refused: list[Skip] = []
     for candidate in selection.kept:

@@ -91,6 +91,8 @@ class BatchReport:
     provenance_recorded: int = 0
     provenance_fetched: int = 0
     provenance_failed: dict[str, str] = field(default_factory=dict)
+    #: Files an imported advisory kept out (the ``advisory`` skips), by filename: the advisory's detail.
+    advisories: dict[str, str] = field(default_factory=dict)
 
     def __add__(self, other: BatchReport) -> BatchReport:
         return BatchReport(
@@ -111,6 +113,7 @@ class BatchReport:
             provenance_recorded=self.provenance_recorded + other.provenance_recorded,
             provenance_fetched=self.provenance_fetched + other.provenance_fetched,
             provenance_failed={**self.provenance_failed, **other.provenance_failed},
+            advisories={**self.advisories, **other.advisories},
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -131,6 +134,7 @@ class BatchReport:
             "provenance_recorded": self.provenance_recorded,
             "provenance_fetched": self.provenance_fetched,
             "provenance_failed": dict(sorted(self.provenance_failed.items())),
+            "advisories": dict(sorted(self.advisories.items())),
         }
 
 

@@ -22,7 +22,7 @@ retry a 404 or a hash mismatch. The tasks take the sync's ``SyncConfig`` and its
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from prefect import task
@@ -31,6 +31,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from mirrorflow.storage.catalog import VersionView
+from mirrorflow.tasks.advisories import Advisories, AdvisoryBlock
 from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.clients import SyncServices
 from mirrorflow.tasks.commit import commit_version
@@ -54,10 +55,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def filter_batch(batch: ResolvedBatch, config: SyncConfig) -> ResolvedBatch:
-    """Apply the filters (``mirrorflow.tasks.filters.filter_project``) to every fetched page of ``batch``."""
+def filter_batch(
+    batch: ResolvedBatch, config: SyncConfig, advisories: Advisories | None = None
+) -> ResolvedBatch:
+    """Apply the filters (``mirrorflow.tasks.filters.filter_project``) to every fetched page of ``batch``.
+
+    ``advisories``: those naming the batch's projects (read by the flow from the catalog, per batch).
+    """
     require_sha256 = config.policy is not Policy.IMMEDIATE  # recorded now, fetched (and verified) later
     blocklist = Blocklist.parse(config.blocklist)
+    block = AdvisoryBlock(config.block_advisories, advisories or Advisories())
     projects = []
     for project in batch.projects:
         if project.page is None:
@@ -71,6 +78,7 @@ def filter_batch(batch: ResolvedBatch, config: SyncConfig) -> ResolvedBatch:
             max_file_bytes=config.max_file_bytes,
             require_sha256=require_sha256,
             blocklist=blocklist,
+            advisories=block,
         )
         for skip in selection.skipped:
             if skip.reason in SAFETY_REASONS:
@@ -105,9 +113,11 @@ def resolve_batch_task(
 
 
 @task(name="filter-batch", cache_policy=NO_CACHE, task_run_name="filter-batch-{first}")
-def filter_batch_task(batch: ResolvedBatch, config: SyncConfig, *, first: str) -> ResolvedBatch:
+def filter_batch_task(
+    batch: ResolvedBatch, config: SyncConfig, *, first: str, advisories: Advisories | None = None
+) -> ResolvedBatch:
     """Decide which files of one batch to keep (pure)."""
-    return filter_batch(batch, config)
+    return filter_batch(batch, config, advisories)
 
 
 @task(name="fetch-batch", cache_policy=NO_CACHE, task_run_name="fetch-batch-{first}")
@@ -127,7 +137,12 @@ def fetch_batch_task(
 
 @task(name="commit-version", cache_policy=NO_CACHE)
 def commit_version_task(
-    config: SyncConfig, services: SyncServices, *, report: Mapping[str, object], scope: Scope
+    config: SyncConfig,
+    services: SyncServices,
+    *,
+    report: Mapping[str, object],
+    scope: Scope,
+    remove_packages: Collection[int] = (),
 ) -> VersionView | None:
     """Turn what the sync staged into the next repository version (one transaction)."""
-    return commit_version(config, services, report=report, scope=scope)
+    return commit_version(config, services, report=report, scope=scope, remove_packages=remove_packages)

@@ -19,6 +19,7 @@ import mirrorflow.tasks.index_url
 import mirrorflow.tasks.outcome
 import mirrorflow.tasks.platforms
 import mirrorflow.tasks.simple
+from mirrorflow.tasks.advisories import Advisories, Advisory, AdvisoryBlock, Affected
 from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.distributions import DistFile
 from mirrorflow.tasks.filters import (
@@ -729,6 +730,7 @@ ORDER_FILES = [
     (dist("foo-1.x.tar.gz"), "invalid-filename"),
     (dist("bar-9.0rc1.tar.gz"), "wrong-project"),
     (dist("foo-3.0rc1-py2.7-win32.egg"), "blocklisted"),
+    (dist("foo-3.5rc1-py2.7-win32.egg"), "advisory"),
     (dist("foo-4.0rc1-py2.7-win32.egg"), "not-included"),
     (dist("foo-2.5rc1.tar.gz"), "prerelease"),
     (dist("foo-2.5-py2.7-win32.egg"), "excluded"),
@@ -744,11 +746,33 @@ ORDER_FILES = [
 ]
 
 
+#: A malware advisory naming foo 3.0rc1 (blocklisted first) and 3.5rc1, as the sync's filter gets it.
+ADVISORY_BLOCK = AdvisoryBlock(
+    ("MAL",),
+    Advisories(
+        [
+            Advisory(
+                "MAL-2024-1",
+                NOW,
+                "malicious",
+                (),
+                (Affected.build("foo", versions=["3.0rc1", "3.5rc1"]),),
+            )
+        ]
+    ),
+)
+
+
 def test_first_rule_wins_in_documented_order() -> None:
     files = [file for file, _ in ORDER_FILES]
     blocklist = Blocklist.parse(["foo==3.0rc1"])
     selection = select_files(
-        NormalizedName("foo"), files, FilterSpec.build(**EVERY_RULE), now=NOW, blocklist=blocklist
+        NormalizedName("foo"),
+        files,
+        FilterSpec.build(**EVERY_RULE),
+        now=NOW,
+        blocklist=blocklist,
+        advisories=ADVISORY_BLOCK,
     )
     assert outcome(selection) == {file.filename: reason for file, reason in ORDER_FILES}
     assert len(selection.kept) + len(selection.skipped) == len(files)
@@ -756,6 +780,7 @@ def test_first_rule_wins_in_documented_order() -> None:
         "invalid-filename": 1,
         "wrong-project": 1,
         "blocklisted": 1,
+        "advisory": 1,
         "not-included": 1,
         "excluded": 1,
         "prerelease": 2,

@@ -1,0 +1,296 @@
+"""OSV advisories (issue 20): ``advisories import`` into the catalog, ``repository advisories``, and a
+``MAL-`` advisory that keeps a version out of a sync, out of the held content, and out of ``pip install``.
+
+The import and report tests run the CLI on both catalogs over content written with ``ContentWriter``
+(no Prefect); one test syncs the seed fixture index through the CLI and installs from ``serve``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from packaging.version import Version
+
+from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.tasks.filenames import parse_filename
+
+
+def osv(
+    advisory_id: str, project: str, *, modified: str = "2024-05-01T00:00:00Z", **entry: Any
+) -> dict[str, Any]:
+    """An OSV record naming ``project`` of the PyPI ecosystem (``entry``: versions, ranges)."""
+    return {
+        "schema_version": "1.6.0",
+        "id": advisory_id,
+        "modified": modified,
+        "summary": f"{advisory_id} summary",
+        "affected": [{"package": {"ecosystem": "PyPI", "name": project}, **entry}],
+    }
+
+
+def osv_zip(path: Path, *records: dict[str, Any], extra: dict[str, bytes] | None = None) -> Path:
+    """An export as the PyPI ecosystem's ``all.zip`` lays it out: one ``<id>.json`` per record."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for record in records:
+            archive.writestr(f"{record['id']}.json", json.dumps(record))
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return path
+
+
+def since(version: str) -> list[dict[str, Any]]:
+    return [{"type": "ECOSYSTEM", "events": [{"introduced": version}]}]
+
+
+# -- import and report, content written directly ------------------------------------------------------
+
+
+def _package(filename: str) -> NewPackage:
+    parsed = parse_filename(filename)
+    packagetype = "bdist_wheel" if filename.endswith(".whl") else "sdist"
+    return NewPackage(
+        name=parsed.name, normalized_name=parsed.name, version=str(parsed.version), filename=filename,
+        packagetype=packagetype, python_version="py3" if packagetype == "bdist_wheel" else "source",
+        requires_python=None, sha256=hashlib.sha256(filename.encode()).hexdigest(), size=len(filename),
+        upload_time=None, yanked=False, yanked_reason=None, metadata_sha256=None, has_metadata=False,
+        url=f"https://index.example/{filename}",
+    )  # fmt: skip
+
+
+FILES = ("evil_pkg-1.0.tar.gz", "evil_pkg-2.0-py3-none-any.whl", "evil_pkg-2.0.tar.gz", "fine-1.0.tar.gz")
+
+
+@dataclass
+class _Cli:
+    catalog: Catalog
+    capsys: pytest.CaptureFixture[str]
+
+    def __call__(self, *args: str) -> tuple[int, Any, str]:
+        from mirrorflow.flows.console import main
+
+        self.capsys.readouterr()
+        argv, sys.argv = sys.argv, ["mirrorflow", *args]
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            sys.argv = argv
+        out, err = self.capsys.readouterr()
+        return code, json.loads(out) if out else None, err
+
+
+@pytest.fixture
+def advisory_cli(catalog_url, tmp_path, monkeypatch, capsys) -> Iterator[_Cli]:
+    """The CLI on ``catalog_url`` (no Prefect), repository ``foo`` at version 1 holding ``FILES``."""
+    from mirrorflow.flows.runtime import reset_caches
+
+    monkeypatch.setenv("MIRRORFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MIRRORFLOW_DATABASE_URL", catalog_url)
+    monkeypatch.delenv("MIRRORFLOW_S3_ENDPOINT", raising=False)
+    reset_caches()
+    catalog = Catalog.from_url(catalog_url)
+    catalog.create_repository("foo")
+    writer = ContentWriter(catalog)
+    sync_id = str(uuid.uuid4())
+    ids = writer.upsert_packages([_package(name) for name in FILES]).values()
+    writer.stage(sync_id, catalog.get_repository("foo").id, ids)
+    writer.commit_version(repository="foo", sync_id=sync_id, mirror=True)
+    yield _Cli(catalog, capsys)
+    catalog.dispose()
+    reset_caches()
+
+
+def test_import_is_idempotent_newer_replaces_withdrawn_removes_and_a_bad_file_imports_nothing(
+    advisory_cli, tmp_path
+) -> None:
+    cli = advisory_cli
+    mal = osv("MAL-2024-1", "Evil_Pkg", versions=["2.0"])
+    pysec = osv(
+        "PYSEC-2024-7",
+        "evil-pkg",
+        ranges=[{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]}],
+    )
+    npm = {
+        **osv("MAL-2024-9", "x"),
+        "affected": [{"package": {"ecosystem": "npm", "name": "x"}, "versions": ["1"]}],
+    }
+    first = osv_zip(tmp_path / "one.zip", mal, pysec, npm, extra={"README.md": b"not a record"})
+    code, out, err = cli("advisories", "import", str(first))
+    assert code == 0, err
+    assert out | {"notes": None} == {
+        "read": 3, "added": 2, "updated": 0, "unchanged": 0, "removed": 0, "ignored": 1, "older": 0,
+        "stored": 2, "notes": None, "notes_total": 0,
+    }  # fmt: skip
+    code, again, _ = cli("advisories", "import", str(first))
+    assert (code, again["added"], again["unchanged"], again["stored"]) == (0, 0, 2, 2), (
+        "same id + modified: no change"
+    )
+
+    code, report, err = cli("repository", "advisories", "--name", "foo")
+    assert code == 0, err
+    assert report == {
+        "repository": "foo",
+        "version": 1,
+        "advisories": [
+            {"id": "MAL-2024-1", "aliases": [], "summary": "MAL-2024-1 summary", "package": "evil-pkg",
+             "version": "2.0", "filenames": ["evil_pkg-2.0-py3-none-any.whl", "evil_pkg-2.0.tar.gz"]},
+            {"id": "PYSEC-2024-7", "aliases": [], "summary": "PYSEC-2024-7 summary", "package": "evil-pkg",
+             "version": "1.0", "filenames": ["evil_pkg-1.0.tar.gz"]},
+        ],
+    }  # fmt: skip
+
+    # A newer record replaces (now naming 1.0 as well); an older one is ignored; a withdrawn one removes.
+    newer = osv("MAL-2024-1", "evil-pkg", modified="2024-06-01T00:00:00Z", versions=["1.0", "2.0"])
+    older = osv("PYSEC-2024-7", "evil-pkg", modified="2023-01-01T00:00:00Z", versions=["9.9"])
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    for record in (newer, older):
+        (folder / f"{record['id']}.json").write_text(json.dumps(record))
+    code, out, err = cli("advisories", "import", str(folder))
+    assert (code, out["updated"], out["older"], out["stored"]) == (0, 1, 1, 2), err
+    _, report, _ = cli("repository", "advisories", "--name", "foo")
+    assert [(a["id"], a["version"]) for a in report["advisories"]] == [
+        ("MAL-2024-1", "1.0"), ("MAL-2024-1", "2.0"), ("PYSEC-2024-7", "1.0"),
+    ]  # fmt: skip
+
+    withdrawn = {
+        **osv("PYSEC-2024-7", "evil-pkg", modified="2024-07-01T00:00:00Z"),
+        "withdrawn": "2024-07-01T00:00:00Z",
+    }
+    bad = osv_zip(
+        tmp_path / "bad.zip", withdrawn, extra={"zz-broken.json": b'{"id": "PYSEC-X", "modified": 3}'}
+    )
+    code, out, err = cli("advisories", "import", str(bad))
+    assert (code, out) == (1, None)
+    assert err == (
+        f"Error: {bad}:zz-broken.json: is not an OSV record: modified: 3 is not an RFC 3339 timestamp; "
+        "nothing was imported\n"
+    )
+    _, report, _ = cli("repository", "advisories", "--name", "foo")
+    assert len(report["advisories"]) == 3, "the withdrawn record before the bad one was rolled back"
+    code, out, _ = cli("advisories", "import", str(osv_zip(tmp_path / "w.zip", withdrawn)))
+    assert (code, out["removed"], out["stored"]) == (0, 1, 1)
+
+    # One id twice in one export: the newer record wins; added then withdrawn: never stored.
+    twice = osv_zip(
+        tmp_path / "twice.zip",
+        osv("MAL-2024-20", "evil-pkg", versions=["1.0"]),
+        osv("MAL-2024-21", "fine", versions=["1.0"]),
+        extra={
+            "zz-1.json": json.dumps(
+                osv("MAL-2024-20", "fine", modified="2024-06-01T00:00:00Z", versions=["1.0"])
+            ).encode(),
+            "zz-2.json": json.dumps(
+                {
+                    **osv("MAL-2024-21", "x", modified="2024-06-01T00:00:00Z"),
+                    "withdrawn": "2024-06-01T00:00:00Z",
+                }
+            ).encode(),
+        },
+    )
+    code, out, _ = cli("advisories", "import", str(twice))
+    assert (code, out["added"], out["updated"], out["removed"], out["stored"]) == (0, 2, 1, 1, 2)
+    _, report, _ = cli("repository", "advisories", "--name", "foo")
+    assert ("MAL-2024-20", "fine") in {(a["id"], a["package"]) for a in report["advisories"]}
+    assert "MAL-2024-21" not in {a["id"] for a in report["advisories"]}
+
+    code, out, _ = cli("repository", "advisories", "--name", "foo", "--version", "0")
+    assert (code, out["version"], out["advisories"]) == (0, 0, []), "version 0 holds nothing"
+    code, out, err = cli("repository", "advisories", "--name", "nope")
+    assert (code, err) == (1, "Error: repository 'nope' does not exist\n")
+
+
+# -- end to end: sync, serve, pip install ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
+def test_a_mal_advisory_keeps_the_version_out_of_syncs_and_of_pip_install_from_serve(
+    cli, seed_index, tmp_path
+):
+    def ok(*args: str) -> Any:
+        result = cli(*args)
+        assert result.exit_code == 0, result.stderr
+        return result.json() if result.stdout else None
+
+    def lib_files() -> set[str]:
+        listed = ok("content", "list", "--repository", "foo")
+        return {p["filename"] for p in listed if parse_filename(p["filename"]).name == "mf-demo-lib"}
+
+    ok("repository", "create", "--name", "foo")
+    remote = ok(
+        "remote",
+        "create",
+        "--name",
+        "up",
+        "--url",
+        seed_index.url,
+        "--includes",
+        '["mf-demo-app", "mf-demo-lib"]',
+    )
+    assert remote["block_advisories"] == ["MAL"], "the default"
+    first = ok("repository", "sync", "--name", "foo", "--remote", "up")
+    synced = lib_files()
+    blocked = {name for name in synced if parse_filename(name).version >= Version("2.0")}
+    assert blocked and synced - blocked and first["report"]["advisories"] == {}
+
+    # Malware from 2.0 on (2.0, and the yanked 2.1 wheel); a PYSEC advisory
+    # naming 1.0 is reported but, under the default block_advisories ["MAL"], keeps nothing out.
+    export = osv_zip(
+        tmp_path / "all.zip",
+        osv("MAL-2024-4242", "MF_Demo.Lib", ranges=since("2.0")),
+        osv("PYSEC-2024-5", "mf-demo-lib", versions=["1.0"]),
+    )
+    assert ok("advisories", "import", str(export))["added"] == 2
+    held = ok("repository", "advisories", "--name", "foo")["advisories"]
+    assert {(a["id"], a["version"]) for a in held} == {
+        ("MAL-2024-4242", "2.0"),
+        ("MAL-2024-4242", "2.1"),
+        ("PYSEC-2024-5", "1.0"),
+    }
+
+    second = ok(
+        "repository", "sync", "--name", "foo", "--remote", "up"
+    )  # additive: removes them all the same
+    report = second["report"]
+    assert set(report["advisories_removed"]) == blocked
+    assert all(
+        why.startswith("MAL-2024-4242 names mf-demo-lib 2.") for why in report["advisories_removed"].values()
+    )
+    assert set(report["advisories"]) == blocked, "each file kept out is named, with the advisory"
+    assert report["skipped"]["advisory"] == len(blocked)
+    assert lib_files() == synced - blocked
+    assert ok("repository", "advisories", "--name", "foo")["advisories"][0]["id"] == "PYSEC-2024-5"
+    assert second["changed"] and second["content_summary"]["removed"]["python.python"]["count"] == len(
+        blocked
+    )
+    third = ok("repository", "sync", "--name", "foo", "--remote", "up")
+    assert not third["changed"] and third["report"]["advisories_removed"] == {}, "a second sync is a no-op"
+
+    from mirrorflow.flows.cli_serve import app_from_settings
+    from mirrorflow.server.threaded import serve_in_thread
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    with serve_in_thread(app_from_settings()) as base:
+        command = [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--index-url",
+                   f"{base}/foo/simple/", "--target", str(tmp_path / "t"), "mf-demo-app"]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert {p.name for p in (tmp_path / "t").glob("*.dist-info")} == {
+        "mf_demo_app-1.0.dist-info",
+        "mf_demo_lib-1.0.dist-info",
+    }
