@@ -71,6 +71,10 @@ class FixtureProject:
 
     name: str
     files: Sequence[FixtureFile]
+    #: PEP 792: the project's status (``archived``, ``quarantined``, ``deprecated``; None: active) and why.
+    #: A quarantined project's page lists no file, as the index must not offer them.
+    status: str | None = None
+    status_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,11 +234,15 @@ def build_index(projects: Iterable[FixtureProject], root: Path) -> Index:
             if metadata is not None:
                 (directory / f"{file.filename}.metadata").write_bytes(metadata)
             entries.append((file, digest, metadata))
+        if project.status is not None:
+            serial += 1  # a status change is an event of the index: the project's serial moves
         serials[name] = serial
         listing.append((project.name, serial))
         page_dir = root / "simple" / name
         page_dir.mkdir(parents=True, exist_ok=True)
-        html, json_page = render_project(project.name, entries, last_serial=serial)
+        html, json_page = render_project(
+            project.name, entries, last_serial=serial, status=project.status, reason=project.status_reason
+        )
         (page_dir / "index.html").write_text(html, encoding="utf-8")
         (page_dir / "index.json").write_text(json_page, encoding="utf-8")
         legacy_dir = root / "pypi" / name

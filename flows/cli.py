@@ -68,6 +68,13 @@ def remote_create_or_update(
     missing_upload_time: Annotated[str | None, typer.Option(help="take or skip.")] = None,
     python_versions: JsonList = None,
     skip_yanked: Annotated[bool | None, typer.Option("--skip-yanked/--keep-yanked")] = None,
+    keep_quarantined: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-quarantined/--drop-quarantined",
+            help="Keep the files of projects the upstream quarantined (PEP 792); default: drop them.",
+        ),
+    ] = None,
     policy: Annotated[str | None, typer.Option(help="immediate, on_demand or streamed.")] = None,
     failure_policy: Annotated[
         str | None, typer.Option(help="auto, partial or all_or_nothing (when some projects fail).")

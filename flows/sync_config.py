@@ -41,8 +41,10 @@ def sync_config(
     concurrency = fields.download_concurrency or DEFAULT_CONCURRENCY
     http = http_spec_for(fields, concurrency=concurrency, max_page_bytes=settings.max_page_bytes)
     remote_fields = fields.model_dump()
-    fingerprint = _with_blocklist(filter_fingerprint(remote_fields, mirror=mirror), blocklist)
-    additive_or_mirror = _with_blocklist(filter_fingerprint(remote_fields, mirror=True), blocklist)
+    # keep_quarantined is folded in like an entry, only when set: memories recorded before it stay valid.
+    marks = (*blocklist, "\0keep_quarantined") if fields.keep_quarantined else blocklist
+    fingerprint = _with_blocklist(filter_fingerprint(remote_fields, mirror=mirror), marks)
+    additive_or_mirror = _with_blocklist(filter_fingerprint(remote_fields, mirror=True), marks)
     return SyncConfig(
         sync_id=str(uuid.uuid4()),
         repository=repository,

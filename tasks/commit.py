@@ -105,10 +105,17 @@ def may_commit(config: SyncConfig, report: BatchReport, *, unchanged: int) -> bo
 
 
 def commit_version(
-    config: SyncConfig, services: SyncServices, *, report: Mapping[str, object], scope: Scope
+    config: SyncConfig,
+    services: SyncServices,
+    *,
+    report: Mapping[str, object],
+    scope: Scope,
+    status_changes: Mapping[str, tuple[str, str | None] | None],
+    withdrawn: Sequence[str],
 ) -> VersionView | None:
     """Turn what the sync staged into the next repository version (one transaction); None when
-    nothing changed."""
+    nothing changed. ``status_changes`` and ``withdrawn``: ``BatchReport``'s ``new_statuses`` and
+    ``withdrawn`` (the files of quarantined projects leave in additive mode too)."""
     return services.writer.commit_version(
         repository=config.repository,
         sync_id=config.sync_id,
@@ -117,4 +124,6 @@ def commit_version(
         report=dict(report),
         scope=scope,
         fingerprint=config.fingerprint,
+        status_changes=status_changes,
+        withdrawn=withdrawn,
     )

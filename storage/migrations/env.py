@@ -7,6 +7,7 @@ from alembic import context
 import mirrorflow.storage.blocklists  # noqa: F401  (models defined beside their logic: put them in Base.metadata)
 import mirrorflow.storage.locks  # noqa: F401
 import mirrorflow.storage.models_serials  # noqa: F401
+import mirrorflow.storage.project_statuses  # noqa: F401
 import mirrorflow.storage.schedules  # noqa: F401
 from mirrorflow.storage.models import Base
 
