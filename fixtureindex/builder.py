@@ -209,14 +209,15 @@ def _wheel_metadata(file: FixtureFile) -> bytes | None:
     return None
 
 
-def build_index(projects: Iterable[FixtureProject], root: Path) -> Index:
+def build_index(projects: Iterable[FixtureProject], root: Path, *, first_serial: int = 0) -> Index:
     """Write the static tree of a fixture index under ``root`` and return its ``Index``.
 
-    Serials are assigned in order, one per file, so each project's last serial is that of its
-    last file and the global serial is the total number of files.
+    Serials are assigned in order, one per file (and one more for a project with a status), from
+    ``first_serial``: each project's last serial is that of its last file and the global serial is
+    ``first_serial`` plus the number of files. A later state of an index starts past the last one.
     """
     root = Path(root)
-    serial = 0
+    serial = first_serial
     serials: dict[str, int] = {}
     listing: list[tuple[str, int]] = []
     for project in projects:

@@ -441,6 +441,7 @@ def main() -> None:
 
     tune_allocator()  # before the threads start: see flows.allocator
     import mirrorflow.flows.cli_blocklist  # noqa: F401  (registers repository blocklist)
+    import mirrorflow.flows.cli_diff  # noqa: F401  (registers repository diff)
     import mirrorflow.flows.cli_export  # noqa: F401  (registers repository export and import)
     import mirrorflow.flows.cli_maintenance  # noqa: F401  (registers repository verify and orphans cleanup)
     import mirrorflow.flows.cli_publish  # noqa: F401  (registers repository publish)

@@ -799,9 +799,7 @@ def test_quarantined_keeps_the_earlier_reasons(
         assert withheld is selection
         return
     earlier = {"invalid-filename", "wrong-project", "blocklisted"}
-    expected = {
-        file.filename: reason if reason in earlier else "quarantined" for file, reason in ORDER_FILES
-    }
+    expected = {file.filename: reason if reason in earlier else "quarantined" for file, reason in ORDER_FILES}
     assert outcome(withheld) == expected
     assert not withheld.kept
     assert {s.detail for s in withheld.skipped if s.reason is SkipReason.QUARANTINED} == {
