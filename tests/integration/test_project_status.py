@@ -85,10 +85,7 @@ def test_statuses_and_takedowns_through_additive_syncs_serve_and_pip(cli, tmp_pa
         diff = ok("repository", "diff", "--name", "foo", "--against-remote", "--remote", "up")
         assert diff["gone_upstream"] == second["gone_upstream"]
         assert ok("repository", "show", "--name", "foo")["latest_version_href"].endswith("/2/")
-
-        mirrored = ok("repository", "sync", "--name", "foo", "--remote", "up", "--mirror")["report"]
-        assert mirrored["gone_upstream"] == second["gone_upstream"], "reported, and removed as today"
-        assert held() == {f for f in after if not _of("mf-gone")(f) and f != "mf_arch-1.0-py3-none-any.whl"}
+        assert held() == after, "diff commits nothing"
 
     from mirrorflow.flows.cli_serve import app_from_settings
     from mirrorflow.server.threaded import serve_in_thread
@@ -107,6 +104,4 @@ def test_statuses_and_takedowns_through_additive_syncs_serve_and_pip(cli, tmp_pa
         installed = _pip(base, "mf-arch", target=str(tmp_path / "a"))
         assert installed.returncode == 0, installed.stdout + installed.stderr
         assert {p.name for p in (tmp_path / "a").glob("*.dist-info")} == {"mf_arch-1.1.dist-info"}
-        refused = _pip(base, "mf-quar", target=str(tmp_path / "q"))
-        assert refused.returncode != 0 and "mf-quar" in refused.stdout + refused.stderr
     assert json.dumps(second)  # the report is JSON as printed
