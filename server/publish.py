@@ -125,7 +125,8 @@ def publish(
         tree.mkdir()
         writer = _Writer(store, tree, previous=previous)
         try:
-            _write_tree(writer, repository, number, projects, pages, to)
+            statuses = serving.project_statuses(state.id, number)
+            _write_tree(writer, repository, number, projects, pages, to, statuses)
         except BaseException:
             shutil.rmtree(tree, ignore_errors=True)  # never pointed to: readers never saw it
             raise
@@ -152,8 +153,13 @@ def _write_tree(
     projects: list[ProjectEntry],
     pages: dict[str, list[PageFile]],
     to: Path,
+    statuses: dict[str, tuple[str, str | None]],
 ) -> None:
-    """Write the whole tree; the marker last, so a tree holding it is complete."""
+    """Write the whole tree; the marker last, so a tree holding it is complete.
+
+    Pages carry their project's PEP 792 status (``statuses``); a quarantined project, which holds no
+    file, gets no page: a static tree lists what it serves.
+    """
     for normalized, files in pages.items():
         files = [writer.file(f) for f in files]
         serial = max(f.package_id for f in files)
@@ -165,6 +171,7 @@ def _write_tree(
                 serial=serial,
                 media_type=media_type,
                 files_prefix="../../files/",
+                status=statuses.get(normalized),
             )
             writer.write(Path("simple", normalized, name), body)
     serial = max((p.serial for p in projects), default=0)

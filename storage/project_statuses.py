@@ -31,6 +31,7 @@ __all__ = [
     "latest_statuses",
     "record_status_changes",
     "status_at",
+    "statuses_at",
 ]
 
 #: ``(status, reason)``; ``None`` is active (no row).
@@ -140,14 +141,29 @@ def record_status_changes(
     return len(changes)
 
 
+def _present_at(repository_id: int, number: int) -> ColumnElement[bool]:
+    return and_(
+        ProjectStatusRow.repository_id == repository_id,
+        ProjectStatusRow.version_added <= number,
+        or_(ProjectStatusRow.version_removed.is_(None), ProjectStatusRow.version_removed > number),
+    )
+
+
+def statuses_at(session: Session, repository_id: int, number: int) -> dict[str, tuple[str, str | None]]:
+    """Every non-active project status at version ``number``, by normalized name."""
+    rows = session.execute(
+        select(ProjectStatusRow.normalized_name, ProjectStatusRow.status, ProjectStatusRow.reason).where(
+            _present_at(repository_id, number)
+        )
+    )
+    return {name: (status, reason) for name, status, reason in rows}
+
+
 def status_at(session: Session, repository_id: int, number: int, normalized_name: str) -> Status:
     """The status of one project at version ``number`` (None: active)."""
     row = session.execute(
         select(ProjectStatusRow.status, ProjectStatusRow.reason).where(
-            ProjectStatusRow.repository_id == repository_id,
-            ProjectStatusRow.normalized_name == normalized_name,
-            ProjectStatusRow.version_added <= number,
-            or_(ProjectStatusRow.version_removed.is_(None), ProjectStatusRow.version_removed > number),
+            _present_at(repository_id, number), ProjectStatusRow.normalized_name == normalized_name
         )
     ).first()
     return None if row is None else (row[0], row[1])

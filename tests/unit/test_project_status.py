@@ -125,3 +125,32 @@ def test_the_fixture_index_serves_a_quarantined_project_without_files() -> None:
     assert json.loads(json_page)["meta"]["api-version"] == "1.4"
     archived = parse_project_html(html, page_url=PAGE)
     assert (archived.status, archived.status_reason, len(archived.files)) == ("archived", None, 1)
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        pytest.param(
+            {"project-status": {"status": "quarantined", "reason": "malware"}},
+            ("quarantined", "malware"),
+            id="pep-792",
+        ),
+        pytest.param(
+            {"meta": {"api-version": "1.4", "project-status": "Archived", "project-status-reason": "done"}},
+            ("archived", "done"),
+            id="misplaced-under-meta",
+        ),
+        pytest.param(
+            {"meta": {"api-version": "1.4", "project-status": {"status": "deprecated"}}},
+            ("deprecated", None),
+            id="object-under-meta",
+        ),
+        pytest.param(
+            {"meta": {"api-version": "1.4", "project-status": 3}}, (None, None), id="garbled-ignored"
+        ),
+    ],
+)
+def test_json_status_read_where_indexes_put_it(document, expected) -> None:
+    body = {"meta": {"api-version": "1.4"}, "name": "demo", "files": [], **document}
+    page = parse_project_json(json.dumps(body).encode(), page_url=PAGE)
+    assert (page.status, page.status_reason) == expected
