@@ -289,9 +289,10 @@ class _Routes:
                 if cacheable:
                     self.pages.put(key, cached)
                 return _send(request, cached)
-        # PEP 792: the status the version holds; a quarantined project is served, without files.
+        # PEP 792: the status the version holds; a quarantined project is served as its upstream
+        # serves it, without files (any other project without files is not in the version).
         status = await run_in_threadpool(self.serving.project_status, state.id, number, normalized)
-        if not found and status is None:
+        if not found and (status is None or status[0] != "quarantined"):
             text = f"no project {normalized!r} in repository {state.name!r} version {number}\n".encode()
             cached = CachedPage(404, text, _headers(_PLAIN_TEXT, len(text)), None)
         else:

@@ -43,7 +43,7 @@ from mirrorflow.storage.models import (
     SyncStaging,
 )
 from mirrorflow.storage.models_serials import SyncProject
-from mirrorflow.storage.project_statuses import Status, record_status_changes
+from mirrorflow.storage.project_statuses import Status, close_statuses, record_status_changes
 from mirrorflow.storage.records import NewPackage
 from mirrorflow.storage.serials import apply_touched, touched_names
 
@@ -284,6 +284,10 @@ class ContentWriter:
             changed = record_status_changes(
                 session, repository_id=repo.id, number=number, changes=status_changes
             )
+            if mirror:  # a project gone from the upstream, removed: its status goes with it
+                changed += close_statuses(
+                    session, repository_id=repo.id, number=number, names=touched_names(sync_id, ("gone",))
+                )
             present_ids = select(RepositoryContent.package_id).where(is_open)
             session.execute(
                 _table(RepositoryContent)

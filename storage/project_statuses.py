@@ -17,8 +17,21 @@ Errors: none of its own (the catalog's).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, ForeignKey, Index, Integer, String, Text, and_, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    String,
+    Text,
+    and_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mirrorflow.storage.catalog import Catalog
@@ -26,6 +39,7 @@ from mirrorflow.storage.models import Base, Package, RepositoryContent
 
 __all__ = [
     "ProjectStatusRow",
+    "close_statuses",
     "latest_filenames",
     "latest_projects",
     "latest_statuses",
@@ -139,6 +153,18 @@ def record_status_changes(
         if status is not None
     )
     return len(changes)
+
+
+def close_statuses(session: Session, *, repository_id: int, number: int, names: Select[Any]) -> int:
+    """In the caller's transaction: close at ``number`` the open statuses of the projects ``names``
+    (a subquery) selects. Returns how many were closed."""
+    result = session.execute(
+        update(ProjectStatusRow)
+        .where(_open(repository_id), ProjectStatusRow.normalized_name.in_(names))
+        .values(version_removed=number)
+        .execution_options(synchronize_session=False)
+    )
+    return int(cast(Any, result).rowcount)
 
 
 def _present_at(repository_id: int, number: int) -> ColumnElement[bool]:

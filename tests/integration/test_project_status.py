@@ -7,10 +7,12 @@ is taken down, ``mf-quar`` is quarantined (its page lists no file) and ``mf-gone
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import uuid
 from typing import Any
 
 import httpx
@@ -19,6 +21,9 @@ from support_index import serve_projects
 
 from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, make_sdist, make_wheel
 from mirrorflow.server.pages import JSON_V1
+from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.project_statuses import latest_filenames, latest_statuses
+from mirrorflow.storage.serving import ServingCatalog
 from mirrorflow.tasks.filenames import parse_filename
 
 
@@ -105,3 +110,58 @@ def test_statuses_and_takedowns_through_additive_syncs_serve_and_pip(cli, tmp_pa
         assert installed.returncode == 0, installed.stdout + installed.stderr
         assert {p.name for p in (tmp_path / "a").glob("*.dist-info")} == {"mf_arch-1.1.dist-info"}
     assert json.dumps(second)  # the report is JSON as printed
+
+
+# -- the catalog, both backends: statuses per version, quarantine removal in additive mode ----------
+
+
+def _pkg(project: str, filename: str) -> NewPackage:
+    return NewPackage(
+        name=project,
+        normalized_name=project,
+        version="1.0",
+        filename=filename,
+        packagetype="sdist",
+        python_version="source",
+        requires_python=None,
+        sha256=hashlib.sha256(filename.encode()).hexdigest(),
+        size=10,
+        upload_time=None,
+        yanked=False,
+        yanked_reason=None,
+        metadata_sha256=None,
+        has_metadata=False,
+        url=f"https://index.example/files/{filename}",
+    )
+
+
+def test_the_catalog_keeps_statuses_per_version_and_withdraws_in_additive_mode(catalog) -> None:
+    repo = catalog.create_repository("foo")
+    writer, serving = ContentWriter(catalog), ServingCatalog(catalog)
+
+    def commit(packages: list[NewPackage], **kwargs: Any):
+        sync_id = str(uuid.uuid4())
+        writer.stage(sync_id, repo.id, writer.upsert_packages(packages).values())
+        return writer.commit_version(repository="foo", sync_id=sync_id, mirror=False, **kwargs)
+
+    assert commit([_pkg("a", "a-1.0.tar.gz"), _pkg("q", "q-1.0.tar.gz")]).number == 1
+    changed = commit(
+        [], status_changes={"a": ("archived", "done"), "q": ("quarantined", "malware")}, withdrawn=["q"]
+    )
+    assert (changed.number, changed.added, changed.removed) == (2, 0, 1), "additive, yet q's file left"
+    assert latest_statuses(catalog, repo.id, ["a", "q", "x"]) == {
+        "a": ("archived", "done"),
+        "q": ("quarantined", "malware"),
+    }
+    assert commit([], status_changes={}, withdrawn=[]) is None, "nothing changed: no version"
+    status_only = commit([], status_changes={"a": None})
+    assert (status_only.number, status_only.added, status_only.removed) == (3, 0, 0), "a status alone"
+    assert serving.project_statuses(repo.id, 1) == {}
+    assert serving.project_statuses(repo.id, 2) == {
+        "a": ("archived", "done"),
+        "q": ("quarantined", "malware"),
+    }
+    assert serving.project_statuses(repo.id, 3) == {"q": ("quarantined", "malware")}
+    assert serving.project_status(repo.id, 2, "a") == ("archived", "done")
+    assert serving.project_status(repo.id, 3, "a") is None
+    assert latest_filenames(catalog, repo.id, ["a", "q"]) == {"a": {"a-1.0.tar.gz"}}
