@@ -23,6 +23,7 @@ from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, make_sd
 from mirrorflow.server.pages import JSON_V1
 from mirrorflow.storage.content import ContentWriter, NewPackage
 from mirrorflow.storage.project_statuses import latest_filenames, latest_statuses
+from mirrorflow.storage.serials import SerialMemory, Touched
 from mirrorflow.storage.serving import ServingCatalog
 from mirrorflow.tasks.filenames import parse_filename
 
@@ -165,3 +166,9 @@ def test_the_catalog_keeps_statuses_per_version_and_withdraws_in_additive_mode(c
     assert serving.project_status(repo.id, 2, "a") == ("archived", "done")
     assert serving.project_status(repo.id, 3, "a") is None
     assert latest_filenames(catalog, repo.id, ["a", "q"]) == {"a": {"a-1.0.tar.gz"}}
+
+    sync_id = str(uuid.uuid4())  # a mirror sync that finds q gone from the upstream
+    SerialMemory(catalog).touch(sync_id, repo.id, [Touched("q", "gone")])
+    gone = writer.commit_version(repository="foo", sync_id=sync_id, mirror=True, scope="touched")
+    assert gone is not None and serving.project_statuses(repo.id, gone.number) == {}
+    assert latest_filenames(catalog, repo.id, ["a"]) == {"a": {"a-1.0.tar.gz"}}
