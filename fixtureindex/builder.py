@@ -74,6 +74,10 @@ class FixtureProject:
 
     name: str
     files: Sequence[FixtureFile]
+    #: PEP 792: the project's status (``archived``, ``quarantined``, ``deprecated``; None: active) and why.
+    #: A quarantined project's page lists no file, as the index must not offer them.
+    status: str | None = None
+    status_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,14 +212,15 @@ def _wheel_metadata(file: FixtureFile) -> bytes | None:
     return None
 
 
-def build_index(projects: Iterable[FixtureProject], root: Path) -> Index:
+def build_index(projects: Iterable[FixtureProject], root: Path, *, first_serial: int = 0) -> Index:
     """Write the static tree of a fixture index under ``root`` and return its ``Index``.
 
-    Serials are assigned in order, one per file, so each project's last serial is that of its
-    last file and the global serial is the total number of files.
+    Serials are assigned in order, one per file (and one more for a project with a status), from
+    ``first_serial``: each project's last serial is that of its last file and the global serial is
+    ``first_serial`` plus the number of files. A later state of an index starts past the last one.
     """
     root = Path(root)
-    serial = 0
+    serial = first_serial
     serials: dict[str, int] = {}
     listing: list[tuple[str, int]] = []
     for project in projects:
@@ -235,11 +240,15 @@ def build_index(projects: Iterable[FixtureProject], root: Path) -> Index:
             if file.provenance is not None:
                 (directory / f"{file.filename}.provenance").write_bytes(file.provenance)
             entries.append((file, digest, metadata))
+        if project.status is not None:
+            serial += 1  # a status change is an event of the index: the project's serial moves
         serials[name] = serial
         listing.append((project.name, serial))
         page_dir = root / "simple" / name
         page_dir.mkdir(parents=True, exist_ok=True)
-        html, json_page = render_project(project.name, entries, last_serial=serial)
+        html, json_page = render_project(
+            project.name, entries, last_serial=serial, status=project.status, reason=project.status_reason
+        )
         (page_dir / "index.html").write_text(html, encoding="utf-8")
         (page_dir / "index.json").write_text(json_page, encoding="utf-8")
         legacy_dir = root / "pypi" / name

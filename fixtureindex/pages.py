@@ -38,6 +38,8 @@ __all__ = ["API_VERSION", "legacy_package_type", "render_legacy_json", "render_l
 
 #: The simple API version the fixture pages declare (PEP 700 fields need 1.1).
 API_VERSION = "1.1"
+#: The version of a page that carries a PEP 792 project status.
+STATUS_API_VERSION = "1.4"
 
 Entry = tuple["FixtureFile", str, "bytes | None"]
 
@@ -92,22 +94,45 @@ def _html_anchor(file: FixtureFile, digest: str, metadata: bytes | None) -> str:
     return f"    <a {' '.join(attrs)}>{html.escape(file.filename)}</a><br />"
 
 
-def render_project(display_name: str, entries: Sequence[Entry], *, last_serial: int) -> tuple[str, str]:
-    """Return ``(html, json)`` for one project's page."""
+def render_project(
+    display_name: str,
+    entries: Sequence[Entry],
+    *,
+    last_serial: int,
+    status: str | None = None,
+    reason: str | None = None,
+) -> tuple[str, str]:
+    """Return ``(html, json)`` for one project's page.
+
+    With a PEP 792 ``status`` the page declares API 1.4 and carries it (JSON ``project-status``,
+    HTML ``pypi:project-status`` meta tags); a quarantined project's page lists no file.
+    """
+    if status == "quarantined":
+        entries = ()
     versions = {v for v in (_version_of(file.filename) for file, _, _ in entries) if v is not None}
-    document = {
-        "meta": {"api-version": API_VERSION, "_last-serial": last_serial},
+    api_version = API_VERSION if status is None else STATUS_API_VERSION
+    document: dict[str, Any] = {
+        "meta": {"api-version": api_version, "_last-serial": last_serial},
         "name": canonicalize_name(display_name),
         "versions": [str(version) for version in sorted(versions)],
         "files": [_json_file(file, digest, metadata) for file, digest, metadata in entries],
     }
+    status_tags = []
+    if status is not None:
+        document["project-status"] = {"status": status, **({"reason": reason} if reason else {})}
+        status_tags.append(f'    <meta name="pypi:project-status" content="{html.escape(status)}">')
+        if reason:
+            status_tags.append(
+                f'    <meta name="pypi:project-status-reason" content="{html.escape(reason)}">'
+            )
     title = html.escape(f"Links for {display_name}")
     page = "\n".join(
         [
             "<!DOCTYPE html>",
             "<html>",
             "  <head>",
-            f'    <meta name="pypi:repository-version" content="{API_VERSION}">',
+            f'    <meta name="pypi:repository-version" content="{api_version}">',
+            *status_tags,
             f"    <title>{title}</title>",
             "  </head>",
             "  <body>",

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,6 +35,8 @@ from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from packaging.utils import canonicalize_name
+
+from mirrorflow.fixtureindex.builder import FixtureProject, build_index
 
 __all__ = ["JSON_TYPE", "HTML_V1_TYPE", "Mode", "RunningIndex", "choose_format", "serve_index"]
 
@@ -273,6 +277,14 @@ class RunningIndex:
     @property
     def root(self) -> Path:
         return self._server.root
+
+    def rebuild(self, projects: Iterable[FixtureProject]) -> None:
+        """Replace the index's projects (a later state of the upstream: statuses, takedowns), serving
+        them from the next request; serials continue past the previous state's."""
+        shutil.rmtree(self._server.root / "simple", ignore_errors=True)
+        shutil.rmtree(self._server.root / "pypi", ignore_errors=True)
+        index = build_index(projects, self._server.root, first_serial=self._server.last_serial)
+        self._server.serials, self._server.last_serial = dict(index.serials), index.last_serial
 
     @property
     def hits(self) -> Counter[str]:

@@ -74,6 +74,13 @@ def remote_create_or_update(
             help="JSON list of advisory id prefixes to keep out, e.g. '[\"MAL\"]' (default); [] none."
         ),
     ] = None,
+    keep_quarantined: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-quarantined/--drop-quarantined",
+            help="Keep the files of projects the upstream quarantined (PEP 792); default: drop them.",
+        ),
+    ] = None,
     policy: Annotated[str | None, typer.Option(help="immediate, on_demand or streamed.")] = None,
     failure_policy: Annotated[
         str | None, typer.Option(help="auto, partial or all_or_nothing (when some projects fail).")
@@ -457,6 +464,7 @@ def main() -> None:
     tune_allocator()  # before the threads start: see flows.allocator
     import mirrorflow.flows.cli_advisories  # noqa: F401  (registers advisories import, repository advisories)
     import mirrorflow.flows.cli_blocklist  # noqa: F401  (registers repository blocklist)
+    import mirrorflow.flows.cli_diff  # noqa: F401  (registers repository diff)
     import mirrorflow.flows.cli_export  # noqa: F401  (registers repository export and import)
     import mirrorflow.flows.cli_maintenance  # noqa: F401  (registers repository verify and orphans cleanup)
     import mirrorflow.flows.cli_publish  # noqa: F401  (registers repository publish)

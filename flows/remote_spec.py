@@ -43,6 +43,7 @@ EXTRA_FILTERS = (
     "skip_yanked",
     "failure_policy",
     "max_failed_percent",
+    "keep_quarantined",
 )
 
 #: ``storage.schema.Policy``, drawn inline in the JSON schema (the Prefect form offers the choices).
@@ -141,6 +142,11 @@ class RemoteFields(BaseModel):
     password: str | None = None
     proxy_username: str | None = None
     proxy_password: str | None = None
+    keep_quarantined: bool = Field(
+        default=False,
+        description="Keep the files of projects the upstream quarantined (PEP 792); by default a sync "
+        "removes them, in additive mode too.",
+    )
 
     @field_validator("url", "proxy_url")
     @classmethod
@@ -228,6 +234,7 @@ def filter_spec_of(fields: dict[str, Any]) -> FilterSpec:
         missing_upload_time=fields.get("missing_upload_time") or "take",
         python_versions=fields.get("python_versions") or (),
         skip_yanked=fields.get("skip_yanked", False),
+        keep_quarantined=fields.get("keep_quarantined", False),
     )
 
 

@@ -21,6 +21,7 @@ from prefect.artifacts import (
 
 __all__ = [
     "artifact_key",
+    "gone_line",
     "report_rows",
     "summary_markdown",
     "publish_failure",
@@ -74,11 +75,54 @@ def report_rows(summary: Mapping[str, Any], counts: Mapping[str, int] | None) ->
         rows.append({"metric": f"kept out by advisory: {filename}", "value": why})
     for filename, why in sorted((summary.get("advisories_removed") or {}).items()):
         rows.append({"metric": f"removed by advisory: {filename}", "value": why})
+    for name, change in sorted((summary.get("status_changes") or {}).items()):
+        rows.append({"metric": f"status change: {name}", "value": change})
+    for name in summary.get("withdrawn") or []:
+        rows.append({"metric": "removed, quarantined upstream", "value": name})
+    rows.extend(_gone_rows(summary.get("gone_upstream") or {}))
     for filename, why in sorted((summary.get("unverifiable") or {}).items()):
         rows.append({"metric": f"quarantined: {filename}", "value": why})
     for name, why in sorted((summary.get("failures") or {}).items()):
         rows.append({"metric": f"failed: {name}", "value": why})
     return rows
+
+
+def gone_line(gone: Mapping[str, Any]) -> str | None:
+    """``"gone upstream: 3 projects, 12 files"``, or None when the upstream took nothing down.
+
+    >>> gone_line({"projects": ["a"], "files": {"b": ["b-1.tar.gz", "b-2.tar.gz"]}})
+    'gone upstream: 1 projects, 2 files'
+    """
+    projects, files = gone.get("projects") or [], gone.get("files") or {}
+    count = sum(len(names) for names in files.values())
+    return f"gone upstream: {len(projects)} projects, {count} files" if projects or count else None
+
+
+def _gone_rows(gone: Mapping[str, Any]) -> list[dict[str, str]]:
+    line = gone_line(gone)
+    if line is None:
+        return []
+    rows = [{"metric": "gone upstream", "value": line.removeprefix("gone upstream: ")}]
+    rows += [{"metric": "gone upstream: project", "value": name} for name in gone.get("projects") or []]
+    for name, filenames in sorted((gone.get("files") or {}).items()):
+        rows += [{"metric": f"gone upstream: file of {name}", "value": f} for f in filenames]
+    return rows
+
+
+def _events_markdown(summary: Mapping[str, Any]) -> str:
+    """The supply-chain events of a sync: status changes, quarantine removals, takedowns."""
+    lines = [
+        f"- `{name}`: {change}" for name, change in sorted((summary.get("status_changes") or {}).items())
+    ]
+    lines += [f"- `{name}`: removed, quarantined upstream" for name in summary.get("withdrawn") or []]
+    gone = summary.get("gone_upstream") or {}
+    line = gone_line(gone)
+    if line is not None:
+        shown = ", ".join(
+            f"`{n}`" for n in [*(gone.get("projects") or []), *sorted(gone.get("files") or {})][:10]
+        )
+        lines.append(f"- {line} ({shown})")
+    return "\n## Upstream changes\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def summary_markdown(
@@ -94,16 +138,23 @@ def summary_markdown(
         head = f"# Sync of `{repository}` failed: no new version\n\n{len(failures)} project(s) failed:\n\n"
         return head + "\n".join(f"- `{name}`: {why}" for name, why in sorted(failures.items())) + "\n"
     if version is None:
-        body = f"# `{repository}`: nothing changed\n\nThe repository stays at **version {previous}**.\n"
-        return body + _advisory_lines(summary)
+        return (
+            f"# `{repository}`: nothing changed\n\nThe repository stays at **version {previous}**.\n"
+            + _events_markdown(summary)
+            + _advisory_lines(summary)
+        )
     c = counts or {}
     return (
-        f"# `{repository}` is now at version {version}\n\n"
-        f"**Version {version}**: {c.get('added', 0)} added, {c.get('removed', 0)} removed, "
-        f"{c.get('present', 0)} present; {summary.get('downloaded_bytes', 0)} bytes downloaded in "
-        f"{summary.get('duration_s', 0)} s.\n\n"
-        f"Show it with `mirrorflow repository version show --repository {repository} --version {version}`.\n"
-    ) + _advisory_lines(summary)
+        (
+            f"# `{repository}` is now at version {version}\n\n"
+            f"**Version {version}**: {c.get('added', 0)} added, {c.get('removed', 0)} removed, "
+            f"{c.get('present', 0)} present; {summary.get('downloaded_bytes', 0)} bytes downloaded in "
+            f"{summary.get('duration_s', 0)} s.\n\n"
+            f"Show it with `mirrorflow repository version show --repository {repository} --version {version}`.\n"
+        )
+        + _events_markdown(summary)
+        + _advisory_lines(summary)
+    )
 
 
 def _advisory_lines(summary: Mapping[str, Any]) -> str:

@@ -48,8 +48,10 @@ def sync_config(
     remote_fields = fields.model_dump()
     prefixes = tuple(fields.block_advisories) if advisories else ()
     folded = blocklist + ((f"(advisories)\0{advisories}\0{','.join(sorted(prefixes))}",) if prefixes else ())
-    fingerprint = _with_blocklist(filter_fingerprint(remote_fields, mirror=mirror), folded)
-    additive_or_mirror = _with_blocklist(filter_fingerprint(remote_fields, mirror=True), folded)
+    # keep_quarantined is folded in like an entry, only when set: memories recorded before it stay valid.
+    marks = (*folded, "\0keep_quarantined") if fields.keep_quarantined else folded
+    fingerprint = _with_blocklist(filter_fingerprint(remote_fields, mirror=mirror), marks)
+    additive_or_mirror = _with_blocklist(filter_fingerprint(remote_fields, mirror=True), marks)
     return SyncConfig(
         sync_id=str(uuid.uuid4()),
         repository=repository,

@@ -40,7 +40,14 @@ from mirrorflow.flows.params import (
     validate_sync_parameters,
 )
 from mirrorflow.flows.remote_spec import RemoteFields, filter_spec_of
-from mirrorflow.flows.report import SyncProgress, end_progress, publish_end, publish_failure, publish_report
+from mirrorflow.flows.report import (
+    SyncProgress,
+    end_progress,
+    gone_line,
+    publish_end,
+    publish_failure,
+    publish_report,
+)
 from mirrorflow.flows.runners import RunnerSettings, task_runner_for
 from mirrorflow.flows.runtime import catalog_for, http_spec_for
 from mirrorflow.flows.settings import Settings
@@ -309,12 +316,18 @@ def _sync(
         except BaseException:
             writer.discard(config.sync_id)
             raise
+        gone_upstream = report.gone_upstream(work.gone_upstream).as_dict()
         summary = report.as_dict() | {
             "duration_s": round(time.monotonic() - started, 3),
             "lock_wait_s": round(lock_wait, 3),
             "mirror": mirror,
             "incremental": {"mode": str(work.mode), "unchanged": work.unchanged, "gone": len(work.gone)},
+            "gone_upstream": gone_upstream,
         }
+        for name, change in sorted(report.status_changes.items()):
+            logger.warning("project %r: upstream status %s", name, change)
+        if (gone := gone_line(gone_upstream)) is not None:
+            logger.warning("%s (%s)", gone, "removed: mirror mode" if mirror else "kept: additive mode")
         for name in report.not_found:
             logger.warning("project %r is not on the index (%s)", name, services.index.project_url(name))
         if found_none(config, report):
@@ -349,6 +362,8 @@ def _sync(
             report=summary,
             scope=work.scope,
             remove_packages=blocked_ids,
+            status_changes=report.new_statuses,
+            withdrawn=report.withdrawn,
             wait_for=_after(fetched, listed),
         )
         apply_retention(catalog, repository)  # retain_repo_versions: drop versions beyond the newest N

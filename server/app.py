@@ -292,23 +292,28 @@ class _Routes:
                 if cacheable:
                     self.pages.put(key, cached)
                 return _send(request, cached)
-        if not found:
+        # PEP 792: the status the version holds; a quarantined project is served as its upstream
+        # serves it, without files (any other project without files is not in the version).
+        status = await run_in_threadpool(self.serving.project_status, state.id, number, normalized)
+        if not found and (status is None or status[0] != "quarantined"):
             text = f"no project {normalized!r} in repository {state.name!r} version {number}\n".encode()
             cached = CachedPage(404, text, _headers(_PLAIN_TEXT, len(text)), None)
         else:
-            serial = max(f.package_id for f in found)
+            serial = max((f.package_id for f in found), default=0)
             prefix = f"/{quote(state.name)}/files/"
             catalog = self.serving.catalog
+            display = found[0].name if found else normalized
             cached = await run_in_threadpool(  # rendered and hashed in one trip to a worker thread
                 lambda: _rendered(
                     render_project(
-                        found[0].name,
+                        display,
                         normalized,
                         found,
                         serial=serial,
                         media_type=media_type,
                         files_prefix=prefix,
                         provenance=with_provenance(catalog, (f.sha256 for f in found)),
+                        status=status,
                     ),
                     media_type,
                     serial,

@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 API_VERSION = "1.3"  # 1.3: PEP 740 provenance
+#: The version of a project page that carries a PEP 792 status (the spec's: 1.4).
+STATUS_API_VERSION = "1.4"
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
 HTML = "text/html"
@@ -282,12 +284,22 @@ def _json_files(files: Sequence[PageFile], prefix: str, provenance: Collection[s
     return "[" + ",".join(entries) + "]"
 
 
-def _html_page(title: str, lines: Iterable[str], serial: int) -> bytes:
+def _html_page(
+    title: str, lines: Iterable[str], serial: int, status: tuple[str, str | None] | None = None
+) -> bytes:
+    status_tags = []
+    if status is not None:
+        status_tags.append(f'    <meta name="pypi:project-status" content="{html.escape(status[0])}">')
+        if status[1]:
+            status_tags.append(
+                f'    <meta name="pypi:project-status-reason" content="{html.escape(status[1])}">'
+            )
     head = [
         "<!DOCTYPE html>",
         "<html>",
         "  <head>",
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">',
+        f'    <meta name="pypi:repository-version" content="{API_VERSION if status is None else STATUS_API_VERSION}">',
+        *status_tags,
         f'    <meta name="pypi:last-serial" content="{serial}">',
         f"    <title>{html.escape(title)}</title>",
         "  </head>",
@@ -307,23 +319,31 @@ def render_project(
     media_type: str,
     files_prefix: str,
     provenance: Collection[str] = frozenset(),
+    status: tuple[str, str | None] | None = None,
 ) -> bytes:
     """Return one project's page in ``media_type`` (JSON_V1, HTML_V1 or HTML).
 
     A file's URL is ``files_prefix`` + ``<sha256>/<quoted filename>``; ``files_prefix`` must be
     URL-quoted already (e.g. ``/<quoted repository>/files/``). A file whose sha256 is in
     ``provenance`` gets PEP 740's ``provenance`` (JSON) / ``data-provenance`` (HTML): its URL
-    with ``.provenance`` appended, in the same form as the file's own URL.
+    with ``.provenance`` appended, in the same form as the file's own URL. ``status``: the project's
+    PEP 792 status and reason, as the upstream gave them: the page then declares API 1.4 and carries
+    them (JSON ``project-status``, HTML ``pypi:project-status`` meta tags).
     """
     if media_type == JSON_V1:
-        head = {
-            "meta": {"api-version": API_VERSION, "_last-serial": serial},
+        head: dict[str, object] = {
+            "meta": {
+                "api-version": API_VERSION if status is None else STATUS_API_VERSION,
+                "_last-serial": serial,
+            },
             "name": normalized_name,
             "versions": _versions(files),
         }
+        if status is not None:
+            head["project-status"] = {"status": status[0], **({"reason": status[1]} if status[1] else {})}
         text = json.dumps(head, separators=(",", ":"))
         return f'{text[:-1]},"files":{_json_files(files, files_prefix, provenance)}}}'.encode()
-    return _html_page(f"Links for {display_name}", _anchors(files, files_prefix, provenance), serial)
+    return _html_page(f"Links for {display_name}", _anchors(files, files_prefix, provenance), serial, status)
 
 
 def render_listing(projects: Sequence[ProjectEntry], *, serial: int, media_type: str) -> bytes:

@@ -107,6 +107,7 @@ def publish(
     trees = to.with_name(f".{to.name}.trees")
     _current_tree(to, trees)  # refused before anything is read or written
     number, projects, pages, blocked = load_version(serving, repository, version)
+    statuses = serving.project_statuses(serving.repository(repository).id, number)  # PEP 792
     trees.mkdir(parents=True, exist_ok=True)
     with _locked(trees):
         previous = _current_tree(to, trees)
@@ -116,7 +117,7 @@ def publish(
         tree.mkdir()
         writer = _Writer(store, tree, previous=previous)
         try:
-            _write_tree(writer, repository, number, projects, pages, to)
+            _write_tree(writer, repository, number, projects, pages, to, statuses)
         except BaseException:
             shutil.rmtree(tree, ignore_errors=True)  # never pointed to: readers never saw it
             raise
@@ -200,8 +201,13 @@ def _write_tree(
     projects: list[ProjectEntry],
     pages: dict[str, list[PageFile]],
     to: Path,
+    statuses: dict[str, tuple[str, str | None]],
 ) -> None:
-    """Write the whole tree; the marker last, so a tree holding it is complete."""
+    """Write the whole tree; the marker last, so a tree holding it is complete.
+
+    Pages carry their project's PEP 792 status (``statuses``); a quarantined project, which holds no
+    file, gets no page: a static tree lists what it serves.
+    """
     for normalized, files in pages.items():
         files = [writer.file(f) for f in files]
         serial = max(f.package_id for f in files)
@@ -213,6 +219,7 @@ def _write_tree(
                 serial=serial,
                 media_type=media_type,
                 files_prefix="../../files/",
+                status=statuses.get(normalized),
             )
             writer.write(Path("simple", normalized, name), body)
     serial = max((p.serial for p in projects), default=0)

@@ -22,7 +22,7 @@ artifacts that no version references yet (reused by the rerun).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -43,6 +43,7 @@ from mirrorflow.storage.models import (
     SyncStaging,
 )
 from mirrorflow.storage.models_serials import SyncProject
+from mirrorflow.storage.project_statuses import Status, close_statuses, record_status_changes
 from mirrorflow.storage.records import NewPackage
 from mirrorflow.storage.serials import apply_touched, touched_names
 
@@ -201,6 +202,8 @@ class ContentWriter:
         scope: str = "all",
         fingerprint: str | None = None,
         remove_packages: Collection[int] = (),
+        status_changes: Mapping[str, Status] | None = None,
+        withdrawn: Collection[str] = (),
     ) -> VersionView | None:
         """Turn the staged set into the next version; None when nothing would change.
 
@@ -217,6 +220,10 @@ class ContentWriter:
         With ``remote_name``, the sync's touched projects are folded into the serial memory in the
         same transaction (``mirrorflow.storage.serials.apply_touched``), and ``fingerprint`` (when given)
         becomes the memory's filter fingerprint. Raises ``NotFound`` for an unknown repository.
+
+        ``status_changes``: the projects whose upstream status (PEP 792) changed, with the new one
+        (``mirrorflow.storage.project_statuses``); a change alone makes a version. ``withdrawn``: projects
+        whose present files leave in any mode (quarantined upstream, ``mirrorflow.tasks.project_status``).
         """
         view = self._commit(
             repository=repository,
@@ -227,6 +234,8 @@ class ContentWriter:
             scope=scope,
             fingerprint=fingerprint,
             remove_packages=remove_packages,
+            status_changes=status_changes or {},
+            withdrawn=withdrawn,
         )
         if view is not None and view.added + view.removed >= ANALYZE_AFTER_ROWS:
             self._refresh_statistics()
@@ -258,6 +267,8 @@ class ContentWriter:
         scope: str,
         fingerprint: str | None,
         remove_packages: Collection[int] = (),
+        status_changes: Mapping[str, Status],
+        withdrawn: Collection[str],
     ) -> VersionView | None:
         if scope not in ("all", "touched"):
             raise ValueError(f"scope {scope!r} is not 'all' or 'touched'")
@@ -277,6 +288,16 @@ class ContentWriter:
                 )
             if mirror:
                 removed += self._close_unstaged(session, is_open, number, staged, sync_id, scope)
+            for chunk in _chunks(sorted(withdrawn)):  # quarantined upstream: gone in additive mode too
+                leaving = select(Package.id).where(Package.normalized_name.in_(chunk))
+                removed += self._close(session, is_open, number, RepositoryContent.package_id.in_(leaving))
+            changed = record_status_changes(
+                session, repository_id=repo.id, number=number, changes=status_changes
+            )
+            if mirror:  # a project gone from the upstream, removed: its status goes with it
+                changed += close_statuses(
+                    session, repository_id=repo.id, number=number, names=touched_names(sync_id, ("gone",))
+                )
             present_ids = select(RepositoryContent.package_id).where(is_open)
             session.execute(
                 _table(RepositoryContent)
@@ -312,7 +333,7 @@ class ContentWriter:
                         full=scope == "all",
                     )
             self._clear_staging(session, repo.id, sync_id)
-            if added == 0 and removed == 0:
+            if added == 0 and removed == 0 and changed == 0:
                 return None
             previous = session.scalar(
                 select(RepositoryVersion.present_count).where(

@@ -37,6 +37,7 @@ from mirrorflow.storage.models import (
     RepositoryContent,
     RepositoryVersion,
 )
+from mirrorflow.storage.project_statuses import status_at, statuses_at
 from mirrorflow.storage.records import NewPackage, PageFile, ProjectEntry, RepositoryState, ServedFile
 
 __all__ = ["ServingCatalog", "upload_time_text"]
@@ -183,6 +184,18 @@ class ServingCatalog:
             if known is None or serial > known.serial:
                 merged[normalized] = ProjectEntry(normalized, display, serial)
         return [merged[name] for name in sorted(merged)]
+
+    def project_status(
+        self, repository_id: int, number: int, normalized_name: str
+    ) -> tuple[str, str | None] | None:
+        """The project's PEP 792 status and reason at version ``number`` (None: active)."""
+        with self.catalog.reading() as session:
+            return status_at(session, repository_id, number, normalized_name)
+
+    def project_statuses(self, repository_id: int, number: int) -> dict[str, tuple[str, str | None]]:
+        """Every non-active PEP 792 status at version ``number``, by project."""
+        with self.catalog.reading() as session:
+            return statuses_at(session, repository_id, number)
 
     def project_files(self, repository_id: int, number: int, normalized_name: str) -> list[PageFile]:
         """Return the files of one project in version ``number``, by filename, as a page lists them.

@@ -110,10 +110,14 @@ def commit_version(
     *,
     report: Mapping[str, object],
     scope: Scope,
+    status_changes: Mapping[str, tuple[str, str | None] | None],
+    withdrawn: Sequence[str],
     remove_packages: Collection[int] = (),
 ) -> VersionView | None:
     """Turn what the sync staged into the next repository version (one transaction); None when
-    nothing changed. ``remove_packages``: held packages the version leaves out in either mode."""
+    nothing changed. ``status_changes`` and ``withdrawn``: ``BatchReport``'s ``new_statuses`` and
+    ``withdrawn`` (the files of quarantined projects leave in additive mode too). ``remove_packages``:
+    held packages the version leaves out in either mode (advisories)."""
     return services.writer.commit_version(
         repository=config.repository,
         sync_id=config.sync_id,
@@ -123,4 +127,6 @@ def commit_version(
         scope=scope,
         fingerprint=config.fingerprint,
         remove_packages=remove_packages,
+        status_changes=status_changes,
+        withdrawn=withdrawn,
     )

@@ -33,6 +33,7 @@ from mirrorflow.storage.artifacts import (
     artifact_key,
 )
 from mirrorflow.storage.content import NewPackage
+from mirrorflow.storage.project_statuses import latest_filenames, latest_statuses
 from mirrorflow.storage.schema import Policy
 from mirrorflow.storage.serials import Touched
 from mirrorflow.tasks.clients import SyncServices
@@ -40,6 +41,7 @@ from mirrorflow.tasks.config import SyncConfig
 from mirrorflow.tasks.distributions import DistFile, ProjectPage
 from mirrorflow.tasks.filters import Candidate, SkipReason
 from mirrorflow.tasks.index_client import IndexClient, IndexClientError
+from mirrorflow.tasks.project_status import ProjectStatus, gone_files, status_changes, withdraws
 from mirrorflow.tasks.provenance import sync_provenance
 from mirrorflow.tasks.report import BUG, TRANSIENT, BatchReport, advice_for, describe
 from mirrorflow.tasks.resolve import ResolvedBatch, ResolvedProject
@@ -119,6 +121,7 @@ def fetch_batch(batch: ResolvedBatch, config: SyncConfig, services: SyncServices
         report.resumed_files += result.resumed_files
     report.files_kept = len(packages)
     report.downloaded_files = len(stored) - report.resumed_files
+    _compare_with_latest(batch, config, services, report)
     # Staged even when some projects failed: whether the sync may commit without them is the
     # flow's decision (``tasks.outcome``); a sync that may not discards what was staged.
     ids = services.writer.upsert_packages(packages)
@@ -158,6 +161,37 @@ def _provenance_of(
         digest = digests.get(file.filename)
         if digest is not None:
             into.setdefault(digest, (file.provenance, file.filename))
+
+
+def _compare_with_latest(
+    batch: ResolvedBatch, config: SyncConfig, services: SyncServices, report: BatchReport
+) -> None:
+    """What the upstream changed since the latest version: statuses (PEP 792), quarantines, takedowns.
+
+    Failed projects keep their content and their status; the next sync compares them again.
+    """
+    pages = {p.name: p.page for p in batch.projects if p.page is not None and p.name not in report.failures}
+    not_found = [p.name for p in batch.projects if p.not_found]
+    if not pages and not not_found:
+        return
+    catalog = services.writer.catalog
+    current = {
+        name: (page.status, page.status_reason) if page.status else None for name, page in pages.items()
+    }
+    for change in status_changes(latest_statuses(catalog, config.repository_id, pages), current):
+        report.status_changes[change.project] = str(change)
+        report.new_statuses[change.project] = change.after
+    keep = config.spec.keep_quarantined
+    report.withdrawn = sorted(n for n, page in pages.items() if withdraws(page.status, keep_quarantined=keep))
+    held = latest_filenames(catalog, config.repository_id, {*pages, *not_found})
+    # A quarantined page lists no file: that is its status, reported as such, not a takedown.
+    listed = {
+        name: [file.filename for file in page.files]
+        for name, page in pages.items()
+        if page.status != ProjectStatus.QUARANTINED
+    }
+    report.gone_upstream_files = gone_files(held, listed)
+    report.gone_upstream_projects = sorted(name for name in not_found if name in held)
 
 
 def _planned(project: ResolvedProject, *, immediate: bool) -> _ProjectResult:

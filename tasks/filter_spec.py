@@ -58,6 +58,8 @@ class FilterSpec:
     missing_upload_time: str
     python_versions: tuple[Version, ...]
     skip_yanked: bool
+    #: Keep the files of projects the upstream quarantined (PEP 792); by default they leave the mirror.
+    keep_quarantined: bool = False
 
     @classmethod
     def build(
@@ -73,6 +75,7 @@ class FilterSpec:
         missing_upload_time: str = "take",
         python_versions: Iterable[str] = (),
         skip_yanked: bool = False,
+        keep_quarantined: bool = False,
     ) -> FilterSpec:
         """Return a validated spec; raise :class:`InvalidFilter` naming the first bad field and value."""
         return cls(
@@ -86,6 +89,7 @@ class FilterSpec:
             missing_upload_time=_one_of("missing_upload_time", missing_upload_time, ("take", "skip")),
             python_versions=tuple(_target_python(v) for v in _strings("python_versions", python_versions)),
             skip_yanked=_flag("skip_yanked", skip_yanked),
+            keep_quarantined=_flag("keep_quarantined", keep_quarantined),
         )
 
 

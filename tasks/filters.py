@@ -44,6 +44,7 @@ from mirrorflow.tasks.filter_spec import (
     validate_requirements,
 )
 from mirrorflow.tasks.platforms import excluded_platform, python_mismatch
+from mirrorflow.tasks.project_status import withdraws
 
 __all__ = [
     "PLATFORMS",
@@ -64,6 +65,7 @@ __all__ = [
     "select_files",
     "validate_requirements",
     "wanted_projects",
+    "withhold_quarantined",
 ]
 
 
@@ -76,6 +78,8 @@ class SkipReason(enum.StrEnum):
     BLOCKLISTED = "blocklisted"
     #: An imported OSV advisory whose id the remote's ``block_advisories`` names (``mirrorflow.tasks.advisories``).
     ADVISORY = "advisory"
+    #: The upstream marks the project quarantined (PEP 792): no file of it is kept (``withhold_quarantined``).
+    QUARANTINED = "quarantined"
     NOT_INCLUDED = "not-included"
     EXCLUDED = "excluded"
     PRERELEASE = "prerelease"
@@ -350,6 +354,40 @@ def filter_project(
         return selection
     skipped = sorted((*selection.skipped, *refused), key=lambda s: (s.file.filename, s.file.url))
     return Selection(kept=tuple(kept), skipped=tuple(skipped))
+
+
+def withhold_quarantined(
+    selection: Selection, *, status: str | None, reason: str | None, keep_quarantined: bool
+) -> Selection:
+    """The ``quarantined`` rule: a project the upstream quarantined (PEP 792) keeps no file.
+
+    Applies after ``blocklisted``: a file an earlier rule dropped keeps that reason, every other file
+    (kept, or dropped by a later rule) is skipped as ``quarantined``. ``keep_quarantined`` (the
+    remote's field, no default here) keeps the selection as it is.
+
+    >>> file = DistFile(filename="a-1.0.tar.gz", url="https://index.example/a-1.0.tar.gz", sha256=None)
+    >>> kept = Selection(kept=(Candidate(file, parse_filename("a-1.0.tar.gz")),), skipped=())
+    >>> withhold_quarantined(kept, status="quarantined", reason="malware", keep_quarantined=False).counts()
+    {'quarantined': 1}
+    >>> withhold_quarantined(kept, status="archived", reason=None, keep_quarantined=False) is kept
+    True
+    """
+    if not withdraws(status, keep_quarantined=keep_quarantined):
+        return selection
+    detail = (
+        f"the upstream quarantined the project: {reason}"
+        if reason
+        else "the upstream quarantined the project"
+    )
+    order = list(SkipReason)
+    first = order.index(SkipReason.QUARANTINED)
+    skipped = [
+        skip if order.index(skip.reason) < first else Skip(skip.file, SkipReason.QUARANTINED, detail)
+        for skip in selection.skipped
+    ]
+    skipped += [Skip(c.file, SkipReason.QUARANTINED, detail) for c in selection.kept]
+    skipped.sort(key=lambda s: (s.file.filename, s.file.url))
+    return Selection(kept=(), skipped=tuple(skipped))
 
 
 def refusal(file: DistFile, *, max_file_bytes: int | None, require_sha256: bool) -> Skip | None:

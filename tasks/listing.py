@@ -22,13 +22,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
+from mirrorflow.storage.project_statuses import latest_projects
 from mirrorflow.storage.serials import Touched
 from mirrorflow.tasks.clients import SyncServices
 from mirrorflow.tasks.config import Scope, SyncConfig, SyncMode
 from mirrorflow.tasks.filters import included_project_names, wanted_projects
+from mirrorflow.tasks.project_status import gone_projects
 from mirrorflow.tasks.report import TRANSIENT
 from mirrorflow.tasks.retrying import call_with_retries
 
@@ -57,11 +59,15 @@ def list_projects(config: SyncConfig, services: SyncServices) -> Work:
     if spec.includes:
         wanted: list[tuple[str, int | None]] = [(n, None) for n in included_project_names(spec)]
         has_serials = False
+        gone_upstream: tuple[str, ...] = ()  # no listing: the resolve stage's 404s tell (tasks.fetch)
     else:
         listing = call_with_retries(services.index.get_listing, attempts=config.attempts, transient=TRANSIENT)
         serial_of = {p.name: p.last_serial for p in listing.projects}
         wanted = [(n, serial_of[n]) for n in wanted_projects(serial_of, spec)]
         has_serials = True
+        gone_upstream = gone_projects(
+            latest_projects(services.writer.catalog, config.repository_id), serial_of
+        )
     memory = services.memory
     work = plan_projects(
         wanted,
@@ -72,7 +78,7 @@ def list_projects(config: SyncConfig, services: SyncServices) -> Work:
     )
     if work.gone:
         memory.touch(config.sync_id, config.repository_id, (Touched(n, "gone") for n in work.gone))
-    return work
+    return replace(work, gone_upstream=gone_upstream) if gone_upstream else work
 
 
 #: The remote fields that decide what a sync selects: a change to any forces a full re-evaluation.
@@ -111,6 +117,8 @@ class Work:
     fetch: tuple[Wanted, ...]
     gone: tuple[str, ...]
     unchanged: int
+    #: Takedowns: projects the latest version holds that the upstream's listing no longer has.
+    gone_upstream: tuple[str, ...] = ()
 
     @property
     def scope(self) -> Scope:

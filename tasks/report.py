@@ -8,7 +8,7 @@ or the store (``mirrorflow.tasks.retrying``); a rerun is the advice once they ou
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from mirrorflow.storage.errors import MirrorflowError
 from mirrorflow.tasks.core_metadata import WheelMetadataError
 from mirrorflow.tasks.filenames import InvalidFilename
 from mirrorflow.tasks.index_client import PageTooLarge, TransientError, UpstreamError
+from mirrorflow.tasks.project_status import GoneUpstream
 from mirrorflow.tasks.simple_fields import InvalidPage
 
 __all__ = ["BUG", "RERUN", "TRANSIENT", "BatchReport", "SyncResult", "advice_for", "describe"]
@@ -93,6 +94,16 @@ class BatchReport:
     provenance_failed: dict[str, str] = field(default_factory=dict)
     #: Files an imported advisory kept out (the ``advisory`` skips), by filename: the advisory's detail.
     advisories: dict[str, str] = field(default_factory=dict)
+    #: Projects whose upstream status changed since the latest version: ``"active -> quarantined (why)"``.
+    status_changes: dict[str, str] = field(default_factory=dict)
+    #: Their new statuses, ``(status, reason)`` or None for active: what the commit records (not in ``as_dict``).
+    new_statuses: dict[str, tuple[str, str | None] | None] = field(default_factory=dict)
+    #: Projects quarantined upstream whose files leave the next version, in additive mode too.
+    withdrawn: list[str] = field(default_factory=list)
+    #: Takedowns: files of the latest version that the upstream's pages no longer list, by project.
+    gone_upstream_files: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Takedowns: projects of the latest version the upstream answered 404 for.
+    gone_upstream_projects: list[str] = field(default_factory=list)
 
     def __add__(self, other: BatchReport) -> BatchReport:
         return BatchReport(
@@ -114,6 +125,11 @@ class BatchReport:
             provenance_fetched=self.provenance_fetched + other.provenance_fetched,
             provenance_failed={**self.provenance_failed, **other.provenance_failed},
             advisories={**self.advisories, **other.advisories},
+            status_changes={**self.status_changes, **other.status_changes},
+            new_statuses={**self.new_statuses, **other.new_statuses},
+            withdrawn=sorted(self.withdrawn + other.withdrawn),
+            gone_upstream_files={**self.gone_upstream_files, **other.gone_upstream_files},
+            gone_upstream_projects=sorted(self.gone_upstream_projects + other.gone_upstream_projects),
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -135,7 +151,15 @@ class BatchReport:
             "provenance_fetched": self.provenance_fetched,
             "provenance_failed": dict(sorted(self.provenance_failed.items())),
             "advisories": dict(sorted(self.advisories.items())),
+            "status_changes": dict(sorted(self.status_changes.items())),
+            "withdrawn": self.withdrawn,
+            "gone_upstream": self.gone_upstream().as_dict(),
         }
+
+    def gone_upstream(self, listed_gone: Sequence[str] = ()) -> GoneUpstream:
+        """The takedowns the batches noticed, with the projects the listing stage found gone."""
+        projects = tuple(sorted({*self.gone_upstream_projects, *listed_gone}))
+        return GoneUpstream(projects, dict(sorted(self.gone_upstream_files.items())))
 
 
 def describe(exc: BaseException) -> str:

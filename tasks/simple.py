@@ -130,6 +130,18 @@ def _status(value: object) -> tuple[str | None, str | None]:
     return value["status"].strip().lower() or None, reason if isinstance(reason, str) and reason else None
 
 
+def _meta_status(meta: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The status as the living spec misplaced it for a while (``meta.project-status`` and
+    ``meta.project-status-reason``, strings; corrected to PEP 792's top-level object): an index
+    written from that text still means it, and a quarantine is worth reading wherever it is."""
+    value, reason = meta.get("project-status"), meta.get("project-status-reason")
+    if isinstance(value, dict):
+        return _status(value)
+    if not isinstance(value, str) or not value.strip():
+        return None, None
+    return value.strip().lower(), reason if isinstance(reason, str) and reason else None
+
+
 def parse_project_json(data: bytes, *, page_url: str, last_serial_header: str | None = None) -> ProjectPage:
     """Parse a PEP 691 project page (``application/vnd.pypi.simple.v1+json``).
 
@@ -150,6 +162,8 @@ def parse_project_json(data: bytes, *, page_url: str, last_serial_header: str | 
     serial = read_serial(document.get("meta", {}).get("_last-serial"))
     resolve = Resolver(page_url)
     status, reason = _status(document.get("project-status"))
+    if status is None:
+        status, reason = _meta_status(document.get("meta", {}))
     parsed_files = tuple(
         _json_file(entry, index, page_url=page_url, resolve=resolve) for index, entry in enumerate(files)
     )

@@ -37,7 +37,7 @@ from mirrorflow.tasks.clients import SyncServices
 from mirrorflow.tasks.commit import commit_version
 from mirrorflow.tasks.config import Policy, Scope, SyncConfig
 from mirrorflow.tasks.fetch import fetch_batch
-from mirrorflow.tasks.filters import SAFETY_REASONS, filter_project
+from mirrorflow.tasks.filters import SAFETY_REASONS, filter_project, withhold_quarantined
 from mirrorflow.tasks.listing import Wanted, Work, list_projects
 from mirrorflow.tasks.report import BatchReport
 from mirrorflow.tasks.resolve import ResolvedBatch, resolve_batch
@@ -70,15 +70,20 @@ def filter_batch(
         if project.page is None:
             projects.append(project)
             continue
-        selection = filter_project(
-            project.page.name,
-            project.page.files,
-            config.spec,
-            now=config.now,
-            max_file_bytes=config.max_file_bytes,
-            require_sha256=require_sha256,
-            blocklist=blocklist,
-            advisories=block,
+        selection = withhold_quarantined(
+            filter_project(
+                project.page.name,
+                project.page.files,
+                config.spec,
+                now=config.now,
+                max_file_bytes=config.max_file_bytes,
+                require_sha256=require_sha256,
+                blocklist=blocklist,
+                advisories=block,
+            ),
+            status=project.page.status,
+            reason=project.page.status_reason,
+            keep_quarantined=config.spec.keep_quarantined,
         )
         for skip in selection.skipped:
             if skip.reason in SAFETY_REASONS:
@@ -142,7 +147,17 @@ def commit_version_task(
     *,
     report: Mapping[str, object],
     scope: Scope,
+    status_changes: Mapping[str, tuple[str, str | None] | None],
+    withdrawn: Sequence[str],
     remove_packages: Collection[int] = (),
 ) -> VersionView | None:
     """Turn what the sync staged into the next repository version (one transaction)."""
-    return commit_version(config, services, report=report, scope=scope, remove_packages=remove_packages)
+    return commit_version(
+        config,
+        services,
+        report=report,
+        scope=scope,
+        status_changes=status_changes,
+        withdrawn=withdrawn,
+        remove_packages=remove_packages,
+    )

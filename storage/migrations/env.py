@@ -9,6 +9,7 @@ import mirrorflow.storage.blocklists  # noqa: F401
 import mirrorflow.storage.dependency_cache  # noqa: F401
 import mirrorflow.storage.locks  # noqa: F401
 import mirrorflow.storage.models_serials  # noqa: F401
+import mirrorflow.storage.project_statuses  # noqa: F401
 import mirrorflow.storage.provenance  # noqa: F401
 import mirrorflow.storage.schedules  # noqa: F401
 from mirrorflow.storage.models import Base

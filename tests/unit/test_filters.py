@@ -32,6 +32,7 @@ from mirrorflow.tasks.filters import (
     select_files,
     validate_requirements,
     wanted_projects,
+    withhold_quarantined,
 )
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -791,9 +792,44 @@ def test_first_rule_wins_in_documented_order() -> None:
         "too-new": 1,
         "keep-latest": 1,
     }
-    # select_files's rules, in order; the refusals after keep-latest are filter_project's (test_refusals).
+    # select_files's rules, in order; the refusals after keep-latest are filter_project's (test_refusals),
+    # quarantined is withhold_quarantined's (test_quarantined_keeps_the_earlier_reasons).
     rules = list(SkipReason)[: list(SkipReason).index(SkipReason.KEEP_LATEST) + 1]
+    rules.remove(SkipReason.QUARANTINED)
     assert list(selection.counts()) == [reason.value for reason in rules]
+
+
+@pytest.mark.parametrize(
+    ("status", "keep_quarantined", "quarantined"),
+    [
+        pytest.param("quarantined", False, True, id="quarantined-withheld"),
+        pytest.param("quarantined", True, False, id="keep-quarantined"),
+        pytest.param("archived", False, False, id="archived-kept"),
+        pytest.param("deprecated", False, False, id="deprecated-kept"),
+        pytest.param(None, False, False, id="active-kept"),
+    ],
+)
+def test_quarantined_keeps_the_earlier_reasons(
+    status: str | None, keep_quarantined: bool, quarantined: bool
+) -> None:
+    files = [file for file, _ in ORDER_FILES]
+    blocklist = Blocklist.parse(["foo==3.0rc1"])
+    selection = select_files(
+        NormalizedName("foo"), files, FilterSpec.build(**EVERY_RULE), now=NOW, blocklist=blocklist
+    )
+    withheld = withhold_quarantined(
+        selection, status=status, reason="malware", keep_quarantined=keep_quarantined
+    )
+    if not quarantined:
+        assert withheld is selection
+        return
+    earlier = {"invalid-filename", "wrong-project", "blocklisted"}
+    expected = {file.filename: reason if reason in earlier else "quarantined" for file, reason in ORDER_FILES}
+    assert outcome(withheld) == expected
+    assert not withheld.kept
+    assert {s.detail for s in withheld.skipped if s.reason is SkipReason.QUARANTINED} == {
+        "the upstream quarantined the project: malware"
+    }
 
 
 def test_selection_is_independent_of_input_order() -> None:
