@@ -11,7 +11,7 @@ import pytest
 from mirrorflow.fixtureindex.builder import FixtureFile
 from mirrorflow.fixtureindex.pages import render_project as fixture_page
 from mirrorflow.flows.report import gone_line, report_rows, summary_markdown
-from mirrorflow.server.pages import HTML_V1, JSON_V1, render_project
+from mirrorflow.server.pages import API_VERSION, HTML_V1, JSON_V1, render_project
 from mirrorflow.tasks.project_status import (
     GoneUpstream,
     gone_files,
@@ -105,7 +105,7 @@ def test_served_pages_carry_the_status_at_api_1_4(status, media_type) -> None:
     )
     if media_type == JSON_V1:
         document = json.loads(body)
-        assert document["meta"]["api-version"] == ("1.1" if status is None else "1.4")
+        assert document["meta"]["api-version"] == (API_VERSION if status is None else "1.4")
         page = parse_project_json(body, page_url=PAGE)
     else:
         assert (b'content="1.4"' in body) is (status is not None)
