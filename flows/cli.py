@@ -370,16 +370,19 @@ def version_list(repository: Repo) -> None:
 def content_list(
     repository: Repo,
     version: Number = None,
-    limit: Annotated[
-        int | None, typer.Option(help="Show at most this many (default: all).", min=1, max=MAX_INT)
-    ] = None,
-    offset: Annotated[int, typer.Option(help="Skip this many first.", min=0, max=MAX_INT)] = 0,
+    limit: Annotated[int | None, typer.Option(help="Show at most this many (default: all).")] = None,
+    offset: Annotated[int, typer.Option(help="Skip this many first.")] = 0,
 ) -> None:
     """List the files of a version (the latest by default), by project and filename."""
     from mirrorflow.flows.views import package_view
     from mirrorflow.storage.content_reads import ContentReader
 
     _check_version(version)
+    # Checked here, not by typer's min/max: an out-of-range value is the one-line error (exit 1)
+    # every other command gives, not typer's usage block (exit 2).
+    if limit is not None:
+        check_range("limit", limit, 1, MAX_INT, what="a number of files")
+    check_range("offset", offset, 0, MAX_INT, what="a number of files")
     page = ContentReader(open_catalog()).version_page(
         repository, version, membership="present", limit=limit, offset=offset
     )
