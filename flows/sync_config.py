@@ -64,6 +64,7 @@ def sync_config(
         batch_size=settings.batch_size,
         max_file_bytes=settings.max_file_bytes,
         blocklist=tuple(sorted(blocklist)),
+        connection_backoff=settings.retry_backoff,
     )
 
 

@@ -112,6 +112,8 @@ class SyncConfig:
     max_file_bytes: int | None = None
     #: The repository's blocklist entries (``mirrorflow.tasks.blocklist``), read when the sync started.
     blocklist: tuple[str, ...] = ()
+    #: First wait before retrying a request that lost its connection (settings.retry_backoff).
+    connection_backoff: float = 2.0
 
     @property
     def clients_key(self) -> tuple[str, StoreSpec, HttpSpec]:

@@ -24,6 +24,10 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # sync process in the background, left running after the tests; only test_local_server and
 # test_warm_sync choose it, and stop what they start. Subprocesses inherit the choice.
 os.environ["MIRRORFLOW_PREFECT_SERVER"] = "temporary"
+# Retries after a lost connection wait 0.05 s and up, not the 2 s and up of production: the fault
+# tests reset hundreds of connections, and what they prove is that a sync retries and converges,
+# not how long it waits (tests/unit/test_retrying.py holds the waits themselves).
+os.environ.setdefault("MIRRORFLOW_RETRY_BACKOFF", "0.05")
 
 __all__ = ["prefect_harness", "mirrorflow_env", "cli", "CliResult", "MirrorflowEnv"]
 
