@@ -9,6 +9,7 @@ keeps it so).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import traceback
@@ -422,6 +423,18 @@ def _print_version(given: bool) -> None:
         raise typer.Exit()
 
 
+@functools.cache
+def _click_command() -> Any:  # typer's vendored click Command
+    """The click command of ``app`` (every command module imported), built once per process.
+
+    ``app(...)`` builds it again from the registered commands at each call, 25 ms of CPU: nothing to
+    a console script, which calls ``main`` once, but the suite runs thousands of commands in-process
+    (the ``cli`` fixture). What it adds to ``app(...)``, an excepthook for typer's pretty tracebacks,
+    is off here (``pretty_exceptions_enable=False``).
+    """
+    return typer.main.get_command(app)
+
+
 def main() -> None:
     """Console entry point: run the app, turning mirrorflow's errors into one line and exit code 1.
 
@@ -445,7 +458,7 @@ def main() -> None:
     import mirrorflow.flows.cli_server  # noqa: F401  (registers server start|stop|status)
 
     try:
-        code = app(standalone_mode=False)  # click's own usage errors come here, not to a boxed panel
+        code = _click_command()(standalone_mode=False)  # click's usage errors come here, not to a boxed panel
     except typer.TyperException as exc:  # Typer's (vendored click's) usage errors
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()  # type: ignore[attr-defined]  # a bare group: its help, as before
