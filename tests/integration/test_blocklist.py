@@ -1,7 +1,7 @@
 """The repository blocklist (issue 20): entries, the ``blocklisted`` rule, the CLI, the version that
 ``add`` makes, a sync that skips blocked files, and ``serve`` refusing them in every version.
 
-The entry and rule tests are pure (``tests/unit/test_blocklist.py``); the CLI and serve tests here run
+The entry and rule tests are pure (``tests/unit/test_blocklist_entries.py``); the CLI and serve tests here run
 on both catalogs over content written directly with ``ContentWriter``; one test syncs the seed
 fixture index through the CLI (SQLite).
 """

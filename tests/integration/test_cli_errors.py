@@ -179,7 +179,7 @@ def _main_raising(monkeypatch, error: Exception) -> None:
         raise error
 
     monkeypatch.setattr(mirrorflow.flows.allocator, "tune_allocator", lambda: {})
-    monkeypatch.setattr(mirrorflow.flows.cli, "app", command)
+    monkeypatch.setattr(mirrorflow.flows.cli, "_click_command", lambda: command)  # what main() runs
     monkeypatch.delenv("MIRRORFLOW_DEBUG", raising=False)
     mirrorflow.flows.cli.main()
 
