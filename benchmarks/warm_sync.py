@@ -38,6 +38,7 @@ from pathlib import Path
 
 from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, build_index, make_wheel
 from mirrorflow.fixtureindex.catalog import seed_projects
+from mirrorflow.fixtureindex.peers import bandersnatch_config
 from mirrorflow.fixtureindex.server import serve_index
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,24 +70,6 @@ def _many_projects(count: int) -> list[FixtureProject]:
         filename, content = make_wheel(name, "1.0")
         projects.append(FixtureProject(name, [FixtureFile(filename, content, upload_time=_UPLOADED)]))
     return projects
-
-
-def _bandersnatch_config(mirror: Path, master: str) -> str:
-    """As ``tests/support_peers.py`` configures it (PEP 691 listing, legacy JSON per project)."""
-    return f"""[mirror]
-directory = {mirror}
-master = {master}
-allow-non-https = true
-api-method = simple
-simple-format = ALL
-release-files = true
-json = false
-hash-index = false
-workers = 3
-timeout = 10
-global-timeout = 600
-stop-on-error = true
-"""
 
 
 def _median(values: list[float]) -> float:
@@ -156,7 +139,7 @@ def _run(args, env, pip_env, work, seed, many, bandersnatch) -> None:  # type: i
     _mirrorflow(env, "repository", "create", "--name", "whole")
     first, _ = _mirrorflow(env, "repository", "sync", "--name", "whole", "--remote", "many")
     config = work / "bandersnatch.conf"
-    config.write_text(_bandersnatch_config(work / "mirror", many.base_url.rstrip("/")))
+    config.write_text(bandersnatch_config(work / "mirror", many.base_url.rstrip("/"), global_timeout=600))
     band_env = {k: v for k, v in env.items() if not k.startswith("PIP_")}
     band = [str(bandersnatch), "--config", str(config), "mirror"]
     band_first, _ = _timed(band, band_env, cwd=work)

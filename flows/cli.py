@@ -9,6 +9,7 @@ keeps it so).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import traceback
@@ -399,16 +400,19 @@ def version_list(repository: Repo) -> None:
 def content_list(
     repository: Repo,
     version: Number = None,
-    limit: Annotated[
-        int | None, typer.Option(help="Show at most this many (default: all).", min=1, max=MAX_INT)
-    ] = None,
-    offset: Annotated[int, typer.Option(help="Skip this many first.", min=0, max=MAX_INT)] = 0,
+    limit: Annotated[int | None, typer.Option(help="Show at most this many (default: all).")] = None,
+    offset: Annotated[int, typer.Option(help="Skip this many first.")] = 0,
 ) -> None:
     """List the files of a version (the latest by default), by project and filename."""
     from mirrorflow.flows.views import package_view
     from mirrorflow.storage.content_reads import ContentReader
 
     _check_version(version)
+    # Checked here, not by typer's min/max: an out-of-range value is the one-line error (exit 1)
+    # every other command gives, not typer's usage block (exit 2).
+    if limit is not None:
+        check_range("limit", limit, 1, MAX_INT, what="a number of files")
+    check_range("offset", offset, 0, MAX_INT, what="a number of files")
     page = ContentReader(open_catalog()).version_page(
         repository, version, membership="present", limit=limit, offset=offset
     )
@@ -448,6 +452,18 @@ def _print_version(given: bool) -> None:
         raise typer.Exit()
 
 
+@functools.cache
+def _click_command() -> Any:  # typer's vendored click Command
+    """The click command of ``app`` (every command module imported), built once per process.
+
+    ``app(...)`` builds it again from the registered commands at each call, 25 ms of CPU: nothing to
+    a console script, which calls ``main`` once, but the suite runs thousands of commands in-process
+    (the ``cli`` fixture). What it adds to ``app(...)``, an excepthook for typer's pretty tracebacks,
+    is off here (``pretty_exceptions_enable=False``).
+    """
+    return typer.main.get_command(app)
+
+
 def main() -> None:
     """Console entry point: run the app, turning mirrorflow's errors into one line and exit code 1.
 
@@ -473,7 +489,7 @@ def main() -> None:
     import mirrorflow.flows.cli_server  # noqa: F401  (registers server start|stop|status)
 
     try:
-        code = app(standalone_mode=False)  # click's own usage errors come here, not to a boxed panel
+        code = _click_command()(standalone_mode=False)  # click's usage errors come here, not to a boxed panel
     except typer.TyperException as exc:  # Typer's (vendored click's) usage errors
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()  # type: ignore[attr-defined]  # a bare group: its help, as before

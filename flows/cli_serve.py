@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mirrorflow.flows.cli_app import Name, app, check_range, emit, open_catalog, repository_app
+from mirrorflow.flows.cli_app import Name, UsageError, app, check_range, emit, open_catalog, repository_app
 
 if TYPE_CHECKING:  # the rest is imported when a server starts (see flows.cli's docstring)
     from mirrorflow.server.upstream import UpstreamRemote
@@ -135,6 +135,7 @@ def serve(
     """Serve every repository as a simple index: pip install --index-url http://HOST:PORT/<repo>/simple/"""
     check_range("port", port, 0, 65535, what="a TCP port")
     check_range("workers", workers, 1, 64, what="a number of worker processes")
+    _check_can_listen(host, port)
     import uvicorn
 
     from mirrorflow.flows.runtime import catalog_for
@@ -152,6 +153,32 @@ def serve(
         else "mirrorflow.flows.cli_serve:app_from_settings"
     )
     uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, access_log=False)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Refuse, in one line, an address the server could not listen on (a port in use, say).
+
+    uvicorn would log its own six lines and a traceback-like "Errno 98" before exiting; the bind
+    is tried here, as uvicorn makes it (``SO_REUSEADDR``; IPv6 for a host with a colon), and let go.
+    Port 0 (any free port) always binds.
+    """
+    import errno
+    import socket
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(
+                    f"port {port} on {host} is in use: stop what listens there, or pick another --port"
+                ) from None
+            reason = exc.strerror or str(exc)
+            raise UsageError(f"host: cannot listen on {host!r} port {port} ({reason})") from None
 
 
 def _configure_access_log(enabled: bool) -> None:

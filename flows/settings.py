@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     max_file_bytes: int | None = Field(
         default=None, ge=1, le=2**63 - 1, description="Largest distribution file accepted."
     )
+    retry_backoff: float = Field(
+        default=2.0,
+        ge=0,
+        le=30,
+        description="Seconds before retrying a request whose connection was lost (a reset stream, a "
+        "connection closed mid-answer, a timeout), doubled at each further try, with jitter; 60 s in "
+        "all at most. Retries after a 429 or 5xx wait less, or what Retry-After asks.",
+    )
     prefect_server: Literal["local", "temporary"] = Field(
         default="local",
         description="Without PREFECT_API_URL, where an ad hoc sync runs: 'local', a Prefect server under "

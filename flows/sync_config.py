@@ -74,6 +74,7 @@ def sync_config(
         max_file_bytes=settings.max_file_bytes,
         blocklist=tuple(sorted(blocklist)),
         block_advisories=prefixes,
+        connection_backoff=settings.retry_backoff,
     )
 
 

@@ -272,6 +272,7 @@ def _sync(
             ),
             attempts=attempts,
             transient=(TransientError,),
+            connection_backoff=settings.retry_backoff,
         )
         if root != fields.url:
             logger.info("remote %r: the simple index is at %s", remote_name, root)

@@ -19,6 +19,8 @@ import ssl
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +69,12 @@ class SyncServices:
         """Build the clients from plain values; reuse the caller's ``catalog`` and ``http`` client when given."""
         catalog_url, store, http_spec = key
         client = http if http is not None else http_client_from(http_spec)
-        index = IndexClient(http_spec.index_url, client=client, max_page_bytes=http_spec.max_page_bytes)
+        index = IndexClient(
+            http_spec.index_url,
+            client=client,
+            max_page_bytes=http_spec.max_page_bytes,
+            fresh_client=partial(http_client_from, replace(http_spec, concurrency=1)),  # a retry's connection
+        )
         writer = ContentWriter(catalog if catalog is not None else Catalog.from_url(catalog_url))
         return cls(index=index, store=store_from(store), writer=writer, key=key)
 

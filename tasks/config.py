@@ -114,6 +114,8 @@ class SyncConfig:
     blocklist: tuple[str, ...] = ()
     #: The remote's ``block_advisories`` prefixes, empty when no advisory is imported (nothing to look up).
     block_advisories: tuple[str, ...] = ()
+    #: First wait before retrying a request that lost its connection (settings.retry_backoff).
+    connection_backoff: float = 2.0
 
     @property
     def clients_key(self) -> tuple[str, StoreSpec, HttpSpec]:

@@ -314,11 +314,18 @@ def _fetch_file(
     ``DigestMismatch`` is returned, and the file is quarantined rather than failing its project.
     """
     download = partial(_download, file, index, putter, config.max_file_bytes, config.progress_every)
+    retried = partial(
+        call_with_retries,
+        download,
+        attempts=config.attempts,
+        transient=TRANSIENT,
+        connection_backoff=config.connection_backoff,
+    )
     try:
         try:
-            return call_with_retries(download, attempts=config.attempts, transient=TRANSIENT)
+            return retried()
         except DigestMismatch:
-            return call_with_retries(download, attempts=config.attempts, transient=TRANSIENT)
+            return retried()
     except Exception as exc:  # filed under every project that lists the file
         return exc
 

@@ -14,6 +14,8 @@ Errors::
      │    └── PageTooLarge          .limit: a page above max_page_bytes
      └── TransientError             .status (None for network errors), .reason, .retry_after: 429,
                                     5xx, timeouts and connection errors; worth retrying with backoff
+                                    (.connection_lost: a network error, retried later and on a new
+                                    connection: see ``IndexClient``)
     mirrorflow.tasks.simple.InvalidPage        (a ValueError) the page came back but cannot be parsed
 
 ``index_url`` is the simple index root, as pip's ``--index-url`` (``https://index.example/simple/``).
@@ -22,9 +24,11 @@ Errors::
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,6 +127,8 @@ class TransientError(IndexClientError):
 
     ``retry_after``: the seconds the answer's ``Retry-After`` asked to wait, when it gave one
     (``mirrorflow.tasks.retrying`` waits at least that long before the next try).
+    ``connection_lost``: no answer came (a reset HTTP/2 stream, a connection closed mid-answer, a
+    timeout); ``mirrorflow.tasks.retrying`` waits seconds before the next try.
     """
 
     def __init__(
@@ -133,6 +139,7 @@ class TransientError(IndexClientError):
         self.status = status
         self.reason = reason
         self.retry_after = retry_after
+        self.connection_lost = status is None
 
 
 def _user_agent() -> str:
@@ -181,15 +188,28 @@ class IndexClient:
     """Reads one upstream simple index through a shared ``httpx.Client`` (the caller owns and closes it).
 
     ``index_url`` is the simple root (pip's ``--index-url``); a missing trailing slash is added.
+
+    ``fresh_client`` builds a client like ``client`` (``build_http_client`` with the same settings).
+    With it, a thread whose request lost its connection (``TransientError.connection_lost``) makes its
+    next request, the retry, on a client of its own, closed after that request: a new connection.
+    The pooled one may still be up (an HTTP/2 stream reset leaves its connection open, and httpx
+    would send the retry on it); the retry should not depend on it. Without it, retries share the pool.
     """
 
     def __init__(
-        self, index_url: str, *, client: httpx.Client, max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
+        self,
+        index_url: str,
+        *,
+        client: httpx.Client,
+        max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+        fresh_client: Callable[[], httpx.Client] | None = None,
     ) -> None:
         self.index_url = index_url if index_url.endswith("/") else index_url + "/"
         self._client = client
         self.max_page_bytes = max_page_bytes
         self._index_origin = _origin(_http_url(self.index_url))
+        self._fresh_client = fresh_client
+        self._lost = threading.local()  # .connection: this thread's last request lost its connection
 
     def __repr__(self) -> str:
         return f"IndexClient({self.index_url!r})"
@@ -238,6 +258,22 @@ class IndexClient:
             parsed = parse_project_html(page.text(), page_url=page.url, last_serial_header=page.serial)
         return ConditionalPage(parsed, page.etag, page.last_modified)
 
+    @contextmanager
+    def _requesting(self, url: str) -> Iterator[httpx.Client]:
+        """The client for one request to ``url``, with httpx's errors translated (see the class docstring)."""
+        fresh = self._fresh_client is not None and getattr(self._lost, "connection", False)
+        self._lost.connection = False
+        try:
+            with _translate_transport_errors(url), contextlib.ExitStack() as stack:
+                if fresh:
+                    assert self._fresh_client is not None
+                    yield stack.enter_context(self._fresh_client())
+                else:
+                    yield self._client
+        except TransientError as exc:
+            self._lost.connection = exc.connection_lost
+            raise
+
     def _accept(self) -> str:
         """The ``Accept`` of page requests: PEP 691's negotiation, unless the remote's ``headers`` set one
         (an upstream that mishandles negotiation can be asked for HTML only, say)."""
@@ -249,7 +285,7 @@ class IndexClient:
         the URL answered (for ``NoSimpleIndex``). Raises ``TransientError``."""
         headers = {"Accept": self._accept()}
         url = self.index_url
-        with _translate_transport_errors(url), self._client.stream("GET", url, headers=headers) as response:
+        with self._requesting(url) as client, client.stream("GET", url, headers=headers) as response:
             if response.status_code == 429 or response.status_code >= 500:
                 _raise_for_status(response)
             if not 200 <= response.status_code < 300:
@@ -284,14 +320,14 @@ class IndexClient:
         extra: dict[str, Any] = {} if origin == self._index_origin else {"auth": None}
         if headers:
             extra["headers"] = dict(headers)
-        with _translate_transport_errors(url), self._client.stream("GET", parsed, **extra) as response:
+        with self._requesting(url) as client, client.stream("GET", parsed, **extra) as response:
             _raise_for_status(response)
             yield response
 
     def _get_page(self, url: str, *, project: str | None, conditional: dict[str, str] | None = None) -> _Page:
         """GET a page with PEP 691 negotiation, reading at most ``max_page_bytes``."""
         headers = {"Accept": self._accept(), **(conditional or {})}
-        with _translate_transport_errors(url), self._client.stream("GET", url, headers=headers) as response:
+        with self._requesting(url) as client, client.stream("GET", url, headers=headers) as response:
             if conditional and response.status_code == 304:
                 return _Page(b"", "", "utf-8", str(response.url), None, not_modified=True)
             _raise_for_status(response, project=project)

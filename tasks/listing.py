@@ -61,7 +61,12 @@ def list_projects(config: SyncConfig, services: SyncServices) -> Work:
         has_serials = False
         gone_upstream: tuple[str, ...] = ()  # no listing: the resolve stage's 404s tell (tasks.fetch)
     else:
-        listing = call_with_retries(services.index.get_listing, attempts=config.attempts, transient=TRANSIENT)
+        listing = call_with_retries(
+            services.index.get_listing,
+            attempts=config.attempts,
+            transient=TRANSIENT,
+            connection_backoff=config.connection_backoff,
+        )
         serial_of = {p.name: p.last_serial for p in listing.projects}
         wanted = [(n, serial_of[n]) for n in wanted_projects(serial_of, spec)]
         has_serials = True

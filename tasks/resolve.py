@@ -132,6 +132,7 @@ def fetch_page(item: Wanted, config: SyncConfig, services: SyncServices) -> Cond
             ),
             attempts=config.attempts,
             transient=TRANSIENT,
+            connection_backoff=config.connection_backoff,
         )
         page = answer.page
         if page is None or not is_stale(page.last_serial, item.expected_serial) or not delays:

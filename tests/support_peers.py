@@ -43,6 +43,7 @@ import httpx
 import pytest
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 
+from mirrorflow.fixtureindex.peers import bandersnatch_config
 from mirrorflow.fixtureindex.server import RunningIndex
 
 __all__ = [
@@ -238,30 +239,12 @@ class _BanderxHandler(SimpleHTTPRequestHandler):
         return body  # type: ignore[return-value]
 
 
-def _bandersnatch_config(mirror: Path, master: str) -> str:
-    return f"""[mirror]
-directory = {mirror}
-master = {master}
-allow-non-https = true
-; the PEP 691 listing (with serials) instead of XML-RPC; each project from the legacy JSON API
-api-method = simple
-simple-format = ALL
-release-files = true
-json = false
-hash-index = false
-workers = 3
-timeout = 10
-global-timeout = 120
-stop-on-error = true
-"""
-
-
 @pytest.fixture(scope="session")
 def bandersnatch_peer(seed_index: RunningIndex, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A bandersnatch mirror of the fixture index, served as static files (banderx's page choice)."""
     where = tmp_path_factory.mktemp("bandersnatch")
     config = where / "bandersnatch.conf"
-    config.write_text(_bandersnatch_config(where / "mirror", seed_index.base_url.rstrip("/")))
+    config.write_text(bandersnatch_config(where / "mirror", seed_index.base_url.rstrip("/")))
     command = [peer_command("bandersnatch"), "--config", str(config), "mirror"]
     run = subprocess.run(command, capture_output=True, text=True, env=_peer_env(), timeout=120, cwd=where)
     assert run.returncode == 0, f"bandersnatch mirror failed:\n{run.stdout[-2000:]}{run.stderr[-2000:]}"

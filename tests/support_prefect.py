@@ -21,9 +21,13 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # The suite chooses how CLI syncs run, whatever the developer's shell says: in the test process, on
 # the session's Prefect test harness. The default ("local") would start a Prefect server and a warm
-# sync process in the background, left running after the tests; only test_local_server and
+# sync process in the background, left running after the tests; only test_prefect_ops_server and
 # test_warm_sync choose it, and stop what they start. Subprocesses inherit the choice.
 os.environ["MIRRORFLOW_PREFECT_SERVER"] = "temporary"
+# Retries after a lost connection wait 0.05 s and up, not the 2 s and up of production: the fault
+# tests reset hundreds of connections, and what they prove is that a sync retries and converges,
+# not how long it waits (tests/unit/test_retrying.py holds the waits themselves).
+os.environ.setdefault("MIRRORFLOW_RETRY_BACKOFF", "0.05")
 
 __all__ = ["prefect_harness", "mirrorflow_env", "cli", "CliResult", "MirrorflowEnv"]
 

@@ -30,6 +30,7 @@ def sync_config(**fields: Any) -> SyncConfig:
         "catalog_url": "sqlite://",
         "store": StoreSpec(root="/nonexistent"),
         "http": HttpSpec(index_url="https://index.example/simple/", concurrency=2, max_page_bytes=2**20),
+        "connection_backoff": 0.05,  # as MIRRORFLOW_RETRY_BACKOFF in support_prefect
     }
     values.update(fields)
     return SyncConfig(**values)

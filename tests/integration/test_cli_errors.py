@@ -83,6 +83,10 @@ CASES = [
     (("repository", "version", "list", "--repository", "nope"), ["repository 'nope' does not exist"]),
     (("content", "list", "--repository", "nope"), ["repository 'nope' does not exist"]),
     (("content", "list", "--repository", "foo", "--version", "3"), ["version 'foo/3'"]),
+    (("content", "list", "--repository", "foo", "--limit", "-1"), ["limit", "-1"]),
+    (("content", "list", "--repository", "foo", "--limit", "0"), ["limit", "0"]),
+    (("content", "list", "--repository", "foo", "--limit", str(2**40)), ["limit", str(2**40)]),
+    (("content", "list", "--repository", "foo", "--offset", "-3"), ["offset", "-3"]),
     # remotes
     (("remote", "create", "--name", "bar", "--url", URL), ["remote 'bar' already exists"]),
     (("remote", "create", "--name", "new"), ["url", "--url"]),
@@ -179,7 +183,7 @@ def _main_raising(monkeypatch, error: Exception) -> None:
         raise error
 
     monkeypatch.setattr(mirrorflow.flows.allocator, "tune_allocator", lambda: {})
-    monkeypatch.setattr(mirrorflow.flows.cli, "app", command)
+    monkeypatch.setattr(mirrorflow.flows.cli, "_click_command", lambda: command)  # what main() runs
     monkeypatch.delenv("MIRRORFLOW_DEBUG", raising=False)
     mirrorflow.flows.cli.main()
 
@@ -206,3 +210,23 @@ def test_a_programming_error_surfaces_as_a_bug_not_as_a_user_message(monkeypatch
     with pytest.raises(type(bug)):
         _main_raising(monkeypatch, bug)
     assert "Error:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
+def test_serve_on_a_port_in_use_is_one_line_naming_the_port(cli, monkeypatch):
+    import socket
+
+    import uvicorn
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: served.append(kwargs))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = _one_line_error(cli("serve", "--port", str(port)))
+        assert f"port {port} on 127.0.0.1 is in use" in line, line
+        assert cli("serve", "--host", "127.0.0.1", "--port", str(port)).exit_code == 1
+    assert served == [], "uvicorn was never started"
+    # A free port passes the check and goes on to uvicorn.
+    assert cli("serve", "--port", str(port)).exit_code == 0 and len(served) == 1

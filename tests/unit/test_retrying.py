@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 import mirrorflow.tasks.retrying
-from mirrorflow.tasks.retrying import MAX_RETRY_AFTER, call_with_retries
+from mirrorflow.tasks.retrying import MAX_CONNECTION_WAIT, MAX_RETRY_AFTER, call_with_retries
 
 
 @pytest.mark.parametrize("attempts", [1, 2, 3, 5])
@@ -87,3 +87,64 @@ def test_the_index_client_carries_retry_after_on_a_429(headers, expected):
     with pytest.raises(TransientError) as raised:
         index.get_project("foo")
     assert (raised.value.status, raised.value.retry_after) == (429, expected)
+
+
+class ConnectionLost(ConnectionError):
+    connection_lost = True  # as mirrorflow.tasks.index_client.TransientError without a status
+
+
+def test_a_lost_connection_waits_seconds_doubling_with_jitter():
+    """Four tries after a reset stream once took 1.4 s in all: now the waits alone take 7 s or more."""
+    waits: list[float] = []
+
+    def reset():
+        raise ConnectionLost("stream reset")
+
+    with pytest.raises(ConnectionLost):
+        call_with_retries(reset, attempts=4, transient=(ConnectionError,), sleep=waits.append)
+    assert len(waits) == 3
+    assert all(2.0 * 2**n / 2 <= wait <= 2.0 * 2**n for n, wait in enumerate(waits)), waits
+    assert sum(waits) >= 7.0
+
+
+def test_the_waits_after_lost_connections_stay_under_their_total():
+    calls, waits = [], []
+
+    def reset():
+        calls.append(1)
+        raise ConnectionLost("stream reset")
+
+    with pytest.raises(ConnectionLost):
+        call_with_retries(reset, attempts=50, transient=(ConnectionError,), sleep=waits.append)
+    assert sum(waits) <= MAX_CONNECTION_WAIT and len(calls) == len(waits) + 1 < 50
+    assert sum(waits) >= MAX_CONNECTION_WAIT - 30.0  # it did wait, up to one capped step short
+
+
+def test_a_status_error_after_a_lost_connection_waits_as_a_status_error():
+    errors = [ConnectionLost("reset"), Throttled(None), ConnectionLost("reset")]
+    waits: list[float] = []
+
+    def flaky():
+        if errors:
+            raise errors.pop(0)
+        return "page"
+
+    assert call_with_retries(flaky, attempts=4, transient=(ConnectionError,), sleep=waits.append) == "page"
+    assert 1.0 <= waits[0] <= 2.0 and waits[1] <= 1.0 and 4.0 <= waits[2] <= 8.0, waits
+
+
+def test_the_index_client_marks_network_errors_as_lost_connections():
+    from mirrorflow.tasks.index_client import IndexClient, TransientError, build_http_client
+
+    def reset(request):
+        raise httpx.RemoteProtocolError("stream reset", request=request)
+
+    answers = {
+        503: httpx.MockTransport(lambda request: httpx.Response(503)),
+        None: httpx.MockTransport(reset),
+    }
+    for status, transport in answers.items():
+        index = IndexClient("https://index.example/simple/", client=build_http_client(transport=transport))
+        with pytest.raises(TransientError) as raised:
+            index.get_project("foo")
+        assert (raised.value.status, raised.value.connection_lost) == (status, status is None)
