@@ -68,6 +68,13 @@ def remote_create_or_update(
     missing_upload_time: Annotated[str | None, typer.Option(help="take or skip.")] = None,
     python_versions: JsonList = None,
     skip_yanked: Annotated[bool | None, typer.Option("--skip-yanked/--keep-yanked")] = None,
+    include_dependencies: Annotated[
+        bool | None,
+        typer.Option(
+            "--include-dependencies/--no-include-dependencies",
+            help="Also sync what the included projects require, transitively (docs/closure.md).",
+        ),
+    ] = None,
     policy: Annotated[str | None, typer.Option(help="immediate, on_demand or streamed.")] = None,
     failure_policy: Annotated[
         str | None, typer.Option(help="auto, partial or all_or_nothing (when some projects fail).")

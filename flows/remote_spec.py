@@ -40,6 +40,7 @@ EXTRA_FILTERS = (
     "missing_upload_time",
     "python_versions",
     "skip_yanked",
+    "include_dependencies",
     "failure_policy",
     "max_failed_percent",
 )
@@ -87,6 +88,11 @@ class RemoteFields(BaseModel):
     )
     python_versions: list[str] = Field(default_factory=list, description="Keep files installable on these.")
     skip_yanked: bool = Field(default=False, description="Leave out files the upstream yanked.")
+    include_dependencies: bool = Field(
+        default=False,
+        description="Also sync the dependencies of what the includes select, transitively, for the "
+        "target Python versions and platforms (docs/closure.md).",
+    )
     policy: PolicyChoice = Field(default=Policy.ON_DEMAND, description="immediate, on_demand or streamed.")
     failure_policy: FailurePolicy = Field(
         default=FailurePolicy.AUTO,
