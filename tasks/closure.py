@@ -378,15 +378,23 @@ class Closure:
             self._via[dep] = _Edge(requirement, parent, version)
 
     def _chain_of(self, requirement: Requirement, parent: NormalizedName, version: Version) -> str:
-        """``"asgiref>=3.8.1 <- django 5.2"``, then how ``parent`` came in, up to an explicit include."""
+        """``"asgiref>=3.8.1 <- django 5.2"``, then how that release of ``parent`` came in (through an
+        include whose range holds it), up to an explicit include."""
         parts, seen = [f"{requirement} <- {parent} {version}"], {parent}
-        while parent in self._via:
-            edge = self._via[parent]
-            parent = edge.parent
-            if parent in seen:  # cannot happen (each project's first edge is to one already in); be safe
+        while not any(r.specifier.contains(version, prereleases=True) for r in self._explicit(parent)):
+            step = next(
+                (
+                    (included, self._asked[(parent, key)])
+                    for key, included in self._implicit.get(parent, {}).items()
+                    if (parent, key) in self._asked and included.specifier.contains(version, prereleases=True)
+                ),
+                None,
+            )
+            if step is None or step[1][0] in seen:  # a cycle: the chain so far says enough
                 break
+            included, (parent, version) = step
             seen.add(parent)
-            parts.append(f"{edge.requirement} <- {parent} {edge.version}")
+            parts.append(f"{included} <- {parent} {version}")
         return " <- ".join(parts)
 
     def _chain_tail(self, name: NormalizedName) -> str:
@@ -399,7 +407,10 @@ class Closure:
         added = tuple(
             (name, self._chain_tail(name))
             for name in sorted(self._implicit)
-            if name not in explicit and name in self._via and self._excluded_by(name) is None
+            if name not in explicit
+            and name in self._via
+            and self._excluded_by(name) is None
+            and self._found.get(name, False)
         )
         unsatisfied, excluded = [], []
         for name in sorted(self._implicit):
