@@ -5,13 +5,15 @@ Routes::
     GET /simple/                 the listing, negotiated (PEP 691) between JSON and HTML
     GET /simple/<project>/       a project page, negotiated; ``X-PyPI-Last-Serial`` header;
                                  a non-normalized name or a missing slash redirects (301), as PyPI does
-    GET /files/<xx>/<filename>   a file (or its ``.metadata``), with Content-Length
+    GET /files/<xx>/<filename>   a file (or its ``.metadata``), with Content-Length; with ``ranges=True``
+                                 a single ``Range: bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` answers 206
     GET /pypi/<project>/json     the legacy JSON API (what bandersnatch reads), ``X-PyPI-Last-Serial``;
                                  its file URLs are absolute, under ``/packages/``
     GET /packages/<xx>/<filename>  the same files, at the path layout of the public index's file host
 
 ``mode`` pins the format: ``"negotiate"`` (default), ``"html-only"`` (ignores ``Accept``, as old
-mirrors do) or ``"json-only"``. ``RunningIndex.hits`` counts requests per path.
+mirrors do) or ``"json-only"``. ``RunningIndex.hits`` counts requests per path. Without ``ranges``
+(the default) files ignore ``Range`` and answer 200 with the whole file, as a plain static server does.
 """
 
 from __future__ import annotations
@@ -150,7 +152,16 @@ class _Handler(BaseHTTPRequestHandler):
         target = (files / relative).resolve()
         if not target.is_relative_to(files) or not target.is_file():
             return self._send(HTTPStatus.NOT_FOUND, b"Not Found\n", "text/plain", send_body)
-        self._send(HTTPStatus.OK, target.read_bytes(), "application/octet-stream", send_body)
+        size = target.stat().st_size
+        span = _byte_range(self.headers.get("Range"), size) if self.server.ranges else None
+        if span is None:
+            return self._send(HTTPStatus.OK, target.read_bytes(), "application/octet-stream", send_body)
+        start, end = span
+        with target.open("rb") as file:  # the range only: a big file is not read whole for a few KiB
+            file.seek(start)
+            body = file.read(end - start)
+        headers = {"Content-Range": f"bytes {start}-{end - 1}/{size}", "Accept-Ranges": "bytes"}
+        self._send(HTTPStatus.PARTIAL_CONTENT, body, "application/octet-stream", send_body, headers)
 
     def _redirect(self, location: str, send_body: bool) -> None:
         self._send(HTTPStatus.MOVED_PERMANENTLY, b"", "text/plain", send_body, {"Location": location})
@@ -173,15 +184,34 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The ``[start, end)`` a single-range ``Range`` header asks of ``size`` bytes, or None (whole file).
+
+    >>> _byte_range("bytes=-10", 100), _byte_range("bytes=5-9", 100), _byte_range("bytes=90-", 100)
+    ((90, 100), (5, 10), (90, 100))
+    >>> _byte_range("bytes=0-1,5-6", 100), _byte_range("items=1-2", 100), _byte_range(None, 100)
+    (None, None, None)
+    """
+    if header is None or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[len("bytes=") :].strip().partition("-")
+    if not first and last.isdigit():
+        return max(0, size - int(last)), size
+    if first.isdigit() and (last.isdigit() or not last) and int(first) < size:
+        return int(first), min(size, int(last) + 1 if last else size)
+    return None
+
+
 class _IndexServer(ThreadingHTTPServer):
     # Non-daemon handler threads, joined on close: stop() leaves no thread or socket behind.
     daemon_threads = False
     block_on_close = True
 
-    def __init__(self, address: tuple[str, int], root: Path, mode: Mode) -> None:
+    def __init__(self, address: tuple[str, int], root: Path, mode: Mode, *, ranges: bool = False) -> None:
         super().__init__(address, _Handler)
         self.root = root
         self.mode = mode
+        self.ranges = ranges
         state = json.loads((root / "index-state.json").read_text(encoding="utf-8"))
         self.last_serial: int = state["last_serial"]
         self.serials: dict[str, int] = state["projects"]
@@ -272,12 +302,13 @@ class RunningIndex:
 
 
 def serve_index(
-    root: Path, *, host: str = "127.0.0.1", port: int = 0, mode: Mode = "negotiate"
+    root: Path, *, host: str = "127.0.0.1", port: int = 0, mode: Mode = "negotiate", ranges: bool = False
 ) -> RunningIndex:
     """Serve the index built under ``root`` (see ``mirrorflow.fixtureindex.builder.build_index``).
 
-    ``port=0`` picks a free port. Returns the ``RunningIndex`` (already serving).
+    ``port=0`` picks a free port; ``ranges`` makes files answer range requests (206). Returns the
+    ``RunningIndex`` (already serving).
     """
     if mode not in ("negotiate", "html-only", "json-only"):
         raise ValueError(f"mode {mode!r} is not one of 'negotiate', 'html-only', 'json-only'")
-    return RunningIndex(_IndexServer((host, port), Path(root), mode))
+    return RunningIndex(_IndexServer((host, port), Path(root), mode, ranges=ranges))

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 from mirrorflow.storage.errors import MirrorflowError
 
-__all__ = ["MAX_METADATA_BYTES", "WheelMetadataError", "metadata_from_wheel"]
+__all__ = ["MAX_METADATA_BYTES", "WheelMetadataError", "metadata_from_wheel", "metadata_from_zip"]
 
 #: Largest core metadata file served or stored; longer METADATA is cut to this length.
 MAX_METADATA_BYTES = 16 * 1024 * 1024
@@ -49,14 +49,23 @@ def metadata_from_wheel(chunks: Iterable[bytes], *, filename: str) -> bytes:
         spool.seek(0)
         try:
             with zipfile.ZipFile(spool) as wheel:
-                names = [
-                    n for n in wheel.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-                ]
-                if len(names) != 1:
-                    raise WheelMetadataError(filename, "no single .dist-info/METADATA in the wheel")
-                with wheel.open(names[0]) as member, tempfile.SpooledTemporaryFile() as out:
-                    shutil.copyfileobj(member, out)
-                    out.seek(0)
-                    return out.read(MAX_METADATA_BYTES + 1)[:MAX_METADATA_BYTES]
+                return metadata_from_zip(wheel, filename=filename)
         except zipfile.BadZipFile as exc:
             raise WheelMetadataError(filename, f"the stored wheel is not a zip file ({exc})") from exc
+
+
+def metadata_from_zip(wheel: zipfile.ZipFile, *, filename: str) -> bytes:
+    """Return the ``<name>.dist-info/METADATA`` member of the open wheel ``wheel``, at most
+    ``MAX_METADATA_BYTES`` of it; the wheel may be any seekable file (``mirrorflow.tasks.dist_metadata``
+    opens one over HTTP range requests).
+
+    Raises ``WheelMetadataError`` when it holds no single top-level ``.dist-info/METADATA``, and
+    ``zipfile.BadZipFile`` when the member cannot be read.
+    """
+    names = [n for n in wheel.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+    if len(names) != 1:
+        raise WheelMetadataError(filename, "no single .dist-info/METADATA in the wheel")
+    with wheel.open(names[0]) as member, tempfile.SpooledTemporaryFile() as out:
+        shutil.copyfileobj(member, out)
+        out.seek(0)
+        return out.read(MAX_METADATA_BYTES + 1)[:MAX_METADATA_BYTES]

@@ -267,20 +267,23 @@ class IndexClient:
         return None
 
     @contextmanager
-    def stream_file(self, url: str) -> Iterator[httpx.Response]:
+    def stream_file(self, url: str, *, headers: Mapping[str, str] | None = None) -> Iterator[httpx.Response]:
         """Stream a distribution file: ``with client.stream_file(url) as response: response.iter_bytes()``.
 
         Raises ``UpstreamError`` / ``TransientError`` on a non-2xx status, and ``TransientError`` for
         network errors, also while the caller reads the body. Only http(s) URLs are fetched
         (``UpstreamError`` otherwise, as for a redirect to another scheme). The client's credentials
         go to the index's own origin only: a file on another host (a separate file host, or one a
-        hostile page names) is fetched without them, as pip does.
+        hostile page names) is fetched without them, as pip does. ``headers`` are added to the request
+        (a ``Range``: the caller checks for 206, as a server may ignore it and answer 200).
         """
         parsed = _http_url(url)  # parsed once: httpx takes the URL object as it is
         origin = _origin(parsed)
         if parsed is None or origin is None:
             raise UpstreamError(url, None, "not an http(s) URL with a host; refusing to fetch it")
         extra: dict[str, Any] = {} if origin == self._index_origin else {"auth": None}
+        if headers:
+            extra["headers"] = dict(headers)
         with _translate_transport_errors(url), self._client.stream("GET", parsed, **extra) as response:
             _raise_for_status(response)
             yield response

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import mirrorflow.storage.blocklists  # noqa: F401  (models defined beside their logic: put them in Base.metadata)
+import mirrorflow.storage.dependency_cache  # noqa: F401
 import mirrorflow.storage.locks  # noqa: F401
 import mirrorflow.storage.models_serials  # noqa: F401
 import mirrorflow.storage.schedules  # noqa: F401
