@@ -24,7 +24,7 @@ from mirrorflow.storage.errors import MirrorflowError
 from mirrorflow.tasks.clients import SyncServices
 from mirrorflow.tasks.closure import Closure, ProjectDependencies
 from mirrorflow.tasks.config import SyncConfig
-from mirrorflow.tasks.dependencies import DependencyReader
+from mirrorflow.tasks.dist_metadata import DependencyReader
 from mirrorflow.tasks.listing import batched
 from mirrorflow.tasks.stages import dependencies_batch_task
 

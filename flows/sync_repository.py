@@ -48,13 +48,14 @@ from mirrorflow.flows.settings import Settings
 from mirrorflow.flows.sync_config import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, sync_config
 from mirrorflow.storage.blocklists import list_entries
 from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.dependency_cache import DependencyStore
 from mirrorflow.storage.errors import MirrorflowError
 from mirrorflow.storage.locks import holding
 from mirrorflow.storage.maintenance import apply_retention
 from mirrorflow.tasks.clients import SyncServices, http_client_from
 from mirrorflow.tasks.commit import NoIncludedProjectFound, SyncFailed, found_none, may_commit
 from mirrorflow.tasks.config import SyncConfig
-from mirrorflow.tasks.dependencies import MetadataFileReader
+from mirrorflow.tasks.dist_metadata import DependencyReader
 from mirrorflow.tasks.filters import included_project_names
 from mirrorflow.tasks.index_client import TransientError, locate_simple_root
 from mirrorflow.tasks.index_url import simple_root_candidates
@@ -290,7 +291,10 @@ def _sync(
         closure = None
         if fields.include_dependencies:
             # The closure's rounds first; then the sync proper, as if the implicit includes were the remote's.
-            reader = MetadataFileReader(services.index, attempts=config.attempts)
+            # Shared by the round's worker threads; answers cached in the catalog by file sha256.
+            reader = DependencyReader(
+                http, DependencyStore(catalog), index_url=root, attempts=config.attempts
+            )
             closure = close_dependencies(
                 config, services, reader, task_workers=settings.task_workers, logger=logger
             )

@@ -41,7 +41,8 @@ from mirrorflow.tasks.clients import SyncServices
 from mirrorflow.tasks.closure import ProjectDependencies
 from mirrorflow.tasks.commit import commit_version
 from mirrorflow.tasks.config import Policy, Scope, SyncConfig
-from mirrorflow.tasks.dependencies import DependencyReader, project_dependencies
+from mirrorflow.tasks.dependencies import project_dependencies
+from mirrorflow.tasks.dist_metadata import DependencyReader
 from mirrorflow.tasks.fetch import fetch_batch
 from mirrorflow.tasks.filters import SAFETY_REASONS, filter_project
 from mirrorflow.tasks.listing import Wanted, Work, list_projects
