@@ -275,6 +275,9 @@ class Closure:
     _invalid: set[tuple[str, str]] = field(default_factory=set)
     _failed: dict[NormalizedName, str] = field(default_factory=dict)
     _round_keys: dict[NormalizedName, frozenset[str]] = field(default_factory=dict)
+    _explicit_by: dict[NormalizedName, list[Requirement]] = field(default_factory=dict)
+    _name_excludes: dict[NormalizedName, Requirement] = field(default_factory=dict)
+    _lines: dict[tuple[str, frozenset[str]], Requirement | None | bool] = field(default_factory=dict)
     _asked: dict[tuple[NormalizedName, str], tuple[NormalizedName, Version]] = field(default_factory=dict)
     rounds: int = 0
 
@@ -291,27 +294,50 @@ class Closure:
         envs = target_environments(spec.python_versions, spec.exclude_platforms, today=today)
         return cls(base=spec, environments=envs, described=described)
 
+    def __post_init__(self) -> None:
+        for requirement in self.base.includes:
+            self._explicit_by.setdefault(canonicalize_name(requirement.name), []).append(requirement)
+        for requirement in reversed(self.base.excludes):  # the first name-only exclude is the one shown
+            if not requirement.specifier:
+                self._name_excludes[canonicalize_name(requirement.name)] = requirement
+
     def _explicit(self, name: NormalizedName) -> list[Requirement]:
-        return [r for r in self.base.includes if canonicalize_name(r.name) == name]
+        return self._explicit_by.get(name, [])
 
     def _includes_of(self, name: NormalizedName) -> list[Requirement]:
         return [*self._explicit(name), *self._implicit.get(name, {}).values()]
 
     def _excluded_by(self, name: NormalizedName) -> Requirement | None:
         """The name-only exclude that removes project ``name``, if any (it wins over any include)."""
-        return next(
-            (r for r in self.base.excludes if canonicalize_name(r.name) == name and not r.specifier), None
-        )
+        return self._name_excludes.get(name)
+
+    def _applicable(self, line: str, extras: frozenset[str]) -> Requirement | None | bool:
+        """``line`` parsed, marker dropped and name canonical, when it can apply (else None); False when
+        it is invalid. Cached: the releases of a project, and projects, repeat the same lines."""
+        key = (line, extras)
+        if key not in self._lines:
+            requirements, invalid = dependencies_in([line], self.environments, extras)
+            if invalid:
+                self._lines[key] = False
+            elif requirements:
+                requirements[0].name = canonicalize_name(requirements[0].name)
+                self._lines[key] = requirements[0]
+            else:
+                self._lines[key] = None
+        return self._lines[key]
 
     def pending(self) -> list[NormalizedName]:
         """The projects to evaluate this round, sorted: new, or with includes not yet evaluated under."""
-        names = {canonicalize_name(r.name) for r in self.base.includes} | set(self._implicit)
+        names = set(self._explicit_by) | set(self._implicit)
         return sorted(
             n for n in names if self._excluded_by(n) is None and self._evaluated.get(n) != self._keys(n)
         )
 
+    def _explicit_keys(self, name: NormalizedName) -> frozenset[str]:
+        return frozenset(str(r) for r in self._explicit(name)) if name in self._explicit_by else frozenset()
+
     def _keys(self, name: NormalizedName) -> frozenset[str]:
-        return frozenset(str(r) for r in self._includes_of(name))
+        return self._explicit_keys(name).union(self._implicit.get(name, {}))
 
     def spec(self) -> FilterSpec:
         """The filters with the implicit includes OR-ed to the explicit ones (sorted, deduplicated)."""
@@ -360,17 +386,18 @@ class Closure:
                 if r.specifier.contains(release.version, prereleases=True)
                 for e in r.extras
             }
-            requirements, invalid = dependencies_in(release.requires_dist, self.environments, extras)
-            self._invalid.update((f"{name} {release.version}", line) for line in invalid)
-            for requirement in requirements:
-                self._add(requirement, name, release.version)
+            for line in release.requires_dist:
+                requirement = self._applicable(line, frozenset(extras))
+                if requirement is False:
+                    self._invalid.add((f"{name} {release.version}", line))
+                elif isinstance(requirement, Requirement):
+                    self._add(requirement, name, release.version)
 
     def _add(self, requirement: Requirement, parent: NormalizedName, version: Version) -> None:
-        dep = canonicalize_name(requirement.name)
-        requirement.name = dep
+        dep = NormalizedName(requirement.name)  # canonical already (``_applicable``)
         key = str(requirement)
         known = self._implicit.setdefault(dep, {})
-        if key in known or any(key == str(r) for r in self._explicit(dep)):
+        if key in known or key in self._explicit_keys(dep):
             return
         known[key] = requirement
         self._asked.setdefault((dep, key), (parent, version))
