@@ -108,6 +108,8 @@ INDEX: dict[str, dict[str, tuple[str, ...] | None]] = {
     "c": {"1.0": ()},
     "sd": {"1.0": None},
     "typing-extensions": {"4.12": ()},
+    "m2": {"1.0": ("ghost2>=1", "sd")},
+    "ghost2": {"1.0": ()},
 }
 
 
@@ -227,3 +229,15 @@ def test_the_report_as_dict_is_plain_data() -> None:
         {"project": "sqlparse", "chain": "sqlparse>=0.3.1 <- django 5.1"},
     ]
     assert str(data["environments"]).startswith("CPython 3.12 on linux, freebsd")
+
+
+def test_the_report_reaches_the_artifact_table_and_the_summary() -> None:
+    from mirrorflow.flows.report import report_rows, summary_markdown
+
+    summary = {"closure": close(["m2"], excludes=["sd"]).report().as_dict()}
+    rows = {row["metric"]: row["value"] for row in report_rows(summary, None)}
+    assert rows["closure added: ghost2"] == "ghost2>=1 <- m2 1.0"
+    assert rows["excluded dependency (closure incomplete)"] == "sd <- m2 1.0"
+    markdown = summary_markdown("foo", 2, 1, summary, {"added": 1})
+    assert "## Dependency closure" in markdown
+    assert "- excluded, closure incomplete: sd <- m2 1.0 (exclude 'sd')" in markdown
