@@ -65,6 +65,9 @@ _PLATFORM_ENV: Mapping[str, tuple[str, str, str, tuple[str, ...]]] = {
     "freebsd": ("freebsd14", "FreeBSD", "posix", ("amd64", "arm64")),
 }
 
+#: Requires-Dist lines kept parsed (``Closure._applicable``); the cache is emptied when it is full.
+_LINE_CACHE = 20_000
+
 #: A stand-in for "the latest patch release" of a feature release (see ``target_environments``).
 _LATEST_PATCH = 99
 
@@ -316,6 +319,8 @@ class Closure:
         it is invalid. Cached: the releases of a project, and projects, repeat the same lines."""
         key = (line, extras)
         if key not in self._lines:
+            if len(self._lines) >= _LINE_CACHE:  # bounded: the hits are among a project's releases
+                self._lines.clear()
             requirements, invalid = dependencies_in([line], self.environments, extras)
             if invalid:
                 self._lines[key] = False
