@@ -44,7 +44,7 @@ bench: $(VENV)/.installed  ## the scale benchmark (about 5 minutes here; see ben
 
 live-check: $(VENV)/.installed  ## the seed's commands and complex remotes against a real index (not CI)
 	@test -n "$(INDEX)" || { echo "usage: make live-check INDEX=<index root URL>" >&2; exit 2; }
-	$(PY) scripts/live_check.py "$(INDEX)"
+	$(PY) scripts/live_check.py "$(INDEX)" $(ONLY)
 
 clean:
 	-[ -d .mirrorflow-demo ] && MIRRORFLOW_HOME=$(CURDIR)/.mirrorflow-demo $(VENV)/bin/mirrorflow server stop >/dev/null

@@ -99,7 +99,12 @@ def _dist_name(name: str) -> str:
 
 
 def metadata_text(
-    name: str, version: str, *, requires_dist: Iterable[str] = (), requires_python: str | None = None
+    name: str,
+    version: str,
+    *,
+    requires_dist: Iterable[str] = (),
+    requires_python: str | None = None,
+    provides_extra: Iterable[str] = (),
 ) -> str:
     """Return core metadata (Metadata-Version 2.1) for a fixture distribution."""
     lines = [
@@ -108,6 +113,7 @@ def metadata_text(
         f"Version: {version}",
         f"Summary: Fixture distribution {name} {version} for mirrorflow tests",
     ]
+    lines += [f"Provides-Extra: {extra}" for extra in provides_extra]
     lines += [f"Requires-Dist: {requirement}" for requirement in requires_dist]
     if requires_python is not None:
         lines.append(f"Requires-Python: {requires_python}")
@@ -128,6 +134,7 @@ def make_wheel(
     platform_tag: str = "any",
     requires_dist: Iterable[str] = (),
     requires_python: str | None = None,
+    provides_extra: Iterable[str] = (),
 ) -> tuple[str, bytes]:
     """Build a real, pip-installable wheel. Returns ``(filename, content)``.
 
@@ -143,7 +150,11 @@ def make_wheel(
     members = {
         f"{_module_name(name)}/__init__.py": f'"""Fixture {name}."""\n\n__version__ = "{version}"\n',
         f"{dist_info}/METADATA": metadata_text(
-            name, version, requires_dist=requires_dist, requires_python=requires_python
+            name,
+            version,
+            requires_dist=requires_dist,
+            requires_python=requires_python,
+            provides_extra=provides_extra,
         ),
         f"{dist_info}/WHEEL": "\n".join(wheel_lines) + "\n",
     }

@@ -75,6 +75,10 @@ def run_cli_sync(
         result = run_sync(name, remote, mirror=mirror, settings=settings)
     finally:
         PROGRESS.reset(token)
+    from mirrorflow.flows.report import closure_lines
+
+    for line in closure_lines(result.report):  # the JSON holds it too, under report.closure
+        out.warn(line)
     for project in result.report.get("not_found") or []:
         out.warn(f"Warning: included project {project!r} is not on the index; nothing synced for it")
     version = catalog.get_version(name, result.version)

@@ -82,6 +82,13 @@ def remote_create_or_update(
             help="Keep the files of projects the upstream quarantined (PEP 792); default: drop them.",
         ),
     ] = None,
+    include_dependencies: Annotated[
+        bool | None,
+        typer.Option(
+            "--include-dependencies/--no-include-dependencies",
+            help="Also sync what the included projects require, transitively (docs/closure.md).",
+        ),
+    ] = None,
     policy: Annotated[str | None, typer.Option(help="immediate, on_demand or streamed.")] = None,
     failure_policy: Annotated[
         str | None, typer.Option(help="auto, partial or all_or_nothing (when some projects fail).")

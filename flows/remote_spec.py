@@ -41,6 +41,7 @@ EXTRA_FILTERS = (
     "missing_upload_time",
     "python_versions",
     "skip_yanked",
+    "include_dependencies",
     "failure_policy",
     "max_failed_percent",
     "keep_quarantined",
@@ -93,6 +94,11 @@ class RemoteFields(BaseModel):
         default_factory=lambda: list(DEFAULT_BLOCK_ADVISORIES),
         description="Advisory id prefixes (e.g. MAL, PYSEC, a whole id): versions that an imported "
         "advisory with such an id names are kept out; [] blocks none (docs/supply-chain.md).",
+    )
+    include_dependencies: bool = Field(
+        default=False,
+        description="Also sync the dependencies of what the includes select, transitively, for the "
+        "target Python versions and platforms (docs/closure.md).",
     )
     policy: PolicyChoice = Field(default=Policy.ON_DEMAND, description="immediate, on_demand or streamed.")
     failure_policy: FailurePolicy = Field(

@@ -21,6 +21,7 @@ from prefect.artifacts import (
 
 __all__ = [
     "artifact_key",
+    "closure_lines",
     "gone_line",
     "report_rows",
     "summary_markdown",
@@ -84,6 +85,15 @@ def report_rows(summary: Mapping[str, Any], counts: Mapping[str, int] | None) ->
         rows.append({"metric": f"quarantined: {filename}", "value": why})
     for name, why in sorted((summary.get("failures") or {}).items()):
         rows.append({"metric": f"failed: {name}", "value": why})
+    closure = summary.get("closure") or {}
+    for item in closure.get("added") or []:
+        rows.append({"metric": f"closure added: {item['project']}", "value": item["chain"]})
+    for item in closure.get("unknown") or []:
+        rows.append({"metric": f"dependencies unknown: {item['release']}", "value": item["reason"]})
+    for item in closure.get("unsatisfied") or []:
+        rows.append({"metric": "unsatisfied requirement", "value": f"{item['requirement']}: {item['why']}"})
+    for item in closure.get("excluded") or []:
+        rows.append({"metric": "excluded dependency (closure incomplete)", "value": item["requirement"]})
     return rows
 
 
@@ -125,6 +135,32 @@ def _events_markdown(summary: Mapping[str, Any]) -> str:
     return "\n## Upstream changes\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
+def closure_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The dependency closure's part of a report (``mirrorflow.tasks.closure.ClosureReport``), as lines.
+
+    >>> closure_lines({"closure": {"environments": "CPython 3.12 on linux", "added": [
+    ...     {"project": "sqlparse", "chain": "sqlparse>=0.3.1 <- django 5.2"}]}})
+    ['dependency closure (CPython 3.12 on linux): 1 project(s) added', 'added sqlparse: sqlparse>=0.3.1 <- django 5.2']
+    """
+    closure = summary.get("closure")
+    if not closure:
+        return []
+    added = closure.get("added") or []
+    lines = [f"dependency closure ({closure.get('environments')}): {len(added)} project(s) added"]
+    lines += [f"added {item['project']}: {item['chain']}" for item in added]
+    lines += [
+        f"dependencies unknown: {i['release']} ({i['file']}): {i['reason']}"
+        for i in closure.get("unknown") or []
+    ]
+    lines += [f"unsatisfied: {i['requirement']}: {i['why']}" for i in closure.get("unsatisfied") or []]
+    lines += [
+        f"excluded, closure incomplete: {i['requirement']} (exclude {i['exclude']!r})"
+        for i in closure.get("excluded") or []
+    ]
+    lines += [f"invalid Requires-Dist in {i['release']}: {i['line']!r}" for i in closure.get("invalid") or []]
+    return lines
+
+
 def summary_markdown(
     repository: str,
     version: int | None,
@@ -142,6 +178,7 @@ def summary_markdown(
             f"# `{repository}`: nothing changed\n\nThe repository stays at **version {previous}**.\n"
             + _events_markdown(summary)
             + _advisory_lines(summary)
+            + _closure_markdown(summary)
         )
     c = counts or {}
     return (
@@ -154,6 +191,7 @@ def summary_markdown(
         )
         + _events_markdown(summary)
         + _advisory_lines(summary)
+        + _closure_markdown(summary)
     )
 
 
@@ -170,6 +208,13 @@ def _advisory_lines(summary: Mapping[str, Any]) -> str:
     if not lines:
         return ""
     return "\nAdvisories:\n\n" + "\n".join(lines) + "\n"
+
+
+def _closure_markdown(summary: Mapping[str, Any]) -> str:
+    lines = closure_lines(summary)
+    if not lines:
+        return ""
+    return f"\n## Dependency closure\n\n{lines[0]}\n\n" + "".join(f"- {line}\n" for line in lines[1:])
 
 
 def publish_report(

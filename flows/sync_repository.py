@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -31,6 +32,7 @@ from prefect.futures import PrefectFuture
 from mirrorflow.flows.advisory_sync import advisories_for, advisory_state, held_blocked
 from mirrorflow.flows.allocator import tune_allocator
 from mirrorflow.flows.autopublish import publish_after_sync
+from mirrorflow.flows.dependency_closure import close_dependencies, with_implicit_includes
 from mirrorflow.flows.logs import route_to_prefect
 from mirrorflow.flows.params import (
     DEFAULT_LOCK_WAIT,
@@ -54,12 +56,14 @@ from mirrorflow.flows.settings import Settings
 from mirrorflow.flows.sync_config import DEFAULT_CONCURRENCY, DEFAULT_RETRIES, sync_config
 from mirrorflow.storage.blocklists import list_entries
 from mirrorflow.storage.catalog import Catalog
+from mirrorflow.storage.dependency_cache import DependencyStore
 from mirrorflow.storage.errors import MirrorflowError
 from mirrorflow.storage.locks import holding
 from mirrorflow.storage.maintenance import apply_retention
 from mirrorflow.tasks.clients import SyncServices, http_client_from
 from mirrorflow.tasks.commit import NoIncludedProjectFound, SyncFailed, found_none, may_commit
 from mirrorflow.tasks.config import SyncConfig
+from mirrorflow.tasks.dist_metadata import DependencyReader
 from mirrorflow.tasks.filters import included_project_names
 from mirrorflow.tasks.index_client import TransientError, locate_simple_root
 from mirrorflow.tasks.index_url import simple_root_candidates
@@ -276,19 +280,40 @@ def _sync(
         )
         if root != fields.url:
             logger.info("remote %r: the simple index is at %s", remote_name, root)
-        config = sync_config(
-            settings,
-            fields,
-            repository=repository,
-            repository_id=repo.id,
-            remote=remote_name,
-            index_url=root,
-            mirror=mirror,
-            blocklist=tuple(e.entry for e in list_entries(catalog, repository)),
-            advisories=advisory_state(catalog) if fields.block_advisories else "",
-        )
+        blocklist = tuple(e.entry for e in list_entries(catalog, repository))
+        advisories = advisory_state(catalog) if fields.block_advisories else ""
+
+        def configure(fields: RemoteFields) -> SyncConfig:
+            return sync_config(
+                settings,
+                fields,
+                repository=repository,
+                repository_id=repo.id,
+                remote=remote_name,
+                index_url=root,
+                mirror=mirror,
+                blocklist=blocklist,
+                advisories=advisories,
+            )
+
+        config = configure(fields)
         # Built once; the tasks receive them (a Dask worker rebuilds them from the config: tasks.clients).
         services = SyncServices.build(config.clients_key, catalog=catalog, http=http)
+        closure = None
+        if fields.include_dependencies:
+            # The closure's rounds first; then the sync proper, as if the implicit includes were the remote's.
+            # Shared by the round's worker threads; answers cached in the catalog by file sha256.
+            reader = DependencyReader(
+                http, DependencyStore(catalog), index_url=root, attempts=config.attempts
+            )
+            closure = close_dependencies(
+                config, services, reader, task_workers=settings.task_workers, logger=logger
+            )
+            config = replace(
+                configure(with_implicit_includes(fields, closure)), sync_id=config.sync_id, now=config.now
+            )
+            for line in closure.report().lines():
+                logger.info("%s", line)
         writer = services.writer
         listed = list_projects_task.submit(config, services)
         work = listed.result()  # serials: fetch only what changed
@@ -329,6 +354,8 @@ def _sync(
             logger.warning("project %r: upstream status %s", name, change)
         if (gone := gone_line(gone_upstream)) is not None:
             logger.warning("%s (%s)", gone, "removed: mirror mode" if mirror else "kept: additive mode")
+        if closure is not None:
+            summary["closure"] = closure.report().as_dict()
         for name in report.not_found:
             logger.warning("project %r is not on the index (%s)", name, services.index.project_url(name))
         if found_none(config, report):

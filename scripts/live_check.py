@@ -12,7 +12,15 @@ Python, as a user would, each scenario in a fresh temporary ``MIRRORFLOW_HOME``:
 2. the same with the ``/simple/`` form of the URL;
 3. the seed's ``complex-remote`` (four includes with specifiers);
 4. its includes + excludes remote (``django`` and ``scipy``, minus ``django~=1.0`` and ``scipy``);
-5. its ``complex-filters`` remote (sdist and wheels, no windows, the latest five versions).
+5. its ``complex-filters`` remote (sdist and wheels, no windows, the latest five versions);
+6. the dependency closure (``--include-dependencies``, docs/closure.md): ``django`` for CPython 3.12 on
+   linux and freebsd brings ``asgiref`` and ``sqlparse`` but not ``tzdata`` (windows only); ``requests``
+   brings exactly ``certifi``, ``charset-normalizer``, ``idna`` and ``urllib3``. Both keep the latest
+   release only (``--keep-latest-packages 1``, which applies to dependencies too): older releases of
+   requests required ``chardet``, and a few dozen requests are enough.
+
+``make live-check INDEX=<url> ONLY=closure`` (or a second argument ``closure``) runs the closure
+scenarios alone.
 
 Remotes keep the default policy (``on_demand``): a sync reads each project's page and records its
 files; nothing is downloaded. So the whole check asks the index for a few dozen pages at most.
@@ -55,6 +63,18 @@ COMPLEX_REMOTES: list[tuple[str, list[str]]] = [
 ]
 # fmt: on
 
+#: The closure scenarios: (label, includes, extra options, projects that must be added, that must not).
+CLOSURE_REMOTES: list[tuple[str, str, list[str], set[str], set[str] | None]] = [
+    (
+        "closure: django",
+        '["django"]',
+        ["--python-versions", '["3.12"]', "--exclude-platforms", '["windows", "macos"]'],
+        {"asgiref", "sqlparse"},
+        {"tzdata"},
+    ),
+    ("closure: requests", '["requests"]', [], {"certifi", "charset-normalizer", "idna", "urllib3"}, None),
+]
+
 
 @dataclass
 class Row:
@@ -64,6 +84,8 @@ class Row:
     files: str = "-"
     seconds: float = 0.0
     exit_code: int = 0
+    #: The closure scenarios: the projects it added, and what was wrong with them ("" when right).
+    added: str = ""
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -75,8 +97,18 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     return done
 
 
-def _scenario(name: str, repository: str, remote: str, url: str, options: list[str]) -> Row:
-    """Run create / remote create / sync / version show in a fresh home; return the table row."""
+def _scenario(
+    name: str,
+    repository: str,
+    remote: str,
+    url: str,
+    options: list[str],
+    expect: tuple[set[str], set[str] | None] | None = None,
+) -> Row:
+    """Run create / remote create / sync / version show in a fresh home; return the table row.
+
+    ``expect``: for a closure scenario, the projects that must be added and those that must not
+    (None: nothing else may be added)."""
     row = Row(name, remote)
     with tempfile.TemporaryDirectory(prefix="mirrorflow-live-") as home:
         # A fresh home per scenario, removed after it: no local server or warm sync process to leave behind.
@@ -98,6 +130,9 @@ def _scenario(name: str, repository: str, remote: str, url: str, options: list[s
         row.seconds = time.monotonic() - started
         row.exit_code = sync.returncode
         _print_sync(sync.stdout)
+        if expect is not None and not sync.returncode:
+            row.added, wrong = _check_closure(sync.stdout, *expect)
+            row.exit_code = 1 if wrong else 0
         show = _run(["repository", "version", "show", "--repository", repository], env)
         if show.returncode:
             row.exit_code = row.exit_code or show.returncode
@@ -122,6 +157,18 @@ def _print_sync(stdout: str) -> None:
     print(f"  version {result.get('number')}, changed {result.get('changed')}, {json.dumps(shown)}")
 
 
+def _check_closure(stdout: str, must: set[str], must_not: set[str] | None) -> tuple[str, bool]:
+    """The projects the closure added (with their chains printed), and whether that is wrong."""
+    closure = json.loads(stdout).get("report", {}).get("closure", {})
+    added = {item["project"]: item["chain"] for item in closure.get("added", [])}
+    for project, chain in sorted(added.items()):
+        print(f"  added {project}: {chain}")
+    wrong = not must <= set(added) or (set(added) & must_not if must_not is not None else set(added) - must)
+    if wrong:
+        print(f"  WRONG: expected {sorted(must)} and not {sorted(must_not or ['anything else'])}")
+    return ",".join(sorted(added)), bool(wrong)
+
+
 def _forms(url: str) -> tuple[str, str]:
     """The index root and its ``/simple/`` form, whichever of the two was given."""
     base = url.rstrip("/")
@@ -130,25 +177,36 @@ def _forms(url: str) -> tuple[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or urlsplit(argv[0]).scheme not in ("http", "https"):
-        print("usage: live_check.py <index root URL, http(s)://...>", file=sys.stderr)
+    only = argv[1] if len(argv) == 2 else ""
+    if (
+        len(argv) not in (1, 2)
+        or urlsplit(argv[0]).scheme not in ("http", "https")
+        or only not in ("", "closure")
+    ):
+        print("usage: live_check.py <index root URL, http(s)://...> [closure]", file=sys.stderr)
         return 2
     url = argv[0]
     _, simple = _forms(url)
-    scenarios = [
-        ("seed, URL as given", "foo", "bar", url, ["--includes", '["shelf-reader"]']),
-        ("seed, /simple/ form", "foo", "bar", simple, ["--includes", '["shelf-reader"]']),
-    ]
-    labels = ("complex-remote", "includes+excludes", "complex-filters")
-    for label, (remote, options) in zip(labels, COMPLEX_REMOTES, strict=True):
-        scenarios.append((label, remote, remote, url, options))
+    scenarios: list[tuple[str, str, str, str, list[str], tuple[set[str], set[str] | None] | None]] = []
+    if not only:
+        scenarios += [
+            ("seed, URL as given", "foo", "bar", url, ["--includes", '["shelf-reader"]'], None),
+            ("seed, /simple/ form", "foo", "bar", simple, ["--includes", '["shelf-reader"]'], None),
+        ]
+        labels = ("complex-remote", "includes+excludes", "complex-filters")
+        for label, (remote, options) in zip(labels, COMPLEX_REMOTES, strict=True):
+            scenarios.append((label, remote, remote, url, options, None))
+    for label, includes, options, must, must_not in CLOSURE_REMOTES:
+        closure_options = ["--includes", includes, "--include-dependencies", "--keep-latest-packages", "1"]
+        scenarios.append((label, "foo", "deps", url, [*closure_options, *options], (must, must_not)))
     rows = []
-    for name, repository, remote, remote_url, options in scenarios:
+    for name, repository, remote, remote_url, options, expect in scenarios:
         print(f"\n== {name}", flush=True)
-        rows.append(_scenario(name, repository, remote, remote_url, options))
-    header = ("scenario", "remote", "version", "files", "time (s)", "exit")
+        rows.append(_scenario(name, repository, remote, remote_url, options, expect))
+    header = ("scenario", "remote", "version", "files", "time (s)", "exit", "closure added")
     table = [header] + [
-        (r.scenario, r.remote, r.version, r.files, f"{r.seconds:.1f}", str(r.exit_code)) for r in rows
+        (r.scenario, r.remote, r.version, r.files, f"{r.seconds:.1f}", str(r.exit_code), r.added)
+        for r in rows
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     print()

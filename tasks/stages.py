@@ -6,6 +6,11 @@
     fetch-batch-<first>      mirrorflow.tasks.fetch     download or record, resume, quarantine; stage the rows
     commit-version           mirrorflow.tasks.commit    the staged rows -> the next version (one transaction)
 
+With ``include_dependencies``, rounds of ``dependencies-batch-<first>`` (resolve, filter and
+``mirrorflow.tasks.dependencies``: each selected release's Requires-Dist) run before ``list-projects``,
+until the dependency closure (``mirrorflow.tasks.closure``) reaches its fixed point; the five stages
+then sync the closure as if its implicit includes were the remote's own.
+
 The flow (``mirrorflow.flows.sync_repository``) maps the three batch stages over batches of projects (a few task
 runs per batch, never one per file) and the commit waits on every ``fetch-batch``. A batch in which
 some projects failed ends ``Failed`` in the UI, its report kept as the state's data: whether the
@@ -34,8 +39,11 @@ from mirrorflow.storage.catalog import VersionView
 from mirrorflow.tasks.advisories import Advisories, AdvisoryBlock
 from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.clients import SyncServices
+from mirrorflow.tasks.closure import ProjectDependencies
 from mirrorflow.tasks.commit import commit_version
 from mirrorflow.tasks.config import Policy, Scope, SyncConfig
+from mirrorflow.tasks.dependencies import project_dependencies
+from mirrorflow.tasks.dist_metadata import DependencyReader
 from mirrorflow.tasks.fetch import fetch_batch
 from mirrorflow.tasks.filters import SAFETY_REASONS, filter_project, withhold_quarantined
 from mirrorflow.tasks.listing import Wanted, Work, list_projects
@@ -44,6 +52,8 @@ from mirrorflow.tasks.resolve import ResolvedBatch, resolve_batch
 
 __all__ = [
     "commit_version_task",
+    "dependencies_batch",
+    "dependencies_batch_task",
     "fetch_batch_task",
     "filter_batch",
     "filter_batch_task",
@@ -101,6 +111,23 @@ def run_batch(names: Sequence[str | Wanted], config: SyncConfig, services: SyncS
     """
     items = [n if isinstance(n, Wanted) else Wanted(n) for n in names]
     return fetch_batch(filter_batch(resolve_batch(items, config, services), config), config, services)
+
+
+def dependencies_batch(
+    names: Sequence[str], config: SyncConfig, services: SyncServices, reader: DependencyReader
+) -> tuple[ProjectDependencies, ...]:
+    """Resolve one batch, filter it under ``config.spec`` (the round's: explicit and implicit includes)
+    and read each selected release's requirements. Only the small result outlives the batch."""
+    resolved = resolve_batch([Wanted(name) for name in names], config, services)
+    return tuple(project_dependencies(p, reader) for p in filter_batch(resolved, config).projects)
+
+
+@task(name="dependencies-batch", cache_policy=NO_CACHE, task_run_name="dependencies-batch-{first}")
+def dependencies_batch_task(
+    names: Sequence[str], config: SyncConfig, services: SyncServices, reader: DependencyReader, *, first: str
+) -> tuple[ProjectDependencies, ...]:
+    """One batch of a closure round: the requirements of the releases its projects select."""
+    return dependencies_batch(names, config, services, reader)
 
 
 @task(name="list-projects", cache_policy=NO_CACHE)
