@@ -96,7 +96,13 @@ FINGERPRINT_FIELDS = (
     "package_types",
     "exclude_platforms",
     "keep_latest_packages",
-    "extra_filters",
+    # mirrorflow's own filters, flat in ``RemoteFields`` (stored together in the ``extra_filters`` column);
+    # block_advisories and keep_quarantined are folded in by ``flows.sync_config``, include_dependencies
+    # through the includes the closure adds.
+    "exclude_newer_than",
+    "missing_upload_time",
+    "python_versions",
+    "skip_yanked",
 )
 
 

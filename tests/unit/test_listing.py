@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mirrorflow.flows.remote_spec import RemoteFields
 from mirrorflow.tasks.listing import (
     Wanted,
     batched,
@@ -96,6 +97,21 @@ def test_fingerprint_ignores_order_and_other_fields_but_not_filters_or_mode():
     assert filter_fingerprint({**base, "policy": "immediate"}, mirror=False) != same
     assert filter_fingerprint({**base, "url": "http://127.0.0.1/simple/"}, mirror=False) != same
     assert filter_fingerprint(base, mirror=True) != same
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("python_versions", ["3.12"]),
+        ("skip_yanked", True),
+        ("exclude_newer_than", "7d"),
+        ("missing_upload_time", "skip"),
+    ],
+)
+def test_fingerprint_covers_every_remote_field_that_selects(field, value):
+    """Each filter of ``RemoteFields`` beyond Pulp's, as ``model_dump`` gives it, forces a re-evaluation."""
+    base = RemoteFields(url="https://index.example/simple/").model_dump()
+    assert filter_fingerprint({**base, field: value}, mirror=False) != filter_fingerprint(base, mirror=False)
 
 
 @pytest.mark.parametrize(
