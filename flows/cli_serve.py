@@ -110,6 +110,7 @@ def app_from_settings(*, redirect_to_store: bool = False) -> Any:
         upstreams,
         redirect_to_store=redirect_to_store,
         api=CatalogReadApi(catalog),
+        state_interval=settings.serve_state_interval,
     )
     # Move what start-up made (modules, the catalog) out of the collector's way: a full collection
     # of it on a first page request cost 50-70 ms (benchmarks/bench_serve.py).

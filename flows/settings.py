@@ -61,6 +61,14 @@ class Settings(BaseSettings):
         "connection closed mid-answer, a timeout), doubled at each further try, with jitter; 60 s in "
         "all at most. Retries after a 429 or 5xx wait less, or what Retry-After asks.",
     )
+    serve_state_interval: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="Seconds 'mirrorflow serve' trusts the repositories' state it read (which version is "
+        "the latest): a commit shows within this long, and no request queries the catalog for it. "
+        "0: read it on every request.",
+    )
     prefect_server: Literal["local", "temporary"] = Field(
         default="local",
         description="Without PREFECT_API_URL, where an ad hoc sync runs: 'local', a Prefect server under "

@@ -28,6 +28,10 @@ os.environ["MIRRORFLOW_PREFECT_SERVER"] = "temporary"
 # tests reset hundreds of connections, and what they prove is that a sync retries and converges,
 # not how long it waits (tests/unit/test_retrying.py holds the waits themselves).
 os.environ.setdefault("MIRRORFLOW_RETRY_BACKOFF", "0.05")
+# Servers the tests start see each commit at once: a test syncs and requests within the same second,
+# which production's one-second state window would answer from before the commit (the window itself
+# is held by tests/integration/test_server_cache.py, on a clock of its own).
+os.environ.setdefault("MIRRORFLOW_SERVE_STATE_INTERVAL", "0")
 
 __all__ = ["prefect_harness", "mirrorflow_env", "cli", "CliResult", "MirrorflowEnv"]
 
