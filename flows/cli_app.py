@@ -103,6 +103,16 @@ def bool_option(field: str, text: str | None) -> bool | None:
     raise UsageError(f"{field}: {text!r} is not true or false")
 
 
+#: What a list option's value looks like, for the error that asks for a JSON list.
+_LIST_EXAMPLES = {
+    "headers": '[{"Authorization": "Bearer ..."}]',
+    "python_versions": '["3.12"]',
+    "exclude_platforms": '["windows", "macos"]',
+    "package_types": '["bdist_wheel", "sdist"]',
+    "block_advisories": '["MAL"]',
+}
+
+
 def json_list(field: str, text: str | None) -> list[Any] | None:
     if text is None:
         return None
@@ -111,7 +121,7 @@ def json_list(field: str, text: str | None) -> list[Any] | None:
     except json.JSONDecodeError as exc:
         raise UsageError(f"{field}: {text!r} is not valid JSON ({exc.msg})") from None
     if not isinstance(value, list):
-        example = '[{"Authorization": "Bearer ..."}]' if field == "headers" else '["shelf-reader"]'
+        example = _LIST_EXAMPLES.get(field, '["shelf-reader"]')
         raise UsageError(f"{field}: {text!r} must be a JSON list, e.g. '{example}'")
     return value
 

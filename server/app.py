@@ -287,7 +287,10 @@ class _Routes:
             listed = len(found)
             found = [f for f in found if blocklist.blocks(f.name, f.filename, f.version) is None]
             if listed and not found:
-                text = f"project {normalized!r} is blocklisted in repository {state.name!r}\n".encode()
+                text = (
+                    f"every file of project {normalized!r} in version {number} is blocklisted in "
+                    f"repository {state.name!r}\n"
+                ).encode()
                 cached = CachedPage(404, text, _headers(_PLAIN_TEXT, len(text)), None)
                 if cacheable:
                     self.pages.put(key, cached)

@@ -328,6 +328,8 @@ def blocks(prefixes: Iterable[str], advisory: Advisory) -> bool:
 
     A prefix names an id that equals it or starts with it and a ``-``: ``MAL`` names ``MAL-2024-1``
     (not ``MALWARE-1``), ``PYSEC-2024`` names ``PYSEC-2024-12``, a whole id names that advisory.
+    Case is ignored: ``mal`` blocks what ``MAL`` blocks (a prefix typed in lower case must never
+    quietly let malware through).
 
     >>> advisory = parse_advisory({"id": "GHSA-x", "modified": "2024-01-01T00:00:00Z", "aliases": ["MAL-2024-9"]})
     >>> blocks(["MAL"], advisory), blocks(["MA"], advisory), blocks([], advisory)
@@ -338,8 +340,9 @@ def blocks(prefixes: Iterable[str], advisory: Advisory) -> bool:
 
 def blocks_id(prefixes: Iterable[str], advisory_id: str, aliases: Iterable[str] = ()) -> bool:
     """``blocks`` for an id and its aliases, before the advisory is parsed (the catalog's rows)."""
-    ids = (advisory_id, *aliases)
-    return any(i == p or i.startswith(p if p.endswith("-") else f"{p}-") for p in prefixes for i in ids)
+    ids = [i.casefold() for i in (advisory_id, *aliases)]
+    folded = [p.casefold() for p in prefixes]
+    return any(i == p or i.startswith(p if p.endswith("-") else f"{p}-") for p in folded for i in ids)
 
 
 def validate_prefixes(values: Iterable[object]) -> tuple[str, ...]:

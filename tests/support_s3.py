@@ -11,6 +11,7 @@ No outside network: the server binds 127.0.0.1 on a free port chosen by the OS.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,11 @@ def new_bucket_name() -> str:
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """Start moto's S3 server on a free loopback port; yield ``host:port``."""
+    # werkzeug logs each request of moto's server at INFO from the server's thread, to whatever
+    # stream a handler holds then: a CLI command run in-process by a test (its stderr captured, then
+    # closed) could get another command's request line, or a "Logging error" on a closed stream,
+    # mixed into its one-line error. The S3 server is scaffolding: its request lines are not wanted.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

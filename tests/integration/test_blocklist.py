@@ -238,7 +238,10 @@ def test_serve_refuses_blocked_files_in_every_version_and_pages_leave_them_out(s
     )
     assert client.get(before["shelf_reader-0.2.tar.gz"]).status_code == 200, "the rest is served"
     gone = client.get("/foo/versions/1/simple/other/")
-    assert (gone.status_code, gone.text) == (404, "project 'other' is blocklisted in repository 'foo'\n")
+    assert (gone.status_code, gone.text) == (
+        404,
+        "every file of project 'other' in version 1 is blocklisted in repository 'foo'\n",
+    )
     listing = client.get("/foo/versions/1/simple/", headers={"Accept": JSON_V1}).json()
     assert [p["name"] for p in listing["projects"]] == ["shelf_reader"]
 

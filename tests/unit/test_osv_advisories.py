@@ -222,6 +222,8 @@ def test_bad_records_name_the_field(data: object, field: str) -> None:
         pytest.param(["GHSA-abcd-efgh-ijkl"], ("GHSA-abcd-efgh-ijkl",), True, id="whole-id"),
         pytest.param(["MAL"], ("GHSA-x", "MAL-2024-9"), True, id="alias"),
         pytest.param([], ("MAL-2024-1",), False, id="empty-blocks-none"),
+        pytest.param(["mal"], ("MAL-2024-1",), True, id="case-ignored"),
+        pytest.param(["ghsa-ABCD-efgh-ijkl"], ("GHSA-abcd-efgh-ijkl",), True, id="whole-id-case-ignored"),
     ],
 )
 def test_prefixes(prefixes: list[str], ids: tuple[str, ...], expected: bool) -> None:
