@@ -19,6 +19,7 @@ mirrors do) or ``"json-only"``. ``RunningIndex.hits`` counts requests per path. 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import shutil
 import socket
@@ -133,6 +134,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = (directory / name).read_bytes()
         content_type = media_type if media_type == JSON_TYPE else f"{media_type}; charset=utf-8"
         headers = {"X-PyPI-Last-Serial": str(serial), "Vary": "Accept"}
+        if self.server.etags:
+            headers["ETag"] = f'"{hashlib.sha256(body).hexdigest()[:24]}"'
+            if self.headers.get("If-None-Match") == headers["ETag"]:
+                self.server.count_not_modified(urlsplit(self.path).path)
+                return self._send(HTTPStatus.NOT_MODIFIED, b"", content_type, send_body, headers)
         self._send(HTTPStatus.OK, body, content_type, send_body, headers)
 
     def _legacy_json(self, name: str, send_body: bool) -> None:
@@ -211,11 +217,15 @@ class _IndexServer(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
 
-    def __init__(self, address: tuple[str, int], root: Path, mode: Mode, *, ranges: bool = False) -> None:
+    def __init__(
+        self, address: tuple[str, int], root: Path, mode: Mode, *, ranges: bool = False, etags: bool = False
+    ) -> None:
         super().__init__(address, _Handler)
         self.root = root
         self.mode = mode
         self.ranges = ranges
+        self.etags = etags
+        self.not_modified: Counter[str] = Counter()
         state = json.loads((root / "index-state.json").read_text(encoding="utf-8"))
         self.last_serial: int = state["last_serial"]
         self.serials: dict[str, int] = state["projects"]
@@ -228,6 +238,10 @@ class _IndexServer(ThreadingHTTPServer):
         with self._lock:
             self.hits[path] += 1
             self.arrivals.append(time.monotonic())
+
+    def count_not_modified(self, path: str) -> None:
+        with self._lock:
+            self.not_modified[path] += 1
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         # Registered here, on the serving thread, so stop() cannot miss a just-accepted connection.
@@ -291,6 +305,11 @@ class RunningIndex:
         return self._server.hits
 
     @property
+    def not_modified(self) -> Counter[str]:
+        """The requests per path answered 304 (with ``etags``): ``hits`` less these were sent whole."""
+        return self._server.not_modified
+
+    @property
     def arrivals(self) -> list[float]:
         """When each request arrived (``time.monotonic()``), in order."""
         return self._server.arrivals
@@ -314,13 +333,20 @@ class RunningIndex:
 
 
 def serve_index(
-    root: Path, *, host: str = "127.0.0.1", port: int = 0, mode: Mode = "negotiate", ranges: bool = False
+    root: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    mode: Mode = "negotiate",
+    ranges: bool = False,
+    etags: bool = False,
 ) -> RunningIndex:
     """Serve the index built under ``root`` (see ``mirrorflow.fixtureindex.builder.build_index``).
 
-    ``port=0`` picks a free port; ``ranges`` makes files answer range requests (206). Returns the
+    ``port=0`` picks a free port; ``ranges`` makes files answer range requests (206); ``etags`` gives
+    project pages an ETag (of the body) and answers a matching If-None-Match with 304. Returns the
     ``RunningIndex`` (already serving).
     """
     if mode not in ("negotiate", "html-only", "json-only"):
         raise ValueError(f"mode {mode!r} is not one of 'negotiate', 'html-only', 'json-only'")
-    return RunningIndex(_IndexServer((host, port), Path(root), mode, ranges=ranges))
+    return RunningIndex(_IndexServer((host, port), Path(root), mode, ranges=ranges, etags=etags))

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from prefect import allow_failure, flow, get_run_logger
@@ -60,7 +61,7 @@ from mirrorflow.storage.dependency_cache import DependencyStore
 from mirrorflow.storage.errors import MirrorflowError
 from mirrorflow.storage.locks import holding
 from mirrorflow.storage.maintenance import apply_retention
-from mirrorflow.tasks.clients import SyncServices, http_client_from
+from mirrorflow.tasks.clients import SyncServices, http_client_from, reader_connection
 from mirrorflow.tasks.commit import NoIncludedProjectFound, SyncFailed, found_none, may_commit
 from mirrorflow.tasks.config import SyncConfig
 from mirrorflow.tasks.dist_metadata import DependencyReader
@@ -304,7 +305,11 @@ def _sync(
             # The closure's rounds first; then the sync proper, as if the implicit includes were the remote's.
             # Shared by the round's worker threads; answers cached in the catalog by file sha256.
             reader = DependencyReader(
-                http, DependencyStore(catalog), index_url=root, attempts=config.attempts
+                http,
+                DependencyStore(catalog),
+                index_url=root,
+                attempts=config.attempts,
+                connect=partial(reader_connection, config.clients_key),  # a Dask worker's own (tasks.clients)
             )
             closure = close_dependencies(
                 config, services, reader, task_workers=settings.task_workers, logger=logger

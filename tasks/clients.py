@@ -29,12 +29,13 @@ import httpx
 from mirrorflow.storage.artifacts import ArtifactStore
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.content import ContentWriter
+from mirrorflow.storage.dependency_cache import DependencyStore
 from mirrorflow.storage.filesystem_store import FileSystemStore
 from mirrorflow.storage.serials import SerialMemory
 from mirrorflow.tasks.config import HttpSpec, StoreSpec
 from mirrorflow.tasks.index_client import IndexClient, build_http_client
 
-__all__ = ["SyncServices", "http_client_from", "store_from"]
+__all__ = ["SyncServices", "http_client_from", "reader_connection", "store_from"]
 
 _ClientsKey = tuple[str, StoreSpec, HttpSpec]
 
@@ -132,6 +133,14 @@ def _in_this_process(key: _ClientsKey) -> SyncServices:
         if services is None:
             services = _built[key] = SyncServices.build(key)
         return services
+
+
+def reader_connection(key: _ClientsKey) -> tuple[httpx.Client, DependencyStore]:
+    """A ``DependencyReader``'s client and cache in a process that received it (its ``connect``, bound
+    to a sync's key with ``functools.partial``): this process's services for ``key``, built once, so
+    that a worker's tasks share one HTTP client and one catalog engine."""
+    services = _in_this_process(key)
+    return services.index.http, DependencyStore(services.writer.catalog)
 
 
 def http_client_from(http: HttpSpec) -> httpx.Client:

@@ -125,6 +125,10 @@ class _NoRanges(Exception):
     """The server did not answer a range request with the range: read the whole file instead."""
 
 
+#: Builds a reader's client and cache in the process that received it (``DependencyReader.received``).
+Connect = Callable[[], tuple[httpx.Client, "DependencyCache | None"]]
+
+
 class DependencyReader:
     """Reads distribution files' dependencies through ``client`` (the caller owns and closes it).
 
@@ -133,11 +137,17 @@ class DependencyReader:
     without them, and with no ``index_url`` no file request carries them. ``attempts``: tries per
     request on transient errors. ``stats`` counts what it fetched. One reader may be shared by
     threads (as the client is).
+
+    ``connect``: how another process gets a client and a cache of its own (a picklable callable,
+    such as ``mirrorflow.tasks.clients.reader_connection`` bound to a sync's key). With it, the reader
+    pickles as ``connect`` and its settings, and the copy a process receives (a Dask worker) calls
+    ``connect`` on its first read, in that process: a live client never crosses processes. Without
+    it, pickling raises ``TypeError``.
     """
 
     def __init__(
         self,
-        client: httpx.Client,
+        client: httpx.Client | None,
         cache: DependencyCache | None = None,
         *,
         index_url: str | None = None,
@@ -145,14 +155,36 @@ class DependencyReader:
         tail_bytes: int = DEFAULT_TAIL_BYTES,
         attempts: int = 3,
         use_ranges: bool = True,
+        connect: Connect | None = None,
     ) -> None:
-        self._files = IndexClient(index_url or "", client=client)
+        if client is None and connect is None:
+            raise TypeError("DependencyReader: give a client, or connect to build one on first use")
+        self._index_url = index_url
+        self._files = IndexClient(index_url or "", client=client) if client is not None else None
         self._cache = cache
+        self._connect = connect
+        self._connect_lock = threading.Lock()
         self.max_download_bytes = max_download_bytes
         self.tail_bytes = tail_bytes
         self.attempts = attempts
         self.use_ranges = use_ranges
         self.stats = ReadStats()
+
+    def __reduce__(self) -> tuple[Callable[..., DependencyReader], tuple[object, ...]]:
+        if self._connect is None:
+            raise TypeError("a DependencyReader without connect cannot be sent to another process")
+        settings = (self._index_url, self.max_download_bytes, self.tail_bytes, self.attempts, self.use_ranges)
+        return (_received_reader, (self._connect, *settings))
+
+    def _ready(self) -> IndexClient:
+        """The file client; a received reader builds it (and its cache) with ``connect`` on first use."""
+        if self._files is None:
+            with self._connect_lock:
+                if self._files is None:
+                    assert self._connect is not None  # __init__ holds a client or connect
+                    client, self._cache = self._connect()
+                    self._files = IndexClient(self._index_url or "", client=client)
+        return self._files
 
     def read(
         self,
@@ -169,6 +201,7 @@ class DependencyReader:
         hex sha256): nothing cached.
         ``metadata_url`` / ``metadata_sha256``: its PEP 658 metadata file and that file's digest.
         """
+        self._ready()
         sha256 = sha256.lower() if sha256 is not None else None
         metadata_sha256 = metadata_sha256.lower() if metadata_sha256 is not None else None
         key = sha256 if sha256 is not None and is_sha256(sha256) and self._cache is not None else None
@@ -184,6 +217,7 @@ class DependencyReader:
     def read_many(self, files: Sequence[DistFile]) -> list[DistDependencies]:
         """Return the dependencies of each of ``files``, in order: one cache read for all of them,
         then the upstream for the others, then one cache write."""
+        self._ready()
         digests = [f.sha256 for f in files if f.sha256 is not None]
         hits = dict(self._cache.get_many(digests)) if self._cache is not None and digests else {}
         answers: list[DistDependencies] = []
@@ -301,7 +335,7 @@ class DependencyReader:
         are retried by ``_with_retries`` around the whole read first)."""
         self.stats.count(requests=1)
         try:
-            with self._files.stream_file(url, headers=headers) as response:
+            with self._ready().stream_file(url, headers=headers) as response:
                 yield response
         except TransientError:
             raise
@@ -376,6 +410,26 @@ class DependencyReader:
         if sha256 is not None and digest.hexdigest() != sha256:
             raise _Unsettled(f"{url!r} does not match its sha256 (got {digest.hexdigest()!r})")
         spool.seek(0)
+
+
+def _received_reader(
+    connect: Connect,
+    index_url: str | None,
+    max_download_bytes: int,
+    tail_bytes: int,
+    attempts: int,
+    use_ranges: bool,
+) -> DependencyReader:
+    """Unpickling: a reader that builds nothing until its first read (``DependencyReader.__reduce__``)."""
+    return DependencyReader(
+        None,
+        index_url=index_url,
+        max_download_bytes=max_download_bytes,
+        tail_bytes=tail_bytes,
+        attempts=attempts,
+        use_ranges=use_ranges,
+        connect=connect,
+    )
 
 
 def _spool_file() -> IO[bytes]:

@@ -214,6 +214,11 @@ class IndexClient:
     def __repr__(self) -> str:
         return f"IndexClient({self.index_url!r})"
 
+    @property
+    def http(self) -> httpx.Client:
+        """The pooled HTTP client (a ``DependencyReader`` of the same process shares it)."""
+        return self._client
+
     def project_url(self, name: str) -> str:
         """Return the URL of a project's page: ``<root>/<normalized name>/``.
 

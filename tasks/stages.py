@@ -36,13 +36,19 @@ from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from mirrorflow.storage.catalog import VersionView
+from mirrorflow.storage.closure_pages import ClosurePages, RememberedPage
 from mirrorflow.tasks.advisories import Advisories, AdvisoryBlock
 from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.clients import SyncServices
 from mirrorflow.tasks.closure import ProjectDependencies
 from mirrorflow.tasks.commit import commit_version
 from mirrorflow.tasks.config import Policy, Scope, SyncConfig
-from mirrorflow.tasks.dependencies import project_dependencies
+from mirrorflow.tasks.dependencies import (
+    closure_page_key,
+    page_to_remember,
+    project_dependencies,
+    remembered_outcome,
+)
 from mirrorflow.tasks.dist_metadata import DependencyReader
 from mirrorflow.tasks.fetch import fetch_batch
 from mirrorflow.tasks.filters import SAFETY_REASONS, filter_project, withhold_quarantined
@@ -117,9 +123,33 @@ def dependencies_batch(
     names: Sequence[str], config: SyncConfig, services: SyncServices, reader: DependencyReader
 ) -> tuple[ProjectDependencies, ...]:
     """Resolve one batch, filter it under ``config.spec`` (the round's: explicit and implicit includes)
-    and read each selected release's requirements. Only the small result outlives the batch."""
-    resolved = resolve_batch([Wanted(name) for name in names], config, services)
-    return tuple(project_dependencies(p, reader) for p in filter_batch(resolved, config).projects)
+    and read each selected release's requirements. Only the small result outlives the batch.
+
+    A project whose outcome is remembered under its key (``mirrorflow.tasks.dependencies``) is asked
+    for conditionally: on a 304 the remembered outcome stands, with no page parsed and no file read.
+    """
+    memory = ClosurePages(services.writer.catalog)
+    keys = {name: closure_page_key(name, config) for name in names}
+    remembered = {name: page for (name, _), page in memory.get_many(keys.items()).items()}
+    wanted = [
+        Wanted(name, None, remembered[name].etag, remembered[name].last_modified)
+        if name in remembered
+        else Wanted(name)
+        for name in names
+    ]
+    outcomes: list[ProjectDependencies] = []
+    fresh: dict[tuple[str, str], RememberedPage] = {}
+    for project in filter_batch(resolve_batch(wanted, config, services), config).projects:
+        if project.not_modified and project.name in remembered:
+            outcomes.append(remembered_outcome(project.name, remembered[project.name]))
+            continue
+        outcome = project_dependencies(project, reader)
+        outcomes.append(outcome)
+        if project.page is not None and (page := page_to_remember(outcome, project.touched)) is not None:
+            fresh[(project.name, keys[project.name])] = page
+    if fresh:
+        memory.put_many(fresh)
+    return tuple(outcomes)
 
 
 @task(name="dependencies-batch", cache_policy=NO_CACHE, task_run_name="dependencies-batch-{first}")

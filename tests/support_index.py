@@ -25,13 +25,18 @@ __all__ = ["index_http_client", "seed_index", "serve_projects"]
 
 @contextmanager
 def serve_projects(
-    projects: Iterable[FixtureProject], tmp_path: Path, *, mode: Mode = "negotiate", ranges: bool = False
+    projects: Iterable[FixtureProject],
+    tmp_path: Path,
+    *,
+    mode: Mode = "negotiate",
+    ranges: bool = False,
+    etags: bool = False,
 ) -> Iterator[RunningIndex]:
     """Build ``projects`` under ``tmp_path / "index"`` and serve them until the block ends
-    (``ranges``: files answer range requests with 206)."""
+    (``ranges``: files answer range requests with 206; ``etags``: pages answer If-None-Match with 304)."""
     root = tmp_path / "index"
     build_index(projects, root)
-    with serve_index(root, mode=mode, ranges=ranges) as running:
+    with serve_index(root, mode=mode, ranges=ranges, etags=etags) as running:
         yield running
 
 

@@ -6,6 +6,7 @@ from alembic import context
 
 import mirrorflow.storage.advisories  # noqa: F401  (models defined beside their logic: put them in Base.metadata)
 import mirrorflow.storage.blocklists  # noqa: F401
+import mirrorflow.storage.closure_pages  # noqa: F401
 import mirrorflow.storage.dependency_cache  # noqa: F401
 import mirrorflow.storage.locks  # noqa: F401
 import mirrorflow.storage.models_serials  # noqa: F401

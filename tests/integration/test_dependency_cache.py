@@ -46,3 +46,24 @@ def test_a_key_that_is_not_a_sha256_is_refused_before_writing(catalog):
         with pytest.raises(InvalidDigest, match=repr(bad)):
             store.get_many([bad])
     assert store.get_many([_digest(1)]) == {}
+
+
+# -- the closure's page memory (mirrorflow.storage.closure_pages), on the same catalogs ------------
+
+
+def test_closure_pages_keep_the_newest_page_per_project_and_key_in_chunks(catalog):
+    from mirrorflow.storage.closure_pages import ClosurePages, RememberedPage
+
+    memory = ClosurePages(catalog)
+    pages = {
+        (f"p{n}", _digest(n)): RememberedPage(
+            f'"{n}"', None, (("1.0", f"p{n}-1.0.tar.gz", ("a>=1",), "cache", ""),)
+        )
+        for n in range(CHUNK + 3)
+    }
+    pages[("empty", _digest(-1))] = RememberedPage(None, "Mon, 01 Jan 2024 00:00:00 GMT", ())
+    memory.put_many(pages)
+    assert memory.get_many([*pages, ("p0", _digest(1))]) == pages  # ("p0", other key): not remembered
+    newer = RememberedPage('"new"', None, (("2.0", "p0-2.0.tar.gz", (), "wheel-range", ""),))
+    memory.put_many({("p0", _digest(0)): newer})
+    assert memory.get_many([("p0", _digest(0))]) == {("p0", _digest(0)): newer}

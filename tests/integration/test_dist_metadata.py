@@ -10,8 +10,10 @@ import gzip
 import hashlib
 import io
 import os
+import pickle
 import tarfile
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -21,6 +23,9 @@ from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, build_i
 from mirrorflow.fixtureindex.server import RunningIndex, serve_index
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.dependency_cache import DependencyStore
+from mirrorflow.tasks import clients
+from mirrorflow.tasks.clients import reader_connection
+from mirrorflow.tasks.config import HttpSpec, StoreSpec
 from mirrorflow.tasks.dist_metadata import DependencyReader
 from mirrorflow.tasks.distributions import DistFile
 from mirrorflow.tasks.index_client import IndexClient, build_http_client
@@ -229,6 +234,39 @@ def test_other_files_are_unknown_without_a_request(index_http_client):
     )
     assert deps.requires_dist is None and "neither a wheel nor" in deps.reason
     assert reader.stats.requests == 0
+
+
+def test_a_reader_pickles_and_the_copy_builds_its_client_in_the_receiving_process(
+    served, index_http_client, sqlite_url, tmp_path
+):
+    # As a Dask worker receives it: the copy holds no client until its first read, then takes this
+    # process's services for the sync's key (one HTTP client, the catalog's cache), built once.
+    http = HttpSpec(index_url=served.ranged.url, concurrency=2, max_page_bytes=1 << 20)
+    key = (sqlite_url, StoreSpec(root=str(tmp_path / "artifacts")), http)
+    reader = DependencyReader(
+        index_http_client, index_url=served.ranged.url, attempts=2, connect=partial(reader_connection, key)
+    )
+    dist = served.dist("static", ranged=True)
+    try:
+        copy = pickle.loads(pickle.dumps(reader))
+        assert copy is not reader and copy._files is None and clients._built == {}, (
+            "unpickling builds nothing"
+        )
+        assert (copy.attempts, copy.tail_bytes) == (2, reader.tail_bytes)
+        first = _read(copy, dist)
+        assert (first.requires_dist, first.source) == (("attrs>=22",), "sdist-pkg-info")
+        assert copy.stats.requests == 1 and list(clients._built) == [key]
+        second = pickle.loads(pickle.dumps(reader))
+        assert _read(second, dist).source == "cache", "the copy's cache is the key's catalog"
+        assert second._files is not None and second._files.http is copy._files.http, "one client per process"
+        assert second.stats.requests == 0
+    finally:
+        for services in clients._built.values():
+            services.index.http.close()
+            services.writer.catalog.dispose()
+        clients._built.clear()
+    with pytest.raises(TypeError, match="without connect"):
+        pickle.dumps(DependencyReader(index_http_client))
 
 
 def _mock_reader(handle, cache=None, **options) -> DependencyReader:

@@ -241,3 +241,41 @@ def test_the_report_reaches_the_artifact_table_and_the_summary() -> None:
     markdown = summary_markdown("foo", 2, 1, summary, {"added": 1})
     assert "## Dependency closure" in markdown
     assert "- excluded, closure incomplete: sd <- m2 1.0 (exclude 'sd')" in markdown
+
+
+# -- the page memory's key (mirrorflow.tasks.dependencies.closure_page_key) -------------------------
+
+
+def _key(project: str = "asgiref", *, includes=("django", "asgiref>=3.7"), now_hour=1, age=None, index="a"):
+    from datetime import UTC, datetime
+
+    from support_sync import sync_config
+
+    from mirrorflow.tasks.config import HttpSpec
+    from mirrorflow.tasks.dependencies import closure_page_key
+
+    config = sync_config(
+        mirror=True,
+        spec=FilterSpec.build(includes=list(includes), min_upload_age=age),
+        now=datetime(2026, 12, 3, now_hour, tzinfo=UTC),
+        http=HttpSpec(index_url=f"https://index.example/{index}/", concurrency=1, max_page_bytes=1),
+    )
+    return closure_page_key(project, config)
+
+
+@pytest.mark.parametrize(
+    ("other", "same"),
+    [
+        pytest.param({"includes": ("django>=5", "asgiref>=3.7")}, True, id="another-projects-include"),
+        pytest.param({"now_hour": 2}, True, id="a-later-sync"),
+        pytest.param({"includes": ("django", "asgiref>=3.7", "asgiref>=3.8")}, False, id="a-wider-include"),
+        pytest.param({"index": "b"}, False, id="another-index"),
+        pytest.param({"project": "django"}, False, id="another-project"),
+    ],
+)
+def test_the_page_key_holds_what_the_projects_outcome_depends_on(other, same) -> None:
+    assert (_key(**other) == _key()) is same
+
+
+def test_with_an_upload_age_quarantine_the_page_key_moves_with_the_clock() -> None:
+    assert _key(age="7d", now_hour=2) != _key(age="7d") != _key()
