@@ -162,7 +162,7 @@ def remove_entry(catalog: Catalog, repository: str, entry: str) -> None:
             delete(BlocklistRow).where(BlocklistRow.repository_id == repo_id, BlocklistRow.entry == entry)
         )
         if not getattr(result, "rowcount", 0):
-            raise NotFound(f"blocklist entry of repository {repository!r}", entry)
+            raise NotFound(f"repository {repository!r}: blocklist entry", entry)
 
 
 def all_entries(session: Session) -> dict[int, tuple[str, ...]]:

@@ -1,4 +1,4 @@
-"""Read a local OSV export: the PyPI ecosystem's zip (``all.zip``) or a directory of OSV JSON files.
+"""Read a local OSV export: the PyPI ecosystem's zip (``all.zip``), a directory of OSV JSON files, or one.
 
 Nothing is fetched: users in closed networks bring the file. A zip is read member by member (each
 member opened, read up to ``MAX_RECORD_BYTES`` and parsed before the next), a directory file by
@@ -37,9 +37,10 @@ class InvalidExport(MirrorflowError):
 
 
 def read_export(path: Path) -> Iterator[tuple[str, Advisory]]:
-    """Yield ``(where, advisory)`` for each record of the export at ``path`` (a zip or a directory).
+    """Yield ``(where, advisory)`` for each record of the export at ``path`` (a zip, a directory, or
+    one ``.json`` record).
 
-    Raises ``InvalidExport`` for a path that is neither, or for the first bad record.
+    Raises ``InvalidExport`` for a path that is none of these, or for the first bad record.
     """
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.json") if p.is_file())
@@ -48,8 +49,15 @@ def read_export(path: Path) -> Iterator[tuple[str, Advisory]]:
                 raise InvalidExport(str(file), f"is larger than {MAX_RECORD_BYTES} bytes")
             yield str(file), _parsed(str(file), file.read_bytes())
         return
+    if not path.exists():
+        raise InvalidExport(str(path), "does not exist")
     if not path.is_file():
         raise InvalidExport(str(path), "is neither an OSV zip nor a directory of OSV JSON files")
+    if path.suffix == ".json":  # one record, as a user saves a single advisory
+        if path.stat().st_size > MAX_RECORD_BYTES:
+            raise InvalidExport(str(path), f"is larger than {MAX_RECORD_BYTES} bytes")
+        yield str(path), _parsed(str(path), path.read_bytes())
+        return
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:

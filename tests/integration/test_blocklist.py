@@ -152,7 +152,7 @@ BAD_INPUT = [
     (("add", "--entry", "foo; os_name == 'nt'"), "Error: entry: \"foo; os_name == 'nt'\" may not hold environment markers"),
     (("add", "--entry", "foo-1.0.whl"), "Error: entry: 'foo-1.0.whl' is not a valid distribution filename"),
     (("add", "--entry", "Other"), "Error: entry: 'other' is already in the blocklist of repository 'foo'"),
-    (("remove", "--entry", "nope"), "Error: blocklist entry of repository 'foo' 'nope' does not exist"),
+    (("remove", "--entry", "nope"), "Error: repository 'foo': blocklist entry 'nope' does not exist"),
     (("add", "--entry", "x", "--repository", "bar"), "Error: repository 'bar' does not exist"),
 ]  # fmt: skip
 

@@ -315,6 +315,7 @@ def test_export_reads_a_zip_member_by_member_and_a_directory(tmp_path: Path) -> 
     (folder / "MAL-2024-1.json").write_bytes(one)
     (folder / "sub" / "PYSEC-2024-2.json").write_bytes(two)
     assert [a.id for _, a in read_export(folder)] == ["MAL-2024-1", "PYSEC-2024-2"]
+    assert [a.id for _, a in read_export(folder / "MAL-2024-1.json")] == ["MAL-2024-1"], "one record"
 
 
 @pytest.mark.parametrize(
@@ -338,9 +339,10 @@ def test_a_bad_member_is_named(tmp_path: Path, members: dict[str, bytes], messag
 
 def test_a_path_that_is_no_export_is_named(tmp_path: Path) -> None:
     (tmp_path / "plain.txt").write_text("x")
-    for path in (tmp_path / "missing", tmp_path / "plain.txt"):
-        with pytest.raises(InvalidExport, match=str(path)):
+    for path, why in ((tmp_path / "missing", "does not exist"), (tmp_path / "plain.txt", "is not a zip")):
+        with pytest.raises(InvalidExport) as caught:
             list(read_export(path))
+        assert str(caught.value).startswith(f"{path}: {why}")
 
 
 def test_the_sync_report_names_each_advisory_event() -> None:
