@@ -197,7 +197,14 @@ def test_kill_during_the_commit_leaves_no_partial_version(
 def _wait_for_lock_waiter(conn, timeout: float = 60.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pid = conn.execute(text("SELECT pid FROM pg_locks WHERE NOT granted LIMIT 1")).scalar()
+        # pg_locks is the whole cluster's: other xdist workers' tests wait on locks too, in their own
+        # databases; only a backend of this test's database is the sync.
+        pid = conn.execute(
+            text(
+                "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE NOT l.granted AND a.datname = current_database() LIMIT 1"
+            )
+        ).scalar()
         if pid is not None:
             return int(pid)
         time.sleep(0.05)

@@ -275,7 +275,12 @@ def _wait_for_lock_waiter(conn, timeout: float = 60.0) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pid = conn.execute(
-            text("SELECT pid FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid() LIMIT 1")
+            # Only this test's database: pg_locks is the cluster's, and other xdist workers' tests
+            # wait on locks of their own (terminating one of theirs would fail them).
+            text(
+                "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted"
+                " AND l.pid <> pg_backend_pid() AND a.datname = current_database() LIMIT 1"
+            )
         ).scalar()
         if pid is not None:
             return int(pid)
