@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from mirrorflow.server.advisories import ServedAdvisories
 from mirrorflow.server.api import ReadApi, api_routes
 from mirrorflow.server.cache import CachedPage, Lookups, PageCache, RepositoryStates
 from mirrorflow.server.files import FileServer, content_type_of
@@ -101,11 +102,17 @@ def create_app(
     """
     serving = ServingCatalog(catalog)
     files = FileServer(store, serving, upstreams, redirect_to_store=redirect_to_store)
-    states = RepositoryStates(
-        serving.repositories, run=run_in_threadpool, interval=state_interval, clock=clock
-    )
+    advisories = ServedAdvisories(catalog)
+
+    def load_states() -> list[RepositoryState]:
+        # The advisories are read with the states they serve, before those states are published.
+        read = serving.repositories()
+        advisories.refresh(read)
+        return read
+
+    states = RepositoryStates(load_states, run=run_in_threadpool, interval=state_interval, clock=clock)
     routes = _Routes(
-        serving, files, upstreams, pull_through_ttl, states, PageCache(max_bytes=page_cache_bytes)
+        serving, files, upstreams, pull_through_ttl, states, PageCache(max_bytes=page_cache_bytes), advisories
     )
 
     @asynccontextmanager
@@ -167,9 +174,10 @@ class _Routes:
         ttl: timedelta,
         states: RepositoryStates,
         pages: PageCache,
+        advisories: ServedAdvisories,
     ) -> None:
         self.serving, self.files, self.upstreams, self.ttl = serving, files, upstreams, ttl
-        self.states, self.pages = states, pages
+        self.states, self.pages, self.advisories = states, pages, advisories
         self.files_found: Lookups[tuple[int, int, int, str, str], ServedFile | None] = Lookups(
             max_entries=20_000
         )
@@ -265,8 +273,16 @@ class _Routes:
         media_type = self._negotiate(request.headers.get("accept"))
         if media_type is None:
             return _text(406, _ACCEPTABLE)
-        # The blocklist is part of the key: a changed blocklist re-renders every version's pages.
-        key = (state.id, number, normalized, media_type, state.blocklist)
+        # The blocklist and the advisories are part of the key: a change re-renders every version's pages.
+        key = (
+            state.id,
+            number,
+            normalized,
+            media_type,
+            state.blocklist,
+            state.advisories,
+            state.block_advisories,
+        )
         cached = self.pages.get(key)
         if cached is not None:
             return _send(request, cached)
@@ -295,6 +311,20 @@ class _Routes:
                 if cacheable:
                     self.pages.put(key, cached)
                 return _send(request, cached)
+        if found and state.advisories:
+            blocking = {f.version: self.advisories.blocking(state, normalized, f.version) for f in found}
+            kept = [f for f in found if blocking[f.version] is None]
+            if not kept:
+                ids = sorted({a.id for a in blocking.values() if a is not None})
+                text = (
+                    f"every file of project {normalized!r} in version {number} is blocked by advisory "
+                    f"{', '.join(ids)} in repository {state.name!r}\n"
+                ).encode()
+                cached = CachedPage(404, text, _headers(_PLAIN_TEXT, len(text)), None)
+                if cacheable:
+                    self.pages.put(key, cached)
+                return _send(request, cached)
+            found = kept
         # PEP 792: the status the version holds; a quarantined project is served as its upstream
         # serves it, without files (any other project without files is not in the version).
         status = await run_in_threadpool(self.serving.project_status, state.id, number, normalized)
@@ -338,7 +368,7 @@ class _Routes:
             if found is None and filename.endswith(PROVENANCE_SUFFIX):
                 package = await self._find_file(state, sha256, filename.removesuffix(PROVENANCE_SUFFIX))
                 if package is not None:
-                    if (refused := _blocked(state, package)) is not None:
+                    if (refused := self._blocked(state, package)) is not None:
                         return refused
                     body = await run_in_threadpool(
                         provenance_body, self.serving.catalog, self.upstreams, package
@@ -347,7 +377,7 @@ class _Routes:
             if found is None and filename.endswith(".metadata"):
                 name = filename.removesuffix(".metadata")
                 package = await self._find_file(state, sha256, name)
-                if package is not None and (refused := _blocked(state, package)) is not None:
+                if package is not None and (refused := self._blocked(state, package)) is not None:
                     return refused
                 if package is not None:
                     response = await self._metadata(package)
@@ -358,7 +388,7 @@ class _Routes:
                     return response
             if found is None:
                 return _text(404, f"no file {filename!r} with sha256 {sha256!r} in repository {state.name!r}")
-            if (refused := _blocked(state, found)) is not None:
+            if (refused := self._blocked(state, found)) is not None:
                 return refused
             if request.method == "HEAD":
                 headers = {"Content-Type": content_type_of(filename)}
@@ -395,6 +425,18 @@ class _Routes:
             self.files_found.put(key, found)
         return found
 
+    def _blocked(self, state: RepositoryState, file: ServedFile) -> Response | None:
+        """The 404 of a file the blocklist or a blocking advisory names (in every version)."""
+        refused = _blocklisted(state, file)
+        if refused is not None or not state.advisories:
+            return refused
+        advisory = self.advisories.blocking(state, file.normalized_name, file.version)
+        if advisory is None:
+            return None
+        return _text(
+            404, f"file {file.filename!r} is blocked by advisory {advisory.id} in repository {state.name!r}"
+        )
+
     async def _metadata(self, package: ServedFile) -> Response:
         data = await run_in_threadpool(core_metadata, self.files, package)
         return Response(data, media_type=content_type_of(".metadata"))
@@ -409,7 +451,7 @@ def parsed_blocklist(entries: tuple[str, ...]) -> Blocklist:
     return Blocklist.parse(entries)
 
 
-def _blocked(state: RepositoryState, file: ServedFile) -> Response | None:
+def _blocklisted(state: RepositoryState, file: ServedFile) -> Response | None:
     """The 404 of a file the repository's blocklist names (in every version, pinned ones included)."""
     if not state.blocklist:
         return None

@@ -116,6 +116,11 @@ class RepositoryState:
     #: The repository's blocklist entries, sorted (``mirrorflow.storage.blocklists``): every version's
     #: pages and files are served without what they block, and a change re-keys the cached pages.
     blocklist: tuple[str, ...] = ()
+    #: The ``block_advisories`` prefixes of the remotes that sync it (its remote, its pull-through
+    #: remote, every remote a version of it was synced from), sorted; ``("MAL",)`` when none.
+    block_advisories: tuple[str, ...] = ("MAL",)
+    #: A signal of the imported advisories (``""``: none imported); a change re-keys the cached pages.
+    advisories: str = ""
 
     def has_version(self, number: int) -> bool:
         return self.oldest_version <= number <= self.latest_version

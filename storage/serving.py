@@ -23,6 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 
+from mirrorflow.storage.advisories import AdvisoryRow
 from mirrorflow.storage.artifacts import StoredArtifact
 from mirrorflow.storage.blocklists import all_entries
 from mirrorflow.storage.catalog import Catalog, NotFound
@@ -106,6 +107,34 @@ _STATES = select(
 ).outerjoin(Remote, Remote.id == Repository.pull_through_remote_id)
 
 
+#: Changes whenever an import changes the advisories: a row added or updated sets ``imported`` to
+#: now (above every earlier one), a row removed lowers the count.
+_ADVISORY_SIGNAL = select(func.count(AdvisoryRow.id), func.max(AdvisoryRow.imported))
+_SYNCING_REMOTES = (
+    select(Repository.id, Remote.block_advisories)
+    .join(Remote, or_(Remote.id == Repository.remote_id, Remote.id == Repository.pull_through_remote_id))
+    .union_all(  # not UNION: PostgreSQL's json has no equality
+        select(RepositoryVersion.repository_id, Remote.block_advisories).join(
+            Remote, Remote.name == RepositoryVersion.remote_name
+        )
+    )
+)
+#: The prefixes of a repository that no remote syncs (``mirrorflow.tasks.advisories.DEFAULT_BLOCK_ADVISORIES``).
+_DEFAULT_PREFIXES = ("MAL",)
+
+
+def _advisory_fields(session: Any) -> tuple[str, dict[int, tuple[str, ...]]]:
+    """The advisories' signal (``""``: none imported) and each synced repository's prefixes."""
+    count, imported = session.execute(_ADVISORY_SIGNAL).one()
+    if not count:
+        return "", {}
+    prefixes: dict[int, set[str]] = {}
+    for repository_id, block_advisories in session.execute(_SYNCING_REMOTES):
+        prefixes.setdefault(repository_id, set()).update(block_advisories or ())
+    signal = f"{count}:{imported.isoformat() if imported is not None else ''}"
+    return signal, {key: tuple(sorted(value)) for key, value in prefixes.items()}
+
+
 def _present_at(repository_id: int, number: int) -> Any:
     return and_(
         RepositoryContent.repository_id == repository_id,
@@ -114,9 +143,21 @@ def _present_at(repository_id: int, number: int) -> Any:
     )
 
 
-def _state(row: Any, blocklist: tuple[str, ...]) -> RepositoryState:
+def _state(
+    row: Any, blocklist: tuple[str, ...], advisories: tuple[str, dict[int, tuple[str, ...]]]
+) -> RepositoryState:
     repository_id, name, latest, pull_through_remote, oldest = row
-    return RepositoryState(repository_id, name, latest, pull_through_remote, oldest, blocklist)
+    signal, prefixes = advisories
+    return RepositoryState(
+        repository_id,
+        name,
+        latest,
+        pull_through_remote,
+        oldest,
+        blocklist,
+        prefixes.get(repository_id, _DEFAULT_PREFIXES),
+        signal,
+    )
 
 
 def _file(row: Any) -> ServedFile:
@@ -140,16 +181,21 @@ class ServingCatalog:
             row = session.execute(_STATES.where(Repository.name == name)).first()
             if row is None:
                 raise NotFound("repository", name)
-            return _state(row, all_entries(session).get(row[0], ()))
+            return _state(row, all_entries(session).get(row[0], ()), _advisory_fields(session))
 
     def repositories(self) -> list[RepositoryState]:
-        """Return the state of every repository and its blocklist, in two queries (the change signal).
+        """Return the state of every repository, its blocklist and advisory prefixes (the change signal):
+        three queries, four once advisories are imported.
 
         Repositories are few; each row costs an index lookup for its oldest version.
         """
         with self.catalog.reading() as session:
             blocklists = all_entries(session)
-            return [_state(row, blocklists.get(row[0], ())) for row in session.connection().execute(_STATES)]
+            advisories = _advisory_fields(session)
+            return [
+                _state(row, blocklists.get(row[0], ()), advisories)
+                for row in session.connection().execute(_STATES)
+            ]
 
     def has_version(self, repository_id: int, number: int) -> bool:
         with self.catalog.reading() as session:

@@ -294,3 +294,65 @@ def test_a_mal_advisory_keeps_the_version_out_of_syncs_and_of_pip_install_from_s
         "mf_demo_app-1.0.dist-info",
         "mf_demo_lib-1.0.dist-info",
     }
+
+
+# -- serve: a blocking advisory in every version, pinned ones included -------------------------------
+
+
+class _NoUpstreams:
+    def remote(self, name: str) -> None:
+        return None
+
+    def fallback(self) -> Any:
+        from mirrorflow.tasks.index_client import IndexClient, build_http_client
+
+        return IndexClient("http://127.0.0.1:9/", client=build_http_client(timeout=1.0))
+
+
+def test_serve_leaves_files_a_blocking_advisory_names_off_pinned_pages_and_answers_404(
+    advisory_cli, tmp_path
+) -> None:
+    import httpx
+
+    from mirrorflow.server.app import create_app
+    from mirrorflow.server.pages import JSON_V1
+    from mirrorflow.server.threaded import serve_in_thread
+    from mirrorflow.storage.filesystem_store import FileSystemStore
+
+    cli, catalog = advisory_cli, advisory_cli.catalog
+    writer = ContentWriter(catalog)  # version 2 no longer holds evil_pkg: version 1 still does
+    sync_id = str(uuid.uuid4())
+    writer.stage(
+        sync_id,
+        catalog.get_repository("foo").id,
+        writer.upsert_packages([_package("fine-1.0.tar.gz")]).values(),
+    )
+    writer.commit_version(repository="foo", sync_id=sync_id, mirror=True)
+    clock = [1000.0]
+    app = create_app(catalog, FileSystemStore(tmp_path / "store"), _NoUpstreams(), clock=lambda: clock[0])
+    pinned = "/foo/versions/1/simple/evil-pkg/"
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+
+        def files() -> dict[str, str]:
+            page = client.get(pinned, headers={"Accept": JSON_V1})
+            assert page.status_code == 200, page.text
+            return {f["filename"]: f["url"] for f in page.json()["files"]}
+
+        before = files()  # rendered and cached before the import
+        assert set(before) == set(FILES) - {"fine-1.0.tar.gz"}
+        export = osv_zip(
+            tmp_path / "all.zip",
+            osv("MAL-2024-7", "Evil.Pkg", ranges=since("2.0")),
+            osv("PYSEC-2024-8", "evil-pkg", versions=["1.0"]),  # not blocked under the default ["MAL"]
+        )
+        assert cli("advisories", "import", str(export))[1]["added"] == 2
+        clock[0] += 1.0  # the server re-reads the repositories' state, and so the advisories
+        assert set(files()) == {"evil_pkg-1.0.tar.gz"}, "the cached page was re-keyed"
+        blocked = "evil_pkg-2.0-py3-none-any.whl"
+        for url in (before[blocked], before[blocked].split("#")[0] + ".metadata"):
+            refused = client.get(url)
+            assert (refused.status_code, refused.text) == (
+                404,
+                f"file {blocked!r} is blocked by advisory MAL-2024-7 in repository 'foo'\n",
+            ), url
+        assert client.head(before["evil_pkg-1.0.tar.gz"]).status_code == 200, "PYSEC does not block"
