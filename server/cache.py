@@ -1,7 +1,9 @@
 """What the server keeps in memory so that a cached page costs no catalog query.
 
-- ``RepositoryStates``: every repository's id, latest and oldest version and pull-through remote,
-  read in one query at most once per ``interval`` (the change signal). A commit moves
+- ``RepositoryStates``: every repository's id, latest and oldest version, pull-through remote,
+  blocklist and advisory prefixes and signal, read at most once per ``interval`` (the change
+  signal; the app parses the blocking advisories again with it when their signal changed,
+  ``mirrorflow.server.advisories``). A commit moves
   ``latest_version``; a request learns of it within the interval, without a restart.
 - ``PageCache``: rendered responses keyed by ``(repository id, version, project, media type)``. A
   repository version never changes, so neither do its pages: entries never expire, and the latest

@@ -356,3 +356,10 @@ def test_serve_leaves_files_a_blocking_advisory_names_off_pinned_pages_and_answe
                 f"file {blocked!r} is blocked by advisory MAL-2024-7 in repository 'foo'\n",
             ), url
         assert client.head(before["evil_pkg-1.0.tar.gz"]).status_code == 200, "PYSEC does not block"
+        # The prefixes are those of the remote that syncs the repository: with [] nothing is blocked.
+        remote = ["--url", "https://index.example/simple/", "--block-advisories", "[]"]
+        assert cli("remote", "create", "--name", "up", *remote)[0] == 0
+        assert cli("repository", "update", "--name", "foo", "--remote", "up")[0] == 0
+        clock[0] += 1.0
+        assert set(files()) == set(before)
+        assert client.head(before[blocked]).status_code == 200
