@@ -157,9 +157,10 @@ def test_verify_provenance_without_pypi_attestations_is_one_line_and_exits_1(
     reset_caches()
 
 
-def test_the_catalog_keeps_one_provenance_per_digest_outside_the_versions(catalog) -> None:
+def test_the_catalog_keeps_each_repositorys_own_provenance_outside_the_versions(catalog) -> None:
     from sqlalchemy.exc import IntegrityError
 
+    from mirrorflow.storage.models import Repository
     from mirrorflow.storage.provenance import (
         ProvenanceRow,
         provenance_of,
@@ -168,24 +169,29 @@ def test_the_catalog_keeps_one_provenance_per_digest_outside_the_versions(catalo
         with_provenance,
     )
 
+    with catalog.session() as session:
+        session.add_all([Repository(name="one"), Repository(name="two")])
+    with catalog.reading() as session:
+        one, two = (session.query(Repository.id).filter_by(name=n).scalar() for n in ("one", "two"))
     a, b = "a" * 64, "b" * 64
-    assert (
-        record_urls(
-            catalog, {a: "https://index.example/a.provenance", b: "https://index.example/b.provenance"}
-        )
-        == 2
-    )
-    assert record_urls(catalog, {a: "https://index.example/a.provenance"}) == 0, (
-        "the same URL twice: no change"
-    )
-    assert with_provenance(catalog, [a, b, "c" * 64]) == {a, b}
-    assert provenance_of(catalog, a).body is None, "recorded, still to fetch"
+    urls = {a: "https://index.example/a.provenance", b: "https://index.example/b.provenance"}
+    assert record_urls(catalog, one, urls) == 2
+    assert record_urls(catalog, one, {a: urls[a]}) == 0, "the same URL twice: no change"
+    assert with_provenance(catalog, one, [a, b, "c" * 64]) == {a, b}
+    assert with_provenance(catalog, two, [a, b]) == frozenset(), "another repository's remote named them"
+    assert provenance_of(catalog, two, a) is None
+    assert provenance_of(catalog, one, a).body is None, "recorded, still to fetch"
     body = b'{"version": 1, "attestation_bundles": []}'
-    assert store_body(catalog, a, "https://index.example/a.provenance", body)
-    assert not store_body(catalog, a, "https://index.example/a.provenance", body), "the same bytes: no write"
-    assert record_urls(catalog, {a: "https://mirror.example/a.provenance"}) == 1, "a moved URL is recorded"
-    stored = provenance_of(catalog, a)
-    assert (stored.url, stored.body) == ("https://mirror.example/a.provenance", body), "the body is kept"
+    assert store_body(catalog, a, urls[a], body)
+    assert not store_body(catalog, a, urls[a], body), "the same bytes: no write"
+    # Repository two's remote names another object for the same digest: each serves its own.
+    other = b'{"version": 1, "attestation_bundles": [{}]}'
+    assert record_urls(catalog, two, {a: "https://mirror.example/a.provenance"}) == 1
+    assert store_body(catalog, a, "https://mirror.example/a.provenance", other)
+    assert provenance_of(catalog, one, a).body == body and provenance_of(catalog, two, a).body == other
+    assert record_urls(catalog, one, {a: "https://mirror.example/a.provenance"}) == 1, "a moved URL"
+    stored = provenance_of(catalog, one, a)
+    assert (stored.url, stored.body) == ("https://mirror.example/a.provenance", other)
     with pytest.raises(IntegrityError), catalog.session() as session:  # the schema holds the invariants
         session.add(ProvenanceRow(sha256="A" * 64, url="x"))
 
