@@ -209,3 +209,39 @@ def test_pull_through_pages_offer_the_provenance_and_serve_it_byte_for_byte(cli,
             for file in page.json()["files"]:
                 assert file["provenance"] == file["url"] + ".provenance"
                 assert client.get(file["provenance"]).content == objects[file["filename"]]
+
+
+@pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
+def test_a_repository_serves_only_the_provenance_its_own_remote_named(cli, tmp_path) -> None:
+    # The same file (same sha256) on two upstreams: "plain" names no provenance, "attesting" names one.
+    wheel = make_wheel("mf-prov-lib", "1.0")
+    body = _provenance(wheel[0])
+    plain = FixtureProject("mf-prov-lib", [FixtureFile(wheel[0], wheel[1])])
+    attesting = FixtureProject("mf-prov-lib", [FixtureFile(wheel[0], wheel[1], provenance=body)])
+    with (
+        serve_projects([plain], tmp_path / "plain") as up_plain,
+        serve_projects([attesting], tmp_path / "attesting") as up_attesting,
+    ):
+        _ok(cli("remote", "create", "--name", "plain", "--url", up_plain.url, "--policy", "on_demand"))
+        _ok(cli("remote", "create", "--name", "att", "--url", up_attesting.url, "--policy", "immediate"))
+        for name, remote in (("a", "plain"), ("b", "att")):
+            _ok(cli("repository", "create", "--name", name))
+            _ok(cli("repository", "sync", "--name", name, "--remote", remote))
+        _ok(cli("repository", "create", "--name", "c"))  # pull-through from the upstream without provenance
+        _ok(cli("repository", "pull-through", "--name", "c", "--remote", "plain"))
+        with serve_in_thread(app_from_settings()) as base, httpx.Client(base_url=base, timeout=30) as client:
+            served = {}
+            for name in ("a", "b", "c"):
+                page = client.get(f"/{name}/simple/mf-prov-lib/", headers={"Accept": JSON_V1})
+                html = client.get(f"/{name}/simple/mf-prov-lib/", headers={"Accept": "text/html"}).text
+                (file,) = page.json()["files"]
+                served[name] = (file, html, client.get(file["url"] + ".provenance"))
+        b_file, b_html, b_provenance = served["b"]
+        assert b_file["provenance"] == b_file["url"] + ".provenance" and "data-provenance=" in b_html
+        assert b_provenance.status_code == 200 and b_provenance.content == body, "byte for byte"
+        assert served["a"][0]["hashes"] == b_file["hashes"], "the same file in both repositories"
+        for name in ("a", "c"):
+            file, html, provenance = served[name]
+            assert "provenance" not in file and "data-provenance" not in html, name
+            assert provenance.status_code == 404, (name, provenance.text)
+        assert [p for p in up_plain.hits if p.endswith(".provenance")] == []
