@@ -345,7 +345,7 @@ class _Routes:
                         serial=serial,
                         media_type=media_type,
                         files_prefix=prefix,
-                        provenance=with_provenance(catalog, (f.sha256 for f in found)),
+                        provenance=with_provenance(catalog, state.id, (f.sha256 for f in found)),
                         status=status,
                     ),
                     media_type,
@@ -371,7 +371,7 @@ class _Routes:
                     if (refused := self._blocked(state, package)) is not None:
                         return refused
                     body = await run_in_threadpool(
-                        provenance_body, self.serving.catalog, self.upstreams, package
+                        provenance_body, self.serving.catalog, self.upstreams, state.id, package
                     )
                     return Response(body, media_type=PROVENANCE_TYPE)
             if found is None and filename.endswith(".metadata"):

@@ -28,13 +28,14 @@ PROVENANCE_SUFFIX = ".provenance"
 PROVENANCE_TYPE = "application/json"
 
 
-def provenance_body(catalog: Catalog, upstreams: Upstreams, file: ServedFile) -> bytes:
-    """The provenance object of ``file``, fetched from its upstream first when not stored yet.
+def provenance_body(catalog: Catalog, upstreams: Upstreams, repository_id: int, file: ServedFile) -> bytes:
+    """The provenance object of ``file`` in repository ``repository_id`` (the one its own remote
+    named), fetched from its upstream first when not stored yet.
 
     Raises ``ServeError``: 404 when the upstream named no provenance for the file, 502 when the
     upstream's fails to come or is not a provenance object (nothing stored; the next request tries again).
     """
-    row = provenance_of(catalog, file.sha256)
+    row = provenance_of(catalog, repository_id, file.sha256)
     if row is None:
         raise ServeError(404, f"no provenance for file {file.filename!r}")
     if row.body is not None:

@@ -66,7 +66,9 @@ def pull_through_files(
     serving.record_pull_through(repository.id, remote.name, project, packages)
     kept = {package.sha256 for package in packages}
     record_urls(
-        serving.catalog, {f.sha256: f.provenance for f in page.files if f.provenance and f.sha256 in kept}
+        serving.catalog,
+        repository.id,
+        {f.sha256: f.provenance for f in page.files if f.provenance and f.sha256 in kept},
     )
     log.info("pull-through: %d file(s) of %r recorded from %r", len(packages), project, remote.name)
     return serving.pull_through_files(repository.id, project)[0]

@@ -1,19 +1,24 @@
 """PEP 740 provenance objects, kept in the catalog beside (not inside) the repository versions.
 
-One row per distribution digest: the upstream's URL for the file's provenance object, and, once
-fetched, the object's bytes exactly as the upstream sent them with their own sha256. A version is
-immutable; an upstream's provenance is not (attestations can be added to a file already uploaded),
-so the rows live outside the versions, keyed by the distribution's sha256: every repository and
-every version that holds the file serves the same, latest provenance. The object attests that
-digest, whichever index listed it, so sharing the row across remotes is sound.
+Two tables. ``provenances`` holds one row per (distribution digest, upstream provenance URL): the
+object's bytes, once fetched, exactly as that upstream sent them with their own sha256.
+``repository_provenances`` says, per repository and distribution digest, which upstream URL the
+repository's own remote(s) named for the file when its sync (or pull-through) last read the page.
+A repository serves and advertises only the provenance its own remotes named: two repositories
+holding the same file from two upstreams never see each other's provenance, and a repository whose
+upstream names none serves none (404), even when another upstream offers one for the same digest.
 
-- ``record_urls`` (a sync's fetch stage, pull-through): the URL the upstream names now, body kept;
+A version is immutable; an upstream's provenance is not (attestations can be added to a file
+already uploaded), so the rows live outside the versions: every version of a repository that holds
+the file serves the provenance its remote names now.
+
+- ``record_urls`` (a sync's fetch stage, pull-through): the URL the repository's upstream names now;
 - ``store_body`` (the sync, ``immediate``; the server on first request, ``on_demand``);
-- ``with_provenance`` (the page renderer: which files to give a ``provenance`` URL);
+- ``with_provenance`` (the page renderer: which files of a repository to give a ``provenance`` URL);
 - ``provenance_of`` (the server, ``repository verify --provenance``).
 
-A row with a URL and no body is a provenance still to fetch: the next sync, or the first request,
-fetches it. The upstream's URL is only ever used to fetch; it never appears in a served page.
+A URL with no body is a provenance still to fetch: the next sync, or the first request, fetches it.
+The upstream's URL is only ever used to fetch; it never appears in a served page.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, LargeBinary, String, Text, select, update
+from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String, Text, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,6 +38,7 @@ from mirrorflow.storage.models import Base, UTCDateTime
 
 __all__ = [
     "ProvenanceRow",
+    "RepositoryProvenance",
     "StoredProvenance",
     "provenance_of",
     "record_urls",
@@ -49,7 +55,7 @@ class ProvenanceRow(Base):
     #: The distribution's sha256 (the file the provenance attests).
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     #: Where the upstream serves it (PEP 740 ``provenance`` / ``data-provenance``); never served.
-    url: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text, primary_key=True)
     #: The provenance object's bytes as the upstream sent them; None until fetched.
     body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     body_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -61,9 +67,24 @@ class ProvenanceRow(Base):
     )
 
 
+class RepositoryProvenance(Base):
+    """The provenance URL a repository's own remote named for one of its files (migration 0016)."""
+
+    __tablename__ = "repository_provenances"
+
+    repository_id: Mapped[int] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (CheckConstraint("length(sha256) = 64 AND lower(sha256) = sha256", name="sha256"),)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredProvenance:
-    """A distribution's provenance row: the upstream URL and, when fetched, the bytes and their sha256."""
+    """A distribution's provenance as a repository serves it: the upstream URL its remote named and,
+    when fetched, the bytes and their sha256."""
 
     sha256: str
     url: str
@@ -80,11 +101,13 @@ def _chunks(items: list[str]) -> Iterable[list[str]]:
         yield items[start : start + _CHUNK]
 
 
-def record_urls(catalog: Catalog, urls: Mapping[str, str]) -> int:
-    """Record the upstream's provenance URL of each distribution digest; return how many rows changed.
+def record_urls(catalog: Catalog, repository_id: int, urls: Mapping[str, str]) -> int:
+    """Record the provenance URL repository ``repository_id``'s upstream names for each distribution
+    digest; return how many of the repository's digests are new or changed their URL.
 
-    A new digest gets a row without a body (to fetch). A digest whose URL changed gets the new URL
-    and keeps its body until a fetch replaces it. Idempotent: the same URLs twice change nothing.
+    A new (digest, URL) gets a row without a body (to fetch); a URL another upstream also names
+    shares its row. The repository then serves the object of the URL its own remote named, never
+    another remote's. Idempotent: the same URLs twice change nothing.
     """
     if not urls:
         return 0
@@ -94,17 +117,40 @@ def record_urls(catalog: Catalog, urls: Mapping[str, str]) -> int:
         known: dict[str, str] = {}
         for chunk in _chunks(digests):
             rows = session.execute(
-                select(ProvenanceRow.sha256, ProvenanceRow.url).where(ProvenanceRow.sha256.in_(chunk))
+                select(RepositoryProvenance.sha256, RepositoryProvenance.url).where(
+                    RepositoryProvenance.repository_id == repository_id,
+                    RepositoryProvenance.sha256.in_(chunk),
+                )
             )
             known.update((digest, url) for digest, url in rows)
-        new = [{"sha256": digest, "url": urls[digest]} for digest in digests if digest not in known]
-        if new:
-            session.execute(_insert(catalog)(ProvenanceRow).values(new).on_conflict_do_nothing())
-            changed += len(new)
+        objects = [{"sha256": digest, "url": urls[digest]} for digest in digests]
+        for start in range(0, len(objects), _CHUNK // 2):
+            session.execute(
+                _insert(catalog)(ProvenanceRow)
+                .values(objects[start : start + _CHUNK // 2])
+                .on_conflict_do_nothing()
+            )
+        new = [
+            {"repository_id": repository_id, "sha256": digest, "url": urls[digest]}
+            for digest in digests
+            if digest not in known
+        ]
+        for start in range(0, len(new), _CHUNK // 3):
+            session.execute(
+                _insert(catalog)(RepositoryProvenance)
+                .values(new[start : start + _CHUNK // 3])
+                .on_conflict_do_nothing()
+            )
+        changed += len(new)
         for digest in digests:
             if digest in known and known[digest] != urls[digest]:
                 session.execute(
-                    update(ProvenanceRow).where(ProvenanceRow.sha256 == digest).values(url=urls[digest])
+                    update(RepositoryProvenance)
+                    .where(
+                        RepositoryProvenance.repository_id == repository_id,
+                        RepositoryProvenance.sha256 == digest,
+                    )
+                    .values(url=urls[digest])
                 )
                 changed += 1
     return changed
@@ -119,30 +165,46 @@ def store_body(catalog: Catalog, sha256: str, url: str, body: bytes) -> bool:
     digest = hashlib.sha256(body).hexdigest()
     now = datetime.now(UTC)
     with catalog.session() as session:
-        row = session.get(ProvenanceRow, sha256)
+        row = session.get(ProvenanceRow, (sha256, url))
         if row is None:
             session.add(ProvenanceRow(sha256=sha256, url=url, body=body, body_sha256=digest, fetched=now))
             return True
-        if row.body_sha256 == digest and row.url == url:
+        if row.body_sha256 == digest:
             return False
-        row.url, row.body, row.body_sha256, row.fetched = url, body, digest, now
+        row.body, row.body_sha256, row.fetched = body, digest, now
         return True
 
 
-def with_provenance(catalog: Catalog, sha256s: Iterable[str]) -> frozenset[str]:
-    """The digests among ``sha256s`` that have a provenance (fetched, or known and still to fetch)."""
+def with_provenance(catalog: Catalog, repository_id: int, sha256s: Iterable[str]) -> frozenset[str]:
+    """The digests among ``sha256s`` whose provenance repository ``repository_id``'s own remote named
+    (fetched, or still to fetch)."""
     wanted = sorted(set(sha256s))
     found: set[str] = set()
     with catalog.reading() as session:
         for chunk in _chunks(wanted):
-            found.update(session.scalars(select(ProvenanceRow.sha256).where(ProvenanceRow.sha256.in_(chunk))))
+            found.update(
+                session.scalars(
+                    select(RepositoryProvenance.sha256).where(
+                        RepositoryProvenance.repository_id == repository_id,
+                        RepositoryProvenance.sha256.in_(chunk),
+                    )
+                )
+            )
     return frozenset(found)
 
 
-def provenance_of(catalog: Catalog, sha256: str) -> StoredProvenance | None:
-    """The provenance row of distribution ``sha256``, or None when the upstream named none."""
+def provenance_of(catalog: Catalog, repository_id: int, sha256: str) -> StoredProvenance | None:
+    """The provenance of distribution ``sha256`` as repository ``repository_id`` serves it, or None
+    when its own remote named none."""
     with catalog.reading() as session:
-        row = session.get(ProvenanceRow, sha256)
-        if row is None:
+        url = session.scalar(
+            select(RepositoryProvenance.url).where(
+                RepositoryProvenance.repository_id == repository_id, RepositoryProvenance.sha256 == sha256
+            )
+        )
+        if url is None:
             return None
+        row = session.get(ProvenanceRow, (sha256, url))
+        if row is None:  # recorded by a catalog before 0016's rows: still to fetch
+            return StoredProvenance(sha256, url, None, None)
         return StoredProvenance(row.sha256, row.url, row.body, row.body_sha256)

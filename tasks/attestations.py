@@ -20,9 +20,12 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.content import ContentWriter
 from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.storage.models import Repository
 from mirrorflow.storage.provenance import provenance_of
 
 __all__ = ["AttestationsUnavailable", "ProvenanceReport", "require_attestations", "verify_provenance"]
@@ -70,9 +73,11 @@ def verify_provenance(catalog: Catalog, repository: str, number: int | None) -> 
     require_attestations()
     pa: Any = importlib.import_module("pypi_attestations")
     packages = ContentWriter(catalog).content_at(repository, number)
+    with catalog.reading() as session:  # content_at raised NotFound for an unknown name
+        repository_id = session.scalars(select(Repository.id).where(Repository.name == repository)).one()
     report = ProvenanceReport(version=number)
     for package in packages:
-        stored = provenance_of(catalog, package.sha256)
+        stored = provenance_of(catalog, repository_id, package.sha256)
         if stored is None:
             continue
         if stored.body is None:

@@ -130,6 +130,7 @@ def fetch_batch(batch: ResolvedBatch, config: SyncConfig, services: SyncServices
     # Before the staging rows: the version's pages offer a provenance from their commit on.
     found = sync_provenance(
         provenance,
+        repository_id=config.repository_id,
         immediate=immediate,
         catalog=services.writer.catalog,
         index=services.index,

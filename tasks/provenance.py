@@ -104,6 +104,7 @@ class ProvenanceOutcome:
 def sync_provenance(
     wanted: Mapping[str, tuple[str, str]],
     *,
+    repository_id: int,
     immediate: bool,
     catalog: Catalog,
     index: IndexClient,
@@ -112,12 +113,15 @@ def sync_provenance(
     pacer: Pacer,
     attempts: int,
 ) -> ProvenanceOutcome:
-    """Record ``wanted`` (distribution sha256 -> (upstream provenance URL, filename)); with
+    """Record ``wanted`` (distribution sha256 -> (upstream provenance URL, filename)) as what
+    repository ``repository_id``'s remote names; with
     ``immediate``, fetch each object and store it. Returns the counts for the report."""
     outcome = ProvenanceOutcome()
     if not wanted:
         return outcome
-    outcome.recorded = record_urls(catalog, {digest: url for digest, (url, _) in wanted.items()})
+    outcome.recorded = record_urls(
+        catalog, repository_id, {digest: url for digest, (url, _) in wanted.items()}
+    )
     if not immediate:
         return outcome
     items = sorted(wanted.items())

@@ -157,9 +157,10 @@ def test_verify_provenance_without_pypi_attestations_is_one_line_and_exits_1(
     reset_caches()
 
 
-def test_the_catalog_keeps_one_provenance_per_digest_outside_the_versions(catalog) -> None:
+def test_the_catalog_keeps_each_repositorys_own_provenance_outside_the_versions(catalog) -> None:
     from sqlalchemy.exc import IntegrityError
 
+    from mirrorflow.storage.models import Repository
     from mirrorflow.storage.provenance import (
         ProvenanceRow,
         provenance_of,
@@ -168,24 +169,29 @@ def test_the_catalog_keeps_one_provenance_per_digest_outside_the_versions(catalo
         with_provenance,
     )
 
+    with catalog.session() as session:
+        session.add_all([Repository(name="one"), Repository(name="two")])
+    with catalog.reading() as session:
+        one, two = (session.query(Repository.id).filter_by(name=n).scalar() for n in ("one", "two"))
     a, b = "a" * 64, "b" * 64
-    assert (
-        record_urls(
-            catalog, {a: "https://index.example/a.provenance", b: "https://index.example/b.provenance"}
-        )
-        == 2
-    )
-    assert record_urls(catalog, {a: "https://index.example/a.provenance"}) == 0, (
-        "the same URL twice: no change"
-    )
-    assert with_provenance(catalog, [a, b, "c" * 64]) == {a, b}
-    assert provenance_of(catalog, a).body is None, "recorded, still to fetch"
+    urls = {a: "https://index.example/a.provenance", b: "https://index.example/b.provenance"}
+    assert record_urls(catalog, one, urls) == 2
+    assert record_urls(catalog, one, {a: urls[a]}) == 0, "the same URL twice: no change"
+    assert with_provenance(catalog, one, [a, b, "c" * 64]) == {a, b}
+    assert with_provenance(catalog, two, [a, b]) == frozenset(), "another repository's remote named them"
+    assert provenance_of(catalog, two, a) is None
+    assert provenance_of(catalog, one, a).body is None, "recorded, still to fetch"
     body = b'{"version": 1, "attestation_bundles": []}'
-    assert store_body(catalog, a, "https://index.example/a.provenance", body)
-    assert not store_body(catalog, a, "https://index.example/a.provenance", body), "the same bytes: no write"
-    assert record_urls(catalog, {a: "https://mirror.example/a.provenance"}) == 1, "a moved URL is recorded"
-    stored = provenance_of(catalog, a)
-    assert (stored.url, stored.body) == ("https://mirror.example/a.provenance", body), "the body is kept"
+    assert store_body(catalog, a, urls[a], body)
+    assert not store_body(catalog, a, urls[a], body), "the same bytes: no write"
+    # Repository two's remote names another object for the same digest: each serves its own.
+    other = b'{"version": 1, "attestation_bundles": [{}]}'
+    assert record_urls(catalog, two, {a: "https://mirror.example/a.provenance"}) == 1
+    assert store_body(catalog, a, "https://mirror.example/a.provenance", other)
+    assert provenance_of(catalog, one, a).body == body and provenance_of(catalog, two, a).body == other
+    assert record_urls(catalog, one, {a: "https://mirror.example/a.provenance"}) == 1, "a moved URL"
+    stored = provenance_of(catalog, one, a)
+    assert (stored.url, stored.body) == ("https://mirror.example/a.provenance", other)
     with pytest.raises(IntegrityError), catalog.session() as session:  # the schema holds the invariants
         session.add(ProvenanceRow(sha256="A" * 64, url="x"))
 
@@ -203,3 +209,39 @@ def test_pull_through_pages_offer_the_provenance_and_serve_it_byte_for_byte(cli,
             for file in page.json()["files"]:
                 assert file["provenance"] == file["url"] + ".provenance"
                 assert client.get(file["provenance"]).content == objects[file["filename"]]
+
+
+@pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
+def test_a_repository_serves_only_the_provenance_its_own_remote_named(cli, tmp_path) -> None:
+    # The same file (same sha256) on two upstreams: "plain" names no provenance, "attesting" names one.
+    wheel = make_wheel("mf-prov-lib", "1.0")
+    body = _provenance(wheel[0])
+    plain = FixtureProject("mf-prov-lib", [FixtureFile(wheel[0], wheel[1])])
+    attesting = FixtureProject("mf-prov-lib", [FixtureFile(wheel[0], wheel[1], provenance=body)])
+    with (
+        serve_projects([plain], tmp_path / "plain") as up_plain,
+        serve_projects([attesting], tmp_path / "attesting") as up_attesting,
+    ):
+        _ok(cli("remote", "create", "--name", "plain", "--url", up_plain.url, "--policy", "on_demand"))
+        _ok(cli("remote", "create", "--name", "att", "--url", up_attesting.url, "--policy", "immediate"))
+        for name, remote in (("a", "plain"), ("b", "att")):
+            _ok(cli("repository", "create", "--name", name))
+            _ok(cli("repository", "sync", "--name", name, "--remote", remote))
+        _ok(cli("repository", "create", "--name", "c"))  # pull-through from the upstream without provenance
+        _ok(cli("repository", "pull-through", "--name", "c", "--remote", "plain"))
+        with serve_in_thread(app_from_settings()) as base, httpx.Client(base_url=base, timeout=30) as client:
+            served = {}
+            for name in ("a", "b", "c"):
+                page = client.get(f"/{name}/simple/mf-prov-lib/", headers={"Accept": JSON_V1})
+                html = client.get(f"/{name}/simple/mf-prov-lib/", headers={"Accept": "text/html"}).text
+                (file,) = page.json()["files"]
+                served[name] = (file, html, client.get(file["url"] + ".provenance"))
+        b_file, b_html, b_provenance = served["b"]
+        assert b_file["provenance"] == b_file["url"] + ".provenance" and "data-provenance=" in b_html
+        assert b_provenance.status_code == 200 and b_provenance.content == body, "byte for byte"
+        assert served["a"][0]["hashes"] == b_file["hashes"], "the same file in both repositories"
+        for name in ("a", "c"):
+            file, html, provenance = served[name]
+            assert "provenance" not in file and "data-provenance" not in html, name
+            assert provenance.status_code == 404, (name, provenance.text)
+        assert [p for p in up_plain.hits if p.endswith(".provenance")] == []
