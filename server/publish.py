@@ -50,11 +50,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from mirrorflow.server.advisories import ServedAdvisories
 from mirrorflow.server.pages import HTML, HTML_V1, JSON_V1, render_listing, render_project
 from mirrorflow.storage.artifacts import ArtifactStore, ArtifactStoreError
 from mirrorflow.storage.catalog import NotFound
 from mirrorflow.storage.errors import MirrorflowError
-from mirrorflow.storage.records import PageFile, ProjectEntry
+from mirrorflow.storage.records import PageFile, ProjectEntry, RepositoryState
 from mirrorflow.storage.serving import ServingCatalog
 from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.core_metadata import WheelMetadataError, metadata_from_wheel
@@ -152,7 +153,7 @@ def load_version(
     number = state.latest_version if version is None else version
     if not state.has_version(number):
         raise PublishError("version", number, f"repository {repository!r} has no such version")
-    projects, pages, blocked = _version_pages(serving, state.id, number, state.blocklist)
+    projects, pages, blocked = _version_pages(serving, state, number)
     missing = [f.filename for files in pages.values() for f in files if f.artifact_sha256 is None]
     if missing:
         raise PublishError(
@@ -165,24 +166,32 @@ def load_version(
 
 
 def _version_pages(
-    serving: ServingCatalog, repository_id: int, number: int, entries: tuple[str, ...]
+    serving: ServingCatalog, state: RepositoryState, number: int
 ) -> tuple[list[ProjectEntry], dict[str, list[PageFile]], int]:
-    """The version's projects and their files, without what ``entries`` block; and how many it blocks.
+    """The version's projects and their files, without what ``mirrorflow serve`` refuses; and how many
+    that leaves out: the repository's blocklist and the advisories its prefixes block
+    (``mirrorflow.server.advisories``), in every version, as serve applies them.
 
     A project left with no file is left out of the listing too, and its serial is recomputed
     from the files that remain (as ``mirrorflow serve`` renders them).
     """
-    listed = serving.projects(repository_id, number, pull_through=False)
-    pages = {
-        p.normalized_name: serving.project_files(repository_id, number, p.normalized_name) for p in listed
-    }
-    if not entries:
+    listed = serving.projects(state.id, number, pull_through=False)
+    pages = {p.normalized_name: serving.project_files(state.id, number, p.normalized_name) for p in listed}
+    blocklist = Blocklist.parse(state.blocklist) if state.blocklist else None
+    advisories = ServedAdvisories(serving.catalog)
+    advisories.refresh([state])
+    if blocklist is None and not state.advisories:
         return listed, pages, 0
-    blocklist = Blocklist.parse(entries)
+
+    def refused(f: PageFile) -> bool:
+        if blocklist is not None and blocklist.blocks(f.name, f.filename, f.version) is not None:
+            return True
+        return advisories.blocking(state, f.name, f.version) is not None
+
     kept: dict[str, list[PageFile]] = {}
     blocked = 0
     for normalized, files in pages.items():
-        allowed = [f for f in files if blocklist.blocks(f.name, f.filename, f.version) is None]
+        allowed = [f for f in files if not refused(f)]
         blocked += len(files) - len(allowed)
         if allowed:
             kept[normalized] = allowed

@@ -240,6 +240,8 @@ def test_a_mal_advisory_keeps_the_version_out_of_syncs_and_of_pip_install_from_s
         seed_index.url,
         "--includes",
         '["mf-demo-app", "mf-demo-lib"]',
+        "--policy",
+        "immediate",  # every file stored: version 1 can be published
     )
     assert remote["block_advisories"] == ["MAL"], "the default"
     first = ok("repository", "sync", "--name", "foo", "--remote", "up")
@@ -279,6 +281,12 @@ def test_a_mal_advisory_keeps_the_version_out_of_syncs_and_of_pip_install_from_s
     )
     third = ok("repository", "sync", "--name", "foo", "--remote", "up")
     assert not third["changed"] and third["report"]["advisories_removed"] == {}, "a second sync is a no-op"
+    # Version 1 still holds the blocked files: a static publication of it leaves them out, as serve does.
+    to = tmp_path / "published"
+    published = ok("repository", "publish", "--name", "foo", "--version", "1", "--to", str(to))
+    written = {path.name for path in to.rglob("*") if path.is_file()}
+    assert blocked and not blocked & written and synced - blocked <= written, published
+    assert not any(name in (to / "simple" / "mf-demo-lib" / "index.html").read_text() for name in blocked)
 
     from mirrorflow.flows.cli_serve import app_from_settings
     from mirrorflow.server.threaded import serve_in_thread
