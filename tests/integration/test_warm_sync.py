@@ -5,6 +5,10 @@ session's Prefect test harness, adopted as this home's "local server" by writing
 ``mirrorflow.flows.local_server`` would have written, so no Prefect server is started here; the fixture stops
 the warm process and removes that file, leaving nothing behind. The in-process sync it is compared
 with runs on the same harness (``MIRRORFLOW_PREFECT_SERVER=temporary``, the suite's choice).
+
+xdist's ``worksteal`` spreads the module's tests over workers in any order, each worker with a home of
+its own: every test makes the repositories and remotes it needs, and none assumes that another test ran
+before it, or started or stopped the warm process.
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ def in_home(warm_home, monkeypatch) -> Path:
         monkeypatch.delenv(name)
     monkeypatch.setenv("MIRRORFLOW_HOME", str(warm_home))
     monkeypatch.setenv("MIRRORFLOW_PREFECT_SERVER", "temporary")
+    # An in-process sync on the temporary server sets this in os.environ, and the thin client's
+    # environment is a copy of os.environ: set from the start, the warm process's key stays the same.
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     reset_caches()
     yield warm_home
     reset_caches()
@@ -116,15 +123,23 @@ def _shape(value: Any) -> Any:
     return value
 
 
+def _remote(capsys, name: str, url: str, includes: str) -> None:
+    """Remote ``name`` at ``url``: created, or updated when an earlier test on this worker made it."""
+    exists = _in_process(capsys, "remote", "show", "--name", name)[0] == 0
+    verb = "update" if exists else "create"
+    done = _in_process(capsys, "remote", verb, "--name", name, "--url", url, "--includes", includes)
+    assert done[0] == 0, done[2]
+
+
 def _setup(capsys, url: str, *repositories: str) -> None:
+    """New repositories (each test names its own) and the remote ``up`` on the seed index."""
     for repository in repositories:
         assert _in_process(capsys, "repository", "create", "--name", repository)[0] == 0
-    includes = '["shelf-reader", "no-such-project"]'
-    created = _in_process(capsys, "remote", "create", "--name", "up", "--url", url, "--includes", includes)
-    assert created[0] == 0, created[2]
+    _remote(capsys, "up", url, '["shelf-reader", "no-such-project"]')
 
 
 def test_thin_sync_prints_what_the_in_process_sync_prints_and_reuses_its_process(in_home, seed_index, capsys):
+    WarmSyncs(in_home).stop_all()  # this test covers the start, whatever ran before it on this worker
     _setup(capsys, seed_index.url, "thin", "fat")
     code, out, err = _thin(in_home, "thin", "up")
     assert code == 0, err
@@ -159,15 +174,17 @@ def test_thin_errors_are_the_in_process_ones(in_home, capsys):
     assert thin[2].splitlines()[-1] == fat[2].strip() and fat[2].startswith("Error: ")
 
 
-def test_the_thin_cli_loads_no_prefect_nor_database_toolkit(in_home, capsys):
+def test_the_thin_cli_loads_no_prefect_nor_database_toolkit(in_home, seed_index, capsys):
     """The console script, in its own interpreter: the sync's answer, and the packages it loaded."""
+    _setup(capsys, seed_index.url, "quiet")
+    assert _thin(in_home, "quiet", "up")[0] == 0  # the warm process runs, and the next sync changes nothing
     program = (
         "import json, sys; sys.argv = ['mirrorflow', *sys.argv[1:]]; from mirrorflow.flows.console import main\n"
         "try:\n    main()\nfinally:\n"
         "    print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)"
     )
     done = subprocess.run(
-        [sys.executable, "-c", program, "repository", "sync", "--name", "thin", "--remote", "up"],
+        [sys.executable, "-c", program, "repository", "sync", "--name", "quiet", "--remote", "up"],
         env=_thin_env(in_home),
         capture_output=True,
         text=True,
@@ -182,9 +199,8 @@ def test_the_thin_cli_loads_no_prefect_nor_database_toolkit(in_home, capsys):
     )
 
 
-def test_syncs_of_two_repositories_run_side_by_side_in_one_warm_process(in_home, capsys):
-    for name in ("left", "right"):
-        assert _in_process(capsys, "repository", "create", "--name", name)[0] == 0
+def test_syncs_of_two_repositories_run_side_by_side_in_one_warm_process(in_home, seed_index, capsys):
+    _setup(capsys, seed_index.url, "left", "right")
     results: dict[str, tuple[int, str, str]] = {}
     threads = [
         threading.Thread(target=lambda n=n: results.update({n: _thin(in_home, n, "up")}))
@@ -212,8 +228,7 @@ def _stalled(seed_index) -> Iterator[Any]:
 
 def test_ctrl_c_stops_the_sync_without_a_version(in_home, seed_index, capsys):
     with _stalled(seed_index) as index:
-        assert _in_process(capsys, "remote", "create", "--name", "slow", "--url", index.url,
-                           "--includes", '["shelf-reader"]')[0] == 0  # fmt: skip
+        _remote(capsys, "slow", index.url, '["shelf-reader"]')
         assert _in_process(capsys, "repository", "create", "--name", "stopped")[0] == 0
         cli = subprocess.Popen(
             [MIRRORFLOW, "repository", "sync", "--name", "stopped", "--remote", "slow"],
@@ -237,21 +252,23 @@ def test_ctrl_c_stops_the_sync_without_a_version(in_home, seed_index, capsys):
 
 
 def test_a_warm_process_that_dies_mid_sync_is_one_line(in_home, seed_index, capsys):
-    """Last in the module: it kills the module's warm process (the first test covers starting one)."""
-    [(state, _)] = WarmSyncs(in_home).all()
+    """It kills this worker's warm process; a later test here starts another (and may say so)."""
+    _thin(in_home, "nope")  # an answer from the warm process, which is started first when there is none
+    [(state, _)] = [(state, status) for state, status in WarmSyncs(in_home).all() if status is not None]
+    assert _in_process(capsys, "repository", "create", "--name", "killed")[0] == 0
     with _stalled(seed_index) as index:
-        assert _in_process(capsys, "remote", "update", "--name", "slow", "--url", index.url)[0] == 0
+        _remote(capsys, "slow", index.url, '["shelf-reader"]')
         killer = threading.Thread(
             target=lambda: (index.wait_for("slow", timeout=30), os.kill(state.pid, signal.SIGKILL))
         )
         killer.start()
-        code, out, err = _thin(in_home, "stopped", "slow")
+        code, out, err = _thin(in_home, "killed", "slow")
         killer.join()
     assert (code, out) == (1, "")
     [line] = err.splitlines()
     assert line.startswith(
-        f"Error: the warm sync process (pid {state.pid}) stopped during the sync of 'stopped'"
+        f"Error: the warm sync process (pid {state.pid}) stopped during the sync of 'killed'"
     )
     assert line.endswith("rerun the sync")
-    shown = _in_process(capsys, "repository", "show", "--name", "stopped")
+    shown = _in_process(capsys, "repository", "show", "--name", "killed")
     assert json.loads(shown[1])["latest_version_href"].endswith("/versions/0/"), "no version was committed"
