@@ -60,9 +60,10 @@ def in_home(warm_home, monkeypatch) -> Path:
         monkeypatch.delenv(name)
     monkeypatch.setenv("MIRRORFLOW_HOME", str(warm_home))
     monkeypatch.setenv("MIRRORFLOW_PREFECT_SERVER", "temporary")
-    # An in-process sync on the temporary server sets this in os.environ, and the thin client's
-    # environment is a copy of os.environ: set from the start, the warm process's key stays the same.
+    # The in-process CLI sets these in os.environ, and the thin client's environment is a copy of
+    # os.environ: set from the start, the warm process's key stays the same through a test.
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     reset_caches()
     yield warm_home
     reset_caches()
