@@ -317,6 +317,27 @@ class _NoUpstreams:
         return IndexClient("http://127.0.0.1:9/", client=build_http_client(timeout=1.0))
 
 
+def test_the_read_api_leaves_out_what_a_blocking_advisory_names_as_serve_does(advisory_cli, tmp_path) -> None:
+    from mirrorflow.flows.read_api import CatalogReadApi
+
+    cli, catalog = advisory_cli, advisory_cli.catalog
+    api, uuid_ = CatalogReadApi(catalog), catalog.get_repository("foo").uuid
+
+    def filenames(membership: str = "present") -> tuple[int, list[str]]:
+        count, rows = api.content((uuid_, 1, membership), limit=100, offset=0)
+        return count, [row["filename"] for row in rows]
+
+    assert filenames() == (4, sorted(FILES))
+    export = osv_zip(
+        tmp_path / "all.zip",
+        osv("MAL-2024-7", "Evil.Pkg", ranges=since("2.0")),
+        osv("PYSEC-2024-8", "evil-pkg", versions=["1.0"]),  # not blocked under the default ["MAL"]
+    )
+    assert cli("advisories", "import", str(export))[1]["added"] == 2
+    assert filenames() == (2, ["evil_pkg-1.0.tar.gz", "fine-1.0.tar.gz"]), "in version 1 too"
+    assert filenames("added") == (2, ["evil_pkg-1.0.tar.gz", "fine-1.0.tar.gz"])
+
+
 def test_serve_leaves_files_a_blocking_advisory_names_off_pinned_pages_and_answers_404(
     advisory_cli, tmp_path
 ) -> None:
