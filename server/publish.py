@@ -62,6 +62,7 @@ from urllib.parse import quote
 from mirrorflow.server.advisories import ServedAdvisories
 from mirrorflow.server.pages import HTML, HTML_V1, JSON_V1, render_listing, render_project
 from mirrorflow.server.provenance import PROVENANCE_SUFFIX
+from mirrorflow.server.refusals import Refusals
 from mirrorflow.storage.artifacts import ArtifactStore, ArtifactStoreError
 from mirrorflow.storage.catalog import NotFound
 from mirrorflow.storage.errors import MirrorflowError
@@ -263,35 +264,24 @@ def _version_pages(
     version, as serve applies them.
 
     A project left with no file is left out of the listing too, and its serial is recomputed
-    from the files that remain (as ``mirrorflow serve`` renders them).
+    from the files that remain (``mirrorflow.server.refusals``: serve's rule).
     """
     listed = serving.projects(state.id, number, pull_through=False)
     pages = {p.normalized_name: serving.project_files(state.id, number, p.normalized_name) for p in listed}
     held = set(pages)
-    blocklist = Blocklist.parse(state.blocklist) if state.blocklist else None
     advisories = ServedAdvisories(serving.catalog)
     advisories.refresh([state])
-    if blocklist is None and not state.advisories:
+    refusals = Refusals(state, Blocklist.parse(state.blocklist), advisories)
+    if not refusals:
         return listed, pages, held, 0
-
-    def refused(f: PageFile) -> bool:
-        if blocklist is not None and blocklist.blocks(f.name, f.filename, f.version) is not None:
-            return True
-        return advisories.blocking(state, f.name, f.version) is not None
-
     kept: dict[str, list[PageFile]] = {}
     blocked = 0
     for normalized, files in pages.items():
-        allowed = [f for f in files if not refused(f)]
+        allowed = refusals.kept(files)
         blocked += len(files) - len(allowed)
         if allowed:
             kept[normalized] = allowed
-    projects = [
-        ProjectEntry(p.normalized_name, p.display_name, max(f.package_id for f in kept[p.normalized_name]))
-        for p in listed
-        if p.normalized_name in kept
-    ]
-    return projects, kept, held, blocked
+    return refusals.listed(serving, number, listed), kept, held, blocked
 
 
 def _write_tree(writer: _Writer, repository: str, version: VersionToPublish, to: Path) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from packaging.version import Version
+from support_server import NoUpstreams
 
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.content import ContentWriter, NewPackage
@@ -307,16 +308,6 @@ def test_a_mal_advisory_keeps_the_version_out_of_syncs_and_of_pip_install_from_s
 # -- serve: a blocking advisory in every version, pinned ones included -------------------------------
 
 
-class _NoUpstreams:
-    def remote(self, name: str) -> None:
-        return None
-
-    def fallback(self) -> Any:
-        from mirrorflow.tasks.index_client import IndexClient, build_http_client
-
-        return IndexClient("http://127.0.0.1:9/", client=build_http_client(timeout=1.0))
-
-
 def test_the_read_api_leaves_out_what_a_blocking_advisory_names_as_serve_does(advisory_cli, tmp_path) -> None:
     from mirrorflow.flows.read_api import CatalogReadApi
 
@@ -336,6 +327,38 @@ def test_the_read_api_leaves_out_what_a_blocking_advisory_names_as_serve_does(ad
     assert cli("advisories", "import", str(export))[1]["added"] == 2
     assert filenames() == (2, ["evil_pkg-1.0.tar.gz", "fine-1.0.tar.gz"]), "in version 1 too"
     assert filenames("added") == (2, ["evil_pkg-1.0.tar.gz", "fine-1.0.tar.gz"])
+
+
+def test_serve_does_not_list_a_project_every_file_of_which_an_advisory_blocks(advisory_cli, tmp_path) -> None:
+    import httpx
+
+    from mirrorflow.server.app import create_app
+    from mirrorflow.server.pages import JSON_V1
+    from mirrorflow.server.threaded import serve_in_thread
+    from mirrorflow.storage.filesystem_store import FileSystemStore
+
+    cli, catalog = advisory_cli, advisory_cli.catalog
+    clock = [1000.0]
+    app = create_app(catalog, FileSystemStore(tmp_path / "store"), NoUpstreams(), clock=lambda: clock[0])
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+
+        def listed() -> list[str]:
+            return [
+                p["name"] for p in client.get("/foo/simple/", headers={"Accept": JSON_V1}).json()["projects"]
+            ]
+
+        assert listed() == ["evil-pkg", "fine"]
+        assert (
+            cli(
+                "advisories",
+                "import",
+                str(osv_zip(tmp_path / "all.zip", osv("MAL-2024-7", "evil-pkg", ranges=since("0")))),
+            )[0]
+            == 0
+        )
+        clock[0] += 1.0
+        assert client.get("/foo/simple/evil-pkg/").status_code == 404
+        assert listed() == ["fine"], "the cached listing was re-keyed, and leaves out what answers 404"
 
 
 def test_serve_leaves_files_a_blocking_advisory_names_off_pinned_pages_and_answers_404(
@@ -358,7 +381,7 @@ def test_serve_leaves_files_a_blocking_advisory_names_off_pinned_pages_and_answe
     )
     writer.commit_version(repository="foo", sync_id=sync_id, mirror=True)
     clock = [1000.0]
-    app = create_app(catalog, FileSystemStore(tmp_path / "store"), _NoUpstreams(), clock=lambda: clock[0])
+    app = create_app(catalog, FileSystemStore(tmp_path / "store"), NoUpstreams(), clock=lambda: clock[0])
     pinned = "/foo/versions/1/simple/evil-pkg/"
     with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
 
