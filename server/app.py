@@ -261,7 +261,8 @@ class _Routes:
         """The projects the listing names: those with a file serve does not refuse (a worker thread)."""
         projects = self.serving.projects(state.id, number, pull_through=pull)
         blocklist = parsed_blocklist(state.blocklist) if state.blocklist else None
-        return Refusals(state, blocklist, self.advisories).listed(self.serving, number, projects)
+        refusals = Refusals(state, blocklist, self.advisories)
+        return refusals.listed(self.serving, number, projects, pull_through=pull)
 
     async def project(self, request: Request) -> Response:
         project = request.path_params["project"]

@@ -281,7 +281,7 @@ def _version_pages(
         blocked += len(files) - len(allowed)
         if allowed:
             kept[normalized] = allowed
-    return refusals.listed(serving, number, listed), kept, held, blocked
+    return refusals.listed(serving, number, listed, pull_through=False), kept, held, blocked
 
 
 def _write_tree(writer: _Writer, repository: str, version: VersionToPublish, to: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from mirrorflow.server.advisories import ServedAdvisories
-from mirrorflow.storage.records import PageFile, ProjectEntry, RepositoryState
+from mirrorflow.storage.records import PageFile, ProjectEntry, RepositoryState, ServedFile
 from mirrorflow.storage.serving import ServingCatalog
 from mirrorflow.tasks.blocklist import Blocklist
 
@@ -30,7 +30,7 @@ class Refusals:
     def __bool__(self) -> bool:
         return self.blocklist is not None or bool(self.advisories.projects(self.state))
 
-    def refuses(self, file: PageFile) -> bool:
+    def refuses(self, file: PageFile | ServedFile) -> bool:
         """Whether serve leaves ``file`` out (its page, its URL)."""
         if self.blocklist is not None and self.blocklist.blocks(file.name, file.filename, file.version):
             return True
@@ -42,11 +42,11 @@ class Refusals:
         return frozenset(named) | self.advisories.projects(self.state)
 
     def listed(
-        self, serving: ServingCatalog, number: int, projects: Sequence[ProjectEntry]
+        self, serving: ServingCatalog, number: int, projects: Sequence[ProjectEntry], *, pull_through: bool
     ) -> list[ProjectEntry]:
-        """``projects`` (of version ``number``) as serve lists them: without those whose every file it
-        refuses, each candidate's serial that of the files it still shows. Reads the files of the
-        candidates only.
+        """``projects`` (of version ``number``, and of the pull-through cache with ``pull_through``) as
+        serve lists them: without those whose every file it refuses, each candidate's serial that of
+        the files it still shows. Reads the files of the candidates only.
         """
         if not self:
             return list(projects)
@@ -54,14 +54,16 @@ class Refusals:
         listed = []
         for project in projects:
             if project.normalized_name in candidates:
-                files = serving.project_files(self.state.id, number, project.normalized_name)
-                if files:  # none: a project only a pull-through cache holds, listed as it is
-                    kept = self.kept(files)
-                    if not kept:
-                        continue
-                    project = ProjectEntry(
-                        project.normalized_name, project.display_name, max(f.package_id for f in kept)
-                    )
+                files: Sequence[PageFile | ServedFile] = serving.project_files(
+                    self.state.id, number, project.normalized_name
+                )
+                if not files and pull_through:  # as the page: the version's files, else the pulled ones
+                    files = serving.pull_through_files(self.state.id, project.normalized_name)[0]
+                kept = [f for f in files if not self.refuses(f)]
+                if not kept:
+                    continue
+                serial = max(f.package_id for f in kept)
+                project = ProjectEntry(project.normalized_name, project.display_name, serial)
             listed.append(project)
         return listed
 
