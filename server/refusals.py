@@ -51,12 +51,13 @@ class Refusals:
         if not self:
             return list(projects)
         candidates = self.candidates()
+        held = serving.projects_files(
+            self.state.id, number, (p.normalized_name for p in projects if p.normalized_name in candidates)
+        )
         listed = []
         for project in projects:
             if project.normalized_name in candidates:
-                files: Sequence[PageFile | ServedFile] = serving.project_files(
-                    self.state.id, number, project.normalized_name
-                )
+                files: Sequence[PageFile | ServedFile] = held.get(project.normalized_name, [])
                 if not files and pull_through:  # as the page: the version's files, else the pulled ones
                     files = serving.pull_through_files(self.state.id, project.normalized_name)[0]
                 kept = [f for f in files if not self.refuses(f)]
