@@ -89,6 +89,9 @@ def run_export(
         "removed": toc.removed,
         "artifacts": toc.artifacts,
         "artifact_bytes": toc.artifact_bytes,
+        "project_statuses": toc.statuses,
+        "provenance": toc.provenance,
+        "provenance_not_fetched": result.provenance_missing,
         "fetched": fetched,
         "seconds": round(seconds, 3),
         "mb_per_s": round(result.bytes_written / 1e6 / seconds, 1) if seconds > 0 else None,
@@ -116,5 +119,6 @@ def run_import(
         "chunks": result.chunks,
         "artifacts_stored": result.artifacts_stored,
         "artifacts_already_present": result.artifacts_present,
+        "provenance_stored": result.provenance,
         "seconds": round(time.monotonic() - started, 3),
     }

@@ -86,6 +86,8 @@ def repository_publish(
             "pages_unchanged": done.pages_linked,
             "written": done.written,
             "blocked_files_left_out": done.blocked,
+            "provenance_files": done.provenance,
+            "provenance_not_fetched": done.provenance_missing,
         }
     )
 
@@ -127,5 +129,7 @@ def _publish_s3(name: str, version: int | None, to: str, settings: Settings) -> 
             "unchanged": done.unchanged,
             "removed": done.removed,
             "blocked_files_left_out": done.blocked,
+            "provenance_files": done.provenance,
+            "provenance_not_fetched": done.provenance_missing,
         }
     )

@@ -1,8 +1,10 @@
 """The catalog as the JSON API shows it (``mirrorflow.server.api.ReadApi``), with the CLI's views.
 
 ``mirrorflow serve`` hands this to the server, so that every href the CLI prints answers with the
-same JSON the CLI printed (secrets hidden the same way). A version's content leaves out what the
-repository's blocklist blocks, as the simple pages do (older versions hold it; no reader is offered it).
+same JSON the CLI printed (secrets hidden the same way). A version's content leaves out what
+``mirrorflow serve``'s pages leave out: what the repository's blocklist blocks and what a blocking
+advisory names (``mirrorflow.server.advisories``), in every version (older versions hold it; no
+reader is offered it).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from mirrorflow.flows.views import package_view, remote_view, repository_view, version_view
+from mirrorflow.server.advisories import ServedAdvisories
 from mirrorflow.server.hrefs import Membership
 from mirrorflow.storage.blocklists import list_entries
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.content_reads import ContentReader, Hidden
+from mirrorflow.storage.serving import ServingCatalog
 from mirrorflow.tasks.blocklist import Blocklist
 
 __all__ = ["CatalogReadApi"]
@@ -25,6 +29,8 @@ class CatalogReadApi:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.reader = ContentReader(catalog)
+        self.serving = ServingCatalog(catalog)
+        self.advisories = ServedAdvisories(catalog)  # parsed again only after an advisories import
 
     def repositories(self) -> list[dict[str, Any]]:
         return [
@@ -63,14 +69,24 @@ class CatalogReadApi:
         return page.count, [package_view(row) for row in page.packages]
 
     def _hidden(self, repository: str) -> Hidden | None:
-        """What the repository's blocklist blocks (None: an empty blocklist)."""
+        """What serve leaves out of the repository's pages (None: nothing): its blocklist's entries
+        and the versions blocking advisories name."""
         blocklist = Blocklist.parse(entry.entry for entry in list_entries(self.catalog, repository))
-        if not blocklist:
+        state = self.serving.repository(repository)
+        self.advisories.refresh([state])
+        advised = self.advisories.projects(state)
+        if not blocklist and not advised:
             return None
+
+        def blocks(name: str, filename: str, version: str) -> bool:
+            if blocklist and blocklist.blocks(name, filename, version) is not None:
+                return True
+            return self.advisories.blocking(state, name, version) is not None
+
         return Hidden(
-            projects=frozenset(e.project for e in blocklist.entries if e.filename is None),
+            projects=frozenset(e.project for e in blocklist.entries if e.filename is None) | advised,
             filenames=frozenset(e.filename for e in blocklist.entries if e.filename is not None),
-            blocks=lambda name, filename, version: blocklist.blocks(name, filename, version) is not None,
+            blocks=blocks,
         )
 
     def package(self, uuid: str) -> dict[str, Any]:

@@ -52,6 +52,12 @@ class ServedAdvisories:
         self._advisories, self._key = advisories, key
         self.loads += 1
 
+    def projects(self, state: RepositoryState) -> frozenset[str]:
+        """The projects (normalized) of which some version may be blocked in the repository."""
+        if not state.advisories:
+            return frozenset()
+        return frozenset(self._advisories.projects)
+
     def blocking(self, state: RepositoryState, project: str, version: str) -> Advisory | None:
         """The advisory that blocks ``version`` of ``project`` in the repository, else None."""
         if not state.advisories or not self._advisories:

@@ -53,11 +53,12 @@ from mirrorflow.server.pages import (
 )
 from mirrorflow.server.provenance import PROVENANCE_SUFFIX, PROVENANCE_TYPE, provenance_body
 from mirrorflow.server.pull_through import pull_through_files
+from mirrorflow.server.refusals import Refusals
 from mirrorflow.server.upstream import ServeError, Upstreams
 from mirrorflow.storage.artifacts import ArtifactStore
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.provenance import with_provenance
-from mirrorflow.storage.records import RepositoryState, ServedFile
+from mirrorflow.storage.records import ProjectEntry, RepositoryState, ServedFile
 from mirrorflow.storage.serving import ServingCatalog
 from mirrorflow.tasks.blocklist import Blocklist
 
@@ -244,19 +245,24 @@ class _Routes:
             return _text(406, _ACCEPTABLE)
         # The latest listing of a pull-through repository grows without a commit: never cached.
         pull = state.pull_through_remote is not None and not pinned
-        key = (state.id, number, "", media_type, state.blocklist)
+        # As the pages' key: a project whose every file is refused is not listed.
+        key = (state.id, number, "", media_type, state.blocklist, state.advisories, state.block_advisories)
         cached = None if pull else self.pages.get(key)
         if cached is None:
-            projects = await run_in_threadpool(self.serving.projects, state.id, number, pull_through=pull)
-            if state.blocklist:
-                blocklist = parsed_blocklist(state.blocklist)
-                projects = [p for p in projects if not blocklist.blocks_project(p.normalized_name)]
+            projects = await run_in_threadpool(self._listed, state, number, pull)
             serial = max((p.serial for p in projects), default=0)
             body = render_listing(projects, serial=serial, media_type=media_type)
             cached = _rendered(body, media_type, serial)
             if not pull:
                 self.pages.put(key, cached)
         return _send(request, cached)
+
+    def _listed(self, state: RepositoryState, number: int, pull: bool) -> list[ProjectEntry]:
+        """The projects the listing names: those with a file serve does not refuse (a worker thread)."""
+        projects = self.serving.projects(state.id, number, pull_through=pull)
+        blocklist = parsed_blocklist(state.blocklist) if state.blocklist else None
+        refusals = Refusals(state, blocklist, self.advisories)
+        return refusals.listed(self.serving, number, projects, pull_through=pull)
 
     async def project(self, request: Request) -> Response:
         project = request.path_params["project"]

@@ -6,6 +6,7 @@ The tree under ``DIR``::
     simple/<project>/index.html, index.v1_html, index.v1_json  each project's page
     files/<sha256>/<filename>                                  the distribution files
     files/<sha256>/<filename>.metadata                         PEP 658 core metadata of wheels
+    files/<sha256>/<filename>.provenance                       PEP 740 provenance objects
     nginx.conf                                                 a server block negotiating by Accept
     .mirrorflow-publication                                    what was published (one JSON line)
 
@@ -14,6 +15,14 @@ uv read); nginx with ``nginx.conf`` serves JSON to clients that prefer it, as ba
 does. Pages link files relatively (``../../files/...``), so the tree serves from any URL prefix.
 A page advertises core metadata only where the tree holds it.
 
+Pages say what ``mirrorflow serve``'s pages say for the same version (``version_pages``): each
+project's PEP 792 status (API 1.4 where a status exists; a quarantined project holding no file has
+a page with its status and no file, and is not listed, as serve answers), and PEP 740
+``provenance`` / ``data-provenance`` links to ``<file>.provenance``, the object byte for byte, for
+the provenance the repository serves (the one its own remote named, ``mirrorflow.storage.provenance``).
+A provenance named but never fetched (``on_demand``, fetched by serve on first request) is neither
+written nor advertised (``Published.provenance_missing``): a static tree cannot fetch it.
+
 ``DIR`` is a symbolic link to a complete tree, and only ever to one: each publication is built
 as a new tree under ``.DIR.trees/`` beside it (named ``v<version>.<n>``), and when that tree is
 complete ``DIR`` is swapped to it by ``os.replace`` of a new link over the old one, one atomic
@@ -21,9 +30,9 @@ rename. A reader resolving ``DIR`` finds the previous tree or the new one, never
 written one. (A link at ``DIR`` itself, rather than ``DIR/current``, keeps ``DIR`` the web
 server's root.) The tree before is kept, for readers still inside it; older ones are removed.
 
-Publishing is incremental: a page whose bytes are those of the tree before, and every file and
-``.metadata`` file that tree holds (content-addressed, so unchanged), are hard-linked from it, not
-written; only changed pages and new files are written (``Published.written`` counts them). One
+Publishing is incremental: a page or ``.provenance`` file whose bytes are those of the tree
+before, and every file and ``.metadata`` file that tree holds (content-addressed, so unchanged),
+are hard-linked from it, not written; only changed pages and new files are written (``Published.written`` counts them). One
 publisher at a time per ``DIR`` (a lock file in ``.DIR.trees/``). A ``DIR`` published as a plain
 directory by an older mirrorflow is moved into ``.DIR.trees/`` once (for that instant it is absent).
 
@@ -52,20 +61,35 @@ from urllib.parse import quote
 
 from mirrorflow.server.advisories import ServedAdvisories
 from mirrorflow.server.pages import HTML, HTML_V1, JSON_V1, render_listing, render_project
+from mirrorflow.server.provenance import PROVENANCE_SUFFIX
+from mirrorflow.server.refusals import Refusals
 from mirrorflow.storage.artifacts import ArtifactStore, ArtifactStoreError
 from mirrorflow.storage.catalog import NotFound
 from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.storage.provenance import provenances_of
 from mirrorflow.storage.records import PageFile, ProjectEntry, RepositoryState
 from mirrorflow.storage.serving import ServingCatalog
 from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.core_metadata import WheelMetadataError, metadata_from_wheel
 
-__all__ = ["MARKER", "PAGES", "PublishError", "Published", "load_version", "publish"]
+__all__ = [
+    "FILES_PREFIX",
+    "MARKER",
+    "PAGES",
+    "PublishError",
+    "Published",
+    "VersionToPublish",
+    "load_version",
+    "publish",
+    "version_pages",
+]
 
 MARKER = ".mirrorflow-publication"
 
 # The page files, by the media type each holds.
 PAGES = (("index.html", HTML), ("index.v1_html", HTML_V1), ("index.v1_json", JSON_V1))
+#: How a page links the files (relative: the tree serves from any URL prefix).
+FILES_PREFIX = "../../files/"
 
 
 class PublishError(MirrorflowError):
@@ -82,7 +106,9 @@ class Published:
 
     ``files`` and ``metadata`` count the distribution and ``.metadata`` files of the version;
     ``linked`` those of them hard-linked from the tree before; ``written`` every file written anew
-    (files, ``.metadata`` files and pages alike); ``pages_linked`` the pages unchanged since then.
+    (files, ``.metadata`` and ``.provenance`` files and pages alike); ``pages_linked`` the pages
+    unchanged since then. ``provenance`` counts the ``.provenance`` files; ``provenance_missing``
+    the provenance the repository names but never fetched (not published, not advertised).
     """
 
     repository: str
@@ -96,6 +122,8 @@ class Published:
     written: int
     pages_linked: int
     blocked: int = 0
+    provenance: int = 0
+    provenance_missing: int = 0
 
 
 def publish(
@@ -107,18 +135,17 @@ def publish(
     """
     trees = to.with_name(f".{to.name}.trees")
     _current_tree(to, trees)  # refused before anything is read or written
-    number, projects, pages, blocked = load_version(serving, repository, version)
-    statuses = serving.project_statuses(serving.repository(repository).id, number)  # PEP 792
+    loaded = load_version(serving, repository, version)
     trees.mkdir(parents=True, exist_ok=True)
     with _locked(trees):
         previous = _current_tree(to, trees)
         if previous is not None and not to.is_symlink():  # a plain directory, from before the links
             previous = _adopt(to, trees)
-        tree = trees / f"v{number}.{_next_sequence(trees)}"
+        tree = trees / f"v{loaded.number}.{_next_sequence(trees)}"
         tree.mkdir()
         writer = _Writer(store, tree, previous=previous)
         try:
-            _write_tree(writer, repository, number, projects, pages, to, statuses)
+            _write_tree(writer, repository, loaded, to)
         except BaseException:
             shutil.rmtree(tree, ignore_errors=True)  # never pointed to: readers never saw it
             raise
@@ -126,23 +153,46 @@ def publish(
         _prune(trees, keep={tree.name} | ({previous.name} if previous is not None else set()))
     return Published(
         repository,
-        number,
+        loaded.number,
         to,
         tree,
-        len(projects),
+        len(loaded.projects),
         writer.files,
         writer.metadata,
         writer.linked,
         writer.written,
         writer.pages_linked,
-        blocked,
+        loaded.blocked,
+        writer.provenance,
+        loaded.provenance_missing,
     )
 
 
-def load_version(
-    serving: ServingCatalog, repository: str, version: int | None
-) -> tuple[int, list[ProjectEntry], dict[str, list[PageFile]], int]:
-    """The version to publish: its number, projects, files by project, and how many files it blocks.
+@dataclass(frozen=True, slots=True)
+class VersionToPublish:
+    """A version as ``mirrorflow serve`` shows it, ready to write as static files.
+
+    ``pages``: the files of each listed project, without what serve refuses (``blocked`` counts
+    them). ``statuses``: each project's PEP 792 status at the version. ``status_only``: the projects
+    serve answers with a status page and no file (quarantined, holding no file in the version).
+    ``provenance``: the PEP 740 objects, by distribution digest, that the repository serves for the
+    files of ``pages`` (those its own remote named) and that are fetched; ``provenance_missing``
+    counts those named but never fetched (``on_demand``: serve fetches them on first request,
+    a static tree cannot), which the pages then do not advertise.
+    """
+
+    number: int
+    projects: list[ProjectEntry]
+    pages: dict[str, list[PageFile]]
+    blocked: int
+    statuses: dict[str, tuple[str, str | None]]
+    status_only: list[str]
+    provenance: dict[str, bytes]
+    provenance_missing: int
+
+
+def load_version(serving: ServingCatalog, repository: str, version: int | None) -> VersionToPublish:
+    """The version to publish, as serve shows it (``VersionToPublish``).
 
     Raises ``PublishError`` for an unknown repository or version, or a file that is not stored.
     """
@@ -153,7 +203,7 @@ def load_version(
     number = state.latest_version if version is None else version
     if not state.has_version(number):
         raise PublishError("version", number, f"repository {repository!r} has no such version")
-    projects, pages, blocked = _version_pages(serving, state, number)
+    projects, pages, held, blocked = _version_pages(serving, state, number)
     missing = [f.filename for files in pages.values() for f in files if f.artifact_sha256 is None]
     if missing:
         raise PublishError(
@@ -162,80 +212,88 @@ def load_version(
             f"{len(missing)} file(s) are not stored (first: {missing[0]!r}); fetch them first "
             "(a sync with policy 'immediate', or request them from mirrorflow serve)",
         )
-    return number, projects, pages, blocked
+    statuses = serving.project_statuses(state.id, number)
+    # As serve answers: a project holding no file at all in the version, quarantined, has a page.
+    status_only = sorted(n for n, s in statuses.items() if s[0] == "quarantined" and n not in held)
+    named = provenances_of(serving.catalog, state.id, (f.sha256 for fs in pages.values() for f in fs))
+    provenance = {digest: p.body for digest, p in named.items() if p.body is not None}
+    return VersionToPublish(
+        number, projects, pages, blocked, statuses, status_only, provenance, len(named) - len(provenance)
+    )
+
+
+def version_pages(
+    version: VersionToPublish, pages: dict[str, list[PageFile]]
+) -> Iterator[tuple[str, bytes, str]]:
+    """Every page of ``version`` as ``(key, body, media type)``: the projects' (``pages``: their files
+    as the publication holds them), then the listing's, so a writer that writes in this order lists
+    a project only once its page is there.
+
+    Rendered as ``mirrorflow serve`` renders them (PEP 792 status, PEP 740 provenance where the
+    publication holds it); file URLs are relative (``../../files/``).
+    """
+    for normalized in [*pages, *version.status_only]:
+        files = pages.get(normalized, [])
+        for name, media_type in PAGES:
+            body = render_project(
+                files[0].name if files else normalized,
+                normalized,
+                files,
+                serial=max((f.package_id for f in files), default=0),
+                media_type=media_type,
+                files_prefix=FILES_PREFIX,
+                provenance=version.provenance.keys(),
+                status=version.statuses.get(normalized),
+            )
+            yield f"simple/{normalized}/{name}", body, media_type
+    serial = max((p.serial for p in version.projects), default=0)
+    for name, media_type in PAGES:
+        yield (
+            f"simple/{name}",
+            render_listing(version.projects, serial=serial, media_type=media_type),
+            media_type,
+        )
 
 
 def _version_pages(
     serving: ServingCatalog, state: RepositoryState, number: int
-) -> tuple[list[ProjectEntry], dict[str, list[PageFile]], int]:
-    """The version's projects and their files, without what ``mirrorflow serve`` refuses; and how many
-    that leaves out: the repository's blocklist and the advisories its prefixes block
-    (``mirrorflow.server.advisories``), in every version, as serve applies them.
+) -> tuple[list[ProjectEntry], dict[str, list[PageFile]], set[str], int]:
+    """The version's projects and their files, without what ``mirrorflow serve`` refuses; every
+    project holding a file before that; and how many files that leaves out: the repository's
+    blocklist and the advisories its prefixes block (``mirrorflow.server.advisories``), in every
+    version, as serve applies them.
 
     A project left with no file is left out of the listing too, and its serial is recomputed
-    from the files that remain (as ``mirrorflow serve`` renders them).
+    from the files that remain (``mirrorflow.server.refusals``: serve's rule).
     """
     listed = serving.projects(state.id, number, pull_through=False)
     pages = {p.normalized_name: serving.project_files(state.id, number, p.normalized_name) for p in listed}
-    blocklist = Blocklist.parse(state.blocklist) if state.blocklist else None
+    held = set(pages)
     advisories = ServedAdvisories(serving.catalog)
     advisories.refresh([state])
-    if blocklist is None and not state.advisories:
-        return listed, pages, 0
-
-    def refused(f: PageFile) -> bool:
-        if blocklist is not None and blocklist.blocks(f.name, f.filename, f.version) is not None:
-            return True
-        return advisories.blocking(state, f.name, f.version) is not None
-
+    refusals = Refusals(state, Blocklist.parse(state.blocklist), advisories)
+    if not refusals:
+        return listed, pages, held, 0
     kept: dict[str, list[PageFile]] = {}
     blocked = 0
     for normalized, files in pages.items():
-        allowed = [f for f in files if not refused(f)]
+        allowed = refusals.kept(files)
         blocked += len(files) - len(allowed)
         if allowed:
             kept[normalized] = allowed
-    projects = [
-        ProjectEntry(p.normalized_name, p.display_name, max(f.package_id for f in kept[p.normalized_name]))
-        for p in listed
-        if p.normalized_name in kept
-    ]
-    return projects, kept, blocked
+    return refusals.listed(serving, number, listed, pull_through=False), kept, held, blocked
 
 
-def _write_tree(
-    writer: _Writer,
-    repository: str,
-    number: int,
-    projects: list[ProjectEntry],
-    pages: dict[str, list[PageFile]],
-    to: Path,
-    statuses: dict[str, tuple[str, str | None]],
-) -> None:
-    """Write the whole tree; the marker last, so a tree holding it is complete.
-
-    Pages carry their project's PEP 792 status (``statuses``); a quarantined project, which holds no
-    file, gets no page: a static tree lists what it serves.
-    """
-    for normalized, files in pages.items():
-        files = [writer.file(f) for f in files]
-        serial = max(f.package_id for f in files)
-        for name, media_type in PAGES:
-            body = render_project(
-                files[0].name,
-                normalized,
-                files,
-                serial=serial,
-                media_type=media_type,
-                files_prefix="../../files/",
-                status=statuses.get(normalized),
-            )
-            writer.write(Path("simple", normalized, name), body)
-    serial = max((p.serial for p in projects), default=0)
-    for name, media_type in PAGES:
-        writer.write(Path("simple", name), render_listing(projects, serial=serial, media_type=media_type))
+def _write_tree(writer: _Writer, repository: str, version: VersionToPublish, to: Path) -> None:
+    """Write the whole tree; the marker last, so a tree holding it is complete."""
+    pages = {
+        normalized: [writer.file(f, version.provenance.get(f.sha256)) for f in files]
+        for normalized, files in version.pages.items()
+    }
+    for key, body, _ in version_pages(version, pages):
+        writer.write(Path(key), body)
     writer.write(Path("nginx.conf"), _nginx_conf(to).encode())
-    marker = {"repository": repository, "version": number, "projects": len(projects)}
+    marker = {"repository": repository, "version": version.number, "projects": len(version.projects)}
     writer.write(Path(MARKER), (json.dumps(marker) + "\n").encode())
 
 
@@ -298,25 +356,31 @@ class _Writer:
 
     def __init__(self, store: ArtifactStore, root: Path, *, previous: Path | None) -> None:
         self.store, self.root, self.previous = store, root, previous
-        self.files = self.metadata = self.linked = self.written = self.pages_linked = 0
+        self.files = self.metadata = self.linked = self.written = self.pages_linked = self.provenance = 0
 
-    def write(self, relative: Path, body: bytes) -> None:
-        """Write a page (or link the tree before's, when its bytes are these)."""
+    def write(self, relative: Path, body: bytes, *, page: bool = True) -> None:
+        """Write a page or a small file (or link the tree before's, when its bytes are these)."""
         path = self.root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         before = self._before(relative)
         unchanged = before is not None and before.stat().st_size == len(body) and before.read_bytes() == body
         if unchanged and before is not None and self._link(before, path):
-            self.pages_linked += 1
+            if page:
+                self.pages_linked += 1
+            else:
+                self.linked += 1
             return
         path.write_bytes(body)
         self.written += 1
 
-    def file(self, file: PageFile) -> PageFile:
-        """Write a file (and a wheel's core metadata); return it as the page lists it."""
+    def file(self, file: PageFile, provenance: bytes | None) -> PageFile:
+        """Write a file (a wheel's core metadata, its ``provenance`` object); return it as the page lists it."""
         relative = Path("files", file.sha256, file.filename)
         self._copy(relative, file.sha256)
         self.files += 1
+        if provenance is not None:  # not content-addressed by its key (an upstream may add attestations)
+            self.write(relative.with_name(file.filename + PROVENANCE_SUFFIX), provenance, page=False)
+            self.provenance += 1
         digest = file.core_metadata_sha256
         if digest is not None:
             self._copy(relative.with_name(file.filename + ".metadata"), digest)
@@ -399,7 +463,7 @@ server {{
         add_header Vary Accept;
     }}
     location /files/ {{
-        types {{ application/zip whl; application/gzip gz; text/plain metadata; }}
+        types {{ application/zip whl; application/gzip gz; text/plain metadata; application/json provenance; }}
         default_type application/octet-stream;
     }}
 }}

@@ -2,8 +2,8 @@
 ``mirrorflow.server.publish`` as objects, for an S3 website endpoint or a CDN in front of the bucket.
 
 The keys under the prefix are the directory tree's (``simple/index.html``, ``simple/<project>/index.html``,
-``index.v1_html``, ``index.v1_json``, ``files/<sha256>/<filename>`` and ``.metadata``), with each
-page's media type as its ``Content-Type``, and ``.mirrorflow-publication``: the manifest, every key
+``index.v1_html``, ``index.v1_json``, ``files/<sha256>/<filename>``, ``.metadata`` and
+``.provenance``), with each page's media type as its ``Content-Type``, and ``.mirrorflow-publication``: the manifest, every key
 of the publication with the sha256 of its bytes. (No ``nginx.conf``: see docs/serving.md for the
 ``Accept`` rewrite a CDN does instead.)
 
@@ -11,7 +11,8 @@ of the publication with the sha256 of its bytes. (No ``nginx.conf``: see docs/se
 need every reader to follow it, which pip does not). Objects are written in an order that never lets
 a reader see a link to something missing:
 
-1. new distribution files and ``.metadata`` files (content-addressed keys: a key never changes);
+1. new distribution files and ``.metadata`` files (content-addressed keys: a key never changes),
+   and new or changed ``.provenance`` objects;
 2. changed project pages (each page is replaced in one PUT: the old page or the new, never half);
 3. the listing pages (so a project is listed only once its page exists);
 4. pages of projects the version no longer holds are removed, then the manifest is written;
@@ -25,7 +26,8 @@ uploads. A failed publication leaves every page the old or the new one, the mani
 **Incremental**: a key the manifest before holds with the same sha256 is not uploaded again
 (files by key, pages by digest). One publisher at a time per prefix (nothing locks a bucket).
 
-The blocklist applies as in ``publish``. Errors: ``PublishError`` (``to``: no such bucket, a prefix
+The pages say what ``publish``'s (and serve's) say: the blocklist and blocking advisories apply,
+PEP 792 statuses and PEP 740 provenance are carried (``mirrorflow.server.publish.version_pages``). Errors: ``PublishError`` (``to``: no such bucket, a prefix
 holding objects but no manifest; and ``publish``'s own), naming the field and value.
 """
 
@@ -37,8 +39,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from mirrorflow.server.pages import HTML, render_listing, render_project
-from mirrorflow.server.publish import MARKER, PAGES, PublishError, load_version
+from mirrorflow.server.pages import HTML
+from mirrorflow.server.provenance import PROVENANCE_SUFFIX, PROVENANCE_TYPE
+from mirrorflow.server.publish import MARKER, PublishError, load_version, version_pages
 from mirrorflow.storage.artifacts import ArtifactStore, ArtifactStoreError
 from mirrorflow.storage.records import PageFile
 from mirrorflow.storage.serving import ServingCatalog
@@ -65,7 +68,8 @@ class Bucket(Protocol):
 @dataclass(frozen=True, slots=True)
 class BucketPublished:
     """What ``publish_to_bucket`` did: ``uploaded`` objects (files, metadata and pages), ``unchanged``
-    ones already there, ``removed`` ones (pages of projects gone, files retired a publication ago)."""
+    ones already there, ``removed`` ones (pages of projects gone, files retired a publication ago);
+    ``provenance`` and ``provenance_missing`` as ``Published``'s."""
 
     repository: str
     version: int
@@ -77,6 +81,8 @@ class BucketPublished:
     unchanged: int
     removed: int
     blocked: int
+    provenance: int = 0
+    provenance_missing: int = 0
 
 
 def publish_to_bucket(
@@ -88,34 +94,22 @@ def publish_to_bucket(
     """
     try:
         before = _manifest(bucket)  # refused before anything is read or written
-        number, projects, pages, blocked = load_version(serving, repository, version)
+        loaded = load_version(serving, repository, version)
         writer = _BucketWriter(store, bucket, before)
-        for normalized, files in pages.items():
-            pages[normalized] = [writer.file(f) for f in files]
-        for normalized, files in pages.items():
-            for name, media_type in PAGES:
-                body = render_project(
-                    files[0].name,
-                    normalized,
-                    files,
-                    serial=max(f.package_id for f in files),
-                    media_type=media_type,
-                    files_prefix="../../files/",
-                )
-                writer.page(f"simple/{normalized}/{name}", body, media_type)
-        serial = max((p.serial for p in projects), default=0)
-        for name, media_type in PAGES:
-            writer.page(
-                f"simple/{name}", render_listing(projects, serial=serial, media_type=media_type), media_type
-            )
+        pages = {
+            normalized: [writer.file(f, loaded.provenance.get(f.sha256)) for f in files]
+            for normalized, files in loaded.pages.items()
+        }
+        for key, body, media_type in version_pages(loaded, pages):  # projects' pages, then the listing
+            writer.page(key, body, media_type)
         previous = before.get("objects", {})
         gone_pages = [key for key in previous if key.startswith("simple/") and key not in writer.objects]
         bucket.remove(gone_pages)
         retired = {k: v for k, v in previous.items() if k.startswith("files/") and k not in writer.objects}
         manifest = {
             "repository": repository,
-            "version": number,
-            "projects": len(projects),
+            "version": loaded.number,
+            "projects": len(loaded.projects),
             "objects": writer.objects,
             "retired": retired,
         }
@@ -130,15 +124,17 @@ def publish_to_bucket(
         raise PublishError("to", str(bucket), str(exc)) from exc
     return BucketPublished(
         repository,
-        number,
+        loaded.number,
         str(bucket),
-        len(projects),
+        len(loaded.projects),
         writer.files,
         writer.metadata,
         writer.uploaded,
         writer.unchanged,
         len(gone_pages) + len(expired),
-        blocked,
+        loaded.blocked,
+        writer.provenance,
+        loaded.provenance_missing,
     )
 
 
@@ -168,7 +164,7 @@ class _BucketWriter:
         self.store, self.bucket = store, bucket
         self.before = {**before.get("retired", {}), **before.get("objects", {})}
         self.objects: dict[str, str] = {}
-        self.files = self.metadata = self.uploaded = self.unchanged = 0
+        self.files = self.metadata = self.uploaded = self.unchanged = self.provenance = 0
 
     def page(self, key: str, body: bytes, media_type: str) -> None:
         digest = hashlib.sha256(body).hexdigest()
@@ -180,11 +176,15 @@ class _BucketWriter:
         self.bucket.put(key, body, content_type=content_type)
         self.uploaded += 1
 
-    def file(self, file: PageFile) -> PageFile:
-        """Upload a file (and a wheel's core metadata) unless there; return it as the page lists it."""
+    def file(self, file: PageFile, provenance: bytes | None) -> PageFile:
+        """Upload a file (a wheel's core metadata, its ``provenance`` object) unless there; return it
+        as the page lists it."""
         key = f"files/{file.sha256}/{file.filename}"
         self._copy(key, file.sha256, _FILE_TYPE)
         self.files += 1
+        if provenance is not None:  # by its bytes' digest, as a page: an upstream may change it
+            self.page(key + PROVENANCE_SUFFIX, provenance, PROVENANCE_TYPE)
+            self.provenance += 1
         digest = file.core_metadata_sha256
         if digest is not None:
             self._copy(key + ".metadata", digest, _METADATA_TYPE)

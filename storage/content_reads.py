@@ -4,8 +4,8 @@ A version's content is what it holds (``present``), what it added or what it rem
 ``repository_version``, ``repository_version_added`` and ``repository_version_removed`` filters
 select it. Pages are ``limit`` / ``offset`` over a stable order (project, then filename).
 
-``Hidden`` leaves out of ``present`` and ``added`` the packages a repository's blocklist blocks (the
-caller parses the blocklist; storage asks its ``blocks``): older versions still hold them, but no
+``Hidden`` leaves out of ``present`` and ``added`` the packages a repository's blocklist or a blocking
+advisory blocks (the caller parses them; storage asks its ``blocks``): older versions still hold them, but no
 reader is offered them. Only the packages of the named projects and filenames are read to decide.
 """
 
@@ -111,16 +111,25 @@ def _membership(repository_id: int, number: int, membership: Membership) -> Any:
     )
 
 
+_NAMES_PER_QUERY = 1000  # names per IN (...): advisories can name thousands of projects
+
+
 def _without(session: Any, member: Any, hidden: Hidden) -> Any:
     """``member`` less the packages ``hidden`` blocks (reading only those it could block)."""
-    named = or_(Package.normalized_name.in_(hidden.projects), Package.filename.in_(hidden.filenames))
-    rows = session.execute(
-        select(Package.id, Package.name, Package.filename, Package.version).where(
-            Package.id.in_(member), named
+    projects, filenames = sorted(hidden.projects), sorted(hidden.filenames)
+    blocked: list[int] = []
+    for start in range(0, max(len(projects), len(filenames)), _NAMES_PER_QUERY):
+        end = start + _NAMES_PER_QUERY
+        named = or_(
+            Package.normalized_name.in_(projects[start:end]), Package.filename.in_(filenames[start:end])
         )
-    )
-    blocked = [package_id for package_id, *file in rows if hidden.blocks(*file)]
-    return member.where(RepositoryContent.package_id.not_in(blocked)) if blocked else member
+        rows = session.execute(
+            select(Package.id, Package.name, Package.filename, Package.version).where(
+                Package.id.in_(member), named
+            )
+        )
+        blocked += [package_id for package_id, *file in rows if hidden.blocks(*file)]
+    return member.where(RepositoryContent.package_id.not_in(sorted(set(blocked)))) if blocked else member
 
 
 def _page(session: Any, member: Any, limit: int | None, offset: int) -> ContentPage:

@@ -9,6 +9,13 @@ with their sha256, under a *plan digest* (the records chunk's digest, the artifa
 chunk size). A rerun whose plan is the same re-hashes each finished chunk and skips it when it is
 intact; everything else is written again (as ``<chunk>.part``, renamed when complete). The TOC
 is written last, so a directory without ``toc.json`` is an unfinished export.
+
+What the version shows besides its files crosses with it, in the records chunk: every PEP 792
+project status the version holds (an incremental export too: the import sets exactly these), and
+the PEP 740 provenance objects the repository serves for the exported files (those its own remote
+named, ``mirrorflow.storage.provenance``; an incremental export carries those of the files it
+adds). A provenance named but never fetched (``on_demand``) cannot cross (the other side has no
+upstream to fetch it from): it is left out and counted (``ExportResult.provenance_missing``).
 """
 
 from __future__ import annotations
@@ -28,14 +35,18 @@ from mirrorflow.storage.artifacts import ArtifactStore
 from mirrorflow.storage.catalog import Catalog, NotFound
 from mirrorflow.storage.export_format import (
     PACKAGES_MEMBER,
+    PROVENANCE_MEMBER,
     RECORDS_CHUNK,
     REMOVED_MEMBER,
+    STATUSES_MEMBER,
     TOC_NAME,
     ChunkEntry,
     ExportError,
     InvalidExport,
     MissingContent,
     PackageRecord,
+    ProvenanceRecord,
+    StatusRecord,
     Toc,
     TransferProgress,
     artifact_member,
@@ -52,6 +63,8 @@ from mirrorflow.storage.models import (
     RepositoryContent,
     RepositoryVersion,
 )
+from mirrorflow.storage.project_statuses import statuses_at
+from mirrorflow.storage.provenance import provenances_of
 
 __all__ = ["ExportResult", "MissingFile", "export_version", "missing_files", "resolve_versions"]
 
@@ -65,6 +78,7 @@ class ExportResult:
     written: int  # chunks written by this run
     skipped: int  # chunks a previous run had finished, found intact
     bytes_written: int
+    provenance_missing: int = 0  # provenance the repository names but never fetched: not carried
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +188,47 @@ def _records(catalog: Catalog, sel: _Selection) -> Iterator[PackageRecord]:
                 metadata_source=source if core_sha else None,
             )
         last = rows[-1][0].id
+
+
+def _statuses(catalog: Catalog, sel: _Selection) -> Iterator[StatusRecord]:
+    """Every project status of the version (not only the changes since ``since``), by project."""
+    with catalog.reading() as session:
+        statuses = statuses_at(session, sel.repository_id, sel.version)
+    for project in sorted(statuses):
+        yield StatusRecord(project, *statuses[project])
+
+
+class _Provenance:
+    """The provenance objects of the exported files that the repository serves, by file digest;
+    ``missing`` counts, once iterated, those it names but never fetched."""
+
+    def __init__(self, catalog: Catalog, sel: _Selection) -> None:
+        self.catalog, self.sel, self.missing = catalog, sel, 0
+
+    def __iter__(self) -> Iterator[ProvenanceRecord]:
+        self.missing = 0
+        last = ""
+        while True:
+            with self.catalog.reading() as session:
+                digests = list(
+                    session.scalars(
+                        select(Package.sha256)
+                        .where(_exported(self.sel), Package.sha256 > last)
+                        .order_by(Package.sha256)
+                        .distinct()
+                        .limit(_PAGE)
+                    )
+                )
+            if not digests:
+                return
+            named = provenances_of(self.catalog, self.sel.repository_id, digests)
+            for digest in sorted(named):
+                stored = named[digest]
+                if stored.body is None:
+                    self.missing += 1
+                else:
+                    yield ProvenanceRecord(digest, stored.url, stored.body)
+            last = digests[-1]
 
 
 def _removed(catalog: Catalog, sel: _Selection) -> Iterator[tuple[str, str]]:
@@ -345,9 +400,16 @@ def export_version(
     removed, removed_size, removed_count = _spool_lines(
         (removed_to_json(f, s) for f, s in _removed(catalog, sel)), directory
     )
-    with packages, removed:
+    statuses, statuses_size, statuses_count = _spool_lines(
+        (r.to_json() for r in _statuses(catalog, sel)), directory
+    )
+    provenance_records = _Provenance(catalog, sel)
+    provenance, provenance_size, provenance_count = _spool_lines(
+        (r.to_json() for r in provenance_records), directory
+    )
+    with packages, removed, statuses, provenance:
         records_hash = hashlib.sha256()
-        for spool in (packages, removed):
+        for spool in (packages, removed, statuses, provenance):
             while block := spool.read(BLOCK):
                 records_hash.update(block)
             spool.seek(0)
@@ -364,6 +426,8 @@ def export_version(
         def fill_records(chunk: ChunkWriter) -> None:
             chunk.add(PACKAGES_MEMBER, package_size, iter(lambda: packages.read(BLOCK), b""))
             chunk.add(REMOVED_MEMBER, removed_size, iter(lambda: removed.read(BLOCK), b""))
+            chunk.add(STATUSES_MEMBER, statuses_size, iter(lambda: statuses.read(BLOCK), b""))
+            chunk.add(PROVENANCE_MEMBER, provenance_size, iter(lambda: provenance.read(BLOCK), b""))
 
         entries = [
             state.reuse(directory / RECORDS_CHUNK)
@@ -401,10 +465,12 @@ def export_version(
         artifacts=artifact_count,
         artifact_bytes=artifact_bytes,
         writer=writer,
+        statuses=statuses_count,
+        provenance=provenance_count,
     )
     # The state file stays: a rerun of a finished export re-hashes its chunks and writes none.
     _atomic_write(directory / TOC_NAME, toc.to_json())
-    return ExportResult(toc, state.written, state.skipped, state.bytes_written)
+    return ExportResult(toc, state.written, state.skipped, state.bytes_written, provenance_records.missing)
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -6,8 +6,13 @@ and the checks that refuse a damaged or foreign export before anything is stored
 An export is a directory::
 
     toc.json              the table of contents (``Toc``), written last
-    chunk-00000.tar       records/packages.jsonl, records/removed.jsonl
+    chunk-00000.tar       records/packages.jsonl, records/removed.jsonl,
+                          records/statuses.jsonl, records/provenance.jsonl (format version 2)
     chunk-00001.tar ...   artifacts/<sha256>: the files, each a plain ustar member
+
+Format version 2 adds the version's PEP 792 project statuses (``StatusRecord``) and the PEP 740
+provenance objects the repository serves for the exported files (``ProvenanceRecord``); a reader
+of version 2 reads version 1 exports too (no statuses, no provenance: the import changes neither).
 
 Errors::
 
@@ -20,6 +25,8 @@ Errors::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import re
@@ -35,7 +42,10 @@ __all__ = [
     "FORMAT_VERSION",
     "RECORDS_CHUNK",
     "PACKAGES_MEMBER",
+    "PROVENANCE_MEMBER",
+    "READABLE_VERSIONS",
     "REMOVED_MEMBER",
+    "STATUSES_MEMBER",
     "TOC_NAME",
     "ChunkEntry",
     "CorruptChunk",
@@ -44,6 +54,8 @@ __all__ = [
     "InvalidExport",
     "MissingContent",
     "PackageRecord",
+    "ProvenanceRecord",
+    "StatusRecord",
     "Toc",
     "TransferProgress",
     "artifact_member",
@@ -55,11 +67,16 @@ __all__ = [
 
 FORMAT = "mirrorflow-export"
 #: Bumped only when a reader of the previous version could misread an export of this one.
-FORMAT_VERSION = 1
+#: 2: the records chunk carries project statuses and provenance (a reader of 1 would drop them).
+FORMAT_VERSION = 2
+#: The format versions this mirrorflow imports.
+READABLE_VERSIONS = (1, 2)
 TOC_NAME = "toc.json"
 RECORDS_CHUNK = "chunk-00000.tar"
 PACKAGES_MEMBER = "records/packages.jsonl"
 REMOVED_MEMBER = "records/removed.jsonl"
+STATUSES_MEMBER = "records/statuses.jsonl"
+PROVENANCE_MEMBER = "records/provenance.jsonl"
 _ARTIFACT_PREFIX = "artifacts/"
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _CHUNK_RE = re.compile(r"chunk-[0-9]{5,}\.tar")
@@ -292,6 +309,85 @@ def removed_from_json(where: str, line: str) -> tuple[str, str]:
     return _text(where, data, "filename"), _digest(where, data, "sha256", required=True) or ""
 
 
+def _object(where: str, line: str) -> dict[str, Any]:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidExport(where, "line", line, f"is not JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise InvalidExport(where, "line", line, "is not a JSON object")
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """One line of ``records/statuses.jsonl``: a project's PEP 792 status at the exported version.
+
+    >>> StatusRecord.from_json("x", StatusRecord("mf-a", "archived", None).to_json())
+    StatusRecord(project='mf-a', status='archived', reason=None)
+    """
+
+    project: str
+    status: str
+    reason: str | None
+
+    def to_json(self) -> str:
+        data = {"project": self.project, "status": self.status, "reason": self.reason}
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, where: str, line: str) -> StatusRecord:
+        data = _object(where, line)
+        reason = data.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidExport(where, "reason", reason, "is not a string")
+        status = _text(where, data, "status")
+        if len(status) > 64:
+            raise InvalidExport(where, "status", status, "is longer than 64 characters")
+        return cls(_text(where, data, "project"), status, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenanceRecord:
+    """One line of ``records/provenance.jsonl``: the provenance object of distribution ``sha256``,
+    as its repository serves it: the upstream URL its remote named (never served) and the bytes.
+
+    >>> record = ProvenanceRecord("ab" * 32, "https://index.example/p", b"{}")
+    >>> ProvenanceRecord.from_json("x", record.to_json()) == record
+    True
+    """
+
+    sha256: str
+    url: str
+    body: bytes
+
+    def to_json(self) -> str:
+        data = {
+            "sha256": self.sha256,
+            "url": self.url,
+            "body": base64.b64encode(self.body).decode("ascii"),
+            "body_sha256": hashlib.sha256(self.body).hexdigest(),
+        }
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, where: str, line: str) -> ProvenanceRecord:
+        """Parse and check one line: the body must hash to its ``body_sha256``."""
+        data = _object(where, line)
+        sha256 = _digest(where, data, "sha256", required=True) or ""
+        expected = _digest(where, data, "body_sha256", required=True)
+        text = _text(where, data, "body")
+        try:
+            body = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidExport(where, "body", text, "is not base64") from None
+        if hashlib.sha256(body).hexdigest() != expected:
+            raise InvalidExport(
+                where, "body_sha256", expected, f"is not the sha256 of the body of {sha256!r}"
+            )
+        return cls(sha256, _text(where, data, "url"), body)
+
+
 def _text(where: str, data: Mapping[str, Any], field: str) -> str:
     value = data.get(field)
     if not isinstance(value, str) or not value:
@@ -349,12 +445,24 @@ class Toc:
     artifacts: int
     artifact_bytes: int
     writer: str
+    #: Format 2's counts (None in a format 1 export).
+    statuses: int | None = None
+    provenance: int | None = None
+    format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
+        counts = {
+            "packages": self.packages,
+            "removed": self.removed,
+            "artifacts": self.artifacts,
+            "artifact_bytes": self.artifact_bytes,
+        }
+        if self.format_version >= 2:
+            counts |= {"statuses": self.statuses or 0, "provenance": self.provenance or 0}
         return json.dumps(
             {
                 "format": FORMAT,
-                "format_version": FORMAT_VERSION,
+                "format_version": self.format_version,
                 "source": {
                     "repository": self.repository,
                     "repository_uuid": self.repository_uuid,
@@ -363,12 +471,7 @@ class Toc:
                 },
                 "chunk_size": self.chunk_size,
                 "chunks": [{"name": c.name, "sha256": c.sha256, "size": c.size} for c in self.chunks],
-                "counts": {
-                    "packages": self.packages,
-                    "removed": self.removed,
-                    "artifacts": self.artifacts,
-                    "artifact_bytes": self.artifact_bytes,
-                },
+                "counts": counts,
                 "writer": self.writer,
             },
             indent=2,
@@ -392,12 +495,14 @@ class Toc:
             raise InvalidExport(where, "content", text[:40], "is not a JSON object")
         if data.get("format") != FORMAT:
             raise InvalidExport(where, "format", data.get("format"), f"is not {FORMAT!r}")
-        if data.get("format_version") != FORMAT_VERSION:
+        format_version = data.get("format_version")
+        if format_version not in READABLE_VERSIONS or isinstance(format_version, bool):
+            readable = " and ".join(map(str, READABLE_VERSIONS))
             raise InvalidExport(
                 where,
                 "format_version",
-                data.get("format_version"),
-                f"is not supported: this mirrorflow reads format version {FORMAT_VERSION}",
+                format_version,
+                f"is not supported: this mirrorflow reads format versions {readable}",
             )
         source = data.get("source")
         if not isinstance(source, dict):
@@ -427,6 +532,9 @@ class Toc:
             artifacts=_count(where, counts, "artifacts"),
             artifact_bytes=_count(where, counts, "artifact_bytes"),
             writer=str(data.get("writer", "")),
+            statuses=_count(where, counts, "statuses") if format_version >= 2 else None,
+            provenance=_count(where, counts, "provenance") if format_version >= 2 else None,
+            format_version=format_version,
         )
 
 

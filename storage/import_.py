@@ -11,7 +11,11 @@ In order, so that nothing becomes visible before everything is checked:
    (``CorruptChunk`` names the first bad chunk). What is stored then is content-addressed objects
    and artifact rows, each verified, which no version references yet: nothing is visible;
 4. record the packages and stage the version's exact membership (staging rows are private), then
-   commit it in ONE transaction (``ContentWriter.commit_version``, mirror semantics).
+   commit it in ONE transaction (``ContentWriter.commit_version``, mirror semantics), with the
+   export's PEP 792 project statuses (format 2): the new version holds exactly those (a version 1
+   export changes none). The PEP 740 provenance objects it carries are stored for the target
+   repository (``mirrorflow.storage.provenance``, outside the versions) just before the commit, so
+   serve shows them with the files.
 
 Idempotent and resumable: the staging id is derived from the target and the TOC's digest, so a
 rerun after a crash restages the same rows; artifacts already stored are not written again; and
@@ -39,14 +43,18 @@ from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.content import ContentWriter, NewPackage
 from mirrorflow.storage.export_format import (
     PACKAGES_MEMBER,
+    PROVENANCE_MEMBER,
     RECORDS_CHUNK,
     REMOVED_MEMBER,
+    STATUSES_MEMBER,
     TOC_NAME,
     ChunkEntry,
     CorruptChunk,
     ExportGap,
     InvalidExport,
     PackageRecord,
+    ProvenanceRecord,
+    StatusRecord,
     Toc,
     TransferProgress,
     read_lines,
@@ -56,6 +64,8 @@ from mirrorflow.storage.export_format import (
 from mirrorflow.storage.export_tar import BLOCK, read_members
 from mirrorflow.storage.locks import holding
 from mirrorflow.storage.models import CoreMetadata, Package, Repository, RepositoryContent, RepositoryVersion
+from mirrorflow.storage.project_statuses import Status, statuses_at
+from mirrorflow.storage.provenance import record_urls, store_body
 
 __all__ = ["ImportResult", "import_export", "read_toc"]
 
@@ -76,6 +86,7 @@ class ImportResult:
     chunks: int
     artifacts_stored: int
     artifacts_present: int
+    provenance: int = 0  # provenance objects stored new or changed
 
 
 def read_toc(directory: Path) -> Toc:
@@ -165,29 +176,87 @@ def _members(path: Path) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
         raise CorruptChunk(path.name, f"is not a tar file ({exc})") from None
 
 
-def _records(directory: Path) -> tuple[Iterator[PackageRecord], list[tuple[str, str]]]:
-    """The package records (streamed) and the removals of the records chunk."""
+@dataclass(frozen=True, slots=True)
+class _Records:
+    """The records chunk: packages and provenance (streamed: each reads the chunk again), removals,
+    and statuses (None: a format 1 export, which carries none)."""
+
+    packages: Iterator[PackageRecord]
+    removed: list[tuple[str, str]]
+    statuses: list[StatusRecord] | None
+    provenance: Iterator[ProvenanceRecord]
+
+
+def _records(directory: Path, toc: Toc) -> _Records:
+    """The records chunk's contents, its members checked against the TOC's format version."""
     path = directory / RECORDS_CHUNK
     removed: list[tuple[str, str]] = []
+    statuses: list[StatusRecord] = []
     found = set()
     for info, handle in _members(path):
         found.add(info.name)
+        where = f"{RECORDS_CHUNK}:{info.name}"
         if info.name == REMOVED_MEMBER:
-            where = f"{RECORDS_CHUNK}:{REMOVED_MEMBER}"
             removed = [removed_from_json(where, line) for line in read_lines(where, handle)]
-    if found != {PACKAGES_MEMBER, REMOVED_MEMBER}:
-        raise InvalidExport(
-            RECORDS_CHUNK, "members", sorted(found), f"are not {PACKAGES_MEMBER} and {REMOVED_MEMBER}"
-        )
+        elif info.name == STATUSES_MEMBER:
+            statuses = [StatusRecord.from_json(where, line) for line in read_lines(where, handle)]
+        elif info.name == PROVENANCE_MEMBER:  # checked now (read again to store): none stored if one is bad
+            for line in read_lines(where, handle):
+                ProvenanceRecord.from_json(where, line)
+    expected = {PACKAGES_MEMBER, REMOVED_MEMBER}
+    if toc.format_version >= 2:
+        expected |= {STATUSES_MEMBER, PROVENANCE_MEMBER}
+    if found != expected:
+        raise InvalidExport(RECORDS_CHUNK, "members", sorted(found), f"are not {', '.join(sorted(expected))}")
 
-    def packages() -> Iterator[PackageRecord]:
-        where = f"{RECORDS_CHUNK}:{PACKAGES_MEMBER}"
+    def lines(member: str) -> Iterator[tuple[str, str]]:
+        where = f"{RECORDS_CHUNK}:{member}"
         for info, handle in _members(path):
-            if info.name == PACKAGES_MEMBER:
+            if info.name == member:
                 for line in read_lines(where, handle):
-                    yield PackageRecord.from_json(where, line)
+                    yield where, line
 
-    return packages(), removed
+    return _Records(
+        (PackageRecord.from_json(where, line) for where, line in lines(PACKAGES_MEMBER)),
+        removed,
+        statuses if toc.format_version >= 2 else None,
+        (ProvenanceRecord.from_json(where, line) for where, line in lines(PROVENANCE_MEMBER)),
+    )
+
+
+def _status_changes(
+    catalog: Catalog, repo: Repository, statuses: list[StatusRecord] | None
+) -> dict[str, Status]:
+    """What makes the target's latest statuses the export's: each project whose status differs."""
+    if statuses is None:  # a format 1 export says nothing about statuses
+        return {}
+    with catalog.reading() as session:
+        held: dict[str, Status] = dict(statuses_at(session, repo.id, repo.latest_version))
+    wanted: dict[str, Status] = {r.project: (r.status, r.reason) for r in statuses}
+    return {
+        name: wanted.get(name)
+        for name in sorted(held.keys() | wanted.keys())
+        if held.get(name) != wanted.get(name)
+    }
+
+
+def _store_provenance(catalog: Catalog, repository_id: int, records: Iterator[ProvenanceRecord]) -> int:
+    """Store the export's provenance objects for the target repository; how many changed."""
+    changed = 0
+    batch: list[ProvenanceRecord] = []
+
+    def flush() -> int:
+        record_urls(catalog, repository_id, {r.sha256: r.url for r in batch})
+        return sum(store_body(catalog, r.sha256, r.url, r.body) for r in batch)
+
+    for record in records:
+        batch.append(record)
+        if len(batch) >= _BATCH:
+            changed += flush()
+            batch = []
+    if batch:
+        changed += flush()
+    return changed
 
 
 def _store_artifacts(
@@ -314,7 +383,7 @@ def import_export(
     if progress is not None:
         progress.start(sum(entry.size for entry in toc.chunks))
     _verify_chunk(directory, toc.chunks[0], progress)
-    records, removed = _records(directory)  # the records chunk parses before anything is written
+    records = _records(directory, toc)  # the records chunk's members are checked before anything is written
     writer = ContentWriter(catalog)
     stored, present = _store_artifacts(directory, toc, store, writer, progress)
     if held is False:
@@ -325,7 +394,7 @@ def import_export(
     ):
         repo = catalog.get_repository(repository)
         batch: list[PackageRecord] = []
-        for record in records:
+        for record in records.packages:
             batch.append(record)
             if len(batch) >= _BATCH:
                 _stage_batch(catalog, writer, sync_id, repo.id, batch)
@@ -333,13 +402,21 @@ def import_export(
         if batch:
             _stage_batch(catalog, writer, sync_id, repo.id, batch)
         if toc.since_version is not None:
-            _stage_kept(catalog, writer, sync_id, repo, set(removed))
+            _stage_kept(catalog, writer, sync_id, repo, set(records.removed))
+        provenance = _store_provenance(catalog, repo.id, records.provenance)
         view = writer.commit_version(
-            repository=repository, sync_id=sync_id, mirror=True, report={"import": _marker(toc)}, scope="all"
+            repository=repository,
+            sync_id=sync_id,
+            mirror=True,
+            report={"import": _marker(toc)},
+            scope="all",
+            status_changes=_status_changes(catalog, repo, records.statuses),
         )
     if view is None:
         latest = catalog.get_version(repository)
-        return ImportResult(repository, None, False, 0, 0, latest.present, len(toc.chunks), stored, present)
+        return ImportResult(
+            repository, None, False, 0, 0, latest.present, len(toc.chunks), stored, present, provenance
+        )
     return ImportResult(
         repository,
         view.number,
@@ -350,4 +427,5 @@ def import_export(
         len(toc.chunks),
         stored,
         present,
+        provenance,
     )

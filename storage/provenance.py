@@ -15,7 +15,8 @@ the file serves the provenance its remote names now.
 - ``record_urls`` (a sync's fetch stage, pull-through): the URL the repository's upstream names now;
 - ``store_body`` (the sync, ``immediate``; the server on first request, ``on_demand``);
 - ``with_provenance`` (the page renderer: which files of a repository to give a ``provenance`` URL);
-- ``provenance_of`` (the server, ``repository verify --provenance``).
+- ``provenance_of`` (the server, ``repository verify --provenance``);
+- ``provenances_of`` (``repository publish`` and ``export``: many files at once).
 
 A URL with no body is a provenance still to fetch: the next sync, or the first request, fetches it.
 The upstream's URL is only ever used to fetch; it never appears in a served page.
@@ -41,6 +42,7 @@ __all__ = [
     "RepositoryProvenance",
     "StoredProvenance",
     "provenance_of",
+    "provenances_of",
     "record_urls",
     "store_body",
     "with_provenance",
@@ -208,3 +210,36 @@ def provenance_of(catalog: Catalog, repository_id: int, sha256: str) -> StoredPr
         if row is None:  # recorded by a catalog before 0016's rows: still to fetch
             return StoredProvenance(sha256, url, None, None)
         return StoredProvenance(row.sha256, row.url, row.body, row.body_sha256)
+
+
+def provenances_of(
+    catalog: Catalog, repository_id: int, sha256s: Iterable[str]
+) -> dict[str, StoredProvenance]:
+    """``provenance_of`` for many distributions: by digest, those among ``sha256s`` whose provenance
+    repository ``repository_id``'s own remote named (``body`` None: not fetched yet)."""
+    wanted = sorted(set(sha256s))
+    found: dict[str, StoredProvenance] = {}
+    with catalog.reading() as session:
+        for chunk in _chunks(wanted):
+            rows = session.execute(
+                select(
+                    RepositoryProvenance.sha256,
+                    RepositoryProvenance.url,
+                    ProvenanceRow.body,
+                    ProvenanceRow.body_sha256,
+                )
+                .outerjoin(
+                    ProvenanceRow,
+                    (ProvenanceRow.sha256 == RepositoryProvenance.sha256)
+                    & (ProvenanceRow.url == RepositoryProvenance.url),
+                )
+                .where(
+                    RepositoryProvenance.repository_id == repository_id,
+                    RepositoryProvenance.sha256.in_(chunk),
+                )
+            )
+            found.update(
+                (digest, StoredProvenance(digest, url, body, body_sha))
+                for digest, url, body, body_sha in rows
+            )
+    return found

@@ -1,13 +1,15 @@
-"""Fixtures for the index server: its request log, collected per test."""
+"""Fixtures for the index server: its request log, collected per test; ``NoUpstreams`` for an app
+whose repositories never reach an upstream."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-__all__ = ["access_lines"]
+__all__ = ["NoUpstreams", "access_lines"]
 
 
 class _Lines(logging.Handler):
@@ -29,3 +31,15 @@ def access_lines() -> Iterator[Callable[[], list[str]]]:
     yield lambda: list(handler.lines)
     logger.removeHandler(handler)
     logger.setLevel(level)
+
+
+class NoUpstreams:
+    """``mirrorflow.server.upstream.Upstreams`` with no remote: a fallback on a closed loopback port."""
+
+    def remote(self, name: str) -> None:
+        return None
+
+    def fallback(self) -> Any:
+        from mirrorflow.tasks.index_client import IndexClient, build_http_client
+
+        return IndexClient("http://127.0.0.1:9/", client=build_http_client(timeout=1.0))

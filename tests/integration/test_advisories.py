@@ -13,46 +13,18 @@ import os
 import subprocess
 import sys
 import uuid
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from packaging.version import Version
+from support_osv import osv, osv_zip, since
+from support_server import NoUpstreams
 
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.content import ContentWriter, NewPackage
 from mirrorflow.tasks.filenames import parse_filename
-
-
-def osv(
-    advisory_id: str, project: str, *, modified: str = "2024-05-01T00:00:00Z", **entry: Any
-) -> dict[str, Any]:
-    """An OSV record naming ``project`` of the PyPI ecosystem (``entry``: versions, ranges)."""
-    return {
-        "schema_version": "1.6.0",
-        "id": advisory_id,
-        "modified": modified,
-        "summary": f"{advisory_id} summary",
-        "affected": [{"package": {"ecosystem": "PyPI", "name": project}, **entry}],
-    }
-
-
-def osv_zip(path: Path, *records: dict[str, Any], extra: dict[str, bytes] | None = None) -> Path:
-    """An export as the PyPI ecosystem's ``all.zip`` lays it out: one ``<id>.json`` per record."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for record in records:
-            archive.writestr(f"{record['id']}.json", json.dumps(record))
-        for name, data in (extra or {}).items():
-            archive.writestr(name, data)
-    return path
-
-
-def since(version: str) -> list[dict[str, Any]]:
-    return [{"type": "ECOSYSTEM", "events": [{"introduced": version}]}]
-
 
 # -- import and report, content written directly ------------------------------------------------------
 
@@ -307,14 +279,57 @@ def test_a_mal_advisory_keeps_the_version_out_of_syncs_and_of_pip_install_from_s
 # -- serve: a blocking advisory in every version, pinned ones included -------------------------------
 
 
-class _NoUpstreams:
-    def remote(self, name: str) -> None:
-        return None
+def test_the_read_api_leaves_out_what_a_blocking_advisory_names_as_serve_does(advisory_cli, tmp_path) -> None:
+    from mirrorflow.flows.read_api import CatalogReadApi
 
-    def fallback(self) -> Any:
-        from mirrorflow.tasks.index_client import IndexClient, build_http_client
+    cli, catalog = advisory_cli, advisory_cli.catalog
+    api, uuid_ = CatalogReadApi(catalog), catalog.get_repository("foo").uuid
 
-        return IndexClient("http://127.0.0.1:9/", client=build_http_client(timeout=1.0))
+    def filenames(membership: str = "present") -> tuple[int, list[str]]:
+        count, rows = api.content((uuid_, 1, membership), limit=100, offset=0)
+        return count, [row["filename"] for row in rows]
+
+    assert filenames() == (4, sorted(FILES))
+    export = osv_zip(
+        tmp_path / "all.zip",
+        osv("MAL-2024-7", "Evil.Pkg", ranges=since("2.0")),
+        osv("PYSEC-2024-8", "evil-pkg", versions=["1.0"]),  # not blocked under the default ["MAL"]
+    )
+    assert cli("advisories", "import", str(export))[1]["added"] == 2
+    assert filenames() == (2, ["evil_pkg-1.0.tar.gz", "fine-1.0.tar.gz"]), "in version 1 too"
+    assert filenames("added") == (2, ["evil_pkg-1.0.tar.gz", "fine-1.0.tar.gz"])
+
+
+def test_serve_does_not_list_a_project_every_file_of_which_an_advisory_blocks(advisory_cli, tmp_path) -> None:
+    import httpx
+
+    from mirrorflow.server.app import create_app
+    from mirrorflow.server.pages import JSON_V1
+    from mirrorflow.server.threaded import serve_in_thread
+    from mirrorflow.storage.filesystem_store import FileSystemStore
+
+    cli, catalog = advisory_cli, advisory_cli.catalog
+    clock = [1000.0]
+    app = create_app(catalog, FileSystemStore(tmp_path / "store"), NoUpstreams(), clock=lambda: clock[0])
+    with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+
+        def listed() -> list[str]:
+            return [
+                p["name"] for p in client.get("/foo/simple/", headers={"Accept": JSON_V1}).json()["projects"]
+            ]
+
+        assert listed() == ["evil-pkg", "fine"]
+        assert (
+            cli(
+                "advisories",
+                "import",
+                str(osv_zip(tmp_path / "all.zip", osv("MAL-2024-7", "evil-pkg", ranges=since("0")))),
+            )[0]
+            == 0
+        )
+        clock[0] += 1.0
+        assert client.get("/foo/simple/evil-pkg/").status_code == 404
+        assert listed() == ["fine"], "the cached listing was re-keyed, and leaves out what answers 404"
 
 
 def test_serve_leaves_files_a_blocking_advisory_names_off_pinned_pages_and_answers_404(
@@ -337,7 +352,7 @@ def test_serve_leaves_files_a_blocking_advisory_names_off_pinned_pages_and_answe
     )
     writer.commit_version(repository="foo", sync_id=sync_id, mirror=True)
     clock = [1000.0]
-    app = create_app(catalog, FileSystemStore(tmp_path / "store"), _NoUpstreams(), clock=lambda: clock[0])
+    app = create_app(catalog, FileSystemStore(tmp_path / "store"), NoUpstreams(), clock=lambda: clock[0])
     pinned = "/foo/versions/1/simple/evil-pkg/"
     with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
 

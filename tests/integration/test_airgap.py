@@ -280,11 +280,134 @@ def test_an_unknown_format_version_is_refused_naming_the_field(homes, tmp_path):
     _commit(online, online_store, "foo", _files("a-1.0-py3-none-any.whl"))
     _export(online, online_store, tmp_path / "x")
     toc = json.loads((tmp_path / "x" / "toc.json").read_text())
-    toc["format_version"] = 2
+    toc["format_version"] = 3
     (tmp_path / "x" / "toc.json").write_text(json.dumps(toc))
-    with pytest.raises(InvalidExport, match="^toc.json: format_version 2 is not supported"):
+    with pytest.raises(InvalidExport, match="^toc.json: format_version 3 is not supported"):
         import_export(offline, offline_store, directory=tmp_path / "x", repository="bar")
     assert offline.list_repositories() == []
+
+
+# -- what serve shows besides the files: PEP 792 statuses, PEP 740 provenance ------------------------
+
+
+def _statuses(catalog: Catalog, repository: str, changes: dict) -> None:
+    """A version of ``repository`` whose only change is its project statuses."""
+    view = ContentWriter(catalog).commit_version(
+        repository=repository, sync_id=str(uuid.uuid4()), mirror=False, status_changes=changes
+    )
+    assert view is not None
+
+
+def _provenance(catalog: Catalog, repository: str, filename: str, body: bytes | None) -> None:
+    """The provenance URL ``repository``'s remote names for ``filename`` (and its object, unless None)."""
+    from mirrorflow.storage.provenance import record_urls, store_body
+
+    sha256 = hashlib.sha256(_files(filename)[filename]).hexdigest()
+    url = f"https://index.example/{filename}.provenance"
+    record_urls(catalog, catalog.get_repository(repository).id, {sha256: url})
+    if body is not None:
+        store_body(catalog, sha256, url, body)
+
+
+def _pages(catalog: Catalog, store, repository: str, projects: tuple[str, ...]) -> dict[str, object]:
+    """What serve answers for each project's JSON page (files URLs without the repository's name),
+    and for every provenance URL they give."""
+    import httpx
+    from support_server import NoUpstreams
+
+    from mirrorflow.server.app import create_app
+    from mirrorflow.server.pages import JSON_V1
+    from mirrorflow.server.threaded import serve_in_thread
+
+    found: dict[str, object] = {}
+    with (
+        serve_in_thread(create_app(catalog, store, NoUpstreams())) as base,
+        httpx.Client(base_url=base) as client,
+    ):
+        for project in projects:
+            page = client.get(f"/{repository}/simple/{project}/", headers={"Accept": JSON_V1})
+            assert page.status_code == 200, page.text
+            found[project] = json.loads(page.text.replace(f"/{repository}/files/", "/files/"))
+            for file in page.json()["files"]:
+                if "provenance" in file:
+                    found[file["filename"] + ".provenance"] = client.get(file["provenance"]).content
+    return found
+
+
+def test_statuses_and_provenance_cross_full_and_incremental_and_serve_shows_them_alike(homes, tmp_path):
+    (online, online_store), (offline, offline_store) = homes
+    online.create_repository("foo")
+    _commit(online, online_store, "foo", _files("a-1.0-py3-none-any.whl", "b-1.0-py3-none-any.whl"))
+    _statuses(online, "foo", {"a": ("archived", "moved to b"), "gone": ("quarantined", "malware")})
+    _provenance(online, "foo", "a-1.0-py3-none-any.whl", b'{"attestation_bundles": []}')
+    _provenance(online, "foo", "b-1.0-py3-none-any.whl", None)  # on_demand, never fetched: cannot cross
+    full = _export(online, online_store, tmp_path / "v1")
+    assert (full.toc.format_version, full.toc.statuses, full.toc.provenance, full.provenance_missing) == (
+        2,
+        2,
+        1,
+        1,
+    )
+    result = import_export(offline, offline_store, directory=tmp_path / "v1", repository="bar")
+    assert (result.version, result.provenance) == (1, 1)
+    online_pages = _pages(online, online_store, "foo", ("a", "gone"))
+    assert online_pages["a"]["project-status"] == {"status": "archived", "reason": "moved to b"}
+    assert online_pages["a-1.0-py3-none-any.whl.provenance"] == b'{"attestation_bundles": []}'
+    assert _pages(offline, offline_store, "bar", ("a", "gone")) == online_pages
+
+    _commit(online, online_store, "foo", _files("a-1.0-py3-none-any.whl", "c-1.0-py3-none-any.whl"))
+    _statuses(online, "foo", {"a": None, "c": ("deprecated", None)})
+    _provenance(online, "foo", "c-1.0-py3-none-any.whl", b'{"c": 1}')
+    delta = _export(online, online_store, tmp_path / "v2", since=2)
+    assert (delta.toc.statuses, delta.toc.provenance) == (2, 1), "every status; the added file's provenance"
+    result = import_export(offline, offline_store, directory=tmp_path / "v2", repository="bar")
+    assert result.version == 2
+    online_pages = _pages(online, online_store, "foo", ("a", "c", "gone"))
+    assert (
+        "project-status" not in online_pages["a"]
+        and online_pages["c"]["project-status"]["status"] == "deprecated"
+    )
+    assert _pages(offline, offline_store, "bar", ("a", "c", "gone")) == online_pages
+    again = import_export(offline, offline_store, directory=tmp_path / "v2", repository="bar")
+    assert (again.changed, again.version) == (False, None)
+
+
+def _as_format_1(directory: Path) -> None:
+    """Rewrite an export as mirrorflow wrote format 1: no statuses or provenance in its records chunk."""
+    import io
+
+    records = directory / "chunk-00000.tar"
+    members = {}
+    with tarfile.open(records) as tar:
+        for name in ("records/packages.jsonl", "records/removed.jsonl"):
+            members[name] = tar.extractfile(name).read()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    records.write_bytes(buffer.getvalue())
+    toc = json.loads((directory / "toc.json").read_text())
+    toc["format_version"] = 1
+    for count in ("statuses", "provenance"):
+        del toc["counts"][count]
+    toc["chunks"][0].update(sha256=hashlib.sha256(buffer.getvalue()).hexdigest(), size=len(buffer.getvalue()))
+    (directory / "toc.json").write_text(json.dumps(toc))
+
+
+def test_a_format_1_export_still_imports_and_changes_no_status(homes, tmp_path):
+    (online, online_store), (offline, offline_store) = homes
+    online.create_repository("foo")
+    _commit(online, online_store, "foo", _files("a-1.0-py3-none-any.whl"))
+    _export(online, online_store, tmp_path / "v1")
+    _as_format_1(tmp_path / "v1")
+    offline.create_repository("bar")
+    _statuses(offline, "bar", {"a": ("deprecated", "kept")})
+    result = import_export(offline, offline_store, directory=tmp_path / "v1", repository="bar")
+    assert (result.version, result.added, result.provenance) == (2, 1, 0)
+    assert _file_set(offline, "bar") == _file_set(online, "foo")
+    assert _pages(offline, offline_store, "bar", ("a",))["a"]["project-status"]["reason"] == "kept"
 
 
 # -- the command line ------------------------------------------------------------------------

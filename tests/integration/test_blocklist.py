@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from support_server import NoUpstreams
 
 from mirrorflow.server.app import create_app
 from mirrorflow.server.pages import JSON_V1
@@ -26,7 +27,6 @@ from mirrorflow.storage.content import ContentWriter, NewPackage
 from mirrorflow.storage.filesystem_store import FileSystemStore
 from mirrorflow.tasks.blocklist import parse_entry
 from mirrorflow.tasks.filenames import parse_filename
-from mirrorflow.tasks.index_client import IndexClient, build_http_client
 
 # -- content written directly ------------------------------------------------------------------------
 
@@ -178,14 +178,6 @@ def test_bad_input_is_one_line_and_changes_nothing(blocklist_cli) -> None:
 # -- serve ---------------------------------------------------------------------------------------------
 
 
-class _NoUpstreams:
-    def remote(self, name):
-        return None
-
-    def fallback(self) -> IndexClient:
-        return IndexClient("http://127.0.0.1:9/", client=build_http_client(timeout=1.0))
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def served(request, tmp_path):
     """A server (the test's clock) over repository ``foo`` at version 1 holding ``FILES``, stored."""
@@ -198,7 +190,7 @@ def served(request, tmp_path):
     catalog.create_repository("foo")
     _commit(catalog, "foo", store=store)
     clock = [1000.0]
-    app = create_app(catalog, store, _NoUpstreams(), clock=lambda: clock[0])
+    app = create_app(catalog, store, NoUpstreams(), clock=lambda: clock[0])
     with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
         yield client, catalog, clock
     catalog.dispose()
@@ -244,6 +236,32 @@ def test_serve_refuses_blocked_files_in_every_version_and_pages_leave_them_out(s
     )
     listing = client.get("/foo/versions/1/simple/", headers={"Accept": JSON_V1}).json()
     assert [p["name"] for p in listing["projects"]] == ["shelf_reader"]
+
+
+def test_the_listing_leaves_out_a_project_whose_every_file_is_blocked_as_its_page_answers_404(served) -> None:
+    client, catalog, clock = served
+    listed = client.get("/foo/simple/", headers={"Accept": JSON_V1}).json()["projects"]
+    serials = {p["name"]: p["_last-serial"] for p in listed}
+    for entry in ("other-1.0.tar.gz", "shelf-reader>=0.2"):  # a filename; a range leaving 0.1's files
+        parsed = parse_entry(entry)
+        add_entry(catalog, "foo", entry=parsed.canonical, kind=parsed.kind.value, project=parsed.project,
+                  blocks=parsed.blocks)  # fmt: skip
+    clock[0] += 1.0
+    assert client.get("/foo/simple/other/").status_code == 404
+    kept = _files_of(client, "/foo/simple/shelf-reader/")
+    for media_type in (JSON_V1, "text/html"):
+        listing = client.get("/foo/versions/1/simple/", headers={"Accept": media_type})
+        assert "other" not in listing.text and "shelf_reader" in listing.text, media_type
+    (project,) = client.get("/foo/simple/", headers={"Accept": JSON_V1}).json()["projects"]
+    page = client.get("/foo/simple/shelf-reader/", headers={"Accept": JSON_V1}).json()
+    assert project["_last-serial"] == page["meta"]["_last-serial"] < serials["shelf_reader"], "as its page"
+    assert set(kept) == {"shelf_reader-0.1-py3-none-any.whl", "shelf_reader-0.1.tar.gz"}
+    parsed = parse_entry("shelf-reader<0.2")
+    add_entry(catalog, "foo", entry=parsed.canonical, kind=parsed.kind.value, project=parsed.project,
+              blocks=parsed.blocks)  # fmt: skip
+    clock[0] += 1.0
+    assert client.get("/foo/simple/shelf-reader/").status_code == 404
+    assert client.get("/foo/simple/", headers={"Accept": JSON_V1}).json()["projects"] == []
 
 
 # -- a sync through the CLI ------------------------------------------------------------------------------

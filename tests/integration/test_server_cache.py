@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from sqlalchemy import create_engine, event, text
+from support_server import NoUpstreams
 
 from mirrorflow.server.app import create_app
 from mirrorflow.server.cache import CachedPage, PageCache
@@ -23,15 +24,6 @@ from mirrorflow.server.threaded import serve_in_thread
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.content import ContentWriter, NewPackage
 from mirrorflow.storage.filesystem_store import FileSystemStore
-from mirrorflow.tasks.index_client import IndexClient, build_http_client
-
-
-class _NoUpstreams:
-    def remote(self, name):
-        return None
-
-    def fallback(self) -> IndexClient:
-        return IndexClient("http://127.0.0.1:9/", client=build_http_client(timeout=1.0))
 
 
 def _package(name: str, version: str) -> NewPackage:
@@ -88,7 +80,7 @@ def _module_server(request, tmp_path_factory) -> Iterator[_Server]:
     catalog = Catalog.from_url(url)
     store = FileSystemStore(tmp_path_factory.mktemp("store"))
     state = _Server(client=None, catalog=catalog, store=store)  # type: ignore[arg-type]
-    app = create_app(catalog, store, _NoUpstreams(), clock=lambda: state.now)
+    app = create_app(catalog, store, NoUpstreams(), clock=lambda: state.now)
     with serve_in_thread(app) as base, httpx.Client(base_url=base, timeout=30) as client:
         state.client = client
         yield state

@@ -102,6 +102,39 @@ def test_pull_through_serves_and_caches_projects_the_repository_lacks(cli, tmp_p
     )
 
 
+@pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
+def test_pull_through_leaves_out_what_a_blocking_advisory_names_page_listing_and_file(cli, tmp_path):
+    from support_osv import osv, osv_zip, since
+
+    projects = [p for p in seed_projects() if p.name in ("mf-demo-lib", "mf-demo-app")]
+    with serve_projects(projects, tmp_path) as upstream:
+        cli("repository", "create", "--name", "foo")
+        cli("remote", "create", "--name", "pt", "--url", upstream.url, "--policy", "on_demand")
+        _ok(cli("repository", "pull-through", "--name", "foo", "--remote", "pt"))
+        advisories = osv_zip(
+            tmp_path / "all.zip",
+            osv("MAL-2024-1", "mf-demo-lib", versions=["2.1"]),
+            osv("MAL-2024-2", "mf-demo-app", ranges=since("0")),
+        )
+        assert _ok(cli("advisories", "import", str(advisories)))["added"] == 2
+        with serve_in_thread(app_from_settings()) as base, httpx.Client(base_url=base) as client:
+            page = client.get("/foo/simple/mf-demo-lib/", headers={"Accept": JSON_V1})
+            assert page.status_code == 200, page.text
+            assert page.json()["versions"] == ["1.0", "2.0"], "2.1 is left out of the pulled page"
+            app = client.get("/foo/simple/mf-demo-app/")
+            assert app.status_code == 404 and "blocked by advisory MAL-2024-2" in app.text
+            listing = client.get("/foo/simple/", headers={"Accept": JSON_V1}).json()
+            assert [p["name"] for p in listing["projects"]] == ["mf-demo-lib"]
+            wheel = next(f for f in page.json()["files"] if f["filename"].endswith("2.0-py3-none-any.whl"))
+            blocked = wheel["url"].replace("2.0-py3", "2.1-py3").split("/files/")[0] + "/files/"
+            pulled = ServingCatalog(catalog_for(Settings())).pull_through_files(
+                catalog_for(Settings()).get_repository("foo").id, "mf-demo-lib"
+            )[0]
+            (held,) = [f for f in pulled if f.filename == "mf_demo_lib-2.1-py3-none-any.whl"]
+            refused = client.get(f"{blocked}{held.sha256}/{held.filename}")
+            assert refused.status_code == 404 and "MAL-2024-1" in refused.text, refused.text
+
+
 def test_pull_through_command_rejects_unknown_names(cli):
     cli("repository", "create", "--name", "foo")
     result = cli("repository", "pull-through", "--name", "foo", "--remote", "nope")

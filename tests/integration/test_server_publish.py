@@ -295,6 +295,112 @@ def test_publish_leaves_blocklisted_files_and_their_links_out_of_every_version(r
         assert "mf_pub_b-1.0.tar.gz" not in page and "mf_pub_b-1.0-py3-none-any.whl" in page, name
 
 
+# -- what serve's pages say besides the files: PEP 792 statuses, PEP 740 provenance ------------------
+
+_PROVENANCE = b'{"attestation_bundles": [], "version": 1}'
+_PROJECTS = ("mf-pub-a", "mf-pub-b", "mf-pub-q")
+
+
+def _status_and_provenance(serving: ServingCatalog) -> None:
+    """Version 2 of ``r``: mf-pub-a deprecated, mf-pub-q quarantined (no file), and mf-pub-a's wheel
+    with a fetched provenance object (another repository names another for it, never published here)."""
+    from mirrorflow.storage.provenance import record_urls, store_body
+
+    writer = ContentWriter(serving.catalog)
+    changes = {"mf-pub-a": ("deprecated", "use mf-pub-b <now>"), "mf-pub-q": ("quarantined", None)}
+    writer.commit_version(repository="r", sync_id="s2", mirror=False, status_changes=changes)
+    state = serving.repository("r")
+    wheel = serving.project_files(state.id, 2, "mf-pub-a")[0]
+    record_urls(serving.catalog, state.id, {wheel.sha256: "https://index.example/a.provenance"})
+    store_body(serving.catalog, wheel.sha256, "https://index.example/a.provenance", _PROVENANCE)
+    other = serving.catalog.create_repository("other")
+    record_urls(serving.catalog, other.id, {wheel.sha256: "https://index.example/other.provenance"})
+    store_body(serving.catalog, wheel.sha256, "https://index.example/other.provenance", b"{}")
+
+
+def test_published_pages_say_what_serves_pages_say_statuses_and_provenance(repository, tmp_path):
+    from support_server import NoUpstreams
+
+    from mirrorflow.server.app import create_app
+    from mirrorflow.server.publish import PAGES
+    from mirrorflow.server.threaded import serve_in_thread
+
+    serving, store = repository
+    _status_and_provenance(serving)
+    app = create_app(serving.catalog, store, NoUpstreams())
+    served: dict[str, bytes] = {}
+    with serve_in_thread(app) as base, httpx.Client(base_url=base) as client:
+        for project in ("mf-pub-a", "mf-pub-b"):  # serve stores each wheel's metadata: both pages hash it
+            (file,) = serving.project_files(serving.repository("r").id, 2, project)
+            assert client.get(f"/r/files/{file.sha256}/{file.filename}.metadata").status_code == 200
+        for name, media_type in PAGES:
+            for project in _PROJECTS:
+                answer = client.get(f"/r/simple/{project}/", headers={"Accept": media_type})
+                assert answer.status_code == 200, answer.text
+                served[f"simple/{project}/{name}"] = answer.content.replace(b"/r/files/", b"../../files/")
+            served[f"simple/{name}"] = client.get("/r/simple/", headers={"Accept": media_type}).content
+        wheel = json.loads(served["simple/mf-pub-a/index.v1_json"])["files"][0]
+        provenance_url = wheel["provenance"].replace("../../files/", "/r/files/")
+        assert client.get(provenance_url).content == _PROVENANCE
+
+    to = tmp_path / "pub"
+    done = publish(serving, store, "r", None, to)
+    assert (done.version, done.provenance, done.provenance_missing) == (2, 1, 0)
+    for key, body in served.items():
+        assert (to / key).read_bytes() == body, key
+    a = json.loads(served["simple/mf-pub-a/index.v1_json"])
+    assert a["meta"]["api-version"] == "1.4" and a["project-status"]["status"] == "deprecated"
+    assert b'name="pypi:project-status" content="quarantined"' in served["simple/mf-pub-q/index.html"]
+    assert b"mf-pub-q" not in served["simple/index.html"], "holds no file: not listed, by serve either"
+    assert b'data-provenance="../../files/' in served["simple/mf-pub-a/index.html"]
+    assert "provenance" not in json.loads(served["simple/mf-pub-b/index.v1_json"])["files"][0]
+    assert (to / "simple/mf-pub-a" / wheel["provenance"]).resolve().read_bytes() == _PROVENANCE
+    assert [p.name for p in (to / "files").rglob("*.provenance")] == [wheel["filename"] + ".provenance"]
+
+    again = publish(serving, store, "r", None, to)
+    assert (again.written, again.provenance) == (0, 1), "the provenance file is linked, not written"
+    from mirrorflow.storage.provenance import record_urls, store_body
+
+    store_body(serving.catalog, wheel["hashes"]["sha256"], "https://index.example/a.provenance", b"{}")
+    b_wheel = json.loads(served["simple/mf-pub-b/index.v1_json"])["files"][0]
+    record_urls(
+        serving.catalog, serving.repository("r").id, {b_wheel["hashes"]["sha256"]: "https://index.example/b"}
+    )
+    changed = publish(serving, store, "r", None, to)
+    assert (changed.written, changed.provenance_missing) == (1, 1), (
+        "only the changed object; b's never fetched"
+    )
+    assert (to / "simple/mf-pub-a" / wheel["provenance"]).resolve().read_bytes() == b"{}"
+    assert (to / "simple/mf-pub-b/index.v1_json").read_bytes() == served["simple/mf-pub-b/index.v1_json"]
+
+
+def test_publish_to_s3_carries_statuses_and_provenance_as_the_directory_does(repository, tmp_path, s3_client):
+    from support_s3 import _drop_bucket, new_bucket_name
+
+    from mirrorflow.server.publish_s3 import publish_to_bucket
+    from mirrorflow.storage.s3_publication import PublicationBucket
+
+    serving, store = repository
+    _status_and_provenance(serving)
+    to = tmp_path / "pub"
+    publish(serving, store, "r", None, to)
+    name = new_bucket_name()
+    s3_client.make_bucket(name)
+    try:
+        bucket = PublicationBucket(s3_client, name, "r")
+        done = publish_to_bucket(serving, store, "r", None, bucket)
+        assert (done.provenance, done.provenance_missing) == (1, 0)
+        tree = {str(p.relative_to(to)) for p in to.rglob("*") if p.is_file()} - {MARKER, "nginx.conf"}
+        assert set(_objects(s3_client, name, "r")) - {MARKER} == tree
+        for key in tree:
+            assert bucket.read(key) == (to / key).read_bytes(), key
+        (provenance,) = [k for k in tree if k.endswith(".provenance")]
+        assert s3_client.stat_object(name, f"r/{provenance}").content_type == "application/json"
+        assert publish_to_bucket(serving, store, "r", None, bucket).uploaded == 0
+    finally:
+        _drop_bucket(s3_client, name)
+
+
 # -- publish --to s3://bucket/prefix (moto's S3 server on loopback, the real minio client) -------------
 
 
