@@ -392,8 +392,8 @@ class _Routes:
                 return refused
             if request.method == "HEAD":
                 headers = {"Content-Type": content_type_of(filename)}
-                if found.size is not None:
-                    headers["Content-Length"] = str(found.size)
+                if found.package.size is not None:
+                    headers["Content-Length"] = str(found.package.size)
                 return Response(headers=headers)
             delivery = await run_in_threadpool(self.files.prepare, found)
         except ServeError as exc:
@@ -430,11 +430,12 @@ class _Routes:
         refused = _blocklisted(state, file)
         if refused is not None or not state.advisories:
             return refused
-        advisory = self.advisories.blocking(state, file.normalized_name, file.version)
+        advisory = self.advisories.blocking(state, file.package.normalized_name, file.package.version)
         if advisory is None:
             return None
         return _text(
-            404, f"file {file.filename!r} is blocked by advisory {advisory.id} in repository {state.name!r}"
+            404,
+            f"file {file.package.filename!r} is blocked by advisory {advisory.id} in repository {state.name!r}",
         )
 
     async def _metadata(self, package: ServedFile) -> Response:
@@ -455,10 +456,14 @@ def _blocklisted(state: RepositoryState, file: ServedFile) -> Response | None:
     """The 404 of a file the repository's blocklist names (in every version, pinned ones included)."""
     if not state.blocklist:
         return None
-    entry = parsed_blocklist(state.blocklist).blocks(file.name, file.filename, file.version)
+    entry = parsed_blocklist(state.blocklist).blocks(
+        file.package.name, file.package.filename, file.package.version
+    )
     if entry is None:
         return None
-    return _text(404, f"file {file.filename!r} is blocklisted in repository {state.name!r} (entry {entry!r})")
+    return _text(
+        404, f"file {file.package.filename!r} is blocklisted in repository {state.name!r} (entry {entry!r})"
+    )
 
 
 def _headers(content_type: bytes, length: int, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
