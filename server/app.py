@@ -400,7 +400,8 @@ class _Routes:
             return _text(exc.status, exc.message)
         if delivery.redirect is not None:
             return RedirectResponse(delivery.redirect, status_code=302)
-        assert delivery.chunks is not None
+        if delivery.chunks is None:  # a bug in FileServer: every Delivery has one or the other
+            raise RuntimeError(f"{filename}: the file server gave neither bytes nor a redirect")
         headers = {"X-Mirrorflow-Source": delivery.source}
         if delivery.size is not None:
             headers["Content-Length"] = str(delivery.size)

@@ -118,9 +118,8 @@ class FileServer:
             with self._lock:
                 flight = self._flights.get(file.package.sha256)
                 leader = flight is None
-                if leader:
+                if flight is None:
                     flight = self._flights[file.package.sha256] = _Flight(threading.Event())
-            assert flight is not None
             if leader:
                 # Look again now that this request owns the digest's flight: another flight may
                 # have stored the file and landed between the first look and the lock, and no

@@ -156,10 +156,9 @@ def _members(path: Path) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
     try:
         with tarfile.open(path, mode="r|") as tar:
             for info in tar:
-                if not info.isfile():
+                handle = tar.extractfile(info) if info.isfile() else None
+                if handle is None:
                     raise InvalidExport(path.name, "member", info.name, "is not a regular file")
-                handle = tar.extractfile(info)
-                assert handle is not None  # a regular file always has one
                 yield info, handle
     except tarfile.TarError as exc:
         raise CorruptChunk(path.name, f"is not a tar file ({exc})") from None
