@@ -303,27 +303,21 @@ class _Routes:
             listed = len(found)
             found = [f for f in found if blocklist.blocks(f.name, f.filename, f.version) is None]
             if listed and not found:
-                text = (
+                why = (
                     f"every file of project {normalized!r} in version {number} is blocklisted in "
                     f"repository {state.name!r}\n"
-                ).encode()
-                cached = CachedPage(404, text, _headers(_PLAIN_TEXT, len(text)), None)
-                if cacheable:
-                    self.pages.put(key, cached)
-                return _send(request, cached)
+                )
+                return self._refused_page(request, key if cacheable else None, why)
         if found and state.advisories:
             blocking = {f.version: self.advisories.blocking(state, normalized, f.version) for f in found}
             kept = [f for f in found if blocking[f.version] is None]
             if not kept:
                 ids = sorted({a.id for a in blocking.values() if a is not None})
-                text = (
+                why = (
                     f"every file of project {normalized!r} in version {number} is blocked by advisory "
                     f"{', '.join(ids)} in repository {state.name!r}\n"
-                ).encode()
-                cached = CachedPage(404, text, _headers(_PLAIN_TEXT, len(text)), None)
-                if cacheable:
-                    self.pages.put(key, cached)
-                return _send(request, cached)
+                )
+                return self._refused_page(request, key if cacheable else None, why)
             found = kept
         # PEP 792: the status the version holds; a quarantined project is served as its upstream
         # serves it, without files (any other project without files is not in the version).
@@ -406,6 +400,15 @@ class _Routes:
         if delivery.size is not None:
             headers["Content-Length"] = str(delivery.size)
         return StreamingResponse(delivery.chunks, media_type=content_type_of(filename), headers=headers)
+
+    def _refused_page(self, request: Request, key: Any, text: str) -> Response:
+        """Answer 404 with ``text`` for a project page whose every file is refused; remembered under
+        ``key`` unless None (what pull-through found may change)."""
+        body = text.encode()
+        cached = CachedPage(404, body, _headers(_PLAIN_TEXT, len(body)), None)
+        if key is not None:
+            self.pages.put(key, cached)
+        return _send(request, cached)
 
     async def _find_file(self, state: RepositoryState, sha256: str, filename: str) -> ServedFile | None:
         """``ServingCatalog.find_file``, remembered while the repository's versions stay as they are.
