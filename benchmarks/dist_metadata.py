@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
                     started = time.perf_counter()
                     deps = reader.read(filename=filename, url=url, sha256=digest, metadata_url=None)
                     times.append(time.perf_counter() - started)
-                    assert deps.requires_dist == tuple(REQUIRES), deps
+                    if deps.requires_dist != tuple(REQUIRES):
+                        raise RuntimeError(f"{way}: read {deps!r}, not the wheel's requirements")
                 stats = reader.stats
                 print(
                     f"{way:<16}{deps.source:<16}{stats.requests:>10}{stats.bytes_received:>16,}"

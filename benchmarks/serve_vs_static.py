@@ -182,7 +182,8 @@ def _nginx(root: Path, port: int, work: Path) -> contextmanager[int]:  # type: i
         .replace("location /simple/", "location /bench/simple/")
         .replace("location /files/", "location /bench/files/")
     )
-    assert server.count("/bench/") == 2 and f"root {root};" in server, server
+    if server.count("/bench/") != 2 or f"root {root};" not in server:
+        raise RuntimeError(f"the published nginx configuration changed shape; rewritten: {server!r}")
     (work / "server.conf").write_text(server)
     config = work / "nginx.conf"
     config.write_text(
@@ -285,7 +286,8 @@ def _pip_download(index: str, names: list[str], dest: Path) -> float:
     started = time.perf_counter()
     subprocess.run(command, check=True, env=env, capture_output=True)
     elapsed = time.perf_counter() - started
-    assert len(list(dest.iterdir())) == len(names), "pip downloaded every wheel"
+    if len(list(dest.iterdir())) != len(names):
+        raise RuntimeError(f"pip downloaded {len(list(dest.iterdir()))} of {len(names)} wheels")
     return elapsed
 
 

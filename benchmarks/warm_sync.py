@@ -155,7 +155,8 @@ def _run(args, env, pip_env, work, seed, many, bandersnatch) -> None:  # type: i
             else:
                 elapsed, out = _timed(resync, env)
                 result = json.loads(out)
-                assert result["changed"] is False, "a no-change resync changed the repository"
+                if result["changed"] is not False:
+                    raise RuntimeError(f"a no-change resync changed the repository: {result!r}")
                 resync_times.append(elapsed)
                 resync_flow.append(result["report"]["duration_s"])
     ratio_b = _median(resync_times) / _median(band_times)

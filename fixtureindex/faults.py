@@ -184,12 +184,7 @@ class _FaultyHandler(_Handler):
             return self._reset()  # the server is stopping: do not hold its threads
         if fault.kind == "corrupt" and body:
             body = body[:-1] + bytes([body[-1] ^ 0xFF])
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
+        self._send_head(status, body, content_type, headers)
         if fault.kind in ("reset", "truncate"):
             self.wfile.write(body[: fault.after])
             return self._reset() if fault.kind == "reset" else self._close()

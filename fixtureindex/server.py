@@ -184,14 +184,20 @@ class _Handler(BaseHTTPRequestHandler):
         send_body: bool,
         headers: dict[str, str] | None = None,
     ) -> None:
+        self._send_head(status, body, content_type, headers)
+        if send_body:
+            self.wfile.write(body)
+
+    def _send_head(
+        self, status: HTTPStatus, body: bytes, content_type: str, headers: dict[str, str] | None
+    ) -> None:
+        """The status line and headers of a response of ``body``."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        if send_body:
-            self.wfile.write(body)
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:

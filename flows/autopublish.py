@@ -46,15 +46,7 @@ def publish_after_sync(
     try:
         done = publish(ServingCatalog(catalog), store, repository.name, version, to)
     except Exception as exc:  # the version is committed: publishing must not fail the sync
-        logger.warning(
-            "autopublish of %r version %d to %s failed (the version stays committed): %s",
-            repository.name,
-            version,
-            to,
-            exc,
-            exc_info=not _expected(exc),
-        )
-        return {"to": str(to), "version": version, "error": f"{type(exc).__name__}: {exc}"}
+        return _failed(repository.name, version, str(to), exc, logger)
     logger.info("published %r version %d to %s (%d written)", repository.name, version, to, done.written)
     return {
         "to": str(to),
@@ -82,17 +74,28 @@ def _publish_to_bucket(
         bucket = bucket_for(settings if settings is not None else Settings(), to)
         done = publish_to_bucket(ServingCatalog(catalog), store, repository.name, version, bucket)
     except Exception as exc:  # the version is committed: publishing must not fail the sync
-        logger.warning(
-            "autopublish of %r version %d to %s failed (the version stays committed): %s",
-            repository.name,
-            version,
-            to,
-            exc,
-            exc_info=not _expected(exc),
-        )
-        return {"to": to, "version": version, "error": f"{type(exc).__name__}: {exc}"}
+        return _failed(repository.name, version, to, exc, logger)
     logger.info("published %r version %d to %s (%d uploaded)", repository.name, version, to, done.uploaded)
     return {"to": to, "version": version, "written": done.uploaded, "linked": done.unchanged}
+
+
+def _failed(
+    repository: str,
+    version: int,
+    to: str,
+    exc: Exception,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+) -> dict[str, Any]:
+    """Log a failed autopublish (the version stays committed) and return its report entry."""
+    logger.warning(
+        "autopublish of %r version %d to %s failed (the version stays committed): %s",
+        repository,
+        version,
+        to,
+        exc,
+        exc_info=not _expected(exc),
+    )
+    return {"to": to, "version": version, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _expected(exc: Exception) -> bool:

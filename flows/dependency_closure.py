@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect.futures import PrefectFuture
 
 from mirrorflow.flows.remote_spec import RemoteFields
+from mirrorflow.storage.closure_pages import ClosurePages
 from mirrorflow.storage.errors import MirrorflowError
 from mirrorflow.tasks.clients import SyncServices
 from mirrorflow.tasks.closure import Closure, ProjectDependencies
@@ -45,7 +47,11 @@ def close_dependencies(
     """Run the closure's rounds to the fixed point; return it (``.implicit_includes()``, ``.report()``).
 
     Raises ``ClosureTooDeep`` after ``MAX_ROUNDS`` rounds; the errors of a batch's task otherwise.
+    A closure that settles with every page read prunes the page memory of this repository and remote
+    (``mirrorflow.storage.closure_pages``): the rows it did not use are of projects no longer needed.
     """
+    started = datetime.now(UTC)
+    complete = True
     closure = Closure.start(config.spec, today=config.now.date())
     logger.info("dependency closure for %s", closure.described)
     while names := closure.start_round():
@@ -55,12 +61,18 @@ def close_dependencies(
         outcomes = _run_round(names, round_config, services, reader, task_workers)
         for outcome in sorted(outcomes, key=lambda o: o.project):  # sorted: the same chains every run
             closure.record(outcome)
+            complete = complete and outcome.failure is None
         logger.info(
             "dependency closure round %d: %d project(s) evaluated, %d implicit include(s) so far",
             closure.rounds,
             len(names),
             len(closure.implicit_includes()),
         )
+    if complete:
+        memory = ClosurePages(services.writer.catalog)
+        pruned = memory.prune(repository_id=config.repository_id, remote=config.remote, before=started)
+        if pruned:
+            logger.info("dependency closure: %d remembered page(s) no longer used, forgotten", pruned)
     return closure
 
 

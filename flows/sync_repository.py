@@ -520,5 +520,6 @@ def run_sync(
             repository=repository, remote=remote, mirror=mirror, lock_wait_s=lock_wait_s
         )
     # A run that ends Failed (bad parameters) raises here rather than returning its state.
-    assert isinstance(result, SyncResult), result
+    if not isinstance(result, SyncResult):
+        raise TypeError(f"sync_repository returned {result!r}, not a SyncResult")
     return result

@@ -309,27 +309,21 @@ class _Routes:
             listed = len(found)
             found = [f for f in found if blocklist.blocks(f.name, f.filename, f.version) is None]
             if listed and not found:
-                text = (
+                why = (
                     f"every file of project {normalized!r} in version {number} is blocklisted in "
                     f"repository {state.name!r}\n"
-                ).encode()
-                cached = CachedPage(404, text, _headers(_PLAIN_TEXT, len(text)), None)
-                if cacheable:
-                    self.pages.put(key, cached)
-                return _send(request, cached)
+                )
+                return self._refused_page(request, key if cacheable else None, why)
         if found and state.advisories:
             blocking = {f.version: self.advisories.blocking(state, normalized, f.version) for f in found}
             kept = [f for f in found if blocking[f.version] is None]
             if not kept:
                 ids = sorted({a.id for a in blocking.values() if a is not None})
-                text = (
+                why = (
                     f"every file of project {normalized!r} in version {number} is blocked by advisory "
                     f"{', '.join(ids)} in repository {state.name!r}\n"
-                ).encode()
-                cached = CachedPage(404, text, _headers(_PLAIN_TEXT, len(text)), None)
-                if cacheable:
-                    self.pages.put(key, cached)
-                return _send(request, cached)
+                )
+                return self._refused_page(request, key if cacheable else None, why)
             found = kept
         # PEP 792: the status the version holds; a quarantined project is served as its upstream
         # serves it, without files (any other project without files is not in the version).
@@ -398,19 +392,29 @@ class _Routes:
                 return refused
             if request.method == "HEAD":
                 headers = {"Content-Type": content_type_of(filename)}
-                if found.size is not None:
-                    headers["Content-Length"] = str(found.size)
+                if found.package.size is not None:
+                    headers["Content-Length"] = str(found.package.size)
                 return Response(headers=headers)
             delivery = await run_in_threadpool(self.files.prepare, found)
         except ServeError as exc:
             return _text(exc.status, exc.message)
         if delivery.redirect is not None:
             return RedirectResponse(delivery.redirect, status_code=302)
-        assert delivery.chunks is not None
+        if delivery.chunks is None:  # a bug in FileServer: every Delivery has one or the other
+            raise RuntimeError(f"{filename}: the file server gave neither bytes nor a redirect")
         headers = {"X-Mirrorflow-Source": delivery.source}
         if delivery.size is not None:
             headers["Content-Length"] = str(delivery.size)
         return StreamingResponse(delivery.chunks, media_type=content_type_of(filename), headers=headers)
+
+    def _refused_page(self, request: Request, key: Any, text: str) -> Response:
+        """Answer 404 with ``text`` for a project page whose every file is refused; remembered under
+        ``key`` unless None (what pull-through found may change)."""
+        body = text.encode()
+        cached = CachedPage(404, body, _headers(_PLAIN_TEXT, len(body)), None)
+        if key is not None:
+            self.pages.put(key, cached)
+        return _send(request, cached)
 
     async def _find_file(self, state: RepositoryState, sha256: str, filename: str) -> ServedFile | None:
         """``ServingCatalog.find_file``, remembered while the repository's versions stay as they are.
@@ -436,11 +440,12 @@ class _Routes:
         refused = _blocklisted(state, file)
         if refused is not None or not state.advisories:
             return refused
-        advisory = self.advisories.blocking(state, file.normalized_name, file.version)
+        advisory = self.advisories.blocking(state, file.package.normalized_name, file.package.version)
         if advisory is None:
             return None
         return _text(
-            404, f"file {file.filename!r} is blocked by advisory {advisory.id} in repository {state.name!r}"
+            404,
+            f"file {file.package.filename!r} is blocked by advisory {advisory.id} in repository {state.name!r}",
         )
 
     async def _metadata(self, package: ServedFile) -> Response:
@@ -461,10 +466,14 @@ def _blocklisted(state: RepositoryState, file: ServedFile) -> Response | None:
     """The 404 of a file the repository's blocklist names (in every version, pinned ones included)."""
     if not state.blocklist:
         return None
-    entry = parsed_blocklist(state.blocklist).blocks(file.name, file.filename, file.version)
+    entry = parsed_blocklist(state.blocklist).blocks(
+        file.package.name, file.package.filename, file.package.version
+    )
     if entry is None:
         return None
-    return _text(404, f"file {file.filename!r} is blocklisted in repository {state.name!r} (entry {entry!r})")
+    return _text(
+        404, f"file {file.package.filename!r} is blocklisted in repository {state.name!r} (entry {entry!r})"
+    )
 
 
 def _headers(content_type: bytes, length: int, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:

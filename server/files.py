@@ -114,13 +114,12 @@ class FileServer:
             index = remote.index if remote is not None else self.upstreams.fallback()
             if policy == "streamed":
                 return self._streamed(file, index)
-            self._raise_recent_mismatch(file.sha256)
+            self._raise_recent_mismatch(file.package.sha256)
             with self._lock:
-                flight = self._flights.get(file.sha256)
+                flight = self._flights.get(file.package.sha256)
                 leader = flight is None
-                if leader:
-                    flight = self._flights[file.sha256] = _Flight(threading.Event())
-            assert flight is not None
+                if flight is None:
+                    flight = self._flights[file.package.sha256] = _Flight(threading.Event())
             if leader:
                 # Look again now that this request owns the digest's flight: another flight may
                 # have stored the file and landed between the first look and the lock, and no
@@ -129,17 +128,19 @@ class FileServer:
                 try:
                     stored = self._from_store(file)
                 except BaseException:
-                    self._land(file.sha256, flight, None)
+                    self._land(file.package.sha256, flight, None)
                     raise
                 if stored is not None:
-                    self._land(file.sha256, flight, None)
+                    self._land(file.package.sha256, flight, None)
                     return stored
                 return self._fetch_through(file, index, flight)
             if not flight.done.wait(_WAIT):
-                raise ServeError(504, f"{file.filename}: still downloading from the upstream, retry later")
+                raise ServeError(
+                    504, f"{file.package.filename}: still downloading from the upstream, retry later"
+                )
             if flight.error is not None:
                 raise ServeError(502, flight.error)
-        raise ServeError(502, f"{file.filename}: could not be fetched from the upstream, retry later")
+        raise ServeError(502, f"{file.package.filename}: could not be fetched from the upstream, retry later")
 
     def stored_chunks(self, sha256: str) -> Iterator[bytes]:
         """Open a stored artifact (metadata files too). Raises ``ArtifactNotFound``."""
@@ -151,43 +152,51 @@ class FileServer:
         if file.artifact_sha256 is None and not self._stored_now(file):
             return None
         if self.redirect_to_store:
-            url = self.store.url_for(file.sha256, filename=file.filename, expires=timedelta(hours=1))
+            url = self.store.url_for(
+                file.package.sha256, filename=file.package.filename, expires=timedelta(hours=1)
+            )
             if url is not None:
                 return Delivery(redirect=url, source="redirect")
         try:
-            size = self.store.stat(file.sha256)
-            return Delivery(chunks=self.store.open_chunks(file.sha256, chunk_size=_CHUNK), size=size)
+            size = self.store.stat(file.package.sha256)
+            return Delivery(chunks=self.store.open_chunks(file.package.sha256, chunk_size=_CHUNK), size=size)
         except ArtifactNotFound:
             log.warning(
-                "artifact %s of %r is recorded but missing from the store", file.sha256, file.filename
+                "artifact %s of %r is recorded but missing from the store",
+                file.package.sha256,
+                file.package.filename,
             )
             return None
         except ArtifactStoreError as exc:
-            raise ServeError(503, f"{file.filename}: the artifact store is unavailable ({exc})") from exc
+            raise ServeError(
+                503, f"{file.package.filename}: the artifact store is unavailable ({exc})"
+            ) from exc
 
     def _stored_now(self, file: ServedFile) -> bool:
         """Whether another request stored the file since the page was read (then link it)."""
         try:
-            if not self.store.exists(file.sha256):
+            if not self.store.exists(file.package.sha256):
                 return False
-            size = self.store.stat(file.sha256)
+            size = self.store.stat(file.package.sha256)
         except ArtifactStoreError:
             return False
-        self.serving.link_artifact(StoredArtifact(file.sha256, size, artifact_key(file.sha256)))
+        self.serving.link_artifact(
+            StoredArtifact(file.package.sha256, size, artifact_key(file.package.sha256))
+        )
         return True
 
     def _open_upstream(self, file: ServedFile, index: IndexClient, stack: ExitStack) -> Iterator[bytes]:
         try:
-            response = stack.enter_context(index.stream_file(file.url))
+            response = stack.enter_context(index.stream_file(file.package.url))
         except IndexClientError as exc:
             stack.close()
-            raise ServeError(502, f"{file.filename}: the upstream failed: {exc}") from exc
+            raise ServeError(502, f"{file.package.filename}: the upstream failed: {exc}") from exc
         declared = response.headers.get("Content-Length", "")
-        if file.size is not None and declared.isdigit() and int(declared) != file.size:
+        if file.package.size is not None and declared.isdigit() and int(declared) != file.package.size:
             stack.close()
             raise ServeError(
                 502,
-                f"{file.filename}: the upstream sends {declared} bytes, the index listed {file.size}; "
+                f"{file.package.filename}: the upstream sends {declared} bytes, the index listed {file.package.size}; "
                 "nothing stored",
             )
         return response.iter_bytes(_CHUNK)
@@ -204,22 +213,22 @@ class FileServer:
                     if held:
                         yield held
                     held = chunk
-                if digest.hexdigest() != file.sha256:
+                if digest.hexdigest() != file.package.sha256:
                     message = _mismatch(file, digest.hexdigest())
                     log.error("%s", message)
                     raise ServeError(502, message)
                 yield held  # the last chunk only once the digest is right: a bad file never completes
 
-        return Delivery(chunks=chunks(), size=file.size, source="stream")
+        return Delivery(chunks=chunks(), size=file.package.size, source="stream")
 
     def _fetch_through(self, file: ServedFile, index: IndexClient, flight: _Flight) -> Delivery:
         stack = ExitStack()
         try:
             body = self._open_upstream(file, index, stack)
         except BaseException as exc:
-            self._land(file.sha256, flight, exc.message if isinstance(exc, ServeError) else None)
+            self._land(file.package.sha256, flight, exc.message if isinstance(exc, ServeError) else None)
             raise
-        return Delivery(chunks=self._tee(file, body, stack, flight), size=file.size, source="fetch")
+        return Delivery(chunks=self._tee(file, body, stack, flight), size=file.package.size, source="fetch")
 
     def _tee(
         self, file: ServedFile, body: Iterator[bytes], stack: ExitStack, flight: _Flight
@@ -235,7 +244,7 @@ class FileServer:
                 digest, received, held = hashlib.sha256(), 0, b""
                 for chunk in body:
                     received += len(chunk)
-                    if file.size is not None and received > file.size:
+                    if file.package.size is not None and received > file.package.size:
                         mismatch = _mismatch(file, None, received)
                         break
                     digest.update(chunk)
@@ -244,21 +253,27 @@ class FileServer:
                         yield held
                     held = chunk  # held back: the client gets the last chunk only after verification
                 if mismatch is None and (
-                    digest.hexdigest() != file.sha256 or (file.size is not None and received != file.size)
+                    digest.hexdigest() != file.package.sha256
+                    or (file.package.size is not None and received != file.package.size)
                 ):
                     mismatch = _mismatch(file, digest.hexdigest(), received)
                 if mismatch is not None:
                     log.error("%s", mismatch)
-                    self._remember_mismatch(file.sha256, mismatch)
+                    self._remember_mismatch(file.package.sha256, mismatch)
                     raise ServeError(502, mismatch)
                 spool.seek(0)
-                stored = self.store.put_chunks(_read(spool), sha256=file.sha256, size=received)
+                stored = self.store.put_chunks(_read(spool), sha256=file.package.sha256, size=received)
                 self.serving.link_artifact(stored)
-                log.info("stored %r (%s, %d bytes) fetched on demand", file.filename, file.sha256, received)
+                log.info(
+                    "stored %r (%s, %d bytes) fetched on demand",
+                    file.package.filename,
+                    file.package.sha256,
+                    received,
+                )
                 mismatch = None
             yield held
         finally:
-            self._land(file.sha256, flight, mismatch)
+            self._land(file.package.sha256, flight, mismatch)
 
     # -- single flight and mismatch memory ---------------------------------------------------
 
@@ -296,9 +311,9 @@ def _read(spool: IO[bytes]) -> Iterator[bytes]:
 
 
 def _mismatch(file: ServedFile, actual: str | None, received: int | None = None) -> str:
-    got = f"sha256={actual!r}" if actual is not None else f"more than {file.size} bytes"
+    got = f"sha256={actual!r}" if actual is not None else f"more than {file.package.size} bytes"
     size = f", {received} bytes" if received is not None else ""
     return (
-        f"{file.filename}: the upstream's bytes do not match the index: expected sha256={file.sha256!r}, "
+        f"{file.package.filename}: the upstream's bytes do not match the index: expected sha256={file.package.sha256!r}, "
         f"got {got}{size}; nothing stored"
     )

@@ -36,26 +36,29 @@ def core_metadata(files: FileServer, file: ServedFile) -> bytes:
         try:
             return b"".join(files.stored_chunks(file.core_metadata_sha256))
         except ArtifactStoreError:
-            log.warning("stored metadata of %r is missing; reading it again", file.filename)
+            log.warning("stored metadata of %r is missing; reading it again", file.package.filename)
     data: bytes | None = None
     source = "upstream"
     failure = None
-    if file.has_metadata:
+    if file.package.has_metadata:
         try:
             data = _from_upstream(files, file)
         except ServeError as exc:
             failure = exc
-    if data is None and file.filename.endswith(".whl"):
+    if data is None and file.package.filename.endswith(".whl"):
         data, source = _from_wheel(files, file), "wheel"
     if data is None:
         if failure is not None:
             raise failure
-        raise ServeError(404, f"no core metadata for {file.filename!r}")
-    if file.metadata_sha256 is not None and hashlib.sha256(data).hexdigest() != file.metadata_sha256:
+        raise ServeError(404, f"no core metadata for {file.package.filename!r}")
+    if (
+        file.package.metadata_sha256 is not None
+        and hashlib.sha256(data).hexdigest() != file.package.metadata_sha256
+    ):
         raise ServeError(
             502,
-            f"{file.filename}.metadata ({source}): sha256 {hashlib.sha256(data).hexdigest()!r} does not "
-            f"match the index's {file.metadata_sha256!r}; nothing stored",
+            f"{file.package.filename}.metadata ({source}): sha256 {hashlib.sha256(data).hexdigest()!r} does not "
+            f"match the index's {file.package.metadata_sha256!r}; nothing stored",
         )
     stored = files.store.put_chunks([data], sha256=None, size=len(data))
     files.serving.remember_metadata(file.package_id, stored, source=source)
@@ -65,7 +68,7 @@ def core_metadata(files: FileServer, file: ServedFile) -> bytes:
 def _from_upstream(files: FileServer, file: ServedFile) -> bytes:
     remote = files.upstreams.remote(file.remote)
     index = remote.index if remote is not None else files.upstreams.fallback()
-    url = file.url + ".metadata"
+    url = file.package.url + ".metadata"
     try:
         with index.stream_file(url) as response:
             chunks, size = [], 0
@@ -75,8 +78,8 @@ def _from_upstream(files: FileServer, file: ServedFile) -> bytes:
                     raise ServeError(502, f"{url!r}: metadata larger than {MAX_METADATA_BYTES} bytes")
                 chunks.append(chunk)
     except IndexClientError as exc:
-        log.warning("metadata of %r not fetched from the upstream: %s", file.filename, exc)
-        raise ServeError(502, f"{file.filename}.metadata: the upstream failed: {exc}") from exc
+        log.warning("metadata of %r not fetched from the upstream: %s", file.package.filename, exc)
+        raise ServeError(502, f"{file.package.filename}.metadata: the upstream failed: {exc}") from exc
     return b"".join(chunks)
 
 
@@ -86,10 +89,10 @@ def _from_wheel(files: FileServer, file: ServedFile) -> bytes | None:
         if remote is not None and remote.policy == "streamed":
             return None  # streamed files are never stored, so there is no wheel to read
         files.fetch_whole(file)
-        file = replace(file, artifact_sha256=file.sha256)
+        file = replace(file, artifact_sha256=file.package.sha256)
     try:
-        return metadata_from_wheel(files.stored_chunks(file.sha256), filename=file.filename)
+        return metadata_from_wheel(files.stored_chunks(file.package.sha256), filename=file.package.filename)
     except ArtifactStoreError as exc:
-        raise ServeError(503, f"{file.filename}: cannot read the stored wheel ({exc})") from exc
+        raise ServeError(503, f"{file.package.filename}: cannot read the stored wheel ({exc})") from exc
     except WheelMetadataError as exc:
         raise ServeError(502, f"{exc.filename}: {exc.reason}") from exc

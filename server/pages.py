@@ -161,11 +161,12 @@ def upload_time(moment: datetime) -> str:
 
 def page_file(file: ServedFile) -> PageFile:
     """Return a ``ServedFile`` (a pull-through file) as a page lists it."""
-    moment = None if file.upload_time is None else upload_time(file.upload_time)
+    package = file.package
+    moment = None if package.upload_time is None else upload_time(package.upload_time)
     return PageFile(
-        file.package_id, file.name, file.version, file.filename, file.requires_python, file.sha256,
-        file.size, moment, file.yanked, file.yanked_reason, file.metadata_sha256, file.has_metadata,
-        file.artifact_sha256, file.core_metadata_sha256,
+        file.package_id, package.name, package.version, package.filename, package.requires_python,
+        package.sha256, package.size, moment, package.yanked, package.yanked_reason,
+        package.metadata_sha256, package.has_metadata, file.artifact_sha256, file.core_metadata_sha256,
     )  # fmt: skip
 
 

@@ -35,9 +35,9 @@ def provenance_body(catalog: Catalog, upstreams: Upstreams, repository_id: int, 
     Raises ``ServeError``: 404 when the upstream named no provenance for the file, 502 when the
     upstream's fails to come or is not a provenance object (nothing stored; the next request tries again).
     """
-    row = provenance_of(catalog, repository_id, file.sha256)
+    row = provenance_of(catalog, repository_id, file.package.sha256)
     if row is None:
-        raise ServeError(404, f"no provenance for file {file.filename!r}")
+        raise ServeError(404, f"no provenance for file {file.package.filename!r}")
     if row.body is not None:
         return row.body
     remote = upstreams.remote(file.remote)
@@ -45,10 +45,10 @@ def provenance_body(catalog: Catalog, upstreams: Upstreams, repository_id: int, 
     try:
         body = fetch_provenance(index, row.url)
     except (IndexClientError, InvalidProvenance) as exc:
-        log.warning("provenance of %r not fetched: %s", file.filename, exc)
+        log.warning("provenance of %r not fetched: %s", file.package.filename, exc)
         raise ServeError(
-            502, f"{file.filename}: the upstream's provenance could not be fetched: {exc}"
+            502, f"{file.package.filename}: the upstream's provenance could not be fetched: {exc}"
         ) from exc
-    store_body(catalog, file.sha256, row.url, body)
-    log.info("provenance of %r fetched on first request", file.filename)
+    store_body(catalog, file.package.sha256, row.url, body)
+    log.info("provenance of %r fetched on first request", file.package.filename)
     return body

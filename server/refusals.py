@@ -32,9 +32,10 @@ class Refusals:
 
     def refuses(self, file: PageFile | ServedFile) -> bool:
         """Whether serve leaves ``file`` out (its page, its URL)."""
-        if self.blocklist is not None and self.blocklist.blocks(file.name, file.filename, file.version):
+        named = file.package if isinstance(file, ServedFile) else file
+        if self.blocklist is not None and self.blocklist.blocks(named.name, named.filename, named.version):
             return True
-        return self.advisories.blocking(self.state, file.name, file.version) is not None
+        return self.advisories.blocking(self.state, named.name, named.version) is not None
 
     def candidates(self) -> frozenset[str]:
         """The projects (normalized) of which some file may be refused: only these are read to list."""

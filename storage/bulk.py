@@ -155,7 +155,8 @@ class BulkWriter:
         staging = quote(f"mirrorflow_bulk_{self.table.name}")
         sets = ", ".join(f"{quote(column)} = excluded.{quote(source)}" for column, source in update)
         driver = connection.connection.driver_connection
-        assert driver is not None
+        if driver is None:  # the pooled connection was invalidated mid-transaction
+            raise RuntimeError(f"bulk write to {self.table.name!r}: the database connection is closed")
         with driver.cursor() as cursor:
             # IF NOT EXISTS each time: a table made in a transaction that rolled back is gone again.
             cursor.execute(

@@ -203,6 +203,8 @@ class Catalog:
     def update_remote(self, name: str, **fields: Any) -> Remote:
         with self.session() as session:
             remote = self._get(session, Remote, name)
+            if "url" in fields and fields["url"] != remote.url:
+                _forget_closure_pages(session, name)
             for key, value in self._sealed(fields).items():
                 setattr(remote, key, value)
             session.flush()
@@ -261,6 +263,7 @@ class Catalog:
     def delete_remote(self, name: str) -> None:
         with self.session() as session:
             session.delete(self._get(session, Remote, name))
+            _forget_closure_pages(session, name)
 
     # -- repositories ------------------------------------------------------------------------
 
@@ -379,6 +382,13 @@ class Catalog:
     def _exists(self, model: type[Any], name: str) -> bool:
         with self.session() as session:
             return bool(session.scalar(select(func.count()).where(model.name == name)))
+
+
+def _forget_closure_pages(session: Session, remote: str) -> None:
+    # Imported here: mirrorflow.storage.closure_pages builds on this module.
+    from mirrorflow.storage.closure_pages import forget_remote
+
+    forget_remote(session, remote)
 
 
 def _view(repo: Repository, row: RepositoryVersion) -> VersionView:

@@ -11,6 +11,12 @@ under several include sets (the rounds of a closure) has a row for each. ``etag`
 a 304 means the row still holds. ``releases`` is a JSON list of ``[version, filename, requires_dist
 or null, source, reason]``. A row is replaced when its page changed (the writer keeps the newest).
 
+Pruning (migration 0017): a row names the repository and remote (by name; ``(inline)`` for an inline
+remote) whose closure last used it, and ``updated`` is when. A row goes with its repository (a
+foreign key), with its remote when the catalog deletes the remote or changes its URL
+(``forget_remote``, called by ``Catalog``), and when a complete closure of its repository from its
+remote did not use it (``prune``: its project is no longer needed, or the filters changed its key).
+
 Works on SQLite and PostgreSQL (the dialect's own ``INSERT ... ON CONFLICT DO UPDATE``), in chunks of
 ``CHUNK`` rows per statement, one short transaction per call. Errors: none of its own.
 """
@@ -22,15 +28,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, String, Text, select, tuple_
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.dependency_cache import CHUNK
 from mirrorflow.storage.models import Base, UTCDateTime
 
-__all__ = ["ClosurePageRow", "ClosurePages", "RememberedPage"]
+__all__ = ["ClosurePageRow", "ClosurePages", "RememberedPage", "forget_remote"]
 
 #: One release as a row keeps it: version, filename, Requires-Dist (None: unknown), source, reason.
 ReleaseRow = tuple[str, str, tuple[str, ...] | None, str, str]
@@ -45,10 +51,14 @@ class ClosurePageRow(Base):
 
     project: Mapped[str] = mapped_column(Text, primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id", ondelete="CASCADE"))
+    remote: Mapped[str] = mapped_column(Text)
     etag: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_modified: Mapped[str | None] = mapped_column(Text, nullable=True)
     releases: Mapped[list[Any]] = mapped_column(JSON)
     updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+    __table_args__ = (Index("ix_closure_pages_scope", "repository_id", "remote"),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +95,18 @@ class ClosurePages:
                     found[(project, key)] = RememberedPage(etag, last_modified, _releases(releases))
         return found
 
-    def put_many(self, pages: Mapping[tuple[str, str], RememberedPage]) -> None:
-        """Remember ``pages``; a pair already remembered takes the new page. One transaction."""
+    def put_many(
+        self, pages: Mapping[tuple[str, str], RememberedPage], *, repository_id: int, remote: str
+    ) -> None:
+        """Remember ``pages`` for a closure of ``repository_id`` from ``remote``; a pair already
+        remembered takes the new page (and scope). One transaction."""
         now = _now()
         rows = [
             {
                 "project": project,
                 "key": key,
+                "repository_id": repository_id,
+                "remote": remote,
                 "etag": page.etag,
                 "last_modified": page.last_modified,
                 "releases": [
@@ -107,9 +122,43 @@ class ClosurePages:
                 stmt = self._insert(table).values(rows[start : start + CHUNK])
                 stmt = stmt.on_conflict_do_update(
                     index_elements=["project", "key"],
-                    set_={c: stmt.excluded[c] for c in ("etag", "last_modified", "releases", "updated")},
+                    set_={c: stmt.excluded[c] for c in ("repository_id", "remote", *_PAGE_COLUMNS)},
                 )
                 session.execute(stmt)
+
+    def touch_many(self, keys: Iterable[tuple[str, str]], *, repository_id: int, remote: str) -> None:
+        """Mark the rows of ``(project, key)`` pairs used now (a 304) by a closure of ``repository_id``
+        from ``remote``, so that its ``prune`` keeps them. One transaction."""
+        wanted = sorted(set(keys))
+        columns = (ClosurePageRow.project, ClosurePageRow.key)
+        scope = {"repository_id": repository_id, "remote": remote, "updated": _now()}
+        with self._catalog.session() as session:
+            for start in range(0, len(wanted), CHUNK // 2):  # two parameters a pair
+                chunk = wanted[start : start + CHUNK // 2]
+                session.execute(update(ClosurePageRow).where(tuple_(*columns).in_(chunk)).values(scope))
+
+    def prune(self, *, repository_id: int, remote: str, before: datetime) -> int:
+        """Delete the rows of a closure of ``repository_id`` from ``remote`` not used since ``before``
+        (when that closure started: call it once the closure completed with no page failing).
+        Returns how many rows went."""
+        with self._catalog.session() as session:
+            result = session.execute(
+                delete(ClosurePageRow).where(
+                    ClosurePageRow.repository_id == repository_id,
+                    ClosurePageRow.remote == remote,
+                    ClosurePageRow.updated < before,
+                )
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+
+_PAGE_COLUMNS = ("etag", "last_modified", "releases", "updated")
+
+
+def forget_remote(session: Session, remote: str) -> None:
+    """Delete the rows of closures from ``remote`` (in the caller's transaction): the remote is
+    being deleted, or its URL changes (its pages' outcomes say nothing of another index)."""
+    session.execute(delete(ClosurePageRow).where(ClosurePageRow.remote == remote))
 
 
 def _releases(value: list[Any]) -> tuple[ReleaseRow, ...]:

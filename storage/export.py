@@ -65,6 +65,7 @@ from mirrorflow.storage.models import (
 )
 from mirrorflow.storage.project_statuses import statuses_at
 from mirrorflow.storage.provenance import provenances_of
+from mirrorflow.storage.records import NewPackage
 
 __all__ = ["ExportResult", "MissingFile", "export_version", "missing_files", "resolve_versions"]
 
@@ -168,25 +169,8 @@ def _records(catalog: Catalog, sel: _Selection) -> Iterator[PackageRecord]:
         if not rows:
             return
         for package, core_sha, source in rows:
-            yield PackageRecord(
-                name=package.name,
-                normalized_name=package.normalized_name,
-                version=package.version,
-                filename=package.filename,
-                packagetype=package.packagetype,
-                python_version=package.python_version,
-                requires_python=package.requires_python,
-                sha256=package.sha256,
-                size=package.size,
-                upload_time=package.upload_time,
-                yanked=package.yanked,
-                yanked_reason=package.yanked_reason,
-                metadata_sha256=package.metadata_sha256,
-                has_metadata=package.has_metadata,
-                url=package.url,
-                core_metadata=core_sha,
-                metadata_source=source if core_sha else None,
-            )
+            row = NewPackage._make(getattr(package, field) for field in NewPackage._fields)
+            yield PackageRecord(row, core_metadata=core_sha, metadata_source=source if core_sha else None)
         last = rows[-1][0].id
 
 

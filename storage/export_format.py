@@ -36,6 +36,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.storage.records import NewPackage
 
 __all__ = [
     "FORMAT",
@@ -229,31 +230,20 @@ _OPTIONAL_TEXT = ("requires_python", "yanked_reason")
 class PackageRecord:
     """One line of ``records/packages.jsonl``: a package row, portable between catalogs.
 
-    ``core_metadata`` is the digest of its stored PEP 658 metadata (an artifact of the export),
-    and ``metadata_source`` where that came from (``upstream`` or ``wheel``).
+    ``package`` is the row as a sync writes it (its fields are the line's); ``core_metadata`` is the
+    digest of its stored PEP 658 metadata (an artifact of the export), and ``metadata_source`` where
+    that came from (``upstream`` or ``wheel``).
     """
 
-    name: str
-    normalized_name: str
-    version: str
-    filename: str
-    packagetype: str
-    python_version: str
-    requires_python: str | None
-    sha256: str
-    size: int | None
-    upload_time: datetime | None
-    yanked: bool
-    yanked_reason: str | None
-    metadata_sha256: str | None
-    has_metadata: bool
-    url: str
+    package: NewPackage
     core_metadata: str | None
     metadata_source: str | None
 
     def to_json(self) -> str:
-        data = {field: getattr(self, field) for field in self.__slots__}
-        data["upload_time"] = self.upload_time.isoformat() if self.upload_time else None
+        data: dict[str, Any] = self.package._asdict()
+        data["upload_time"] = self.package.upload_time.isoformat() if self.package.upload_time else None
+        data["core_metadata"] = self.core_metadata
+        data["metadata_source"] = self.metadata_source
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -275,11 +265,10 @@ class PackageRecord:
             values[field] = value
         values["sha256"] = _digest(where, data, "sha256", required=True)
         values["metadata_sha256"] = _digest(where, data, "metadata_sha256", required=False)
-        values["core_metadata"] = _digest(where, data, "core_metadata", required=False)
+        core_metadata = _digest(where, data, "core_metadata", required=False)
         source = data.get("metadata_source")
         if source not in (None, "upstream", "wheel"):
             raise InvalidExport(where, "metadata_source", source, "is not 'upstream' or 'wheel'")
-        values["metadata_source"] = source if values["core_metadata"] else None
         size = data.get("size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             raise InvalidExport(where, "size", size, "is not a size in bytes")
@@ -291,7 +280,7 @@ class PackageRecord:
         values["upload_time"] = _timestamp(where, data.get("upload_time"))
         if "/" in values["filename"] or values["filename"] in (".", ".."):
             raise InvalidExport(where, "filename", values["filename"], "is not a plain file name")
-        return cls(**values)
+        return cls(NewPackage(**values), core_metadata, source if core_metadata else None)
 
 
 def removed_to_json(filename: str, sha256: str) -> str:

@@ -40,7 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mirrorflow.storage.artifacts import ArtifactStore, DigestMismatch, artifact_key
 from mirrorflow.storage.catalog import Catalog
-from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.content import ContentWriter
 from mirrorflow.storage.export_format import (
     PACKAGES_MEMBER,
     PROVENANCE_MEMBER,
@@ -167,10 +167,9 @@ def _members(path: Path) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
     try:
         with tarfile.open(path, mode="r|") as tar:
             for info in tar:
-                if not info.isfile():
+                handle = tar.extractfile(info) if info.isfile() else None
+                if handle is None:
                     raise InvalidExport(path.name, "member", info.name, "is not a regular file")
-                handle = tar.extractfile(info)
-                assert handle is not None  # a regular file always has one
                 yield info, handle
     except tarfile.TarError as exc:
         raise CorruptChunk(path.name, f"is not a tar file ({exc})") from None
@@ -299,30 +298,25 @@ def _key(sha256: str) -> str:
     return artifact_key(sha256)
 
 
-def _new_package(record: PackageRecord) -> NewPackage:
-    # An export's record is the package row plus where its core metadata came from.
-    return NewPackage(**{field: getattr(record, field) for field in NewPackage._fields})
-
-
 def _stage_batch(
     catalog: Catalog, writer: ContentWriter, sync_id: str, repository_id: int, batch: Sequence[PackageRecord]
 ) -> int:
-    digests = {record.sha256 for record in batch} | {r.core_metadata for r in batch if r.core_metadata}
+    digests = {r.package.sha256 for r in batch} | {r.core_metadata for r in batch if r.core_metadata}
     known = writer.known_artifacts(digests)
     for record in batch:
-        for digest in (record.sha256, record.core_metadata):
+        for digest in (record.package.sha256, record.core_metadata):
             if digest is not None and digest not in known:
                 raise InvalidExport(
                     RECORDS_CHUNK,
                     "sha256",
                     digest,
-                    f"of {record.filename!r} is in no chunk and not stored here",
+                    f"of {record.package.filename!r} is in no chunk and not stored here",
                 )
-    ids = writer.upsert_packages([_new_package(record) for record in batch])
-    writer.link_artifacts(record.sha256 for record in batch)
+    ids = writer.upsert_packages([record.package for record in batch])
+    writer.link_artifacts(record.package.sha256 for record in batch)
     metadata = [
         {
-            "package_id": ids[(r.filename, r.sha256)],
+            "package_id": ids[(r.package.filename, r.package.sha256)],
             "sha256": r.core_metadata,
             "source": r.metadata_source or "wheel",
         }

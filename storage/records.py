@@ -3,13 +3,14 @@
 One package row (one distribution file of one project), seen three ways:
 
 ``NewPackage``   the row as a sync (or the pull-through cache) writes it: every column it sets
-``ServedFile``   that row as stored: ``package_id``, every ``NewPackage`` field in the same order,
-                 then where its bytes are (``artifact_sha256``, ``remote``, ``core_metadata_sha256``)
+``ServedFile``   that row as stored: ``package_id``, the ``NewPackage``, then where its bytes are
+                 (``artifact_sha256``, ``remote``, ``core_metadata_sha256``)
 ``PageFile``     the columns a project page renders, ``upload_time`` already as PEP 700 text
 
-``tests/unit/test_records.py`` holds them to this: a column added to ``NewPackage`` fails it until
-``ServedFile`` has it too, and ``PageFile`` keeps ``ServedFile``'s names and order. Sync (``mirrorflow.storage.content``), serving (``mirrorflow.storage.serving``) and pull-through (``server``)
-import them from here, and the page renderer (``mirrorflow.server.pages``) can stay free of SQLAlchemy.
+``ServedFile`` and the export's ``PackageRecord`` hold a ``NewPackage`` rather than repeat its
+fields, so a column added to ``NewPackage`` reaches them both; ``tests/unit/test_records.py``
+holds ``PageFile`` to ``ServedFile``'s names and order. Sync (``mirrorflow.storage.content``),
+serving (``mirrorflow.storage.serving``) and pull-through (``server``) import them from here, and the page renderer (``mirrorflow.server.pages``) can stay free of SQLAlchemy.
 
 Both tuples are ``NamedTuple`` rather than frozen dataclasses on purpose: a whole-index sync
 builds one ``NewPackage`` per file and a page of 5,000 files builds 5,000 ``PageFile`` rows; a
@@ -21,9 +22,10 @@ dataclasses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = ["NewPackage", "PageFile", "ProjectEntry", "RepositoryState", "ServedFile"]
 
@@ -53,30 +55,23 @@ class NewPackage(NamedTuple):
 class ServedFile:
     """A package as the server renders and serves it: the stored row and where its bytes are.
 
-    ``artifact_sha256`` is set once the file's bytes are stored; ``remote`` names the remote whose
-    policy applies when they are not (None when unknown); ``core_metadata_sha256`` is the digest of
-    stored core metadata, if any.
+    ``package`` is the row as a sync wrote it; ``artifact_sha256`` is set once the file's bytes are
+    stored; ``remote`` names the remote whose policy applies when they are not (None when unknown);
+    ``core_metadata_sha256`` is the digest of stored core metadata, if any.
     """
 
     package_id: int
-    name: str
-    normalized_name: str
-    version: str
-    filename: str
-    packagetype: str
-    python_version: str
-    requires_python: str | None
-    sha256: str
-    size: int | None
-    upload_time: datetime | None
-    yanked: bool
-    yanked_reason: str | None
-    metadata_sha256: str | None
-    has_metadata: bool
-    url: str
+    package: NewPackage
     artifact_sha256: str | None
     remote: str | None
     core_metadata_sha256: str | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> ServedFile:
+        """Return the file of a row laid out as ``package_id``, every ``NewPackage`` column in its
+        order, ``artifact_sha256``, ``remote``, ``core_metadata_sha256``."""
+        end = 1 + len(NewPackage._fields)
+        return cls(row[0], NewPackage._make(row[1:end]), *row[end:])
 
 
 class PageFile(NamedTuple):

@@ -17,7 +17,7 @@ import enum
 __all__ = ["HEAD_REVISION", "MAX_INT", "SECRET_FIELDS", "VERSION_TABLE", "Policy"]
 
 #: The newest revision under ``storage/migrations/versions`` (Alembic's head).
-HEAD_REVISION = "0016_repository_provenances"
+HEAD_REVISION = "0017_closure_page_scope"
 #: Alembic's table holding a database's revision.
 VERSION_TABLE = "alembic_version"
 #: The largest value an integer column holds (PostgreSQL ``integer``): the bound of every count option.

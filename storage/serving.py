@@ -161,7 +161,7 @@ def _state(
 
 
 def _file(row: Any) -> ServedFile:
-    return ServedFile(*row)
+    return ServedFile.from_row(row)
 
 
 class ServingCatalog:

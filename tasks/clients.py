@@ -49,7 +49,7 @@ class SyncServices:
     which do not pickle.
     """
 
-    __slots__ = ("key", "_index", "_store", "_writer")
+    __slots__ = ("key", "_built")
 
     def __init__(
         self,
@@ -59,9 +59,12 @@ class SyncServices:
         writer: ContentWriter | None = None,
         key: _ClientsKey | None = None,
     ) -> None:
-        if key is None and (index is None or store is None or writer is None):
+        self.key = key
+        self._built: tuple[IndexClient, ArtifactStore, ContentWriter] | None = None
+        if index is not None and store is not None and writer is not None:
+            self._built = (index, store, writer)
+        elif key is None:
             raise TypeError("SyncServices: give index, store and writer, or the key to build them from")
-        self.key, self._index, self._store, self._writer = key, index, store, writer
 
     @classmethod
     def build(
@@ -81,35 +84,29 @@ class SyncServices:
 
     @property
     def index(self) -> IndexClient:
-        if self._index is None:
-            self._take()
-        assert self._index is not None
-        return self._index
+        return self._services()[0]
 
     @property
     def store(self) -> ArtifactStore:
-        if self._store is None:
-            self._take()
-        assert self._store is not None
-        return self._store
+        return self._services()[1]
 
     @property
     def writer(self) -> ContentWriter:
-        if self._writer is None:
-            self._take()
-        assert self._writer is not None
-        return self._writer
+        return self._services()[2]
 
     @property
     def memory(self) -> SerialMemory:
         """The serial memory, in the writer's catalog."""
         return SerialMemory(self.writer.catalog)
 
-    def _take(self) -> None:
-        """A handle received from another process: use this process's services for its key."""
-        assert self.key is not None
-        built = _in_this_process(self.key)
-        self._index, self._store, self._writer = built._index, built._store, built._writer
+    def _services(self) -> tuple[IndexClient, ArtifactStore, ContentWriter]:
+        """The three clients; a handle received from another process takes this process's services
+        for its key on first use."""
+        if self._built is None:
+            if self.key is None:  # __init__ refuses this; kept for the type, and for a subclass
+                raise TypeError("SyncServices: give index, store and writer, or the key to build them from")
+            self._built = _in_this_process(self.key)._services()
+        return self._built
 
     def __reduce__(self) -> tuple[Callable[[_ClientsKey], SyncServices], tuple[_ClientsKey]]:
         if self.key is None:

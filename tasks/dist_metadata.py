@@ -181,7 +181,8 @@ class DependencyReader:
         if self._files is None:
             with self._connect_lock:
                 if self._files is None:
-                    assert self._connect is not None  # __init__ holds a client or connect
+                    if self._connect is None:  # __init__ holds a client or connect: a bug
+                        raise TypeError("a DependencyReader needs a client or connect")
                     client, self._cache = self._connect()
                     self._files = IndexClient(self._index_url or "", client=client)
         return self._files

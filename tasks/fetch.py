@@ -210,8 +210,9 @@ def _planned(project: ResolvedProject, *, immediate: bool) -> _ProjectResult:
         file = candidate.file
         if immediate:
             result.downloads.append(candidate)
-        else:  # the filter refused files without a sha256 for these policies (``require_sha256``)
-            assert file.sha256 is not None
+        elif file.sha256 is None:  # the filter refuses these for the policies that record files now
+            raise RuntimeError(f"{file.filename!r} has no sha256 yet was kept with require_sha256 off")
+        else:
             result.packages.append(package_record(project.page, candidate, file.sha256, file.size))
     return result
 
@@ -231,12 +232,15 @@ def _download_all(
     digest listed twice is fetched once. The downloads are published and made durable together
     when the store's ``deferred()`` scope exits, before any row that names them is written.
     """
-    wanted = [(r, c) for r in results if r.failure is None for c in r.downloads]
+    # Only a project with a page has downloads (``_planned``): the page is named here for the type.
+    wanted = [
+        (r, r.page, c) for r in results if r.failure is None and r.page is not None for c in r.downloads
+    ]
     if not wanted:
         return [], set()
-    known = services.writer.known_artifacts(c.file.sha256 for _, c in wanted if c.file.sha256)
+    known = services.writer.known_artifacts(c.file.sha256 for _, _, c in wanted if c.file.sha256)
     fetch: dict[str, DistFile] = {}  # one download per digest (or per URL when none is listed)
-    for _, candidate in wanted:
+    for _, _, candidate in wanted:
         file = candidate.file
         if file.sha256 not in known:
             fetch.setdefault(file.sha256 or file.url, file)
@@ -250,17 +254,16 @@ def _download_all(
         )
         outcomes = dict(zip(fetch, fetched, strict=True))
     stored: dict[str, tuple[str, int, str]] = {}
-    for result, candidate in wanted:
+    for result, page, candidate in wanted:
         file = candidate.file
-        assert result.page is not None
         if file.sha256 in known:
-            result.packages.append(package_record(result.page, candidate, file.sha256, file.size))
+            result.packages.append(package_record(page, candidate, file.sha256, file.size))
             continue
         outcome = outcomes[file.sha256 or file.url]
         if isinstance(outcome, StoredArtifact):
             first = outcome.sha256 not in stored
             stored[outcome.sha256] = (outcome.sha256, outcome.size, outcome.key)
-            result.packages.append(package_record(result.page, candidate, outcome.sha256, outcome.size))
+            result.packages.append(package_record(page, candidate, outcome.sha256, outcome.size))
             if first:  # counted once, under the first project that listed it
                 result.stored.append(stored[outcome.sha256])
                 if isinstance(outcome, _Resumed):

@@ -266,13 +266,12 @@ class IndexClient:
     @contextmanager
     def _requesting(self, url: str) -> Iterator[httpx.Client]:
         """The client for one request to ``url``, with httpx's errors translated (see the class docstring)."""
-        fresh = self._fresh_client is not None and getattr(self._lost, "connection", False)
+        fresh = self._fresh_client if getattr(self._lost, "connection", False) else None
         self._lost.connection = False
         try:
             with _translate_transport_errors(url), contextlib.ExitStack() as stack:
-                if fresh:
-                    assert self._fresh_client is not None
-                    yield stack.enter_context(self._fresh_client())
+                if fresh is not None:
+                    yield stack.enter_context(fresh())
                 else:
                     yield self._client
         except TransientError as exc:

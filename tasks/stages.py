@@ -139,16 +139,21 @@ def dependencies_batch(
     ]
     outcomes: list[ProjectDependencies] = []
     fresh: dict[tuple[str, str], RememberedPage] = {}
+    used: list[tuple[str, str]] = []
     for project in filter_batch(resolve_batch(wanted, config, services), config).projects:
         if project.not_modified and project.name in remembered:
             outcomes.append(remembered_outcome(project.name, remembered[project.name]))
+            used.append((project.name, keys[project.name]))
             continue
         outcome = project_dependencies(project, reader)
         outcomes.append(outcome)
         if project.page is not None and (page := page_to_remember(outcome, project.touched)) is not None:
             fresh[(project.name, keys[project.name])] = page
+    repository_id, remote = config.repository_id, config.remote
+    if used:  # a closure's prune keeps the rows it used (``close_dependencies``)
+        memory.touch_many(used, repository_id=repository_id, remote=remote)
     if fresh:
-        memory.put_many(fresh)
+        memory.put_many(fresh, repository_id=repository_id, remote=remote)
     return tuple(outcomes)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from support_content import run_cli
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Prefect's console handler keeps the stream it first saw; under pytest's capture that stream is
@@ -110,22 +111,8 @@ class CliResult:
 @pytest.fixture
 def cli(mirrorflow_env, capsys):
     """Run ``mirrorflow ARGS...`` in-process; returns exit code, stdout and stderr."""
-    from mirrorflow.flows.console import main  # the console script: the quick listing, else flows.cli.main
 
     def run(*args: str) -> CliResult:
-        capsys.readouterr()
-        code = 0
-        import sys
-
-        argv = sys.argv
-        sys.argv = ["mirrorflow", *args]
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            sys.argv = argv
-        out, err = capsys.readouterr()
-        return CliResult(code, out, err)
+        return CliResult(*run_cli(capsys, *args))
 
     return run

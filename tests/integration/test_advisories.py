@@ -7,22 +7,19 @@ The import and report tests run the CLI on both catalogs over content written wi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from packaging.version import Version
+from support_content import InProcessCli, cli_on_catalog, commit, new_package
 from support_osv import osv, osv_zip, since
 from support_server import NoUpstreams
 
-from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.content import ContentWriter, NewPackage
 from mirrorflow.tasks.filenames import parse_filename
 
@@ -30,60 +27,19 @@ from mirrorflow.tasks.filenames import parse_filename
 
 
 def _package(filename: str) -> NewPackage:
-    parsed = parse_filename(filename)
-    packagetype = "bdist_wheel" if filename.endswith(".whl") else "sdist"
-    return NewPackage(
-        name=parsed.name, normalized_name=parsed.name, version=str(parsed.version), filename=filename,
-        packagetype=packagetype, python_version="py3" if packagetype == "bdist_wheel" else "source",
-        requires_python=None, sha256=hashlib.sha256(filename.encode()).hexdigest(), size=len(filename),
-        upload_time=None, yanked=False, yanked_reason=None, metadata_sha256=None, has_metadata=False,
-        url=f"https://index.example/{filename}",
-    )  # fmt: skip
+    return new_package(filename, size=len(filename), url=f"https://index.example/{filename}")
 
 
 FILES = ("evil_pkg-1.0.tar.gz", "evil_pkg-2.0-py3-none-any.whl", "evil_pkg-2.0.tar.gz", "fine-1.0.tar.gz")
 
 
-@dataclass
-class _Cli:
-    catalog: Catalog
-    capsys: pytest.CaptureFixture[str]
-
-    def __call__(self, *args: str) -> tuple[int, Any, str]:
-        from mirrorflow.flows.console import main
-
-        self.capsys.readouterr()
-        argv, sys.argv = sys.argv, ["mirrorflow", *args]
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            sys.argv = argv
-        out, err = self.capsys.readouterr()
-        return code, json.loads(out) if out else None, err
-
-
 @pytest.fixture
-def advisory_cli(catalog_url, tmp_path, monkeypatch, capsys) -> Iterator[_Cli]:
-    """The CLI on ``catalog_url`` (no Prefect), repository ``foo`` at version 1 holding ``FILES``."""
-    from mirrorflow.flows.runtime import reset_caches
-
-    monkeypatch.setenv("MIRRORFLOW_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MIRRORFLOW_DATABASE_URL", catalog_url)
-    monkeypatch.delenv("MIRRORFLOW_S3_ENDPOINT", raising=False)
-    reset_caches()
-    catalog = Catalog.from_url(catalog_url)
-    catalog.create_repository("foo")
-    writer = ContentWriter(catalog)
-    sync_id = str(uuid.uuid4())
-    ids = writer.upsert_packages([_package(name) for name in FILES]).values()
-    writer.stage(sync_id, catalog.get_repository("foo").id, ids)
-    writer.commit_version(repository="foo", sync_id=sync_id, mirror=True)
-    yield _Cli(catalog, capsys)
-    catalog.dispose()
-    reset_caches()
+def advisory_cli(catalog_url, tmp_path, monkeypatch, capsys) -> Iterator[InProcessCli]:
+    """The CLI on ``catalog_url`` (no Prefect), repository ``foo`` at version 1 holding ``FILES``;
+    it returns stdout parsed as JSON."""
+    packages = [_package(name) for name in FILES]
+    with cli_on_catalog(catalog_url, tmp_path / "home", monkeypatch, capsys, packages, json_out=True) as cli:
+        yield cli
 
 
 def test_import_is_idempotent_newer_replaces_withdrawn_removes_and_a_bad_file_imports_nothing(
@@ -343,14 +299,8 @@ def test_serve_leaves_files_a_blocking_advisory_names_off_pinned_pages_and_answe
     from mirrorflow.storage.filesystem_store import FileSystemStore
 
     cli, catalog = advisory_cli, advisory_cli.catalog
-    writer = ContentWriter(catalog)  # version 2 no longer holds evil_pkg: version 1 still does
-    sync_id = str(uuid.uuid4())
-    writer.stage(
-        sync_id,
-        catalog.get_repository("foo").id,
-        writer.upsert_packages([_package("fine-1.0.tar.gz")]).values(),
-    )
-    writer.commit_version(repository="foo", sync_id=sync_id, mirror=True)
+    # Version 2 no longer holds evil_pkg: version 1 still does.
+    commit(ContentWriter(catalog), "foo", [_package("fine-1.0.tar.gz")], mirror=True)
     clock = [1000.0]
     app = create_app(catalog, FileSystemStore(tmp_path / "store"), NoUpstreams(), clock=lambda: clock[0])
     pinned = "/foo/versions/1/simple/evil-pkg/"

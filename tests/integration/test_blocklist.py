@@ -8,14 +8,11 @@ fixture index through the CLI (SQLite).
 
 from __future__ import annotations
 
-import hashlib
-import sys
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
+from support_content import InProcessCli, cli_on_catalog, commit, new_package
 from support_server import NoUpstreams
 
 from mirrorflow.server.app import create_app
@@ -32,16 +29,8 @@ from mirrorflow.tasks.filenames import parse_filename
 
 
 def _package(filename: str) -> NewPackage:
-    parsed = parse_filename(filename)
-    name, version = filename.split("-")[0], str(parsed.version)
-    packagetype = "bdist_wheel" if filename.endswith(".whl") else "sdist"
-    return NewPackage(
-        name=name, normalized_name=parsed.name, version=version, filename=filename,
-        packagetype=packagetype, python_version="py3" if packagetype == "bdist_wheel" else "source",
-        requires_python=None, sha256=hashlib.sha256(filename.encode()).hexdigest(), size=len(filename),
-        upload_time=None, yanked=False, yanked_reason=None, metadata_sha256=None, has_metadata=False,
-        url=f"https://index.example/{filename}",
-    )  # fmt: skip
+    name = filename.split("-")[0]
+    return new_package(filename, name=name, size=len(filename), url=f"https://index.example/{filename}")
 
 
 FILES = (
@@ -58,51 +47,19 @@ def _commit(catalog: Catalog, repository: str, filenames=FILES, store: FileSyste
     for package in packages if store is not None else ():
         done = store.put_chunks([package.filename.encode()], sha256=package.sha256, size=package.size)
         writer.record_artifacts([(done.sha256, done.size, done.key)])
-    sync_id = str(uuid.uuid4())
-    writer.stage(sync_id, catalog.get_repository(repository).id, writer.upsert_packages(packages).values())
-    assert writer.commit_version(repository=repository, sync_id=sync_id, mirror=True) is not None
+    assert commit(writer, repository, packages, mirror=True) is not None
 
 
 def _present(catalog: Catalog, repository: str, number: int | None = None) -> set[str]:
     return {p.filename for p in ContentWriter(catalog).content_at(repository, number)}
 
 
-@dataclass
-class _Cli:
-    catalog: Catalog
-    capsys: pytest.CaptureFixture[str]
-
-    def __call__(self, *args: str) -> tuple[int, str, str]:
-        from mirrorflow.flows.console import main
-
-        self.capsys.readouterr()
-        argv, sys.argv = sys.argv, ["mirrorflow", *args]
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            sys.argv = argv
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-
 @pytest.fixture
-def blocklist_cli(catalog_url, tmp_path, monkeypatch, capsys) -> Iterator[_Cli]:
+def blocklist_cli(catalog_url, tmp_path, monkeypatch, capsys) -> Iterator[InProcessCli]:
     """The CLI on ``catalog_url`` (no Prefect needed), repository ``foo`` at version 1 holding ``FILES``."""
-    from mirrorflow.flows.runtime import reset_caches
-
-    monkeypatch.setenv("MIRRORFLOW_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MIRRORFLOW_DATABASE_URL", catalog_url)
-    monkeypatch.delenv("MIRRORFLOW_S3_ENDPOINT", raising=False)
-    reset_caches()
-    catalog = Catalog.from_url(catalog_url)
-    catalog.create_repository("foo")
-    _commit(catalog, "foo")
-    yield _Cli(catalog, capsys)
-    catalog.dispose()
-    reset_caches()
+    packages = [_package(name) for name in FILES]
+    with cli_on_catalog(catalog_url, tmp_path / "home", monkeypatch, capsys, packages) as cli:
+        yield cli
 
 
 def test_add_list_remove_and_add_makes_a_version_without_the_files(blocklist_cli) -> None:

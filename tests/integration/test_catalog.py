@@ -6,37 +6,18 @@ import hashlib
 import uuid
 
 import pytest
+from support_content import commit, new_package
 
 from mirrorflow.storage.catalog import AlreadyExists, NotFound
 from mirrorflow.storage.content import ContentWriter, NewPackage
 
 
-def _pkg(filename: str, content: bytes | None = None, *, version: str = "1.0") -> NewPackage:
-    digest = hashlib.sha256(content if content is not None else filename.encode()).hexdigest()
-    return NewPackage(
-        name="Foo",
-        normalized_name="foo",
-        version=version,
-        filename=filename,
-        packagetype="sdist",
-        python_version="source",
-        requires_python=None,
-        sha256=digest,
-        size=10,
-        upload_time=None,
-        yanked=False,
-        yanked_reason=None,
-        metadata_sha256=None,
-        has_metadata=False,
-        url=f"https://index.example/files/{filename}",
-    )
+def _pkg(filename: str, content: bytes | None = None) -> NewPackage:
+    return new_package(filename, name="Foo", content=content)
 
 
-def _sync(writer: ContentWriter, repo_id: int, packages: list[NewPackage], *, mirror: bool = False):
-    sync_id = str(uuid.uuid4())
-    ids = writer.upsert_packages(packages)
-    writer.stage(sync_id, repo_id, ids.values())
-    return writer.commit_version(repository="foo", sync_id=sync_id, mirror=mirror)
+def _sync(writer: ContentWriter, packages: list[NewPackage], *, mirror: bool = False):
+    return commit(writer, "foo", packages, mirror=mirror)
 
 
 def test_repository_starts_at_version_zero(catalog):
@@ -62,21 +43,21 @@ def test_names_are_unique_and_lookups_name_the_missing(catalog):
 
 def test_versions_are_intervals_and_old_versions_keep_their_content(catalog):
     writer = ContentWriter(catalog)
-    repo = catalog.create_repository("foo")
+    catalog.create_repository("foo")
     a, b, c = _pkg("foo-1.0.tar.gz"), _pkg("foo-1.1.tar.gz"), _pkg("foo-1.2.tar.gz")
 
-    v1 = _sync(writer, repo.id, [a, b])
+    v1 = _sync(writer, [a, b])
     assert (v1.number, v1.added, v1.removed, v1.present) == (1, 2, 0, 2)
-    assert _sync(writer, repo.id, [a, b]) is None, "an identical sync creates no version"
+    assert _sync(writer, [a, b]) is None, "an identical sync creates no version"
     assert catalog.get_repository("foo").latest_version == 1
 
-    v2 = _sync(writer, repo.id, [b, c], mirror=True)
+    v2 = _sync(writer, [b, c], mirror=True)
     assert (v2.number, v2.added, v2.removed, v2.present) == (2, 1, 1, 2)
     assert [p.filename for p in writer.content_at("foo", 1)] == ["foo-1.0.tar.gz", "foo-1.1.tar.gz"]
     assert [p.filename for p in writer.content_at("foo")] == ["foo-1.1.tar.gz", "foo-1.2.tar.gz"]
     assert writer.content_at("foo", 0) == []
 
-    v3 = _sync(writer, repo.id, [a])  # additive: a comes back, nothing leaves
+    v3 = _sync(writer, [a])  # additive: a comes back, nothing leaves
     assert (v3.number, v3.added, v3.removed, v3.present) == (3, 1, 0, 3)
     assert [v.number for v in catalog.list_versions("foo")] == [3, 2, 1, 0]
     assert writer.count_packages() == 3, "packages are shared rows, never duplicated"
@@ -84,9 +65,9 @@ def test_versions_are_intervals_and_old_versions_keep_their_content(catalog):
 
 def test_a_new_digest_under_the_same_filename_replaces_the_old_one(catalog):
     writer = ContentWriter(catalog)
-    repo = catalog.create_repository("foo")
-    _sync(writer, repo.id, [_pkg("foo-1.0.tar.gz", b"old")])
-    v2 = _sync(writer, repo.id, [_pkg("foo-1.0.tar.gz", b"new")])
+    catalog.create_repository("foo")
+    _sync(writer, [_pkg("foo-1.0.tar.gz", b"old")])
+    v2 = _sync(writer, [_pkg("foo-1.0.tar.gz", b"new")])
     assert (v2.added, v2.removed, v2.present) == (1, 1, 1)
     [package] = writer.content_at("foo")
     assert package.sha256 == hashlib.sha256(b"new").hexdigest()
@@ -94,9 +75,9 @@ def test_a_new_digest_under_the_same_filename_replaces_the_old_one(catalog):
 
 def test_artifacts_link_every_package_with_the_digest(catalog):
     writer = ContentWriter(catalog)
-    repo = catalog.create_repository("foo")
+    catalog.create_repository("foo")
     pkg = _pkg("foo-1.0.tar.gz")
-    _sync(writer, repo.id, [pkg])
+    _sync(writer, [pkg])
     assert writer.known_artifacts([pkg.sha256]) == set()
     writer.record_artifacts([(pkg.sha256, 10, "sha256/xx")])
     writer.record_artifacts([(pkg.sha256, 10, "sha256/xx")])  # idempotent

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from support_index import serve_projects
@@ -43,6 +44,30 @@ def _whole_pages(upstream, since_hits: Counter[str], since_304: Counter[str]) ->
     return +sent  # drops the zeros
 
 
+def _remembered() -> dict[tuple[str, str], datetime]:
+    """The closure's page memory: when each (project, key) row was last used."""
+    from sqlalchemy import select
+
+    from mirrorflow.flows.runtime import catalog_for
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.storage.closure_pages import ClosurePageRow
+
+    columns = (ClosurePageRow.project, ClosurePageRow.key, ClosurePageRow.updated)
+    with catalog_for(Settings()).reading() as session:
+        return {(project, key): updated for project, key, updated in session.execute(select(*columns))}
+
+
+def _remember_a_page_no_longer_needed(repository: str, remote: str) -> None:
+    """A row as a closure that needed ``gone-dep`` left it (no release of the index needs it now)."""
+    from mirrorflow.flows.runtime import catalog_for
+    from mirrorflow.flows.settings import Settings
+    from mirrorflow.storage.closure_pages import ClosurePages, RememberedPage
+
+    catalog = catalog_for(Settings())
+    page = {("gone-dep", "0" * 64): RememberedPage('"gone"', None, ())}
+    ClosurePages(catalog).put_many(page, repository_id=catalog.get_repository(repository).id, remote=remote)
+
+
 def _sync(cli) -> dict:
     synced = cli("repository", "sync", "--name", "foo", "--remote", "up")
     assert synced.exit_code == 0, synced.stderr
@@ -55,10 +80,12 @@ def test_an_unchanged_resync_fetches_no_closure_page_and_a_new_release_brings_it
         created = cli("remote", "create", "--name", "up", "--url", upstream.url, *_remote_args())
         assert created.exit_code == 0, created.stderr
         first = _sync(cli)
+        remembered = _remembered()
         first_pages = _whole_pages(upstream, Counter(), Counter())
         hits, not_modified = upstream.hits.copy(), upstream.not_modified.copy()
 
         again = _sync(cli)
+        assert _remembered().keys() == remembered.keys(), "the pages a 304 confirmed are kept"
         resync_pages = _whole_pages(upstream, hits, not_modified)
         resync_304 = sum((upstream.not_modified - not_modified).values())
         # The first sync's 26 whole pages (closure rounds and the sync proper), asked again: 25 are 304.
@@ -80,7 +107,13 @@ def test_an_unchanged_resync_fetches_no_closure_page_and_a_new_release_brings_it
             for p in closure_projects()
         ]
         upstream.rebuild([*projects, new_dep])
+        _remember_a_page_no_longer_needed("foo", "up")
+        started = datetime.now(UTC)
         changed = _sync(cli)
+        kept = _remembered()
+        assert kept and all(updated >= started for updated in kept.values()), "what it did not use went"
+        assert any(project == "new-dep" for project, _ in kept)
+        assert not any(project == "gone-dep" for project, _ in kept)
     added = {item["project"]: item["chain"] for item in changed["report"]["closure"]["added"]}
     assert added["new-dep"] == "new-dep>=1 <- webapp 3.0"
     assert set(added) - {"new-dep"} == {i["project"] for i in first["report"]["closure"]["added"]}

@@ -7,7 +7,6 @@ is taken down, ``mf-quar`` is quarantined (its page lists no file) and ``mf-gone
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -17,6 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
+from support_content import commit as commit_packages
+from support_content import new_package
 from support_index import serve_projects
 
 from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject, make_sdist, make_wheel
@@ -116,36 +117,14 @@ def test_statuses_and_takedowns_through_additive_syncs_serve_and_pip(cli, tmp_pa
 # -- the catalog, both backends: statuses per version, quarantine removal in additive mode ----------
 
 
-def _pkg(project: str, filename: str) -> NewPackage:
-    return NewPackage(
-        name=project,
-        normalized_name=project,
-        version="1.0",
-        filename=filename,
-        packagetype="sdist",
-        python_version="source",
-        requires_python=None,
-        sha256=hashlib.sha256(filename.encode()).hexdigest(),
-        size=10,
-        upload_time=None,
-        yanked=False,
-        yanked_reason=None,
-        metadata_sha256=None,
-        has_metadata=False,
-        url=f"https://index.example/files/{filename}",
-    )
-
-
 def test_the_catalog_keeps_statuses_per_version_and_withdraws_in_additive_mode(catalog) -> None:
     repo = catalog.create_repository("foo")
     writer, serving = ContentWriter(catalog), ServingCatalog(catalog)
 
     def commit(packages: list[NewPackage], **kwargs: Any):
-        sync_id = str(uuid.uuid4())
-        writer.stage(sync_id, repo.id, writer.upsert_packages(packages).values())
-        return writer.commit_version(repository="foo", sync_id=sync_id, mirror=False, **kwargs)
+        return commit_packages(writer, "foo", packages, mirror=False, **kwargs)
 
-    assert commit([_pkg("a", "a-1.0.tar.gz"), _pkg("q", "q-1.0.tar.gz")]).number == 1
+    assert commit([new_package("a-1.0.tar.gz"), new_package("q-1.0.tar.gz")]).number == 1
     changed = commit(
         [], status_changes={"a": ("archived", "done"), "q": ("quarantined", "malware")}, withdrawn=["q"]
     )

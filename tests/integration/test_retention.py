@@ -2,49 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-
 import pytest
 from sqlalchemy import func, select
+from support_content import commit, new_package
 
 from mirrorflow.storage.catalog import NotFound
-from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.content import ContentWriter
 from mirrorflow.storage.maintenance import apply_retention
 from mirrorflow.storage.models import RepositoryContent
 
 
-def _package(filename: str) -> NewPackage:
-    name = filename.split("-")[0]
-    return NewPackage(
-        name=name,
-        normalized_name=name,
-        version=filename.split("-")[1],
-        filename=filename,
-        packagetype="bdist_wheel",
-        python_version="py3",
-        requires_python=None,
-        sha256=hashlib.sha256(filename.encode()).hexdigest(),
-        size=10,
-        upload_time=None,
-        yanked=False,
-        yanked_reason=None,
-        metadata_sha256=None,
-        has_metadata=False,
-        url=f"https://index.example/files/{filename}",
-    )
-
-
-def _commit(writer: ContentWriter, repo_id: int, filenames: list[str], *, mirror: bool) -> int:
-    ids = writer.upsert_packages([_package(f) for f in filenames])
-    sync_id = str(uuid.uuid4())
-    writer.stage(sync_id, repo_id, ids.values())
-    version = writer.commit_version(repository="foo", sync_id=sync_id, mirror=mirror)
+def _commit(writer: ContentWriter, filenames: list[str], *, mirror: bool) -> int:
+    version = commit(writer, "foo", [new_package(f) for f in filenames], mirror=mirror)
     assert version is not None
     return version.number
 
 
-#: Five versions with additions, removals and a file that leaves and comes back.
 HISTORY = [
     (["a-1-py3-none-any.whl", "b-1-py3-none-any.whl"], False),
     (["c-1-py3-none-any.whl"], False),
@@ -60,10 +33,10 @@ def _contents(writer: ContentWriter, numbers) -> dict[int, list[str]]:
 
 @pytest.mark.parametrize("retain", [1, 2, 3])
 def test_retention_keeps_the_newest_versions_with_their_exact_content(catalog, retain):
-    repo = catalog.create_repository("foo")
+    catalog.create_repository("foo")
     writer = ContentWriter(catalog)
     for filenames, mirror in HISTORY:
-        _commit(writer, repo.id, filenames, mirror=mirror)
+        _commit(writer, filenames, mirror=mirror)
     before = _contents(writer, range(0, 6))
     catalog.update_repository("foo", retain_repo_versions=retain)
 
@@ -90,10 +63,10 @@ def test_retention_keeps_the_newest_versions_with_their_exact_content(catalog, r
 
 
 def test_without_a_limit_every_version_stays(catalog):
-    repo = catalog.create_repository("foo")
+    catalog.create_repository("foo")
     writer = ContentWriter(catalog)
     for filenames, mirror in HISTORY:
-        _commit(writer, repo.id, filenames, mirror=mirror)
+        _commit(writer, filenames, mirror=mirror)
     assert apply_retention(catalog, "foo").deleted_versions == ()
     assert len(catalog.list_versions("foo")) == 6
 

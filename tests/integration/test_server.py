@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from support_content import new_package
 
 from mirrorflow.flows.cli_serve import app_from_settings
 from mirrorflow.flows.runtime import catalog_for, store_for
@@ -195,13 +196,11 @@ def test_a_request_that_looked_before_another_flight_landed_does_not_download_ag
     """The single-flight race: request A finds the store empty, then request B downloads, stores
     and lands its flight before A reaches the flight table. A must serve B's copy, not download."""
     body = b"wheel bytes" * 1000
-    file = ServedFile(
-        package_id=1, name="a", normalized_name="a", version="1.0", filename="a-1.0-py3-none-any.whl",
-        packagetype="bdist_wheel", python_version="py3", requires_python=None, sha256=hashlib.sha256(body).hexdigest(),
-        size=len(body), upload_time=None, yanked=False, yanked_reason=None, metadata_sha256=None,
-        has_metadata=False, url="http://upstream.test/files/a-1.0-py3-none-any.whl", artifact_sha256=None,
-        remote=None, core_metadata_sha256=None,
-    )  # fmt: skip
+    filename = "a-1.0-py3-none-any.whl"
+    package = new_package(
+        filename, content=body, size=len(body), url=f"http://upstream.test/files/{filename}"
+    )
+    file = ServedFile(1, package, artifact_sha256=None, remote=None, core_metadata_sha256=None)
     store, upstream = _PausingStore(tmp_path / "store"), _Upstream(body)
     files = FileServer(store, _Serving(), upstream, redirect_to_store=False)  # type: ignore[arg-type]
     with ThreadPoolExecutor(1) as pool, upstream.client:

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 
 import pytest
+from support_content import new_package
 
 from mirrorflow.server.pages import HTML, JSON_V1, core_metadata_of, render_project, upload_time
-from mirrorflow.storage.content import ContentWriter, NewPackage
+from mirrorflow.storage.content import ContentWriter
 from mirrorflow.storage.records import PageFile
 from mirrorflow.storage.serving import ServingCatalog
 
@@ -116,23 +117,9 @@ def test_the_page_query_writes_upload_times_as_the_renderer_would(catalog, momen
     repo = catalog.get_repository("r")
     writer = ContentWriter(catalog)
     packages = [
-        NewPackage(
-            name="Odd_Proj",
-            normalized_name="odd-proj",
-            version="1.0",
-            filename=filename,
-            packagetype="sdist",
-            python_version="source",
-            requires_python=None,
-            sha256=hashlib.sha256(filename.encode()).hexdigest(),
-            size=1,
-            upload_time=when,
-            yanked=False,
-            yanked_reason=None,
-            metadata_sha256=None,
-            has_metadata=False,
-            url=f"https://index.example/{filename}",
-        )  # fmt: skip
+        new_package(
+            filename, name="Odd_Proj", size=1, upload_time=when, url=f"https://index.example/{filename}"
+        )
         for filename, when in (("odd_proj-1.0.tar.gz", moment), ("odd_proj-1.0.zip", None))
     ]
     writer.stage("s", repo.id, writer.upsert_packages(packages).values())

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support_content import run_cli
 
 from mirrorflow.fixtureindex.faults import Fault, Rule, serve_faulty
 from mirrorflow.flows.local_server import alive
@@ -75,18 +76,7 @@ def _thin_env(home: Path) -> dict[str, str]:
 
 
 def _in_process(capsys, *args: str) -> tuple[int, str, str]:
-    from mirrorflow.flows.console import main
-
-    capsys.readouterr()
-    argv, sys.argv = sys.argv, ["mirrorflow", *args]
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = argv
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(capsys, *args)
     # Under pytest's capture Prefect's console handler is not the one the CLI quiets: keep our lines.
     return (
         code,

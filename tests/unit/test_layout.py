@@ -44,3 +44,21 @@ def test_a_folder_imported_under_its_bare_name_refuses() -> None:
     assert result.stdout.splitlines() == [
         f"import mirrorflow.{name}, not {name}: the folder installs as mirrorflow.{name}" for name in FOLDERS
     ]
+
+
+#: The ``assert`` statements package code may keep: pure type narrowing that no input can reach,
+#: where a check would cost (``render_project_json``'s loop runs once per file of a page).
+_NARROWING_ASSERTS = {("server/pages.py", "requires is not None")}
+
+
+def test_package_code_checks_with_exceptions_not_asserts() -> None:
+    """``python -O`` drops asserts: a guard in package code must be an ``if`` that raises."""
+    import ast
+
+    found = set()
+    for folder in FOLDERS:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Assert):
+                    found.add((path.relative_to(ROOT).as_posix(), ast.unparse(node.test)))
+    assert found <= _NARROWING_ASSERTS, sorted(found - _NARROWING_ASSERTS)

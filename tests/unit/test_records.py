@@ -13,13 +13,20 @@ from mirrorflow.storage.records import NewPackage, PageFile, ServedFile
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_SERVED = ("package_id", *NewPackage._fields, "artifact_sha256", "remote", "core_metadata_sha256")
+
+
 def test_a_served_file_is_the_written_row_plus_where_its_bytes_are() -> None:
-    served = tuple(field.name for field in dataclasses.fields(ServedFile))
-    assert served == ("package_id", *NewPackage._fields, "artifact_sha256", "remote", "core_metadata_sha256")
+    fields = tuple(field.name for field in dataclasses.fields(ServedFile))
+    assert fields == ("package_id", "package", "artifact_sha256", "remote", "core_metadata_sha256")
+    row = tuple(range(len(_SERVED)))
+    file = ServedFile.from_row(row)
+    flat = (file.package_id, *file.package, file.artifact_sha256, file.remote, file.core_metadata_sha256)
+    assert flat == row, "from_row reads the row in the serving query's order"
 
 
 def test_a_page_file_is_named_and_ordered_as_the_served_file() -> None:
-    served = [field.name for field in dataclasses.fields(ServedFile)]
+    served = list(_SERVED)
     assert list(PageFile._fields) == [name for name in served if name in PageFile._fields]
     assert set(PageFile._fields) <= set(served)
 
