@@ -1,7 +1,8 @@
 """Read-only queries on a SQLite catalog through the standard library's ``sqlite3``.
 
 SQLAlchemy takes about 0.1 s to import, more than a whole listing command may take
-(``benchmarks/cli_startup.py``), so ``mirrorflow repository list`` reads an embedded catalog here.
+(``benchmarks/cli_startup.py``), so ``mirrorflow repository list``, ``repository show`` and
+``repository version list`` read an embedded catalog here (``benchmarks/catalog_commands.py``).
 Only a catalog at ``mirrorflow.storage.schema.HEAD_REVISION`` is read: ``open_at_head`` returns None for a
 missing file or another revision, and the caller then goes through ``mirrorflow.storage.catalog.Catalog``,
 which migrates. Rows carry every column of their table under the models' attribute names, with
@@ -19,9 +20,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from mirrorflow.storage.records import VersionView
 from mirrorflow.storage.schema import HEAD_REVISION, VERSION_TABLE
 
-__all__ = ["open_at_head", "list_repositories"]
+__all__ = ["open_at_head", "find_repository", "list_repositories", "list_versions"]
 
 
 def open_at_head(path: Path) -> sqlite3.Connection | None:
@@ -41,13 +43,59 @@ def open_at_head(path: Path) -> sqlite3.Connection | None:
     return connection
 
 
+_REPOSITORIES = (
+    "SELECT repositories.*, remotes.uuid FROM repositories"
+    " LEFT JOIN remotes ON remotes.id = repositories.remote_id"
+)
+
+
 def list_repositories(connection: sqlite3.Connection) -> list[tuple[SimpleNamespace, str | None]]:
     """Every repository, by name, with the uuid of its default remote (as ``Catalog`` orders them)."""
-    convert = _converters(connection, "repositories")
+    return _repositories(connection, f"{_REPOSITORIES} ORDER BY repositories.name", ())
+
+
+def find_repository(connection: sqlite3.Connection, name: str) -> tuple[SimpleNamespace, str | None] | None:
+    """The repository ``name`` with the uuid of its default remote; None when there is none
+    (the caller goes through ``Catalog``, whose ``NotFound`` says so)."""
+    found = _repositories(connection, f"{_REPOSITORIES} WHERE repositories.name = ?", (name,))
+    return found[0] if found else None
+
+
+def list_versions(connection: sqlite3.Connection, repository: str) -> list[VersionView] | None:
+    """The versions of ``repository``, newest first (as ``Catalog.list_versions``); None when
+    there is no such repository."""
+    found = find_repository(connection, repository)
+    if found is None:
+        return None
+    repo = found[0]
+    convert = _converters(connection, "repository_versions")
     cursor = connection.execute(
-        "SELECT repositories.*, remotes.uuid FROM repositories"
-        " LEFT JOIN remotes ON remotes.id = repositories.remote_id ORDER BY repositories.name"
+        "SELECT uuid, number, base_version, created, added_count, removed_count, present_count, report"
+        " FROM repository_versions WHERE repository_id = ? ORDER BY number DESC",
+        (repo.id,),
     )
+    return [
+        VersionView(
+            repository=repo.name,
+            repository_uuid=repo.uuid,
+            uuid=uuid,
+            number=number,
+            base_version=base_version,
+            created=convert["created"](created),
+            added=added,
+            removed=removed,
+            present=present,
+            report=convert["report"](report) or {},
+        )
+        for uuid, number, base_version, created, added, removed, present, report in cursor
+    ]
+
+
+def _repositories(
+    connection: sqlite3.Connection, query: str, parameters: tuple[Any, ...]
+) -> list[tuple[SimpleNamespace, str | None]]:
+    convert = _converters(connection, "repositories")
+    cursor = connection.execute(query, parameters)
     columns = [column[0] for column in cursor.description][:-1]
     return [
         (

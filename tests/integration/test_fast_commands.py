@@ -1,6 +1,7 @@
-"""Commands that do not sync load only what they use (issue 14): ``repository list`` answers from
-an embedded catalog with neither SQLAlchemy, pydantic nor Typer, and no command loads Prefect,
-Alembic or the S3 client unless it uses them. ``benchmarks/cli_startup.py`` has the timings."""
+"""Commands that do not sync load only what they use (issue 14): ``repository list``, ``repository
+show`` and ``repository version list`` answer from an embedded catalog with neither SQLAlchemy,
+pydantic nor Typer, and no command loads Prefect, Alembic or the S3 client unless it uses them.
+``benchmarks/cli_startup.py`` and ``benchmarks/catalog_commands.py`` have the timings."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from alembic.config import Config
 from mirrorflow import storage
 from mirrorflow.flows.locations import sqlite_catalog_file
 from mirrorflow.flows.settings import Settings
-from mirrorflow.flows.views import repository_view
+from mirrorflow.flows.views import repository_view, version_view
 from mirrorflow.storage.catalog import Catalog
-from mirrorflow.storage.sqlite_reads import list_repositories, open_at_head
+from mirrorflow.storage.sqlite_reads import find_repository, list_repositories, list_versions, open_at_head
 
 #: Loaded by no command that does not sync or serve (prefect: seconds; the rest: 0.05-0.1 s each).
 NEVER = {"prefect", "alembic", "minio", "Crypto", "rich", "pygments", "httpx", "uvicorn"}
@@ -62,8 +63,44 @@ def test_repository_list_loads_no_database_toolkit_nor_option_parser(home):
     "args",
     [
         pytest.param(("repository", "show", "--name", "zeta"), id="show"),
-        pytest.param(("remote", "list"), id="remote-list"),
+        pytest.param(("repository", "show", "--name=alpha"), id="show-equals"),
         pytest.param(("repository", "version", "list", "--repository", "zeta"), id="version-list"),
+    ],
+)
+def test_a_repository_and_its_versions_are_shown_without_database_toolkit_nor_option_parser(home, args):
+    out, loaded = _run(home, *args)
+    assert json.loads(out)
+    assert loaded & NOT_FOR_A_LISTING == set()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("repository", "show", "--name", "nope"), id="show-unknown"),
+        pytest.param(("repository", "version", "list", "--repository", "nope"), id="versions-unknown"),
+    ],
+)
+def test_a_name_the_quick_read_does_not_find_gets_the_catalogs_error(home, args):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "MIRRORFLOW_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, *args], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("Error: repository 'nope' does not exist\n")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("--debug", "repository", "show", "--name", "zeta"), id="show-debug"),
+        pytest.param(("repository", "create", "--name", "new"), id="create"),
+        pytest.param(
+            ("remote", "create", "--name", "new", "--url", "https://index.example/simple/"),
+            id="remote-create",
+        ),
+        pytest.param(("remote", "show", "--name", "up"), id="remote-show"),
+        pytest.param(("remote", "list"), id="remote-list"),
+        pytest.param(("content", "list", "--repository", "zeta"), id="content-list"),
         pytest.param(("--help",), id="help"),
     ],
 )
@@ -90,6 +127,25 @@ def test_the_quick_listing_prints_what_the_catalog_does(home):
     connection.close()
     assert quick == expected
     assert quick[1]["remote"].endswith(f"/{up}/") and quick[1]["pulp_created"].tzinfo is not None
+
+
+def test_the_quick_show_and_version_list_print_what_the_catalog_does(home):
+    catalog = Catalog.from_url(f"sqlite:///{home / 'catalog.db'}")
+    zeta = catalog.get_repository("zeta")
+    expected = (
+        repository_view(zeta, catalog.remote_uuid_of(zeta)),
+        [version_view(v) for v in catalog.list_versions("zeta")],
+    )
+    catalog.dispose()
+    connection = open_at_head(home / "catalog.db")
+    assert connection is not None
+    found = find_repository(connection, "zeta")
+    versions = list_versions(connection, "zeta")
+    assert find_repository(connection, "nope") is None and list_versions(connection, "nope") is None
+    connection.close()
+    assert found is not None and versions is not None
+    assert (repository_view(*found), [version_view(v) for v in versions]) == expected
+    assert expected[0]["remote"] is not None and expected[1][0]["number"] == 0
 
 
 def test_only_a_catalog_at_the_head_revision_is_read_quickly(home, tmp_path_factory):
