@@ -19,13 +19,13 @@ import typer
 
 from mirrorflow.flows.adhoc_sync import PARTIAL_EXIT
 from mirrorflow.flows.cli_app import (
-    BoolText,
     JsonLabels,
     JsonList,
     Name,
     UsageError,
     app,
     bool_option,
+    bool_text,
     check_range,
     content_app,
     emit,
@@ -67,7 +67,9 @@ def remote_create_or_update(
     url: Annotated[str | None, typer.Option(help="Root of the upstream simple index.")] = None,
     includes: JsonList = None,
     excludes: JsonList = None,
-    prereleases: BoolText("--prereleases", "Sync pre-releases: true (default) or false.") = None,
+    prereleases: Annotated[
+        str | None, bool_text("--prereleases", "Sync pre-releases: true (default) or false.")
+    ] = None,
     no_prereleases: Annotated[
         bool, typer.Option("--no-prereleases", help="Same as --prereleases false.")
     ] = False,
@@ -77,7 +79,9 @@ def remote_create_or_update(
     exclude_newer_than: Annotated[str | None, typer.Option(help="Minimum upload age, e.g. 7d.")] = None,
     missing_upload_time: Annotated[str | None, typer.Option(help="take or skip.")] = None,
     python_versions: JsonList = None,
-    skip_yanked: BoolText("--skip-yanked", "Drop yanked files (PEP 592); default: keep them.") = None,
+    skip_yanked: Annotated[
+        str | None, bool_text("--skip-yanked", "Drop yanked files (PEP 592); default: keep them.")
+    ] = None,
     keep_yanked: Annotated[bool, typer.Option("--keep-yanked", help="Same as --skip-yanked false.")] = False,
     block_advisories: Annotated[
         str | None,
@@ -85,17 +89,23 @@ def remote_create_or_update(
             help="JSON list of advisory id prefixes to keep out, e.g. '[\"MAL\"]' (default); [] none."
         ),
     ] = None,
-    keep_quarantined: BoolText(
-        "--keep-quarantined",
-        "Keep the files of projects the upstream quarantined (PEP 792); default: drop them.",
-    ) = None,
+    keep_quarantined: Annotated[
+        str | None,
+        bool_text(
+            "--keep-quarantined",
+            "Keep the files of projects the upstream quarantined (PEP 792); default: drop them.",
+        ),
+    ] = None,
     drop_quarantined: Annotated[
         bool, typer.Option("--drop-quarantined", help="Same as --keep-quarantined false.")
     ] = False,
-    include_dependencies: BoolText(
-        "--include-dependencies",
-        "Also sync what the included projects require, transitively (docs/closure.md).",
-    ) = None,
+    include_dependencies: Annotated[
+        str | None,
+        bool_text(
+            "--include-dependencies",
+            "Also sync what the included projects require, transitively (docs/closure.md).",
+        ),
+    ] = None,
     no_include_dependencies: Annotated[
         bool, typer.Option("--no-include-dependencies", help="Same as --include-dependencies false.")
     ] = False,
@@ -116,7 +126,9 @@ def remote_create_or_update(
     rate_limit: Annotated[
         int | None, typer.Option(help="Requests per second to the upstream; 0: no limit.")
     ] = None,
-    tls_validation: BoolText("--tls-validation", "Verify the upstream's certificate: true or false.") = None,
+    tls_validation: Annotated[
+        str | None, bool_text("--tls-validation", "Verify the upstream's certificate: true or false.")
+    ] = None,
     no_tls_validation: Annotated[
         bool, typer.Option("--no-tls-validation", help="Same as --tls-validation false.")
     ] = False,

@@ -32,7 +32,7 @@ __all__ = [
     "json_list",
     "json_labels",
     "Name",
-    "BoolText",
+    "bool_text",
     "JsonList",
     "JsonLabels",
 ]
@@ -91,7 +91,7 @@ _TRUE, _FALSE = ("true", "yes", "y", "1", "on"), ("false", "no", "n", "0", "off"
 
 def bool_option(field: str, text: str | None) -> bool | None:
     """Read ``--prereleases false`` as pulp-cli writes it (``true``/``false``, ``yes``/``no``, ``1``/``0``);
-    a bare ``--prereleases`` reads as ``true`` (``BoolText``).
+    a bare ``--prereleases`` reads as ``true`` (``with_bare_flags``).
 
     >>> bool_option("prereleases", "False"), bool_option("prereleases", "1"), bool_option("x", None)
     (False, True, None)
@@ -188,22 +188,22 @@ JsonLabels = Annotated[
 ]
 
 
-def BoolText(option: str, help: str) -> Any:  # noqa: N802  (used as a type annotation)
+def bool_text(option: str, help: str) -> Any:
     """A boolean option in pulp-cli's spelling, ``--x true|false|yes|no|1|0`` (read by ``bool_option``,
-    whose error names the field and the value), or a bare ``--x`` for true (``with_bare_flags``).
-    The ``--no-x`` form is a flag of its own beside it.
+    whose error names the field and the value), or a bare ``--x`` for true (``with_bare_flags``):
+    ``Annotated[str | None, bool_text("--x", "...")]``. The ``--no-x`` form is a flag of its own.
     """
-    return Annotated[str | None, typer.Option(option, metavar="[BOOL]", help=help)]
+    return typer.Option(option, metavar="[BOOL]", help=help)
 
 
-#: The ``BoolText`` options of ``remote create|update``.
+#: The ``bool_text`` options of ``remote create|update``.
 BARE_FLAGS = frozenset(
     ("--prereleases", "--tls-validation", "--skip-yanked", "--keep-quarantined", "--include-dependencies")
 )
 
 
 def with_bare_flags(args: list[str]) -> list[str]:
-    """``args`` with ``true`` after each bare ``BoolText`` option of ``remote create|update`` (one
+    """``args`` with ``true`` after each bare ``bool_text`` option of ``remote create|update`` (one
     followed by another option, or last), so that ``--include-dependencies`` reads as it did when
     it was a flag. Typer's parser has no option with an optional value.
 
