@@ -33,8 +33,9 @@ a project whose every file it blocks has no page and is not listed. A blocked fi
 stored to publish (``Published.blocked`` counts them).
 
 Errors (``PublishError``, one line, naming the field and value): a version that does not exist, a
-file of the version that is not stored (on_demand files never fetched), a ``DIR`` that exists and is
-not a publication (or a link to somewhere other than its trees).
+file of the version that is not stored (on_demand files never fetched: ``unstored_files`` names
+them, and ``mirrorflow repository publish --fetch-missing`` fetches them first), a ``DIR`` that exists
+and is not a publication (or a link to somewhere other than its trees).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from mirrorflow.storage.serving import ServingCatalog
 from mirrorflow.tasks.blocklist import Blocklist
 from mirrorflow.tasks.core_metadata import WheelMetadataError, metadata_from_wheel
 
-__all__ = ["MARKER", "PAGES", "PublishError", "Published", "load_version", "publish"]
+__all__ = ["MARKER", "PAGES", "PublishError", "Published", "load_version", "publish", "unstored_files"]
 
 MARKER = ".mirrorflow-publication"
 
@@ -146,6 +147,30 @@ def load_version(
 
     Raises ``PublishError`` for an unknown repository or version, or a file that is not stored.
     """
+    number, projects, pages, blocked = _load(serving, repository, version)
+    missing = [f.filename for files in pages.values() for f in files if f.artifact_sha256 is None]
+    if missing:
+        raise PublishError(
+            "version",
+            number,
+            f"{len(missing)} file(s) are not stored (first: {missing[0]!r}); fetch them first: "
+            "rerun publish with --fetch-missing to fetch them from the upstream (or sync with policy "
+            "'immediate', or request them from mirrorflow serve)",
+        )
+    return number, projects, pages, blocked
+
+
+def unstored_files(serving: ServingCatalog, repository: str, version: int | None) -> list[PageFile]:
+    """The files version ``version`` (None: the latest) would publish that are not stored (synced
+    on_demand or streamed, never fetched); what the blocklist and advisories leave out is not
+    among them. Raises ``PublishError`` for an unknown repository or version."""
+    _, _, pages, _ = _load(serving, repository, version)
+    return [f for files in pages.values() for f in files if f.artifact_sha256 is None]
+
+
+def _load(
+    serving: ServingCatalog, repository: str, version: int | None
+) -> tuple[int, list[ProjectEntry], dict[str, list[PageFile]], int]:
     try:
         state = serving.repository(repository)
     except NotFound:
@@ -154,14 +179,6 @@ def load_version(
     if not state.has_version(number):
         raise PublishError("version", number, f"repository {repository!r} has no such version")
     projects, pages, blocked = _version_pages(serving, state, number)
-    missing = [f.filename for files in pages.values() for f in files if f.artifact_sha256 is None]
-    if missing:
-        raise PublishError(
-            "version",
-            number,
-            f"{len(missing)} file(s) are not stored (first: {missing[0]!r}); fetch them first "
-            "(a sync with policy 'immediate', or request them from mirrorflow serve)",
-        )
     return number, projects, pages, blocked
 
 
