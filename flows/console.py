@@ -6,9 +6,9 @@ Typer itself takes 30 ms more: together, more than ``mirrorflow repository list`
 answered here, by the code the Typer command runs (``mirrorflow.flows.listing``, ``mirrorflow.flows.views``); every
 other command line, ``--help`` included, goes to ``mirrorflow.flows.cli.main``. Should the quick read fail
 (a locked or damaged catalog), the Typer command runs instead and reports it in one line. The same
-holds for exactly ``repository show --name N`` and ``repository version list --repository R``
-(``mirrorflow.flows.listing.quick_answer``): a name the catalog does not hold goes to Typer, whose
-error says so.
+holds for exactly ``repository show --name N``, ``repository version list --repository R``,
+``remote list`` and ``remote show --name N`` (``mirrorflow.flows.listing.quick_answer``): a name the
+catalog does not hold, or a remote holding a sealed secret, goes to Typer (the ``Catalog``).
 
 For the same reason a plain ``mirrorflow repository sync --name N [--remote R] [--mirror|--additive]``
 that goes to the warm sync process (``mirrorflow.flows.warm_sync_client``: the default, without
@@ -24,7 +24,13 @@ __all__ = ["main"]
 
 
 def main() -> None:
-    if sys.argv[1:3] in (["repository", "list"], ["repository", "show"], ["repository", "version"]):
+    if sys.argv[1:3] in (
+        ["repository", "list"],
+        ["repository", "show"],
+        ["repository", "version"],
+        ["remote", "list"],
+        ["remote", "show"],
+    ):
         import sqlite3
 
         from mirrorflow.flows.listing import quick_answer

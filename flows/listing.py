@@ -6,8 +6,9 @@ the embedded SQLite file and at the head revision, it is read with ``sqlite3``
 (``mirrorflow.storage.sqlite_reads``); otherwise (PostgreSQL, a new or older catalog) through the
 ``Catalog``, which migrates it first. Both give the same rows to the same view.
 
-``quick_answer`` does the same for ``repository show`` and ``repository version list``, which
-``mirrorflow.flows.console`` answers before Typer loads (``benchmarks/catalog_commands.py``).
+``quick_answer`` does the same for ``repository show``, ``repository version list``, ``remote list``
+and ``remote show`` (remotes holding no sealed secret), which ``mirrorflow.flows.console`` answers
+before Typer loads (``benchmarks/catalog_commands.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mirrorflow.flows.locations import sqlite_catalog_file
-from mirrorflow.storage.sqlite_reads import find_repository, list_repositories, list_versions, open_at_head
+from mirrorflow.storage.sqlite_reads import (
+    find_remote,
+    find_repository,
+    holds_secrets,
+    list_remotes,
+    list_repositories,
+    list_versions,
+    open_at_head,
+)
 
 __all__ = ["listed_repositories", "quick_answer"]
 
@@ -54,10 +63,11 @@ def quick_answer(args: list[str]) -> Any | None:
     None when ``args`` are not exactly one of the read commands below, or the answer needs the
     ``Catalog`` (not embedded, not at head, a name it does not hold: its error then says so).
 
-    ``repository list``, ``repository show --name N``, ``repository version list --repository R``.
+    ``repository list``, ``repository show --name N``, ``repository version list --repository R``,
+    ``remote list``, ``remote show --name N`` (a remote holding a sealed secret needs the ``Catalog``).
     Raises ``sqlite3.Error`` for a locked or damaged catalog (the caller runs Typer instead).
     """
-    from mirrorflow.flows.views import repository_view, version_view
+    from mirrorflow.flows.views import remote_view, repository_view, version_view
 
     if args == ["repository", "list"]:
         rows = _read_embedded(list_repositories)
@@ -70,6 +80,15 @@ def quick_answer(args: list[str]) -> Any | None:
         repository = _only_option(args[3:], "--repository")
         versions = _read_embedded(lambda c: list_versions(c, repository)) if repository is not None else None
         return None if versions is None else [version_view(v) for v in versions]
+    if args == ["remote", "list"]:
+        remotes = _read_embedded(list_remotes)
+        if remotes is None or any(holds_secrets(remote) for remote in remotes):
+            return None
+        return [remote_view(remote) for remote in remotes]
+    if args[:2] == ["remote", "show"]:
+        name = _only_option(args[2:], "--name")
+        remote = _read_embedded(lambda c: find_remote(c, name)) if name is not None else None
+        return None if remote is None or holds_secrets(remote) else remote_view(remote)
     return None
 
 

@@ -1,8 +1,10 @@
 """Read-only queries on a SQLite catalog through the standard library's ``sqlite3``.
 
 SQLAlchemy takes about 0.1 s to import, more than a whole listing command may take
-(``benchmarks/cli_startup.py``), so ``mirrorflow repository list``, ``repository show`` and
-``repository version list`` read an embedded catalog here (``benchmarks/catalog_commands.py``).
+(``benchmarks/cli_startup.py``), so ``mirrorflow repository list``, ``repository show``,
+``repository version list``, ``remote list`` and ``remote show`` read an embedded catalog here
+(``benchmarks/catalog_commands.py``). Remotes are read only when they hold no sealed secret
+(``holds_secrets``): ``Catalog`` opens those with the secret key, and refuses a wrong one.
 Only a catalog at ``mirrorflow.storage.schema.HEAD_REVISION`` is read: ``open_at_head`` returns None for a
 missing file or another revision, and the caller then goes through ``mirrorflow.storage.catalog.Catalog``,
 which migrates. Rows carry every column of their table under the models' attribute names, with
@@ -21,9 +23,17 @@ from types import SimpleNamespace
 from typing import Any
 
 from mirrorflow.storage.records import VersionView
-from mirrorflow.storage.schema import HEAD_REVISION, VERSION_TABLE
+from mirrorflow.storage.schema import HEAD_REVISION, SEALED_PREFIX, SECRET_FIELDS, VERSION_TABLE
 
-__all__ = ["open_at_head", "find_repository", "list_repositories", "list_versions"]
+__all__ = [
+    "open_at_head",
+    "find_remote",
+    "find_repository",
+    "holds_secrets",
+    "list_remotes",
+    "list_repositories",
+    "list_versions",
+]
 
 
 def open_at_head(path: Path) -> sqlite3.Connection | None:
@@ -88,6 +98,40 @@ def list_versions(connection: sqlite3.Connection, repository: str) -> list[Versi
             report=convert["report"](report) or {},
         )
         for uuid, number, base_version, created, added, removed, present, report in cursor
+    ]
+
+
+def list_remotes(connection: sqlite3.Connection) -> list[SimpleNamespace]:
+    """Every remote, by name (as ``Catalog.list_remotes``), secrets as stored (see ``holds_secrets``)."""
+    return _rows(connection, "remotes", "SELECT * FROM remotes ORDER BY name", ())
+
+
+def find_remote(connection: sqlite3.Connection, name: str) -> SimpleNamespace | None:
+    """The remote ``name``, secrets as stored; None when there is none."""
+    found = _rows(connection, "remotes", "SELECT * FROM remotes WHERE name = ?", (name,))
+    return found[0] if found else None
+
+
+def holds_secrets(remote: SimpleNamespace) -> bool:
+    """Whether ``remote`` holds a sealed value (a secret field, or a credential header): then only
+    ``Catalog``, holding the key, reads it as the commands print it."""
+    if any(getattr(remote, field) is not None for field in SECRET_FIELDS):
+        return True
+    return any(
+        isinstance(value, str) and value.startswith(SEALED_PREFIX)
+        for entry in remote.headers or ()
+        for value in entry.values()
+    )
+
+
+def _rows(
+    connection: sqlite3.Connection, table: str, query: str, parameters: tuple[Any, ...]
+) -> list[SimpleNamespace]:
+    convert = _converters(connection, table)
+    cursor = connection.execute(query, parameters)
+    columns = [column[0] for column in cursor.description]
+    return [
+        SimpleNamespace(**{c: convert[c](v) for c, v in zip(columns, row, strict=True)}) for row in cursor
     ]
 
 

@@ -19,7 +19,15 @@ from mirrorflow.flows.locations import sqlite_catalog_file
 from mirrorflow.flows.settings import Settings
 from mirrorflow.flows.views import repository_view, version_view
 from mirrorflow.storage.catalog import Catalog
-from mirrorflow.storage.sqlite_reads import find_repository, list_repositories, list_versions, open_at_head
+from mirrorflow.storage.sqlite_reads import (
+    find_remote,
+    find_repository,
+    holds_secrets,
+    list_remotes,
+    list_repositories,
+    list_versions,
+    open_at_head,
+)
 
 #: Loaded by no command that does not sync or serve (prefect: seconds; the rest: 0.05-0.1 s each).
 NEVER = {"prefect", "alembic", "minio", "Crypto", "rich", "pygments", "httpx", "uvicorn"}
@@ -59,18 +67,28 @@ def test_repository_list_loads_no_database_toolkit_nor_option_parser(home):
     assert loaded & NOT_FOR_A_LISTING == set()
 
 
+#: Not loaded by the quick remote reads (the remote's view is pydantic's, and names credential headers).
+NOT_FOR_A_REMOTE = NEVER | {"sqlalchemy", "pydantic_settings", "typer", "click"}
+
+
 @pytest.mark.parametrize(
-    "args",
+    ("args", "unloaded"),
     [
-        pytest.param(("repository", "show", "--name", "zeta"), id="show"),
-        pytest.param(("repository", "show", "--name=alpha"), id="show-equals"),
-        pytest.param(("repository", "version", "list", "--repository", "zeta"), id="version-list"),
+        pytest.param(("repository", "show", "--name", "zeta"), NOT_FOR_A_LISTING, id="show"),
+        pytest.param(("repository", "show", "--name=alpha"), NOT_FOR_A_LISTING, id="show-equals"),
+        pytest.param(
+            ("repository", "version", "list", "--repository", "zeta"), NOT_FOR_A_LISTING, id="version-list"
+        ),
+        pytest.param(("remote", "show", "--name", "up"), NOT_FOR_A_REMOTE, id="remote-show"),
+        pytest.param(("remote", "list"), NOT_FOR_A_REMOTE, id="remote-list"),
     ],
 )
-def test_a_repository_and_its_versions_are_shown_without_database_toolkit_nor_option_parser(home, args):
+def test_repositories_versions_and_remotes_are_shown_without_database_toolkit_nor_option_parser(
+    home, args, unloaded
+):
     out, loaded = _run(home, *args)
     assert json.loads(out)
-    assert loaded & NOT_FOR_A_LISTING == set()
+    assert loaded & unloaded == set()
 
 
 @pytest.mark.parametrize(
@@ -98,8 +116,6 @@ def test_a_name_the_quick_read_does_not_find_gets_the_catalogs_error(home, args)
             ("remote", "create", "--name", "new", "--url", "https://index.example/simple/"),
             id="remote-create",
         ),
-        pytest.param(("remote", "show", "--name", "up"), id="remote-show"),
-        pytest.param(("remote", "list"), id="remote-list"),
         pytest.param(("content", "list", "--repository", "zeta"), id="content-list"),
         pytest.param(("--help",), id="help"),
     ],
@@ -146,6 +162,34 @@ def test_the_quick_show_and_version_list_print_what_the_catalog_does(home):
     assert found is not None and versions is not None
     assert (repository_view(*found), [version_view(v) for v in versions]) == expected
     assert expected[0]["remote"] is not None and expected[1][0]["number"] == 0
+
+
+def test_the_quick_remote_reads_print_what_the_catalog_does_and_leave_sealed_secrets_to_it(home):
+    from cryptography.fernet import Fernet
+
+    from mirrorflow.flows.remote_spec import RemoteFields
+    from mirrorflow.flows.views import remote_view
+    from mirrorflow.storage.secrets import SecretBox
+
+    box = SecretBox(Fernet.generate_key())
+    catalog = Catalog.from_url(f"sqlite:///{home / 'catalog.db'}", secrets=box)
+    fields = {"url": "https://index.example/full/", "headers": [{"X-Trace": "1"}], "prereleases": False,
+              "exclude_newer_than": "7d", "python_versions": ["3.12"], "total_timeout": 12.5, "skip_yanked": True}  # fmt: skip
+    catalog.create_remote("full", **RemoteFields.model_validate(fields).to_columns(), labels={"team": "ml"})
+    sealed = {"url": "https://index.example/s/", "password": "p", "headers": [{"Authorization": "Bearer t"}]}
+    catalog.create_remote("sealed", **RemoteFields.model_validate(sealed).to_columns())
+    expected = {row.name: remote_view(row) for row in catalog.list_remotes()}
+    catalog.dispose()
+    connection = open_at_head(home / "catalog.db")
+    assert connection is not None
+    quick = {row.name: row for row in list_remotes(connection)}
+    assert find_remote(connection, "nope") is None and find_remote(connection, "full") == quick["full"]
+    connection.close()
+    assert [holds_secrets(row) for row in quick.values()] == [False, True, False]  # full, sealed, up
+    assert {name: remote_view(row) for name, row in quick.items() if name != "sealed"} == {
+        name: view for name, view in expected.items() if name != "sealed"
+    }
+    assert expected["full"]["pulp_labels"] == {"team": "ml"} and expected["full"]["skip_yanked"] is True
 
 
 def test_only_a_catalog_at_the_head_revision_is_read_quickly(home, tmp_path_factory):
