@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from mirrorflow.flows.locations import sqlite_catalog_file
@@ -74,11 +75,11 @@ def quick_answer(args: list[str]) -> Any | None:
         return None if rows is None else [repository_view(row, remote) for row, remote in rows]
     if args[:2] == ["repository", "show"]:
         name = _only_option(args[2:], "--name")
-        found = _read_embedded(lambda c: find_repository(c, name)) if name is not None else None
+        found = _read_embedded(partial(find_repository, name=name)) if name is not None else None
         return None if found is None else repository_view(*found)
     if args[:3] == ["repository", "version", "list"]:
         repository = _only_option(args[3:], "--repository")
-        versions = _read_embedded(lambda c: list_versions(c, repository)) if repository is not None else None
+        versions = _read_embedded(partial(list_versions, repository=repository)) if repository else None
         return None if versions is None else [version_view(v) for v in versions]
     if args == ["remote", "list"]:
         remotes = _read_embedded(list_remotes)
@@ -87,7 +88,7 @@ def quick_answer(args: list[str]) -> Any | None:
         return [remote_view(remote) for remote in remotes]
     if args[:2] == ["remote", "show"]:
         name = _only_option(args[2:], "--name")
-        remote = _read_embedded(lambda c: find_remote(c, name)) if name is not None else None
+        remote = _read_embedded(partial(find_remote, name=name)) if name is not None else None
         return None if remote is None or holds_secrets(remote) else remote_view(remote)
     return None
 
