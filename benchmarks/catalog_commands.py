@@ -4,10 +4,12 @@
 
 Each command runs ``--runs`` times against a temporary SQLite catalog (two remotes, three
 repositories); prints per command the median wall time and the median CPU time (user + system,
-of the child), and which heavy packages it loads. CPU time is the steadier figure on a shared
-machine: wall time grows with the load, CPU time much less. ``--bin DIR`` times the
-``mirrorflow`` of another environment (another worktree's ``.venv/bin``), for a before/after
-comparison on the same machine and load. Prints figures; asserts nothing.
+of the child), and which heavy packages it loads. Side by side, interleaved run by run, the same
+command through Typer (``mirrorflow --debug ...``: the console script answers only exact command
+lines before Typer loads, so the global option sends it the way every command went before the
+quick reads; ``mirrorflow.flows.console``). CPU time is the steadier figure on a shared machine:
+wall time grows with the load, CPU time much less. ``--bin DIR`` times the ``mirrorflow`` of
+another environment (another worktree's ``.venv/bin``). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -81,21 +83,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         for command in setup:
             subprocess.run([mirrorflow, *command], env=env, check=True, stdout=subprocess.DEVNULL)
         print(f"{args.bin / 'mirrorflow'}, {args.runs} runs each, load average {os.getloadavg()[0]:.1f}")
-        print(f"{'command':<26}{'wall (median)':>14}{'CPU (median)':>14}  heavy packages loaded")
+        print(f"{'':<26}{'as given':^28}{'through Typer':^28}")
+        print(
+            f"{'command':<26}{'wall':>14}{'CPU':>14}{'wall':>14}{'CPU':>14}  heavy packages loaded (as given)"
+        )
         counter = 0
         for label, command in COMMANDS:
-            walls, cpus = [], []
+            times: dict[bool, tuple[list[float], list[float]]] = {False: ([], []), True: ([], [])}
             for _ in range(args.runs):
-                counter += 1
-                wall, cpu = _timed([mirrorflow, *(a.format(n=counter) for a in command)], env)
-                walls.append(wall)
-                cpus.append(cpu)
+                for typer_path in (False, True):
+                    counter += 1
+                    given = [*(("--debug",) if typer_path else ()), *(a.format(n=counter) for a in command)]
+                    wall, cpu = _timed([mirrorflow, *given], env)
+                    times[typer_path][0].append(wall)
+                    times[typer_path][1].append(cpu)
             counter += 1
             loaded = _heavy_loaded(python, [a.format(n=counter) for a in command], env)
-            print(
-                f"{label:<26}{statistics.median(walls) * 1000:>11.0f} ms{statistics.median(cpus) * 1000:>11.0f} ms"
-                f"  {', '.join(loaded) or '-'}"
+            figures = "".join(
+                f"{statistics.median(series) * 1000:>11.0f} ms"
+                for path in (False, True)
+                for series in times[path]
             )
+            print(f"{label:<26}{figures}  {', '.join(loaded) or '-'}")
+        print("(medians; wall and CPU = user + system time of the command's process)")
     return 0
 
 
