@@ -25,6 +25,7 @@ from mirrorflow.flows.cli_app import (
     UsageError,
     app,
     bool_option,
+    bool_text,
     check_range,
     content_app,
     emit,
@@ -34,6 +35,7 @@ from mirrorflow.flows.cli_app import (
     remote_app,
     repository_app,
     version_app,
+    with_bare_flags,
 )
 from mirrorflow.storage.errors import MirrorflowError
 from mirrorflow.storage.schema import MAX_INT
@@ -47,6 +49,15 @@ __all__ = ["PARTIAL_EXIT", "app", "known_error_message", "main"]
 
 # -- remotes ---------------------------------------------------------------------------------
 
+#: The remote's boolean fields, each with the flag that sets it false.
+_BOOL_FIELDS = (
+    ("prereleases", "no_prereleases"),
+    ("tls_validation", "no_tls_validation"),
+    ("skip_yanked", "keep_yanked"),
+    ("keep_quarantined", "drop_quarantined"),
+    ("include_dependencies", "no_include_dependencies"),
+)
+
 
 @remote_app.command("create")
 @remote_app.command("update")
@@ -57,7 +68,7 @@ def remote_create_or_update(
     includes: JsonList = None,
     excludes: JsonList = None,
     prereleases: Annotated[
-        str | None, typer.Option(metavar="BOOL", help="Sync pre-releases: true (default) or false.")
+        str | None, bool_text("--prereleases", "Sync pre-releases: true (default) or false.")
     ] = None,
     no_prereleases: Annotated[
         bool, typer.Option("--no-prereleases", help="Same as --prereleases false.")
@@ -68,7 +79,10 @@ def remote_create_or_update(
     exclude_newer_than: Annotated[str | None, typer.Option(help="Minimum upload age, e.g. 7d.")] = None,
     missing_upload_time: Annotated[str | None, typer.Option(help="take or skip.")] = None,
     python_versions: JsonList = None,
-    skip_yanked: Annotated[bool | None, typer.Option("--skip-yanked/--keep-yanked")] = None,
+    skip_yanked: Annotated[
+        str | None, bool_text("--skip-yanked", "Drop yanked files (PEP 592); default: keep them.")
+    ] = None,
+    keep_yanked: Annotated[bool, typer.Option("--keep-yanked", help="Same as --skip-yanked false.")] = False,
     block_advisories: Annotated[
         str | None,
         typer.Option(
@@ -76,19 +90,25 @@ def remote_create_or_update(
         ),
     ] = None,
     keep_quarantined: Annotated[
-        bool | None,
-        typer.Option(
-            "--keep-quarantined/--drop-quarantined",
-            help="Keep the files of projects the upstream quarantined (PEP 792); default: drop them.",
+        str | None,
+        bool_text(
+            "--keep-quarantined",
+            "Keep the files of projects the upstream quarantined (PEP 792); default: drop them.",
         ),
     ] = None,
+    drop_quarantined: Annotated[
+        bool, typer.Option("--drop-quarantined", help="Same as --keep-quarantined false.")
+    ] = False,
     include_dependencies: Annotated[
-        bool | None,
-        typer.Option(
-            "--include-dependencies/--no-include-dependencies",
-            help="Also sync what the included projects require, transitively (docs/closure.md).",
+        str | None,
+        bool_text(
+            "--include-dependencies",
+            "Also sync what the included projects require, transitively (docs/closure.md).",
         ),
     ] = None,
+    no_include_dependencies: Annotated[
+        bool, typer.Option("--no-include-dependencies", help="Same as --include-dependencies false.")
+    ] = False,
     policy: Annotated[str | None, typer.Option(help="immediate, on_demand or streamed.")] = None,
     failure_policy: Annotated[
         str | None, typer.Option(help="auto, partial or all_or_nothing (when some projects fail).")
@@ -107,7 +127,7 @@ def remote_create_or_update(
         int | None, typer.Option(help="Requests per second to the upstream; 0: no limit.")
     ] = None,
     tls_validation: Annotated[
-        str | None, typer.Option(metavar="BOOL", help="Verify the upstream's certificate: true or false.")
+        str | None, bool_text("--tls-validation", "Verify the upstream's certificate: true or false.")
     ] = None,
     no_tls_validation: Annotated[
         bool, typer.Option("--no-tls-validation", help="Same as --tls-validation false.")
@@ -127,9 +147,9 @@ def remote_create_or_update(
     from mirrorflow.flows.views import remote_view
 
     given = {key: value for key, value in ctx.params.items() if key != "name" and value is not None}
-    for field in ("prereleases", "tls_validation"):  # pulp-cli's spelling, and the --no- flag
+    for field, negative in _BOOL_FIELDS:  # pulp-cli's spelling, the bare flag, and the negative flag
         given[field] = bool_option(field, given.get(field))
-        if given.pop(f"no_{field}"):
+        if given.pop(negative):
             given[field] = False
         if given[field] is None:
             del given[field]
@@ -496,7 +516,8 @@ def main() -> None:
     import mirrorflow.flows.cli_server  # noqa: F401  (registers server start|stop|status)
 
     try:
-        code = _click_command()(standalone_mode=False)  # click's usage errors come here, not to a boxed panel
+        # standalone_mode=False: click's usage errors come here, not to a boxed panel
+        code = _click_command()(args=with_bare_flags(sys.argv[1:]), standalone_mode=False)
     except typer.TyperException as exc:  # Typer's (vendored click's) usage errors
         if type(exc).__name__ == "NoArgsIsHelpError":
             exc.show()  # type: ignore[attr-defined]  # a bare group: its help, as before

@@ -32,6 +32,7 @@ __all__ = [
     "json_list",
     "json_labels",
     "Name",
+    "bool_text",
     "JsonList",
     "JsonLabels",
 ]
@@ -89,7 +90,8 @@ _TRUE, _FALSE = ("true", "yes", "y", "1", "on"), ("false", "no", "n", "0", "off"
 
 
 def bool_option(field: str, text: str | None) -> bool | None:
-    """Read ``--prereleases false`` as pulp-cli writes it (``true``/``false``, ``yes``/``no``, ``1``/``0``).
+    """Read ``--prereleases false`` as pulp-cli writes it (``true``/``false``, ``yes``/``no``, ``1``/``0``);
+    a bare ``--prereleases`` reads as ``true`` (``with_bare_flags``).
 
     >>> bool_option("prereleases", "False"), bool_option("prereleases", "1"), bool_option("x", None)
     (False, True, None)
@@ -184,3 +186,38 @@ JsonLabels = Annotated[
     str | None,
     typer.Option(help=f"Labels, a JSON object of strings, e.g. '{_LABELS_EXAMPLE}' (replaces them all)."),
 ]
+
+
+def bool_text(option: str, help: str) -> Any:
+    """A boolean option in pulp-cli's spelling, ``--x true|false|yes|no|1|0`` (read by ``bool_option``,
+    whose error names the field and the value), or a bare ``--x`` for true (``with_bare_flags``):
+    ``Annotated[str | None, bool_text("--x", "...")]``. The ``--no-x`` form is a flag of its own.
+    """
+    return typer.Option(option, metavar="[BOOL]", help=help)
+
+
+#: The ``bool_text`` options of ``remote create|update``.
+BARE_FLAGS = frozenset(
+    ("--prereleases", "--tls-validation", "--skip-yanked", "--keep-quarantined", "--include-dependencies")
+)
+
+
+def with_bare_flags(args: list[str]) -> list[str]:
+    """``args`` with ``true`` after each bare ``bool_text`` option of ``remote create|update`` (one
+    followed by another option, or last), so that ``--include-dependencies`` reads as it did when
+    it was a flag. Typer's parser has no option with an optional value.
+
+    >>> with_bare_flags(["remote", "update", "--name", "up", "--skip-yanked", "--keep-quarantined"])
+    ['remote', 'update', '--name', 'up', '--skip-yanked', 'true', '--keep-quarantined', 'true']
+    >>> with_bare_flags(["remote", "create", "--skip-yanked", "no", "--prereleases=0"])
+    ['remote', 'create', '--skip-yanked', 'no', '--prereleases=0']
+    """
+    options = [i for i, arg in enumerate(args) if not arg.startswith("-")][:2]
+    if [args[i] for i in options] not in (["remote", "create"], ["remote", "update"]):
+        return args
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if i > options[1] and arg in BARE_FLAGS and (i + 1 == len(args) or args[i + 1].startswith("--")):
+            out.append("true")
+    return out

@@ -6,10 +6,15 @@ project the repository's latest version holds, then compares (``mirrorflow.tasks
 projects gone from the listing or answering 404, and files gone from pages the upstream still serves.
 A quarantined project's page lists no file by design: it is not a takedown (the sync reports its
 status instead). Prints JSON like the other commands and commits nothing.
+
+With ``--exit-code`` it exits as ``git diff --exit-code`` does: 1 when something is gone upstream,
+0 when nothing is; an error is still its one ``Error: ...`` line (exit 1, or Typer's 2 for a
+usage error), so a script tells a difference from a failure by stdout (JSON only when compared).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -36,6 +41,12 @@ def repository_diff(
     remote: Annotated[
         str | None, typer.Option(help="Remote to compare with (default: the repository's).")
     ] = None,
+    exit_code: Annotated[
+        bool,
+        typer.Option(
+            "--exit-code", help="Exit 1 when something is gone upstream, 0 when nothing is (as git diff)."
+        ),
+    ] = False,
 ) -> None:
     """List what the repository holds that the upstream no longer has; changes nothing."""
     if not against_remote:
@@ -61,6 +72,8 @@ def repository_diff(
             "gone_upstream": gone.as_dict(),
         }
     )
+    if exit_code and (gone.projects or gone.file_count):
+        sys.exit(1)
 
 
 def _gone_upstream(

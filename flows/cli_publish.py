@@ -1,5 +1,11 @@
 """``mirrorflow repository publish``: a version as static files for any web server (``mirrorflow.server.publish``),
-or as objects in an S3 bucket (``mirrorflow.server.publish_s3``)."""
+or as objects in an S3 bucket (``mirrorflow.server.publish_s3``).
+
+A version synced ``on_demand`` or ``streamed`` holds files that were never downloaded: publishing
+it is refused by name, unless ``--fetch-missing`` fetches them first, as ``repository export
+--fetch-missing`` does (from the upstream with the repository's remote settings, each checked
+against its recorded sha256 and size before it is stored; ``mirrorflow.flows.airgap_run.fetch_missing``).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,8 @@ from mirrorflow.flows.cli_app import Name, UsageError, check_range, emit, open_c
 
 if TYPE_CHECKING:
     from mirrorflow.flows.settings import Settings
+    from mirrorflow.storage.artifacts import ArtifactStore
+    from mirrorflow.storage.catalog import Catalog
     from mirrorflow.storage.s3_publication import PublicationBucket
 
 __all__ = ["bucket_for", "parse_s3_target", "repository_publish"]
@@ -54,6 +62,13 @@ def repository_publish(
     version: Annotated[
         int | None, typer.Option("--version", help="Version number (default: latest).")
     ] = None,
+    fetch_missing: Annotated[
+        bool,
+        typer.Option(
+            "--fetch-missing",
+            help="Fetch files synced on_demand from the upstream (verified) instead of refusing them.",
+        ),
+    ] = False,
 ) -> None:
     """Write a version as PEP 503/691 pages, files and .metadata files: serve DIR with any web server."""
     if version is not None:
@@ -64,15 +79,19 @@ def repository_publish(
 
     settings = Settings()
     if to.startswith("s3://"):
-        _publish_s3(name, version, to, settings)
+        bucket = bucket_for(settings, to)  # refused before anything is fetched
+        catalog, store = open_catalog(), store_for(settings)
+        fetched = _fetch_unstored(catalog, store, name, version) if fetch_missing else 0
+        _publish_s3(catalog, store, name, version, bucket, fetched)
         return
     from mirrorflow.server.publish import publish
 
     path = Path(to)
     if (path.exists() or path.is_symlink()) and not path.is_dir():
         raise UsageError(f"to: {to!r} is a file, not a directory")
-    catalog = open_catalog()
-    done = publish(ServingCatalog(catalog), store_for(settings), name, version, path)
+    catalog, store = open_catalog(), store_for(settings)
+    fetched = _fetch_unstored(catalog, store, name, version) if fetch_missing else 0
+    done = publish(ServingCatalog(catalog), store, name, version, path)
     emit(
         {
             "repository": done.repository,
@@ -88,8 +107,26 @@ def repository_publish(
             "blocked_files_left_out": done.blocked,
             "provenance_files": done.provenance,
             "provenance_not_fetched": done.provenance_missing,
+            "fetched": fetched,
         }
     )
+
+
+def _fetch_unstored(catalog: Catalog, store: ArtifactStore, name: str, version: int | None) -> int:
+    """Fetch, verify and store the files the version would publish that are not stored; how many.
+
+    Raises ``PublishError`` (no such repository or version) or the fetch's own error (a digest
+    that does not match: nothing stored for that file), before anything is published.
+    """
+    from mirrorflow.flows.airgap_run import fetch_missing
+    from mirrorflow.server.publish import unstored_files
+    from mirrorflow.storage.export import unstored_packages
+    from mirrorflow.storage.serving import ServingCatalog
+
+    unstored = unstored_files(ServingCatalog(catalog), name, version)
+    if not unstored:
+        return 0
+    return fetch_missing(catalog, store, name, unstored_packages(catalog, [f.package_id for f in unstored]))
 
 
 def bucket_for(settings: Settings, to: str) -> PublicationBucket:
@@ -110,13 +147,18 @@ def bucket_for(settings: Settings, to: str) -> PublicationBucket:
     )
 
 
-def _publish_s3(name: str, version: int | None, to: str, settings: Settings) -> None:
-    from mirrorflow.flows.runtime import store_for
+def _publish_s3(
+    catalog: Catalog,
+    store: ArtifactStore,
+    name: str,
+    version: int | None,
+    bucket: PublicationBucket,
+    fetched: int,
+) -> None:
     from mirrorflow.server.publish_s3 import publish_to_bucket
     from mirrorflow.storage.serving import ServingCatalog
 
-    bucket = bucket_for(settings, to)
-    done = publish_to_bucket(ServingCatalog(open_catalog()), store_for(settings), name, version, bucket)
+    done = publish_to_bucket(ServingCatalog(catalog), store, name, version, bucket)
     emit(
         {
             "repository": done.repository,
@@ -131,5 +173,6 @@ def _publish_s3(name: str, version: int | None, to: str, settings: Settings) -> 
             "blocked_files_left_out": done.blocked,
             "provenance_files": done.provenance,
             "provenance_not_fetched": done.provenance_missing,
+            "fetched": fetched,
         }
     )

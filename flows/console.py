@@ -5,7 +5,10 @@ Typer itself takes 30 ms more: together, more than ``mirrorflow repository list`
 ``pip --version`` (``benchmarks/cli_startup.py``). So exactly ``mirrorflow repository list`` is
 answered here, by the code the Typer command runs (``mirrorflow.flows.listing``, ``mirrorflow.flows.views``); every
 other command line, ``--help`` included, goes to ``mirrorflow.flows.cli.main``. Should the quick read fail
-(a locked or damaged catalog), the Typer command runs instead and reports it in one line.
+(a locked or damaged catalog), the Typer command runs instead and reports it in one line. The same
+holds for exactly ``repository show --name N``, ``repository version list --repository R``,
+``remote list`` and ``remote show --name N`` (``mirrorflow.flows.listing.quick_answer``): a name the
+catalog does not hold, or a remote holding a sealed secret, goes to Typer (the ``Catalog``).
 
 For the same reason a plain ``mirrorflow repository sync --name N [--remote R] [--mirror|--additive]``
 that goes to the warm sync process (``mirrorflow.flows.warm_sync_client``: the default, without
@@ -21,18 +24,24 @@ __all__ = ["main"]
 
 
 def main() -> None:
-    if sys.argv[1:] == ["repository", "list"]:
+    if sys.argv[1:3] in (
+        ["repository", "list"],
+        ["repository", "show"],
+        ["repository", "version"],
+        ["remote", "list"],
+        ["remote", "show"],
+    ):
         import sqlite3
 
-        from mirrorflow.flows.listing import listed_repositories
-        from mirrorflow.flows.views import repository_view, to_json
+        from mirrorflow.flows.listing import quick_answer
+        from mirrorflow.flows.views import to_json
 
         try:
-            rows = listed_repositories()
+            answer = quick_answer(sys.argv[1:])
         except sqlite3.Error:
-            pass
-        else:
-            print(to_json([repository_view(row, remote) for row, remote in rows]))
+            answer = None
+        if answer is not None:
+            print(to_json(answer))
             return
     if sys.argv[1:3] == ["repository", "sync"]:
         request = _plain_sync(sys.argv[3:])

@@ -42,8 +42,9 @@ a project whose every file it blocks has no page and is not listed. A blocked fi
 stored to publish (``Published.blocked`` counts them).
 
 Errors (``PublishError``, one line, naming the field and value): a version that does not exist, a
-file of the version that is not stored (on_demand files never fetched), a ``DIR`` that exists and is
-not a publication (or a link to somewhere other than its trees).
+file of the version that is not stored (on_demand files never fetched: ``unstored_files`` names
+them, and ``mirrorflow repository publish --fetch-missing`` fetches them first), a ``DIR`` that exists
+and is not a publication (or a link to somewhere other than its trees).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ __all__ = [
     "VersionToPublish",
     "load_version",
     "publish",
+    "unstored_files",
     "version_pages",
 ]
 
@@ -196,21 +198,16 @@ def load_version(serving: ServingCatalog, repository: str, version: int | None) 
 
     Raises ``PublishError`` for an unknown repository or version, or a file that is not stored.
     """
-    try:
-        state = serving.repository(repository)
-    except NotFound:
-        raise PublishError("repository", repository, "no such repository") from None
-    number = state.latest_version if version is None else version
-    if not state.has_version(number):
-        raise PublishError("version", number, f"repository {repository!r} has no such version")
+    state, number = _version(serving, repository, version)
     projects, pages, held, blocked = _version_pages(serving, state, number)
     missing = [f.filename for files in pages.values() for f in files if f.artifact_sha256 is None]
     if missing:
         raise PublishError(
             "version",
             number,
-            f"{len(missing)} file(s) are not stored (first: {missing[0]!r}); fetch them first "
-            "(a sync with policy 'immediate', or request them from mirrorflow serve)",
+            f"{len(missing)} file(s) are not stored (first: {missing[0]!r}); fetch them first: "
+            "rerun publish with --fetch-missing to fetch them from the upstream (or sync with policy "
+            "'immediate', or request them from mirrorflow serve)",
         )
     statuses = serving.project_statuses(state.id, number)
     # As serve answers: a project holding no file at all in the version, quarantined, has a page.
@@ -220,6 +217,27 @@ def load_version(serving: ServingCatalog, repository: str, version: int | None) 
     return VersionToPublish(
         number, projects, pages, blocked, statuses, status_only, provenance, len(named) - len(provenance)
     )
+
+
+def unstored_files(serving: ServingCatalog, repository: str, version: int | None) -> list[PageFile]:
+    """The files version ``version`` (None: the latest) would publish that are not stored (synced
+    on_demand or streamed, never fetched); what the blocklist and advisories leave out is not
+    among them. Raises ``PublishError`` for an unknown repository or version."""
+    state, number = _version(serving, repository, version)
+    _, pages, _, _ = _version_pages(serving, state, number)
+    return [f for files in pages.values() for f in files if f.artifact_sha256 is None]
+
+
+def _version(serving: ServingCatalog, repository: str, version: int | None) -> tuple[RepositoryState, int]:
+    """The repository's state and the version's number (None: the latest); raises ``PublishError``."""
+    try:
+        state = serving.repository(repository)
+    except NotFound:
+        raise PublishError("repository", repository, "no such repository") from None
+    number = state.latest_version if version is None else version
+    if not state.has_version(number):
+        raise PublishError("version", number, f"repository {repository!r} has no such version")
+    return state, number
 
 
 def version_pages(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mirrorflow.storage.errors import MirrorflowError
 from mirrorflow.storage.models import Remote, Repository, RepositoryVersion
+from mirrorflow.storage.records import VersionView
 from mirrorflow.storage.schema import HEAD_REVISION, SECRET_FIELDS, VERSION_TABLE
 from mirrorflow.storage.secrets import SEALED_PREFIX, NoSecretKey, SecretBox, is_secret_header
 
@@ -47,22 +47,6 @@ class AlreadyExists(CatalogError):
             f"{kind} {name!r} already exists: choose another --name, or change it with "
             f"'mirrorflow {command} update --name {name}'"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class VersionView:
-    """A repository version as the CLI and the server show it."""
-
-    repository: str
-    repository_uuid: str
-    uuid: str
-    number: int
-    base_version: int | None
-    created: Any
-    added: int
-    removed: int
-    present: int
-    report: dict[str, Any]
 
 
 _KIND: dict[type[Any], str] = {Remote: "remote", Repository: "repository"}

@@ -67,7 +67,14 @@ from mirrorflow.storage.project_statuses import statuses_at
 from mirrorflow.storage.provenance import provenances_of
 from mirrorflow.storage.records import NewPackage
 
-__all__ = ["ExportResult", "MissingFile", "export_version", "missing_files", "resolve_versions"]
+__all__ = [
+    "ExportResult",
+    "MissingFile",
+    "export_version",
+    "missing_files",
+    "resolve_versions",
+    "unstored_packages",
+]
 
 STATE_NAME = ".export-state.json"
 _PAGE = 1000
@@ -150,6 +157,22 @@ def missing_files(catalog: Catalog, sel: _Selection) -> list[MissingFile]:
             .order_by(Package.filename)
         )
         return [MissingFile(*row) for row in rows]
+
+
+def unstored_packages(catalog: Catalog, package_ids: Iterable[int]) -> list[MissingFile]:
+    """The packages of ``package_ids`` that have no stored artifact, by filename: where the
+    upstream had them (``mirrorflow repository publish --fetch-missing`` fetches them)."""
+    ids = sorted(set(package_ids))
+    found: list[MissingFile] = []
+    with catalog.reading() as session:
+        for start in range(0, len(ids), _PAGE):  # under SQLite's limit on bound parameters
+            rows = session.execute(
+                select(Package.filename, Package.sha256, Package.size, Package.url).where(
+                    Package.id.in_(ids[start : start + _PAGE]), Package.artifact_sha256.is_(None)
+                )
+            )
+            found.extend(MissingFile(*row) for row in rows)
+    return sorted(found, key=lambda file: file.filename)
 
 
 def _records(catalog: Catalog, sel: _Selection) -> Iterator[PackageRecord]:

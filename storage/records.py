@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-__all__ = ["NewPackage", "PageFile", "ProjectEntry", "RepositoryState", "ServedFile"]
+__all__ = ["NewPackage", "PageFile", "ProjectEntry", "RepositoryState", "ServedFile", "VersionView"]
 
 
 class NewPackage(NamedTuple):
@@ -128,3 +128,20 @@ class ProjectEntry:
     normalized_name: str
     display_name: str
     serial: int
+
+
+@dataclass(frozen=True, slots=True)
+class VersionView:
+    """A repository version as the CLI and the server show it (``mirrorflow.storage.catalog`` and
+    ``mirrorflow.storage.sqlite_reads`` read it; defined here so that the latter needs no SQLAlchemy)."""
+
+    repository: str
+    repository_uuid: str
+    uuid: str
+    number: int
+    base_version: int | None
+    created: Any
+    added: int
+    removed: int
+    present: int
+    report: dict[str, Any]

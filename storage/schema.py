@@ -25,6 +25,9 @@ MAX_INT = 2**31 - 1
 #: The remote's credential fields: stored encrypted (``storage.catalog``), never printed, never given
 #: inline (``flows``): shown as ``hidden_fields`` with ``is_set``, in the seed's order.
 SECRET_FIELDS = ("client_key", "proxy_username", "proxy_password", "username", "password")
+#: Marks a sealed header value in a remote's ``headers`` (JSON): the ciphertext follows
+#: (``storage.secrets``; here so that ``storage.sqlite_reads`` tells one without importing cryptography).
+SEALED_PREFIX = "mirrorflow-sealed:"
 
 
 class Policy(enum.StrEnum):

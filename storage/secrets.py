@@ -27,6 +27,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from mirrorflow.storage.errors import MirrorflowError
+from mirrorflow.storage.schema import SEALED_PREFIX
 
 __all__ = [
     "SEALED_PREFIX",
@@ -40,8 +41,6 @@ __all__ = [
     "load_or_create_key",
 ]
 
-#: Marks a sealed header value in a remote's ``headers`` (JSON): the ciphertext follows.
-SEALED_PREFIX = "mirrorflow-sealed:"
 
 #: Parts of a header name that mark its value as a credential (``is_secret_header``).
 _SECRET_HEADER_PARTS = ("auth", "token", "secret", "password", "api-key", "apikey", "cookie")

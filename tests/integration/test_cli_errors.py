@@ -166,6 +166,41 @@ def test_every_command_answers_an_unknown_option_and_a_missing_one_in_one_line(s
     assert _state(seeded) == before
 
 
+#: The remote's boolean options: (option, field, the flag that sets it false).
+BOOLEANS = [
+    ("--prereleases", "prereleases", "--no-prereleases"),
+    ("--tls-validation", "tls_validation", "--no-tls-validation"),
+    ("--skip-yanked", "skip_yanked", "--keep-yanked"),
+    ("--keep-quarantined", "keep_quarantined", "--drop-quarantined"),
+    ("--include-dependencies", "include_dependencies", "--no-include-dependencies"),
+]
+
+
+@pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
+@pytest.mark.parametrize(("option", "field", "negative"), [pytest.param(*b, id=b[1]) for b in BOOLEANS])
+def test_every_boolean_remote_option_takes_pulp_clis_spelling_the_bare_flag_and_its_negative(
+    cli, option, field, negative
+):
+    def remote(*args: str) -> bool:
+        result = cli("remote", "update", "--name", "bar", *args)
+        assert result.exit_code == 0, result.stderr
+        return bool(result.json()[field])
+
+    assert cli("remote", "create", "--name", "bar", "--url", URL, option, "yes").json()[field] is True
+    assert remote(option, "false") is False
+    assert remote(option, "true", "--name", "bar") is True
+    assert remote(negative) is False
+    assert remote(f"{option}=1") is True
+    assert remote(option, "off") is False
+    assert remote(option) is True  # bare, last
+    assert remote(negative, option, "--name", "bar") is False  # the negative wins, as before
+    assert remote(option, "--name", "bar") is True  # bare, before another option
+    before = _state(cli)
+    refused = cli("remote", "update", "--name", "bar", option, "maybe")
+    assert (refused.exit_code, refused.stderr) == (1, f"Error: {field}: 'maybe' is not true or false\n")
+    assert _state(cli) == before
+
+
 @pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
 def test_version_prints_the_installed_version(cli):
     from importlib.metadata import version

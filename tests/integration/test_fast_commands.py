@@ -1,6 +1,7 @@
-"""Commands that do not sync load only what they use (issue 14): ``repository list`` answers from
-an embedded catalog with neither SQLAlchemy, pydantic nor Typer, and no command loads Prefect,
-Alembic or the S3 client unless it uses them. ``benchmarks/cli_startup.py`` has the timings."""
+"""Commands that do not sync load only what they use (issue 14): ``repository list``, ``repository
+show`` and ``repository version list`` answer from an embedded catalog with neither SQLAlchemy,
+pydantic nor Typer, and no command loads Prefect, Alembic or the S3 client unless it uses them.
+``benchmarks/cli_startup.py`` and ``benchmarks/catalog_commands.py`` have the timings."""
 
 from __future__ import annotations
 
@@ -16,9 +17,17 @@ from alembic.config import Config
 from mirrorflow import storage
 from mirrorflow.flows.locations import sqlite_catalog_file
 from mirrorflow.flows.settings import Settings
-from mirrorflow.flows.views import repository_view
+from mirrorflow.flows.views import repository_view, version_view
 from mirrorflow.storage.catalog import Catalog
-from mirrorflow.storage.sqlite_reads import list_repositories, open_at_head
+from mirrorflow.storage.sqlite_reads import (
+    find_remote,
+    find_repository,
+    holds_secrets,
+    list_remotes,
+    list_repositories,
+    list_versions,
+    open_at_head,
+)
 
 #: Loaded by no command that does not sync or serve (prefect: seconds; the rest: 0.05-0.1 s each).
 NEVER = {"prefect", "alembic", "minio", "Crypto", "rich", "pygments", "httpx", "uvicorn"}
@@ -58,12 +67,56 @@ def test_repository_list_loads_no_database_toolkit_nor_option_parser(home):
     assert loaded & NOT_FOR_A_LISTING == set()
 
 
+#: Not loaded by the quick remote reads (the remote's view is pydantic's, and names credential headers).
+NOT_FOR_A_REMOTE = NEVER | {"sqlalchemy", "pydantic_settings", "typer", "click"}
+
+
+@pytest.mark.parametrize(
+    ("args", "unloaded"),
+    [
+        pytest.param(("repository", "show", "--name", "zeta"), NOT_FOR_A_LISTING, id="show"),
+        pytest.param(("repository", "show", "--name=alpha"), NOT_FOR_A_LISTING, id="show-equals"),
+        pytest.param(
+            ("repository", "version", "list", "--repository", "zeta"), NOT_FOR_A_LISTING, id="version-list"
+        ),
+        pytest.param(("remote", "show", "--name", "up"), NOT_FOR_A_REMOTE, id="remote-show"),
+        pytest.param(("remote", "list"), NOT_FOR_A_REMOTE, id="remote-list"),
+    ],
+)
+def test_repositories_versions_and_remotes_are_shown_without_database_toolkit_nor_option_parser(
+    home, args, unloaded
+):
+    out, loaded = _run(home, *args)
+    assert json.loads(out)
+    assert loaded & unloaded == set()
+
+
 @pytest.mark.parametrize(
     "args",
     [
-        pytest.param(("repository", "show", "--name", "zeta"), id="show"),
-        pytest.param(("remote", "list"), id="remote-list"),
-        pytest.param(("repository", "version", "list", "--repository", "zeta"), id="version-list"),
+        pytest.param(("repository", "show", "--name", "nope"), id="show-unknown"),
+        pytest.param(("repository", "version", "list", "--repository", "nope"), id="versions-unknown"),
+    ],
+)
+def test_a_name_the_quick_read_does_not_find_gets_the_catalogs_error(home, args):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "MIRRORFLOW_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, *args], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("Error: repository 'nope' does not exist\n")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("--debug", "repository", "show", "--name", "zeta"), id="show-debug"),
+        pytest.param(("repository", "create", "--name", "new"), id="create"),
+        pytest.param(
+            ("remote", "create", "--name", "new", "--url", "https://index.example/simple/"),
+            id="remote-create",
+        ),
+        pytest.param(("content", "list", "--repository", "zeta"), id="content-list"),
         pytest.param(("--help",), id="help"),
     ],
 )
@@ -90,6 +143,53 @@ def test_the_quick_listing_prints_what_the_catalog_does(home):
     connection.close()
     assert quick == expected
     assert quick[1]["remote"].endswith(f"/{up}/") and quick[1]["pulp_created"].tzinfo is not None
+
+
+def test_the_quick_show_and_version_list_print_what_the_catalog_does(home):
+    catalog = Catalog.from_url(f"sqlite:///{home / 'catalog.db'}")
+    zeta = catalog.get_repository("zeta")
+    expected = (
+        repository_view(zeta, catalog.remote_uuid_of(zeta)),
+        [version_view(v) for v in catalog.list_versions("zeta")],
+    )
+    catalog.dispose()
+    connection = open_at_head(home / "catalog.db")
+    assert connection is not None
+    found = find_repository(connection, "zeta")
+    versions = list_versions(connection, "zeta")
+    assert find_repository(connection, "nope") is None and list_versions(connection, "nope") is None
+    connection.close()
+    assert found is not None and versions is not None
+    assert (repository_view(*found), [version_view(v) for v in versions]) == expected
+    assert expected[0]["remote"] is not None and expected[1][0]["number"] == 0
+
+
+def test_the_quick_remote_reads_print_what_the_catalog_does_and_leave_sealed_secrets_to_it(home):
+    from cryptography.fernet import Fernet
+
+    from mirrorflow.flows.remote_spec import RemoteFields
+    from mirrorflow.flows.views import remote_view
+    from mirrorflow.storage.secrets import SecretBox
+
+    box = SecretBox(Fernet.generate_key())
+    catalog = Catalog.from_url(f"sqlite:///{home / 'catalog.db'}", secrets=box)
+    fields = {"url": "https://index.example/full/", "headers": [{"X-Trace": "1"}], "prereleases": False,
+              "exclude_newer_than": "7d", "python_versions": ["3.12"], "total_timeout": 12.5, "skip_yanked": True}  # fmt: skip
+    catalog.create_remote("full", **RemoteFields.model_validate(fields).to_columns(), labels={"team": "ml"})
+    sealed = {"url": "https://index.example/s/", "password": "p", "headers": [{"Authorization": "Bearer t"}]}
+    catalog.create_remote("sealed", **RemoteFields.model_validate(sealed).to_columns())
+    expected = {row.name: remote_view(row) for row in catalog.list_remotes()}
+    catalog.dispose()
+    connection = open_at_head(home / "catalog.db")
+    assert connection is not None
+    quick = {row.name: row for row in list_remotes(connection)}
+    assert find_remote(connection, "nope") is None and find_remote(connection, "full") == quick["full"]
+    connection.close()
+    assert [holds_secrets(row) for row in quick.values()] == [False, True, False]  # full, sealed, up
+    assert {name: remote_view(row) for name, row in quick.items() if name != "sealed"} == {
+        name: view for name, view in expected.items() if name != "sealed"
+    }
+    assert expected["full"]["pulp_labels"] == {"team": "ml"} and expected["full"]["skip_yanked"] is True
 
 
 def test_only_a_catalog_at_the_head_revision_is_read_quickly(home, tmp_path_factory):

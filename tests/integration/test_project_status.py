@@ -69,6 +69,10 @@ def test_statuses_and_takedowns_through_additive_syncs_serve_and_pip(cli, tmp_pa
         first = ok("repository", "sync", "--name", "foo", "--remote", "up")["report"]
         before = held()
         assert len(before) == 7 and first["status_changes"] == {}
+        refused = cli("repository", "diff", "--name", "foo", "--against-remote", "--exit-code")
+        assert (refused.exit_code, refused.stdout) == (1, "") and refused.stderr.startswith("Error: remote: ")
+        same = cli("repository", "diff", "--name", "foo", "--against-remote", "--remote", "up", "--exit-code")
+        assert same.exit_code == 0 and same.json()["summary"] == "gone upstream: 0 projects, 0 files"
 
         upstream.rebuild(AFTER)
         second = ok("repository", "sync", "--name", "foo", "--remote", "up")["report"]
@@ -91,6 +95,8 @@ def test_statuses_and_takedowns_through_additive_syncs_serve_and_pip(cli, tmp_pa
 
         diff = ok("repository", "diff", "--name", "foo", "--against-remote", "--remote", "up")
         assert diff["gone_upstream"] == second["gone_upstream"]
+        differs = cli("repository", "diff", "--name", "foo", "--against-remote", "--remote=up", "--exit-code")
+        assert (differs.exit_code, differs.json(), differs.stderr) == (1, diff, ""), "as git diff --exit-code"
         assert ok("repository", "show", "--name", "foo")["latest_version_href"].endswith("/2/")
         assert held() == after, "diff commits nothing"
 

@@ -619,3 +619,62 @@ def test_autopublish_to_s3_uploads_the_committed_version_to_the_settings_endpoin
         assert manifest["version"] == 1 and "simple/mf-pub-b/index.v1_json" in manifest["objects"]
     finally:
         _drop_bucket(s3_client, name)
+
+
+@pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
+def test_publish_fetch_missing_fetches_verifies_and_stores_on_demand_files_first(cli, tmp_path):
+    """As an on_demand sync leaves them: files recorded with the upstream's URLs, never downloaded.
+    Publish refuses them and names --fetch-missing; with it, each is fetched from the (loopback)
+    fixture index, checked against its sha256, stored, then published. A file whose bytes do not
+    match its digest is refused and nothing is published."""
+    from support_index import serve_projects
+
+    from mirrorflow.fixtureindex.builder import FixtureFile, FixtureProject
+    from mirrorflow.flows.cli_app import open_catalog
+    from mirrorflow.tasks.index_client import IndexClient, build_http_client
+
+    wheels = {name: make_wheel(name, "1.0") for name in ("mf-lazy-a", "mf-lazy-b", "mf-lazy-bad")}
+    projects = [FixtureProject(name, [FixtureFile(*wheel)]) for name, wheel in wheels.items()]
+    with serve_projects(projects, tmp_path) as upstream:
+        for args in (
+            ("remote", "create", "--name", "up", "--url", upstream.url, "--policy", "on_demand"),
+            ("repository", "create", "--name", "r", "--remote", "up"),
+            ("repository", "create", "--name", "tampered", "--remote", "up"),
+        ):
+            assert cli(*args).exit_code == 0
+        catalog = open_catalog()
+        writer = ContentWriter(catalog)
+        with build_http_client(concurrency=2, timeout=10.0) as http:
+            listed = {n: IndexClient(upstream.url, client=http).get_project(n).files[0] for n in wheels}
+        for repository, names in (("r", ("mf-lazy-a", "mf-lazy-b")), ("tampered", ("mf-lazy-bad",))):
+            packages = []
+            for name in names:
+                package = _package(name, wheels[name][0], wheels[name][1])._replace(url=listed[name].url)
+                if repository == "tampered":  # the index serves other bytes than the digest recorded
+                    package = package._replace(sha256=hashlib.sha256(b"other bytes").hexdigest())
+                packages.append(package)
+            ids = writer.upsert_packages(packages)
+            writer.stage(repository, catalog.get_repository(repository).id, ids.values())
+            writer.commit_version(repository=repository, sync_id=repository, mirror=False)
+
+        out = tmp_path / "pub"
+        refused = cli("repository", "publish", "--name", "r", "--to", str(out))
+        assert (refused.exit_code, refused.stdout) == (1, "")
+        assert (
+            "2 file(s) are not stored" in refused.stderr
+            and "rerun publish with --fetch-missing" in refused.stderr
+        )
+        bad = cli("repository", "publish", "--name", "tampered", "--to", str(out), "--fetch-missing")
+        assert bad.exit_code == 1 and bad.stderr.startswith("Error: ") and "sha256" in bad.stderr, bad.stderr
+        assert not out.exists() and not out.is_symlink(), "nothing published"
+
+        done = cli("repository", "publish", "--name", "r", "--to", str(out), "--fetch-missing")
+        assert done.exit_code == 0, done.stderr
+        assert (done.json()["fetched"], done.json()["files"], done.json()["version"]) == (2, 2, 1)
+        hits = dict(upstream.hits)
+    for name in ("mf-lazy-a", "mf-lazy-b"):
+        filename, body = wheels[name]
+        assert (out / "files" / hashlib.sha256(body).hexdigest() / filename).read_bytes() == body
+    again = cli("repository", "publish", "--name", "r", "--to", str(out), "--fetch-missing")
+    assert again.exit_code == 0 and again.json()["fetched"] == 0, "stored now: nothing fetched again"
+    assert dict(upstream.hits) == hits
