@@ -109,7 +109,10 @@ def publish(
     _current_tree(to, trees)  # refused before anything is read or written
     number, projects, pages, blocked = load_version(serving, repository, version)
     statuses = serving.project_statuses(serving.repository(repository).id, number)  # PEP 792
-    trees.mkdir(parents=True, exist_ok=True)
+    try:
+        trees.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, on a read-only file system, without permission
+        raise PublishError("to", str(to), f"cannot be created: {exc.strerror or exc}") from exc
     with _locked(trees):
         previous = _current_tree(to, trees)
         if previous is not None and not to.is_symlink():  # a plain directory, from before the links

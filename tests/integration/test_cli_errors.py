@@ -69,6 +69,14 @@ CASES = [
     (("repository", "update", "--name", "foo", "--autopublish"), ["autopublish", "--publish-to"]),
     (("repository", "publish", "--name", "foo", "--to", "s3://Bad_Bucket/x"), ["to", "'s3://Bad_Bucket/x'"]),
     (("repository", "publish", "--name", "foo", "--to", "s3://site/p"), ["to", "'s3://site/p'"]),
+    (
+        ("repository", "publish", "--name", "foo", "--to", "/dev/null/site"),
+        ["to", "'/dev/null/site'", "cannot be created"],
+    ),
+    (
+        ("repository", "export", "--name", "foo", "--to", "/dev/null/usb"),
+        ["to", "'/dev/null/usb'", "cannot be created"],
+    ),
     (("repository", "show", "--name", "nope"), ["repository 'nope' does not exist"]),
     (("repository", "delete", "--name", "nope"), ["repository 'nope' does not exist"]),
     (("repository", "sync", "--name", "nope"), ["repository 'nope' does not exist"]),
