@@ -48,6 +48,7 @@ __all__ = [
     "drift",
     "pooled_repositories",
     "CatalogServer",
+    "configure_logging",
     "main",
 ]
 
@@ -287,6 +288,16 @@ async def serve_catalog(catalog: Catalog, *, limit: int | None, poll: float) -> 
         poller.cancel()
 
 
+def configure_logging() -> None:
+    """Show serve's own INFO lines (``serving sync-repository/<name> (...)``) on stderr.
+
+    Prefect configures logging when it starts (the root logger at WARNING, its own handler), which
+    makes ``basicConfig`` a no-op: the level is set on serve's logger itself.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m mirrorflow.deployments.serve", description=__doc__.split("\n")[0]
@@ -302,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     if not 1 <= args.poll <= 86400:
         parser.error(f"poll: must be a number of seconds from 1 to 86400 (got {args.poll})")
     tune_allocator()  # before the runner's threads start: see flows.allocator
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     asyncio.run(serve_catalog(catalog_for(Settings()), limit=args.limit, poll=args.poll))
 
 

@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -156,7 +157,7 @@ class RemoteFields(BaseModel):
 
     @field_validator("url", "proxy_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         if value != value.strip():
@@ -168,6 +169,19 @@ class RemoteFields(BaseModel):
             parts.port  # noqa: B018 - urllib checks the port only when it is read
         except ValueError:
             raise ValueError(f"{value!r} has a port outside 0 to 65535") from None
+        if (info.context or {}).get("stored"):
+            return value  # a remote stored before the checks below still loads (and syncs as before)
+        if any(c.isspace() or not c.isprintable() for c in value):
+            raise ValueError(f"{value!r} holds a space or a control character (write a space as %20)")
+        # Credentials in a URL would be printed, logged by the sync and stored in the clear, where the
+        # secret fields are stored encrypted and never shown.
+        if parts.username is not None or parts.password is not None:
+            field = "proxy_" if info.field_name == "proxy_url" else ""
+            shown = value.replace(parts.netloc, f"<hidden>@{parts.netloc.rpartition('@')[2]}", 1)
+            raise ValueError(
+                f"{shown!r} holds credentials: give them as {field}username and {field}password "
+                f"(--{field.replace('_', '-')}username, --{field.replace('_', '-')}password), stored encrypted"
+            )
         return value
 
     @field_validator("block_advisories")
@@ -224,7 +238,7 @@ class RemoteFields(BaseModel):
     def from_row(cls, row: Any) -> RemoteFields:
         data = {name: getattr(row, name) for name in cls.model_fields if name not in EXTRA_FILTERS}
         data.update(row.extra_filters or {})
-        return cls.model_validate(data)
+        return cls.model_validate(data, context={"stored": True})
 
 
 def filter_spec_of(fields: dict[str, Any]) -> FilterSpec:

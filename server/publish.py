@@ -138,7 +138,10 @@ def publish(
     trees = to.with_name(f".{to.name}.trees")
     _current_tree(to, trees)  # refused before anything is read or written
     loaded = load_version(serving, repository, version)
-    trees.mkdir(parents=True, exist_ok=True)
+    try:
+        trees.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, on a read-only file system, without permission
+        raise PublishError("to", str(to), f"cannot be created: {exc.strerror or exc}") from exc
     with _locked(trees):
         previous = _current_tree(to, trees)
         if previous is not None and not to.is_symlink():  # a plain directory, from before the links

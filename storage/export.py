@@ -362,7 +362,12 @@ _OURS = (TOC_NAME, STATE_NAME)
 def _check_directory(directory: Path) -> None:
     if directory.exists() and not directory.is_dir():
         raise InvalidExport("option", "to", str(directory), "is not a directory")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, on a read-only file system, without permission
+        raise InvalidExport(
+            "option", "to", str(directory), f"cannot be created: {exc.strerror or exc}"
+        ) from exc
     for entry in directory.iterdir():
         name = entry.name
         if name in _OURS or (name.startswith("chunk-") and name.endswith((".tar", ".tar.part"))):

@@ -69,6 +69,14 @@ CASES = [
     (("repository", "update", "--name", "foo", "--autopublish"), ["autopublish", "--publish-to"]),
     (("repository", "publish", "--name", "foo", "--to", "s3://Bad_Bucket/x"), ["to", "'s3://Bad_Bucket/x'"]),
     (("repository", "publish", "--name", "foo", "--to", "s3://site/p"), ["to", "'s3://site/p'"]),
+    (
+        ("repository", "publish", "--name", "foo", "--to", "/dev/null/site"),
+        ["to", "'/dev/null/site'", "cannot be created"],
+    ),
+    (
+        ("repository", "export", "--name", "foo", "--to", "/dev/null/usb"),
+        ["to", "'/dev/null/usb'", "cannot be created"],
+    ),
     (("repository", "show", "--name", "nope"), ["repository 'nope' does not exist"]),
     (("repository", "delete", "--name", "nope"), ["repository 'nope' does not exist"]),
     (("repository", "sync", "--name", "nope"), ["repository 'nope' does not exist"]),
@@ -94,6 +102,17 @@ CASES = [
     (("remote", "create", "--name", "new", "--url", "not a url"), ["url", "'not a url'"]),
     (("remote", "create", "--name", "new", "--url", "https://h.example:99999/"), ["url", "99999", "port"]),
     (("remote", "create", "--name", "new", "--url", " https://h.example/"), ["url", "spaces"]),
+    (("remote", "create", "--name", "new", "--url", "https://h.example/ simple/"), ["url", "space", "%20"]),
+    # Credentials in the URL would be printed and logged: refused, the password left out of the message.
+    (
+        ("remote", "create", "--name", "new", "--url", "https://alice:s3cret@h.example/simple/"),
+        ["url", "'https://<hidden>@h.example/simple/'", "--username", "--password"],
+    ),
+    (
+        (*RC, "--proxy-url", "http://bob:s3cret@proxy:3128"),
+        ["proxy_url", "<hidden>@proxy:3128", "--proxy-password"],
+    ),
+    (("remote", "update", "--name", "bar", "--url", "https://tok@h.example/"), ["url", "<hidden>@h.example"]),
     ((*RC, "--ca-cert", "not pem"), ["ca_cert", "'not pem'", "PEM"]),
     ((*RC, "--client-cert", "junk"), ["client_cert", "'junk'", "PEM"]),
     ((*RC, "--includes", '["django>>1"]'), ["includes", "'django>>1'"]),
@@ -129,6 +148,7 @@ def test_bad_input_is_one_line_naming_field_and_value_and_changes_nothing(seeded
     line = _one_line_error(seeded(*args))
     for text in said:
         assert text in line, line
+    assert "s3cret" not in line, line
     assert _state(seeded) == before
 
 

@@ -126,3 +126,21 @@ def test_drift_names_what_the_ui_changed(paused, schedules, expected):
     ]
     found = drift(served, NS(paused=paused, schedules=items))
     assert found is None if expected is None else expected in found
+
+
+def test_serve_shows_its_info_lines_when_prefect_has_configured_logging():
+    # As Prefect leaves logging when serve starts: a handler on the root logger, the root at WARNING
+    # (basicConfig then does nothing), so "serving sync-repository/<name>" never showed.
+    from mirrorflow.deployments.serve import configure_logging, log
+
+    root, handler = logging.getLogger(), logging.NullHandler()
+    level_before, own_before = root.level, log.level
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    try:
+        configure_logging()
+        assert log.isEnabledFor(logging.INFO)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level_before)
+        log.setLevel(own_before)
