@@ -130,7 +130,7 @@ def test_pull_through_leaves_out_what_a_blocking_advisory_names_page_listing_and
             pulled = ServingCatalog(catalog_for(Settings())).pull_through_files(
                 catalog_for(Settings()).get_repository("foo").id, "mf-demo-lib"
             )[0]
-            (held,) = [f for f in pulled if f.filename == "mf_demo_lib-2.1-py3-none-any.whl"]
+            (held,) = [f.package for f in pulled if f.package.filename == "mf_demo_lib-2.1-py3-none-any.whl"]
             refused = client.get(f"{blocked}{held.sha256}/{held.filename}")
             assert refused.status_code == 404 and "MAL-2024-1" in refused.text, refused.text
 

@@ -211,8 +211,14 @@ def test_syncs_of_two_repositories_run_side_by_side_in_one_warm_process(in_home,
 
 @contextlib.contextmanager
 def _stalled(seed_index) -> Iterator[Any]:
-    """The seed index, whose shelf-reader page answers only after 1.5 s."""
-    rule = Rule("/simple/shelf-reader/", Fault.slow(delay=1.5))
+    """The seed index, whose shelf-reader page answers only after 10 s.
+
+    The test acts (Ctrl-C, a kill) once the page was asked for, and must act before it answers: on two
+    loaded cores a test's thread and the CLI's signal handler have taken more than 1.5 s to run. The
+    wait costs nothing when the index stops first (``serve_faulty`` resets a stalled answer); after a
+    Ctrl-C, the sync's thread sees its interrupt when the page answers.
+    """
+    rule = Rule("/simple/shelf-reader/", Fault.slow(delay=10))
     with serve_faulty(seed_index.root, [rule]) as index:
         yield index
 
