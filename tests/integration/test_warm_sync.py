@@ -233,6 +233,9 @@ def test_ctrl_c_stops_the_sync_without_a_version(in_home, seed_index, capsys):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # As from a terminal: a suite started in the background (`make test &`) ignores SIGINT,
+            # and a child keeps that, so Python would never raise KeyboardInterrupt in it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         index.wait_for("slow", timeout=30)
         cli.send_signal(signal.SIGINT)
