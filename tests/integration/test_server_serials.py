@@ -157,3 +157,22 @@ def test_a_downstream_mirror_sync_sees_a_blocklisted_file_go_in_serial_mode(upst
     finally:
         http.close()
         down.dispose()
+
+
+def test_the_listing_takes_the_version_entry_of_a_project_the_version_holds_as_its_page_does(
+    catalog: Catalog, tmp_path
+) -> None:
+    """Pull-through: a project the version holds is listed with the version's serial (its page shows
+    the version's files), one only pulled through with the largest id of its pulled files."""
+    store = FileSystemStore(tmp_path / "store")
+    catalog.create_repository("pps")
+    _commit(catalog, store, "epochal-1.0.tar.gz")
+    catalog.create_remote("pt", url="https://index.example/simple/")
+    serving = ServingCatalog(catalog)
+    repository_id = catalog.get_repository("pps").id
+    serving.record_pull_through(repository_id, "pt", "epochal", [_package("epochal-9.0.tar.gz")])
+    serving.record_pull_through(repository_id, "pt", "pulled", [_package("pulled-1.0.tar.gz")])
+    pulled_id = max(f.package_id for f in serving.pull_through_files(repository_id, "pulled")[0])
+    listed = {p.normalized_name: p.serial for p in serving.projects(repository_id, 1, pull_through=True)}
+    assert listed == {"epochal": 1, "pulled": pulled_id}
+    assert serving.project_page(repository_id, 1, "epochal").serial == 1
