@@ -193,7 +193,7 @@ class _Routes:
         """
 
         def queries() -> None:
-            self.serving.project_files(0, 0, "")
+            self.serving.project_page(0, 0, "")
             self.serving.projects(0, 0, pull_through=False)
 
         try:
@@ -294,10 +294,11 @@ class _Routes:
             return _send(request, cached)
         pull = state.pull_through_remote is not None and not pinned
         try:
-            found = await run_in_threadpool(self.serving.project_files, state.id, number, normalized)
+            found, serial = await run_in_threadpool(self.serving.project_page, state.id, number, normalized)
             # What a version holds never changes; what pull-through finds does (not cached).
             cacheable = bool(found) or not pull
-            if not found and pull:
+            pulled_through = not found and pull
+            if pulled_through:
                 pulled = await run_in_threadpool(
                     pull_through_files, self.serving, self.upstreams, state, normalized, ttl=self.ttl
                 )
@@ -332,7 +333,8 @@ class _Routes:
             text = f"no project {normalized!r} in repository {state.name!r} version {number}\n".encode()
             cached = CachedPage(404, text, _headers(_PLAIN_TEXT, len(text)), None)
         else:
-            serial = max((f.package_id for f in found), default=0)
+            if pulled_through and found:  # as the listing: a pulled project's serial is its largest file id
+                serial = max((f.package_id for f in found), default=0)
             prefix = f"/{quote(state.name)}/files/"
             catalog = self.serving.catalog
             display = found[0].name if found else normalized

@@ -183,7 +183,8 @@ class VersionToPublish:
     ``provenance``: the PEP 740 objects, by distribution digest, that the repository serves for the
     files of ``pages`` (those its own remote named) and that are fetched; ``provenance_missing``
     counts those named but never fetched (``on_demand``: serve fetches them on first request,
-    a static tree cannot), which the pages then do not advertise.
+    a static tree cannot), which the pages then do not advertise. ``serials``: the serial of every
+    page, as serve shows it (``mirrorflow.storage.records.ProjectEntry``).
     """
 
     number: int
@@ -194,6 +195,7 @@ class VersionToPublish:
     status_only: list[str]
     provenance: dict[str, bytes]
     provenance_missing: int
+    serials: dict[str, int]
 
 
 def load_version(serving: ServingCatalog, repository: str, version: int | None) -> VersionToPublish:
@@ -217,8 +219,18 @@ def load_version(serving: ServingCatalog, repository: str, version: int | None) 
     status_only = sorted(n for n, s in statuses.items() if s[0] == "quarantined" and n not in held)
     named = provenances_of(serving.catalog, state.id, (f.sha256 for fs in pages.values() for f in fs))
     provenance = {digest: p.body for digest, p in named.items() if p.body is not None}
+    serials = {p.normalized_name: p.serial for p in projects}
+    serials.update((n, serving.project_page(state.id, number, n).serial) for n in status_only)
     return VersionToPublish(
-        number, projects, pages, blocked, statuses, status_only, provenance, len(named) - len(provenance)
+        number,
+        projects,
+        pages,
+        blocked,
+        statuses,
+        status_only,
+        provenance,
+        len(named) - len(provenance),
+        serials,
     )
 
 
@@ -260,7 +272,7 @@ def version_pages(
                 files[0].name if files else normalized,
                 normalized,
                 files,
-                serial=max((f.package_id for f in files), default=0),
+                serial=version.serials.get(normalized, 0),
                 media_type=media_type,
                 files_prefix=FILES_PREFIX,
                 provenance=version.provenance.keys(),

@@ -3,7 +3,9 @@ and the files a blocking advisory names (``mirrorflow.server.advisories``).
 
 One rule for every output that lists a version: serve's project pages and ``/simple/`` listing,
 and ``repository publish``. A project whose every file in the version is refused has no page (404)
-and is not listed; a listed project's serial is that of the files it still shows.
+and is not listed. A listed project keeps its serial (``mirrorflow.storage.records.ProjectEntry``: the
+version's, which refusing files does not change), except a project only pulled through, whose serial
+is the largest id among the files it still shows; its page shows the same.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ class Refusals:
         self, serving: ServingCatalog, number: int, projects: Sequence[ProjectEntry], *, pull_through: bool
     ) -> list[ProjectEntry]:
         """``projects`` (of version ``number``, and of the pull-through cache with ``pull_through``) as
-        serve lists them: without those whose every file it refuses, each candidate's serial that of
-        the files it still shows. Reads the files of the candidates only.
+        serve lists them: without those whose every file it refuses; a candidate only pulled through
+        has the serial of the files it still shows (see the module docstring). Reads the files of the
+        candidates only.
         """
         if not self:
             return list(projects)
@@ -59,13 +62,15 @@ class Refusals:
         for project in projects:
             if project.normalized_name in candidates:
                 files: Sequence[PageFile | ServedFile] = held.get(project.normalized_name, [])
-                if not files and pull_through:  # as the page: the version's files, else the pulled ones
+                pulled = not files and pull_through
+                if pulled:  # as the page: the version's files, else the pulled ones
                     files = serving.pull_through_files(self.state.id, project.normalized_name)[0]
                 kept = [f for f in files if not self.refuses(f)]
                 if not kept:
                     continue
-                serial = max(f.package_id for f in kept)
-                project = ProjectEntry(project.normalized_name, project.display_name, serial)
+                if pulled:
+                    serial = max(f.package_id for f in kept)
+                    project = ProjectEntry(project.normalized_name, project.display_name, serial)
             listed.append(project)
         return listed
 

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-__all__ = ["NewPackage", "PageFile", "ProjectEntry", "RepositoryState", "ServedFile", "VersionView"]
+__all__ = [
+    "NewPackage",
+    "PageFile",
+    "ProjectEntry",
+    "ProjectFiles",
+    "RepositoryState",
+    "ServedFile",
+    "VersionView",
+]
 
 
 class NewPackage(NamedTuple):
@@ -98,6 +106,14 @@ class PageFile(NamedTuple):
     core_metadata_sha256: str | None
 
 
+class ProjectFiles(NamedTuple):
+    """A project's files in a repository version, as its page lists them, and its serial there
+    (``ProjectEntry``: the same number its listing entry shows)."""
+
+    files: list[PageFile]
+    serial: int
+
+
 @dataclass(frozen=True, slots=True)
 class RepositoryState:
     """What the server needs of a repository: its id, latest version, pull-through remote and
@@ -123,7 +139,12 @@ class RepositoryState:
 
 @dataclass(frozen=True, slots=True)
 class ProjectEntry:
-    """One project of a listing: normalized and display name, and its serial (max package id)."""
+    """One project of a listing: normalized and display name, and its serial.
+
+    The serial of a project of a repository version is the last version (up to that one) that added
+    or removed one of its files (``mirrorflow.storage.serving``); of a project only pulled through,
+    the largest id among its pulled files.
+    """
 
     normalized_name: str
     display_name: str

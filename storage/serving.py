@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, func, literal, or_, select, update
+from sqlalchemy import Text, and_, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
@@ -39,7 +39,14 @@ from mirrorflow.storage.models import (
     RepositoryVersion,
 )
 from mirrorflow.storage.project_statuses import status_at, statuses_at
-from mirrorflow.storage.records import NewPackage, PageFile, ProjectEntry, RepositoryState, ServedFile
+from mirrorflow.storage.records import (
+    NewPackage,
+    PageFile,
+    ProjectEntry,
+    ProjectFiles,
+    RepositoryState,
+    ServedFile,
+)
 
 __all__ = ["ServingCatalog", "upload_time_text"]
 
@@ -136,11 +143,30 @@ def _advisory_fields(session: Any) -> tuple[str, dict[int, tuple[str, ...]]]:
 
 
 def _present_at(repository_id: int, number: int) -> Any:
-    return and_(
-        RepositoryContent.repository_id == repository_id,
-        RepositoryContent.version_added <= number,
-        or_(RepositoryContent.version_removed.is_(None), RepositoryContent.version_removed > number),
-    )
+    return and_(_held_by(repository_id, number), _open_at(number))
+
+
+def _held_by(repository_id: int, number: int) -> Any:
+    """The membership rows of the repository that version ``number`` or an earlier one added: those
+    present in it, and those it or an earlier version removed again (what a serial counts)."""
+    return and_(RepositoryContent.repository_id == repository_id, RepositoryContent.version_added <= number)
+
+
+def _open_at(number: int) -> Any:
+    return or_(RepositoryContent.version_removed.is_(None), RepositoryContent.version_removed > number)
+
+
+def _changed_in(number: int) -> Any:
+    """SQL: the version, up to ``number``, in which a membership row last changed its project's file
+    set: the version that removed the file, when that is ``number`` or earlier, else the one that added it.
+
+    A project's serial at version ``number`` is the largest of these over its rows (``_held_by``):
+    the last version up to ``number`` that added or removed one of its files. It changes whenever the
+    project's file set does (a removal too, which the largest package id never showed) and never
+    goes down from one version to the next.
+    """
+    removed = RepositoryContent.version_removed
+    return case((removed <= number, removed), else_=RepositoryContent.version_added)
 
 
 def _state(
@@ -207,29 +233,37 @@ class ServingCatalog:
         return bool(found)
 
     def projects(self, repository_id: int, number: int, *, pull_through: bool) -> list[ProjectEntry]:
-        """Return the projects of version ``number`` (plus the pull-through cache), sorted by name."""
+        """Return the projects of version ``number`` (plus the pull-through cache), sorted by name.
+
+        A project of the version has the version's serial (``_changed_in``); a project only pulled
+        through, the largest id among its pulled files. A project held by both is listed as the
+        version holds it, as its page shows the version's files (``project_page``).
+        """
+        present = _open_at(number)
         with self.catalog.reading() as session:
-            rows = list(
-                session.execute(
-                    select(Package.normalized_name, func.min(Package.name), func.max(Package.id))
+            listed = {
+                normalized: ProjectEntry(normalized, display, serial)
+                for normalized, display, serial in session.connection().execute(
+                    select(
+                        Package.normalized_name,
+                        func.min(case((present, Package.name))),
+                        func.max(_changed_in(number)),
+                    )
                     .join(RepositoryContent, RepositoryContent.package_id == Package.id)
-                    .where(_present_at(repository_id, number))
+                    .where(_held_by(repository_id, number))
                     .group_by(Package.normalized_name)
+                    .having(func.max(case((present, 1), else_=0)) == 1)
                 )
-            )
+            }
             if pull_through:
-                rows += session.execute(
+                for normalized, display, serial in session.connection().execute(
                     select(Package.normalized_name, func.min(Package.name), func.max(Package.id))
                     .join(PullThroughPackage, PullThroughPackage.package_id == Package.id)
                     .where(PullThroughPackage.repository_id == repository_id)
                     .group_by(Package.normalized_name)
-                )
-        merged: dict[str, ProjectEntry] = {}
-        for normalized, display, serial in rows:
-            known = merged.get(normalized)
-            if known is None or serial > known.serial:
-                merged[normalized] = ProjectEntry(normalized, display, serial)
-        return [merged[name] for name in sorted(merged)]
+                ):
+                    listed.setdefault(normalized, ProjectEntry(normalized, display, serial))
+        return [listed[name] for name in sorted(listed)]
 
     def project_status(
         self, repository_id: int, number: int, normalized_name: str
@@ -244,19 +278,32 @@ class ServingCatalog:
             return statuses_at(session, repository_id, number)
 
     def project_files(self, repository_id: int, number: int, normalized_name: str) -> list[PageFile]:
-        """Return the files of one project in version ``number``, by filename, as a page lists them.
+        """Return the files of one project in version ``number``, by filename, as a page lists them."""
+        return self.project_page(repository_id, number, normalized_name).files
 
-        No join on the version rows: which remote a file came from matters only when it is served.
+    def project_page(self, repository_id: int, number: int, normalized_name: str) -> ProjectFiles:
+        """Return the files of one project in version ``number``, by filename, and its serial there
+        (0 when no version up to ``number`` held a file of it), in one query.
+
+        The query reads the files the version holds and those it or an earlier version removed (for
+        the serial, ``_changed_in``). No join on the version rows: which remote a file came from
+        matters only when it is served.
         """
         statement = (
-            select(*_PAGE_COLUMNS)
+            select(*_PAGE_COLUMNS, _open_at(number), _changed_in(number))
             .join(RepositoryContent, RepositoryContent.package_id == Package.id)
             .outerjoin(CoreMetadata, CoreMetadata.package_id == Package.id)
-            .where(_present_at(repository_id, number), Package.normalized_name == normalized_name)
+            .where(_held_by(repository_id, number), Package.normalized_name == normalized_name)
             .order_by(Package.filename)
         )
+        files: list[PageFile] = []
+        serial = 0
         with self.catalog.reading() as session:
-            return list(map(PageFile._make, session.connection().execute(statement)))
+            for *row, present, changed in session.connection().execute(statement):
+                serial = max(serial, changed)
+                if present:
+                    files.append(PageFile._make(row))
+        return ProjectFiles(files, serial)
 
     def projects_files(
         self, repository_id: int, number: int, normalized_names: Iterable[str]
