@@ -73,10 +73,20 @@ CASES = [
         ("repository", "publish", "--name", "foo", "--to", "/dev/null/site"),
         ["to", "'/dev/null/site'", "cannot be created"],
     ),
+    # export's and import's options read as every other field error: "field: 'value' why"
     (
         ("repository", "export", "--name", "foo", "--to", "/dev/null/usb"),
-        ["to", "'/dev/null/usb'", "cannot be created"],
+        ["Error: to: '/dev/null/usb' cannot be created"],
     ),
+    (
+        ("repository", "export", "--name", "foo", "--to", "/dev/null/usb", "--chunk-size", "2 parsecs"),
+        ["Error: chunk_size: '2 parsecs' is not a size"],
+    ),
+    (
+        ("repository", "export", "--name", "foo", "--to", "/dev/null/usb", "--since-version", "0"),
+        ["Error: since_version: 0 must be below the exported version 0"],
+    ),
+    (("repository", "import", "--name", "foo", "--from", "/dev/null"), ["Error: from: '/dev/null' holds no"]),
     (("repository", "show", "--name", "nope"), ["repository 'nope' does not exist"]),
     (("repository", "delete", "--name", "nope"), ["repository 'nope' does not exist"]),
     (("repository", "sync", "--name", "nope"), ["repository 'nope' does not exist"]),
