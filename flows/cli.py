@@ -174,7 +174,8 @@ def remote_create_or_update(
         row = catalog.create_remote(name, **fields.to_columns(), **labels_column)
     else:
         merged = RemoteFields.from_row(catalog.get_remote(name)).model_dump() | given
-        fields = RemoteFields.model_validate(merged)
+        # Only the fields given are checked as new input: what the remote held before still loads.
+        fields = RemoteFields.model_validate(merged, context={"given": frozenset(given)})
         row = catalog.update_remote(name, **fields.to_columns(), **labels_column)
     emit(remote_view(row))
 

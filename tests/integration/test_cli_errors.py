@@ -127,6 +127,11 @@ CASES = [
     ((*RC, "--client-cert", "junk"), ["client_cert", "'junk'", "PEM"]),
     ((*RC, "--includes", '["django>>1"]'), ["includes", "'django>>1'"]),
     ((*RC, "--includes", "not json"), ["includes", "'not json'", "JSON"]),
+    ((*RC, "--includes", '["django", "django"]'), ["Error: includes: 'django' is given twice"]),
+    (
+        ("remote", "update", "--name", "bar", "--excludes", '["a", "A"]'),
+        ["Error: excludes: 'A' is given twice (as 'a')"],
+    ),
     ((*RC, "--includes", '{"a": 1}'), ["includes", "JSON list"]),
     ((*RC, "--excludes", '["scipy;;"]'), ["excludes", "'scipy;;'"]),
     ((*RC, "--package-types", '["egg"]'), ["package_types", "'egg'"]),
