@@ -1,6 +1,12 @@
 """Serve one Prefect deployment per repository, with the schedule kept in the catalog.
 
-    python -m mirrorflow.deployments.serve [--poll 30]    # runs until interrupted; needs PREFECT_API_URL
+    python -m mirrorflow.deployments.serve [--poll 30]    # runs until interrupted
+
+Which Prefect server: the one ``PREFECT_API_URL`` names; without it (and with
+``MIRRORFLOW_PREFECT_SERVER`` unset or ``local``), the local server of ``MIRRORFLOW_HOME`` that the CLI
+uses (``mirrorflow.flows.local_server``), started first if need be, so that
+``mirrorflow repository sync --background`` finds the deployments there. ``MIRRORFLOW_PREFECT_SERVER=temporary``
+leaves Prefect to start its temporary server, which only this process sees.
 
 For users without work pools: this process polls the Prefect server for scheduled runs and for
 runs started from the UI or with ``mirrorflow repository sync --background``, and executes them.
@@ -32,11 +38,15 @@ from datetime import timedelta
 from typing import Any
 
 from mirrorflow.flows.allocator import tune_allocator
+from mirrorflow.flows.local_server import local_server_wanted, use_local_server
+from mirrorflow.flows.locations import keep_prefect_results_in_home
 from mirrorflow.flows.runtime import catalog_for
 from mirrorflow.flows.settings import Settings
-from mirrorflow.flows.sync_repository import run_tags, sync_repository
 from mirrorflow.storage.catalog import Catalog
 from mirrorflow.storage.schedules import ScheduleView, list_schedules
+
+# The flow (mirrorflow.flows.sync_repository) is imported where it is used: it imports Prefect, which
+# reads its settings once, on import, and main must first choose the server (choose_prefect_server).
 
 __all__ = [
     "FLOW_NAME",
@@ -48,6 +58,7 @@ __all__ = [
     "drift",
     "pooled_repositories",
     "CatalogServer",
+    "choose_prefect_server",
     "configure_logging",
     "main",
 ]
@@ -119,6 +130,8 @@ def deployment_options(served: Served) -> dict[str, Any]:
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.types.entrypoint import EntrypointType
 
+    from mirrorflow.flows.sync_repository import run_tags
+
     timing: dict[str, Any] = {}
     if served.cron is not None:
         timing["cron"] = served.cron
@@ -147,6 +160,8 @@ def deployment_options(served: Served) -> dict[str, Any]:
 
 def build_deployments(catalog: Catalog, *, pooled: frozenset[str] = frozenset()) -> list[Any]:
     """One ``RunnerDeployment`` per repository, scheduled when the catalog holds a schedule."""
+    from mirrorflow.flows.sync_repository import sync_repository
+
     return [
         sync_repository.to_deployment(**deployment_options(served))
         for served in wanted_deployments(catalog, pooled=pooled)
@@ -211,6 +226,8 @@ class CatalogServer:
         """Apply what changed in the catalog since the last call, and undo changes made elsewhere."""
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+        from mirrorflow.flows.sync_repository import sync_repository
 
         async with get_client() as client:
             on_server = await client.read_deployments(
@@ -312,9 +329,22 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 1 <= args.poll <= 86400:
         parser.error(f"poll: must be a number of seconds from 1 to 86400 (got {args.poll})")
+    settings = choose_prefect_server()
     tune_allocator()  # before the runner's threads start: see flows.allocator
     configure_logging()
-    asyncio.run(serve_catalog(catalog_for(Settings()), limit=args.limit, poll=args.poll))
+    asyncio.run(serve_catalog(catalog_for(settings), limit=args.limit, poll=args.poll))
+
+
+def choose_prefect_server() -> Settings:
+    """Point Prefect where the CLI points it, before Prefect is imported: the server of
+    ``PREFECT_API_URL``, else (``MIRRORFLOW_PREFECT_SERVER`` unset or ``local``) the home's local server,
+    started first if need be (said once, with its UI's URL); and its results under the home. The
+    settings read (a bad value is one line, before any server starts)."""
+    settings = Settings()
+    keep_prefect_results_in_home()
+    if local_server_wanted():
+        use_local_server(settings.home)
+    return settings
 
 
 if __name__ == "__main__":

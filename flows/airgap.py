@@ -136,10 +136,10 @@ _CURRENT: ContextVar[TransferProgress | None] = ContextVar("mirrorflow_transfer_
 def _summary_markdown(kind: str, repository: str, summary: dict[str, Any]) -> str:
     """The run's outcome in two lines.
 
-    >>> print(_summary_markdown("import", "bar", {"version": None, "present": 3}), end="")
+    >>> print(_summary_markdown("import", "bar", {"version": 2, "changed": False, "present": 3}), end="")
     # Import into `bar`: nothing changed
     <BLANKLINE>
-    The repository already held this export (3 files present).
+    The repository already held this export at version 2 (3 files present).
     """
     if kind == "export":
         return (
@@ -148,10 +148,11 @@ def _summary_markdown(kind: str, repository: str, summary: dict[str, Any]) -> st
             f"{summary['chunks_skipped']} found intact), {summary['artifacts']} artifact(s), "
             f"{summary['artifact_bytes']} bytes, into `{summary['to']}`.\n"
         )
-    if summary.get("version") is None:
+    if not summary["changed"]:
         return (
             f"# Import into `{repository}`: nothing changed\n\n"
-            f"The repository already held this export ({summary['present']} files present).\n"
+            f"The repository already held this export at version {summary['version']} "
+            f"({summary['present']} files present).\n"
         )
     return (
         f"# `{repository}` is now at version {summary['version']}\n\n"

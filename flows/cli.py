@@ -174,7 +174,8 @@ def remote_create_or_update(
         row = catalog.create_remote(name, **fields.to_columns(), **labels_column)
     else:
         merged = RemoteFields.from_row(catalog.get_remote(name)).model_dump() | given
-        fields = RemoteFields.model_validate(merged)
+        # Only the fields given are checked as new input: what the remote held before still loads.
+        fields = RemoteFields.model_validate(merged, context={"given": frozenset(given)})
         row = catalog.update_remote(name, **fields.to_columns(), **labels_column)
     emit(remote_view(row))
 
@@ -502,6 +503,9 @@ def main() -> None:
     # Prefect's temporary server would look up a telemetry host this network may not resolve,
     # printing an ERROR line on a successful sync; the user's own setting still wins.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from mirrorflow.flows.locations import keep_prefect_results_in_home
+
+    keep_prefect_results_in_home()  # before Prefect is imported (console.main has done it already)
     from mirrorflow.flows.allocator import tune_allocator
 
     tune_allocator()  # before the threads start: see flows.allocator

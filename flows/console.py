@@ -24,6 +24,9 @@ __all__ = ["main"]
 
 
 def main() -> None:
+    from mirrorflow.flows.locations import keep_prefect_results_in_home
+
+    keep_prefect_results_in_home()  # first: the warm sync process's settings key includes it
     if sys.argv[1:3] in (
         ["repository", "list"],
         ["repository", "show"],

@@ -25,14 +25,23 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mirrorflow.storage.errors import MirrorflowError
 
-__all__ = ["LocalServer", "LocalServerError", "ServerState", "alive", "state_view", "use_local_server"]
+__all__ = [
+    "LocalServer",
+    "LocalServerError",
+    "ServerState",
+    "alive",
+    "local_server_wanted",
+    "state_view",
+    "use_local_server",
+]
+
 
 #: How long a start waits for the server to answer its health check (a fresh database is migrated
 #: first: 10-15 s on a quiet machine, over 90 s seen on 2 cores shared by many).
@@ -183,3 +192,15 @@ def use_local_server(home: Path) -> None:
     if started:
         print(f"started the local Prefect server; its UI: {state.url}", file=sys.stderr)
     os.environ["PREFECT_API_URL"] = state.api_url
+
+
+def local_server_wanted(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether Prefect should use the home's local server: no ``PREFECT_API_URL``, and
+    ``MIRRORFLOW_PREFECT_SERVER`` read as ``mirrorflow.flows.settings.Settings`` reads it (name in any
+    case; unset means ``local``) is ``local``. Any other value, a wrong one included, is left to
+    ``Settings``, which accepts ``temporary`` or reports the error in one line.
+    """
+    if environ.get("PREFECT_API_URL"):
+        return False
+    values = {key.lower(): value for key, value in environ.items()}
+    return values.get("mirrorflow_prefect_server", "local") == "local"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -182,6 +183,26 @@ class RemoteFields(BaseModel):
                 f"{shown!r} holds credentials: give them as {field}username and {field}password "
                 f"(--{field.replace('_', '-')}username, --{field.replace('_', '-')}password), stored encrypted"
             )
+        return value
+
+    @field_validator("includes", "excludes")
+    @classmethod
+    def _given_once(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """Refuse a requirement given twice (``'["django", "django"]'``), likely a slip; a remote
+        stored before this check still loads, and an update that leaves the field alone keeps it."""
+        context = info.context or {}
+        if context.get("stored") or info.field_name not in context.get("given", (info.field_name,)):
+            return value
+        seen: dict[Requirement, str] = {}
+        for text in value:
+            try:
+                requirement = Requirement(text)
+            except InvalidRequirement:
+                continue  # the filters' own check names it (filter_spec_of)
+            if requirement in seen:
+                before = seen[requirement]
+                raise ValueError(f"{text!r} is given twice" + ("" if before == text else f" (as {before!r})"))
+            seen[requirement] = text
         return value
 
     @field_validator("block_advisories")

@@ -253,6 +253,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle", type=float, default=3600.0)
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from mirrorflow.flows.locations import keep_prefect_results_in_home
+
+    keep_prefect_results_in_home()  # the CLI that started it has set it; a process started otherwise
     from mirrorflow.flows.allocator import tune_allocator
 
     tune_allocator()

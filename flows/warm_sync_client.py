@@ -47,8 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from mirrorflow.flows.local_server import LocalServer, ServerState, alive
-from mirrorflow.flows.locations import default_home
+from mirrorflow.flows.local_server import LocalServer, ServerState, alive, local_server_wanted
+from mirrorflow.flows.locations import home_of
 from mirrorflow.storage.errors import MirrorflowError
 
 __all__ = [
@@ -98,17 +98,7 @@ def warm_sync_wanted(environ: Mapping[str, str] = os.environ) -> bool:
     unset means ``local``); any other value, a wrong one included, leaves the sync in the CLI's
     process, whose ``Settings`` then accepts ``temporary`` or reports the error in one line.
     """
-    if environ.get("PREFECT_API_URL"):
-        return False
-    values = {key.lower(): value for key, value in environ.items()}
-    return values.get("mirrorflow_prefect_server", "local") == "local"
-
-
-def home_of(environ: Mapping[str, str] = os.environ) -> Path:
-    """``MIRRORFLOW_HOME`` (or the default), absolute: the warm process may run elsewhere."""
-    values = {key.lower(): value for key, value in environ.items()}
-    home = values.get("mirrorflow_home")
-    return (Path(home) if home is not None else default_home(environ=environ)).absolute()
+    return local_server_wanted(environ)
 
 
 def settings_key(environ: Mapping[str, str], *, home: Path, api_url: str) -> str:

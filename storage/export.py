@@ -42,7 +42,7 @@ from mirrorflow.storage.export_format import (
     TOC_NAME,
     ChunkEntry,
     ExportError,
-    InvalidExport,
+    InvalidOption,
     MissingContent,
     PackageRecord,
     ProvenanceRecord,
@@ -126,9 +126,7 @@ def resolve_versions(catalog: Catalog, repository: str, version: int | None, sin
             if found is None:
                 raise NotFound("version", f"{repository}/{wanted}")
         if since is not None and since >= number:
-            raise InvalidExport(
-                "option", "since_version", since, f"must be below the exported version {number}"
-            )
+            raise InvalidOption("since_version", since, f"must be below the exported version {number}")
         return _Selection(repo.id, repo.name, repo.uuid, number, since)
 
 
@@ -361,19 +359,16 @@ _OURS = (TOC_NAME, STATE_NAME)
 
 def _check_directory(directory: Path) -> None:
     if directory.exists() and not directory.is_dir():
-        raise InvalidExport("option", "to", str(directory), "is not a directory")
+        raise InvalidOption("to", str(directory), "is not a directory")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # under a file, on a read-only file system, without permission
-        raise InvalidExport(
-            "option", "to", str(directory), f"cannot be created: {exc.strerror or exc}"
-        ) from exc
+        raise InvalidOption("to", str(directory), f"cannot be created: {exc.strerror or exc}") from exc
     for entry in directory.iterdir():
         name = entry.name
         if name in _OURS or (name.startswith("chunk-") and name.endswith((".tar", ".tar.part"))):
             continue
-        raise InvalidExport(
-            "option",
+        raise InvalidOption(
             "to",
             str(directory),
             f"holds {name!r}, which is not part of an export: use an empty directory",

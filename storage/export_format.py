@@ -18,6 +18,7 @@ Errors::
 
     ExportError                    base; one line naming the field (or chunk) and the value
     +-- InvalidExport              a TOC, record or chunk that cannot be read as this format
+    |   +-- InvalidOption          an option of export or import (``to``, ``from``, ``chunk_size``)
     +-- CorruptChunk               a chunk whose bytes are not what the TOC says; .chunk
     +-- ExportGap                  an incremental export made against another version
     +-- MissingContent             files of the version that are not stored (on_demand)
@@ -53,6 +54,7 @@ __all__ = [
     "ExportError",
     "ExportGap",
     "InvalidExport",
+    "InvalidOption",
     "MissingContent",
     "PackageRecord",
     "ProvenanceRecord",
@@ -95,6 +97,17 @@ class InvalidExport(ExportError):
         shown = repr(value)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
         super().__init__(f"{where}: {field} {shown} {reason}")
+
+
+class InvalidOption(InvalidExport):
+    """An option of export or import that cannot be used, phrased as the CLI's other field errors
+    (``to: '/dev/null/usb' cannot be created: Not a directory``); ``where`` is ``"option"``."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.where, self.field, self.value = "option", field, value
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        ExportError.__init__(self, f"{field}: {shown} {reason}")
 
 
 class CorruptChunk(ExportError):
@@ -149,17 +162,17 @@ def parse_size(field: str, text: str) -> int:
     >>> parse_size("chunk_size", "2 parsecs")
     Traceback (most recent call last):
     ...
-    mirrorflow.storage.export_format.InvalidExport: option: chunk_size '2 parsecs' is not a size such as 2GiB, 500MB or 65536
+    mirrorflow.storage.export_format.InvalidOption: chunk_size: '2 parsecs' is not a size such as 2GiB, 500MB or 65536
 
-    Raises ``InvalidExport`` naming ``field`` and showing ``text``.
+    Raises ``InvalidOption`` naming ``field`` and showing ``text``.
     """
     match = _SIZE_RE.fullmatch(text)
     unit = match.group(2).lower() if match else ""
     if match is None or unit not in _UNITS:
-        raise InvalidExport("option", field, text, "is not a size such as 2GiB, 500MB or 65536")
+        raise InvalidOption(field, text, "is not a size such as 2GiB, 500MB or 65536")
     size = int(float(match.group(1)) * _UNITS[unit])
     if not MIN_CHUNK_SIZE <= size <= MAX_CHUNK_SIZE:
-        raise InvalidExport("option", field, text, "must be from 1KiB to 1TiB")
+        raise InvalidOption(field, text, "must be from 1KiB to 1TiB")
     return size
 
 

@@ -52,6 +52,7 @@ from mirrorflow.storage.export_format import (
     CorruptChunk,
     ExportGap,
     InvalidExport,
+    InvalidOption,
     PackageRecord,
     ProvenanceRecord,
     StatusRecord,
@@ -78,7 +79,9 @@ LOCK_WAIT_SECONDS = 60.0
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     repository: str
-    version: int | None  # the version made; None when the target already held the export
+    # The repository's latest version: the one made, or (``changed`` false) the one that already
+    # held the export, as a sync without changes names the current version.
+    version: int
     changed: bool
     added: int
     removed: int
@@ -93,13 +96,11 @@ def read_toc(directory: Path) -> Toc:
     """The export's TOC; ``InvalidExport`` when ``directory`` holds no finished export."""
     path = directory / TOC_NAME
     if not path.is_file():
-        raise InvalidExport(
-            "option", "from", str(directory), "holds no toc.json: not an export, or one not finished"
-        )
+        raise InvalidOption("from", str(directory), "holds no toc.json: not an export, or one not finished")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidExport("option", "from", str(directory), f"has an unreadable toc.json ({exc})") from None
+        raise InvalidOption("from", str(directory), f"has an unreadable toc.json ({exc})") from None
     return Toc.from_json(text)
 
 
@@ -365,7 +366,7 @@ def import_export(
     held = _held(catalog, repository, toc)
     if held is not False and held == toc.version:
         version = catalog.get_version(repository)
-        return ImportResult(repository, None, False, 0, 0, version.present, len(toc.chunks), 0, 0)
+        return ImportResult(repository, version.number, False, 0, 0, version.present, len(toc.chunks), 0, 0)
     if toc.since_version is not None and held != toc.since_version:
         raise ExportGap(
             source=toc.repository,
@@ -409,7 +410,16 @@ def import_export(
     if view is None:
         latest = catalog.get_version(repository)
         return ImportResult(
-            repository, None, False, 0, 0, latest.present, len(toc.chunks), stored, present, provenance
+            repository,
+            latest.number,
+            False,
+            0,
+            0,
+            latest.present,
+            len(toc.chunks),
+            stored,
+            present,
+            provenance,
         )
     return ImportResult(
         repository,

@@ -114,7 +114,9 @@ def test_full_then_incremental_export_carries_additions_and_removals(homes, tmp_
             assert tar.getnames()
 
     again = import_export(offline, offline_store, directory=tmp_path / "v2", repository="bar")
-    assert (again.changed, again.version) == (False, None), "importing twice makes no second version"
+    assert (again.changed, again.version) == (False, 2), (
+        "importing twice makes no second version, and names the current one"
+    )
     assert offline.get_repository("bar").latest_version == 2
 
 
@@ -369,7 +371,7 @@ def test_statuses_and_provenance_cross_full_and_incremental_and_serve_shows_them
     )
     assert _pages(offline, offline_store, "bar", ("a", "c", "gone")) == online_pages
     again = import_export(offline, offline_store, directory=tmp_path / "v2", repository="bar")
-    assert (again.changed, again.version) == (False, None)
+    assert (again.changed, again.version) == (False, 2)
 
 
 def _as_format_1(directory: Path) -> None:
@@ -419,13 +421,13 @@ LOCAL = pytest.mark.parametrize("mirrorflow_env", ["sqlite-fs"], indirect=True)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(("--chunk-size", "2 parsecs"), "chunk_size '2 parsecs' is not a size", id="chunk-size"),
+        pytest.param(("--chunk-size", "2 parsecs"), "chunk_size: '2 parsecs' is not a size", id="chunk-size"),
         pytest.param(
-            ("--chunk-size", "1"), "chunk_size '1' must be from 1KiB to 1TiB", id="chunk-size-small"
+            ("--chunk-size", "1"), "chunk_size: '1' must be from 1KiB to 1TiB", id="chunk-size-small"
         ),
         pytest.param(
             ("--since-version", "0"),
-            "since_version 0 must be below the exported version 0",
+            "since_version: 0 must be below the exported version 0",
             id="since-not-below",
         ),  # fmt: skip
         pytest.param(("--version", "7"), "version 'foo/7' does not exist", id="version"),
@@ -446,7 +448,7 @@ def test_import_from_a_directory_without_an_export_is_one_line(cli, tmp_path):
     assert result.exit_code == 1
     assert (
         result.stderr
-        == f"Error: option: from {str(tmp_path)!r} holds no toc.json: not an export, or one not finished\n"
+        == f"Error: from: {str(tmp_path)!r} holds no toc.json: not an export, or one not finished\n"
     )
     assert cli("repository", "list").json() == []
 

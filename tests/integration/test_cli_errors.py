@@ -73,10 +73,20 @@ CASES = [
         ("repository", "publish", "--name", "foo", "--to", "/dev/null/site"),
         ["to", "'/dev/null/site'", "cannot be created"],
     ),
+    # export's and import's options read as every other field error: "field: 'value' why"
     (
         ("repository", "export", "--name", "foo", "--to", "/dev/null/usb"),
-        ["to", "'/dev/null/usb'", "cannot be created"],
+        ["Error: to: '/dev/null/usb' cannot be created"],
     ),
+    (
+        ("repository", "export", "--name", "foo", "--to", "/dev/null/usb", "--chunk-size", "2 parsecs"),
+        ["Error: chunk_size: '2 parsecs' is not a size"],
+    ),
+    (
+        ("repository", "export", "--name", "foo", "--to", "/dev/null/usb", "--since-version", "0"),
+        ["Error: since_version: 0 must be below the exported version 0"],
+    ),
+    (("repository", "import", "--name", "foo", "--from", "/dev/null"), ["Error: from: '/dev/null' holds no"]),
     (("repository", "show", "--name", "nope"), ["repository 'nope' does not exist"]),
     (("repository", "delete", "--name", "nope"), ["repository 'nope' does not exist"]),
     (("repository", "sync", "--name", "nope"), ["repository 'nope' does not exist"]),
@@ -117,6 +127,11 @@ CASES = [
     ((*RC, "--client-cert", "junk"), ["client_cert", "'junk'", "PEM"]),
     ((*RC, "--includes", '["django>>1"]'), ["includes", "'django>>1'"]),
     ((*RC, "--includes", "not json"), ["includes", "'not json'", "JSON"]),
+    ((*RC, "--includes", '["django", "django"]'), ["Error: includes: 'django' is given twice"]),
+    (
+        ("remote", "update", "--name", "bar", "--excludes", '["a", "A"]'),
+        ["Error: excludes: 'A' is given twice (as 'a')"],
+    ),
     ((*RC, "--includes", '{"a": 1}'), ["includes", "JSON list"]),
     ((*RC, "--excludes", '["scipy;;"]'), ["excludes", "'scipy;;'"]),
     ((*RC, "--package-types", '["egg"]'), ["package_types", "'egg'"]),
