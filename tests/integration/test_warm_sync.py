@@ -65,6 +65,7 @@ def in_home(warm_home, monkeypatch) -> Path:
     # os.environ: set from the start, the warm process's key stays the same through a test.
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    monkeypatch.setenv("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(warm_home / "prefect" / "storage"))
     reset_caches()
     yield warm_home
     reset_caches()
