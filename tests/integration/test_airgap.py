@@ -330,6 +330,9 @@ def _pages(catalog: Catalog, store, repository: str, projects: tuple[str, ...]) 
             page = client.get(f"/{repository}/simple/{project}/", headers={"Accept": JSON_V1})
             assert page.status_code == 200, page.text
             found[project] = json.loads(page.text.replace(f"/{repository}/files/", "/files/"))
+            # A serial is the version of its repository that last changed the project: the import's
+            # versions are numbered on their side.
+            assert isinstance(found[project]["meta"].pop("_last-serial"), int)
             for file in page.json()["files"]:
                 if "provenance" in file:
                     found[file["filename"] + ".provenance"] = client.get(file["provenance"]).content
